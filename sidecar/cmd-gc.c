@@ -1,0 +1,122 @@
+/*
+ * modelcache gc: evict least recently used models until the store fits a
+ * size.  Pinned models are never evicted; --dry-run prints the plan only.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "cli.h"
+#include "gc.h"
+
+struct gc_args {
+	const char *max_size;
+	int dry_run;
+};
+
+static int
+gc_opt(void *arg, int opt, const char *value)
+{
+	struct gc_args *a = arg;
+
+	if (opt == 'm')
+		a->max_size = value;
+	else if (opt == 'n')
+		a->dry_run = 1;
+	else
+		return 1;
+	return 0;
+}
+
+static int
+print_plan(struct cli *cli, const struct gc_plan *plan, uint64_t max,
+    uint64_t freed, int dry_run)
+{
+	char a[32], b[32], c[32];
+	json_t *victims;
+	size_t i;
+
+	if (cli->json) {
+		victims = json_array();
+		for (i = 0; victims != NULL && i < plan->n; i++)
+			json_array_append_new(victims,
+			    json_pack("{s:s, s:s, s:I, s:I}", "repo",
+				plan->victims[i].repo, "commit",
+				plan->victims[i].commit, "last_used",
+				(json_int_t)plan->victims[i].last_used,
+				"frees", (json_int_t)plan->victims[i].frees));
+		return cli_print_json(json_pack("{s:b, s:I, s:I, s:I, s:I, s:o}",
+		    "dry_run", dry_run, "max_size", (json_int_t)max, "before",
+		    (json_int_t)plan->before, "after", (json_int_t)plan->after,
+		    "freed", (json_int_t)freed, "evicted", victims));
+	}
+	for (i = 0; i < plan->n; i++)
+		printf("%s %s@%.12s (%s)\n", dry_run ? "would evict" : "evicted",
+		    plan->victims[i].repo, plan->victims[i].commit,
+		    cli_size(plan->victims[i].frees, a, sizeof(a)));
+	printf("store: %s, quota %s, %s %s\n",
+	    cli_size(plan->before, a, sizeof(a)), cli_size(max, b, sizeof(b)),
+	    dry_run ? "would free" : "freed",
+	    cli_size(dry_run ? plan->before - plan->after : freed, c,
+		sizeof(c)));
+	return 0;
+}
+
+int
+cmd_gc(struct cli *cli, int argc, char **argv)
+{
+	static const struct option extra[] = {
+		{ "max-size", required_argument, NULL, 'm' },
+		{ "dry-run", no_argument, NULL, 'n' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct gc_args a = { NULL, 0 };
+	struct gc_plan plan;
+	uint64_t max, freed = 0;
+	char s1[32], s2[32];
+	int i, code, rc;
+
+	i = cli_getopt(cli, cli_find("gc"), argc, argv, extra,
+	    "  --max-size SIZE  the size to fit, e.g. 10G or 512MiB\n"
+	    "  --dry-run        print what would be evicted, evict nothing\n",
+	    gc_opt, &a, &code);
+	if (i < 0)
+		return code;
+	if (i != argc || a.max_size == NULL) {
+		cli_err("usage: modelcache %s", cli_find("gc")->usage);
+		return EXIT_USAGE;
+	}
+	if (conf_parse_size(a.max_size, &max) < 0) {
+		cli_err("bad size '%s': use bytes or a unit such as 10G or"
+			" 512MiB",
+		    a.max_size);
+		return EXIT_USAGE;
+	}
+	if ((rc = cli_open(cli, 0)) < 0)
+		return cli_exit_code(rc);
+	if ((rc = gc_plan(&cli->index, max, NULL, NULL, &plan)) < 0) {
+		cli_err("cannot plan the eviction: %s", strerror(-rc));
+		return cli_exit_code(rc);
+	}
+	if (!a.dry_run)
+		rc = gc_run(&cli->store, &cli->index, &plan,
+		    (int64_t)cli->conf.stale_s * 1000, &freed);
+	if (rc < 0)
+		cli_err("eviction stopped: %s", strerror(-rc));
+	else
+		print_plan(cli, &plan, max, freed, a.dry_run);
+	if (rc == 0 && plan.after > max) {
+		cli_err("the store stays at %s, above %s: the rest is pinned",
+		    cli_size(plan.after, s1, sizeof(s1)),
+		    cli_size(max, s2, sizeof(s2)));
+		rc = -ENOSPC;
+	}
+	gc_plan_release(&plan);
+	return cli_exit_code(rc);
+}

@@ -1,0 +1,164 @@
+/*
+ * claim: see claim.h for the protocol.  One subtlety: a claim file is
+ * created and then written, so a reader may briefly see it empty; only its
+ * existence and mtime matter for correctness, the content is for people.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "claim.h"
+#include "ref.h"
+
+#define CLAIM_POLL_MIN_MS 5
+#define CLAIM_POLL_MAX_MS 200
+
+int64_t
+claim_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int64_t
+mtime_ms(const struct stat *st)
+{
+	return (int64_t)st->st_mtim.tv_sec * 1000 +
+	    st->st_mtim.tv_nsec / 1000000;
+}
+
+static int
+claim_path(const char *sha256, char *buf, size_t len)
+{
+	int n;
+
+	if (!ref_is_hex(sha256, DIGEST_SHA256_HEX))
+		return -EINVAL;
+	n = snprintf(buf, len, "claims/%s", sha256);
+	return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
+}
+
+/*
+ * Removes a stale claim so that exactly one contender replaces it.  Two
+ * contenders may both have seen it stale; the later one's rename would then
+ * move the winner's fresh claim aside, so what was moved is checked again
+ * and a fresh claim is put back.
+ */
+static int
+claim_takeover(
+    struct store *store, const char *rel, int64_t now_ms, int64_t stale_ms)
+{
+	char aside[STORE_PATH_MAX];
+	struct stat st;
+	int n;
+
+	n = snprintf(aside, sizeof(aside), "%s.stale.%s", rel, store->owner);
+	if (n < 0 || (size_t)n >= sizeof(aside))
+		return -ENAMETOOLONG;
+	if (renameat(store->dirfd, rel, store->dirfd, aside) == -1)
+		return errno == ENOENT ? 0 : -errno;
+	if (fstatat(store->dirfd, aside, &st, 0) == 0 &&
+	    now_ms - mtime_ms(&st) <= stale_ms &&
+	    renameat2(
+		store->dirfd, aside, store->dirfd, rel, RENAME_NOREPLACE) == 0)
+		return 0;
+	unlinkat(store->dirfd, aside, 0);
+	return 0;
+}
+
+int
+claim_try(struct store *store, struct claim *claim, const char *sha256,
+    int64_t now_ms, int64_t stale_ms)
+{
+	char rel[STORE_PATH_MAX], line[STORE_OWNER_MAX + 32];
+	struct stat st;
+	int fd, rc, n;
+
+	claim->held = 0;
+	if ((rc = claim_path(sha256, rel, sizeof(rel))) < 0)
+		return rc;
+	snprintf(claim->sha256, sizeof(claim->sha256), "%s", sha256);
+	fd = openat(
+	    store->dirfd, rel, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	if (fd == -1 && errno != EEXIST)
+		return -errno;
+	if (fd == -1) {
+		if (fstatat(store->dirfd, rel, &st, 0) == -1)
+			return errno == ENOENT ? -EAGAIN : -errno;
+		if (now_ms - mtime_ms(&st) <= stale_ms)
+			return -EBUSY;
+		if ((rc = claim_takeover(store, rel, now_ms, stale_ms)) < 0)
+			return rc;
+		return -EAGAIN;
+	}
+	n = snprintf(
+	    line, sizeof(line), "%s %lld\n", store->owner, (long long)now_ms);
+	if (write(fd, line, (size_t)n) != n)
+		rc = -EIO;
+	close(fd);
+	if (rc < 0) {
+		unlinkat(store->dirfd, rel, 0);
+		return rc;
+	}
+	claim->held = 1;
+	return 0;
+}
+
+int
+claim_acquire(struct store *store, struct claim *claim, const char *sha256,
+    int64_t stale_ms, int64_t timeout_ms)
+{
+	int64_t start = claim_now_ms(), wait = CLAIM_POLL_MIN_MS;
+	struct timespec ts;
+	int rc;
+
+	for (;;) {
+		rc = claim_try(store, claim, sha256, claim_now_ms(), stale_ms);
+		if (rc == -EAGAIN)
+			continue;
+		if (rc != -EBUSY)
+			return rc;
+		if (claim_now_ms() - start >= timeout_ms)
+			return -ETIMEDOUT;
+		ts.tv_sec = wait / 1000;
+		ts.tv_nsec = (wait % 1000) * 1000000;
+		nanosleep(&ts, NULL);
+		if (wait < CLAIM_POLL_MAX_MS)
+			wait *= 2;
+	}
+}
+
+int
+claim_touch(struct store *store, struct claim *claim)
+{
+	char rel[STORE_PATH_MAX];
+	int rc;
+
+	if (!claim->held)
+		return -EINVAL;
+	if ((rc = claim_path(claim->sha256, rel, sizeof(rel))) < 0)
+		return rc;
+	if (utimensat(store->dirfd, rel, NULL, 0) == -1)
+		return -errno;
+	return 0;
+}
+
+void
+claim_release(struct store *store, struct claim *claim)
+{
+	char rel[STORE_PATH_MAX];
+
+	if (!claim->held)
+		return;
+	if (claim_path(claim->sha256, rel, sizeof(rel)) == 0)
+		unlinkat(store->dirfd, rel, 0);
+	claim->held = 0;
+}

@@ -1,0 +1,52 @@
+/*
+ * claim: cross-process, cross-node ownership of one blob.
+ *
+ * Whoever holds claims/<sha256> may create or delete blobs/…/<sha256>:
+ * a fetcher or importer from the moment it knows the digest until the index
+ * row that references the blob is committed, and garbage collection for the
+ * moment it deletes.  A claim is a file made with O_CREAT|O_EXCL holding
+ * "<owner> <generation>\n"; its mtime is the heartbeat.  A claim whose
+ * heartbeat is older than the stale limit belongs to a dead process and is
+ * taken over: renamed to a unique name (only one contender can win that
+ * rename), then removed.  flock and fcntl locks are never used: they are
+ * silently no-ops on some network filesystems.
+ */
+#ifndef MC_CLAIM_H
+#define MC_CLAIM_H
+
+#include <stdint.h>
+
+#include "digest.h"
+#include "store.h"
+
+struct claim {
+	char sha256[DIGEST_HEX_MAX];
+	int held;
+};
+
+/*
+ * Tries once to take the claim on sha256.  now and stale_ms decide whether
+ * an existing claim is stale (now in milliseconds since the epoch, as the
+ * filesystem's mtimes count).  Returns 0 when taken, -EBUSY when a live
+ * claim is held by someone else, or another negative errno.
+ */
+int claim_try(struct store *store, struct claim *claim, const char *sha256,
+    int64_t now_ms, int64_t stale_ms);
+
+/*
+ * Takes the claim, waiting while a live one is held by someone else, for at
+ * most timeout_ms.  Returns 0, -ETIMEDOUT, or another negative errno.
+ */
+int claim_acquire(struct store *store, struct claim *claim,
+    const char *sha256, int64_t stale_ms, int64_t timeout_ms);
+
+/* Refreshes the heartbeat of a held claim. */
+int claim_touch(struct store *store, struct claim *claim);
+
+/* Gives a held claim up (no-op when not held). */
+void claim_release(struct store *store, struct claim *claim);
+
+/* Milliseconds since the epoch, the clock the heartbeats use. */
+int64_t claim_now_ms(void);
+
+#endif

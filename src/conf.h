@@ -1,0 +1,66 @@
+/*
+ * conf: modelcache's configuration, from flags, environment and file.
+ *
+ * Precedence is flags over environment over file over defaults: a program
+ * calls conf_init(), conf_load_file() (when a file exists), conf_load_env(),
+ * then conf_set() for each flag.  Every key is one row of a table in conf.c
+ * giving its name in the file, its environment variable and its default;
+ * modelcache.conf(5) documents the same table.  The file format is
+ * "key = value" lines; '#' starts a comment; blank lines are ignored; a value
+ * may be wrapped in double quotes.  Input is bounded: lines over CONF_LINE_MAX
+ * bytes and files over CONF_FILE_MAX bytes are errors.
+ */
+#ifndef MC_CONF_H
+#define MC_CONF_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define CONF_LINE_MAX 4096
+#define CONF_FILE_MAX (1024 * 1024)
+
+struct conf {
+	char *store;		/* store		MODELCACHE_STORE */
+	char *socket;		/* socket		MODELCACHE_SOCKET */
+	char *models;		/* models		MODELCACHE_MODELS */
+	uint64_t max_size;	/* max_size		MODELCACHE_MAX_SIZE, 0 = none */
+	char *log_format;	/* log_format		MODELCACHE_LOG_FORMAT */
+	char *hf_endpoint;	/* hf_endpoint		HF_ENDPOINT */
+	char *hf_token_path;	/* hf_token_path	HF_TOKEN_PATH */
+	unsigned stale_s;	/* stale_after		MODELCACHE_STALE_AFTER */
+	unsigned refresh_s;	/* refresh		MODELCACHE_REFRESH */
+};
+
+/* Fills *conf with the defaults (allocating their strings: 0 or -ENOMEM). */
+int conf_init(struct conf *conf);
+void conf_release(struct conf *conf);
+
+/*
+ * Sets one key from text.  Returns 0, -ENOENT for an unknown key, -EINVAL
+ * for a bad value (with *why set to a static phrase), or -ENOMEM.
+ */
+int conf_set(struct conf *conf, const char *key, const char *value,
+    const char **why);
+
+/*
+ * Reads a file.  Returns 0, -ENOENT when it does not exist, another negative
+ * errno when it cannot be read, or -EINVAL for a bad line, with
+ * "LINE: reason" written into err.  On error *conf keeps the keys set
+ * before the bad line: callers that must not half-apply load into a
+ * scratch struct conf first.
+ */
+int conf_load_file(struct conf *conf, const char *path, char *err,
+    size_t errlen);
+
+/* Applies each key's environment variable that is set and non-empty. */
+int conf_load_env(struct conf *conf, char *err, size_t errlen);
+
+/*
+ * Parses a size: a decimal number with an optional unit, K/M/G/T (powers of
+ * 1000, "KB" etc. too) or KiB/MiB/GiB/TiB (powers of 1024), case-insensitive,
+ * optionally "B".  "10G", "512MiB", "1.5GiB", "100" (bytes).  Returns 0 or
+ * -EINVAL (also on overflow).
+ */
+int conf_parse_size(const char *text, uint64_t *out);
+
+#endif

@@ -1,0 +1,50 @@
+/*
+ * fault: see fault.h.  The counter is process-wide and atomic because the
+ * import workers call fault_point() from several threads.
+ */
+#include "config.h"
+
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "fault.h"
+
+static atomic_long fault_calls;
+static long fault_at = -1; /* -1: not read yet; 0: disabled */
+static int fault_trace;
+
+static void
+fault_read_env(void)
+{
+	const char *s = getenv("MODELCACHE_CRASH_AT");
+	char *end;
+	long n = 0;
+
+	if (s != NULL) {
+		n = strtol(s, &end, 10);
+		if (*end != '\0' || n < 0)
+			n = 0;
+	}
+	s = getenv("MODELCACHE_CRASH_TRACE");
+	fault_trace = s != NULL && *s == '1';
+	fault_at = n;
+}
+
+void
+fault_point(const char *name)
+{
+	long n;
+
+	if (fault_at == -1)
+		fault_read_env();
+	if (fault_at == 0 && !fault_trace)
+		return;
+	n = atomic_fetch_add(&fault_calls, 1) + 1;
+	if (fault_trace)
+		fprintf(stderr, "fault point %ld: %s\n", n, name);
+	if (n == fault_at)
+		kill(getpid(), SIGKILL);
+}

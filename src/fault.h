@@ -1,0 +1,16 @@
+/*
+ * fault: named crash points for the crash-safety tests.
+ *
+ * Code that publishes to the store calls fault_point() between each durable
+ * step.  When the environment variable MODELCACHE_CRASH_AT=N is set, the Nth
+ * call in the process raises SIGKILL, so a test can stop an import at every
+ * step in turn, the way a power cut or an OOM kill would.  Without the
+ * variable a call costs one branch.  MODELCACHE_CRASH_TRACE=1 writes each
+ * point's name and number to stderr, to see what a number stands for.
+ */
+#ifndef MC_FAULT_H
+#define MC_FAULT_H
+
+void fault_point(const char *name);
+
+#endif

@@ -1,0 +1,55 @@
+/*
+ * gc: choosing which snapshots to evict to bring the store under a size.
+ *
+ * The size of a store is the bytes of its distinct blobs: two revisions
+ * sharing a file pay for it once, and evicting one of them frees nothing of
+ * that file.  Planning walks snapshots least recently used first, skipping
+ * pinned ones and those the caller's skip() says are in use (leased), and
+ * counts what each eviction really frees, until the total fits.
+ */
+#ifndef MC_GC_H
+#define MC_GC_H
+
+#include <stdint.h>
+
+#include "index.h"
+#include "store.h"
+
+#define GC_REPO_MAX 256
+
+struct gc_victim {
+	int64_t id;
+	char folder[REF_FOLDER_MAX];
+	char repo[GC_REPO_MAX];
+	char commit[DIGEST_SHA1_HEX + 1];
+	int64_t last_used;
+	uint64_t frees;		/* bytes this eviction frees, in plan order */
+};
+
+struct gc_plan {
+	struct gc_victim *victims;
+	size_t n;
+	uint64_t before;	/* store size now */
+	uint64_t after;		/* store size once the plan has run */
+	uint64_t kept_pinned;	/* snapshots that were skipped, in bytes */
+};
+
+/*
+ * Plans the evictions that bring the store to at most max_size bytes.
+ * skip, when not NULL, is asked about each candidate.  Returns 0 (check
+ * plan->after against max_size: pinned models may keep the store above it)
+ * or a negative errno.  Release the plan with gc_plan_release().
+ */
+int gc_plan(struct index *index, uint64_t max_size,
+    int (*skip)(void *arg, const char *folder, const char *commit), void *arg,
+    struct gc_plan *plan);
+void gc_plan_release(struct gc_plan *plan);
+
+/*
+ * Runs a plan: removes each victim (snapshot_remove).  *freed gets the
+ * bytes actually deleted.  Stops at the first error.
+ */
+int gc_run(struct store *store, struct index *index,
+    const struct gc_plan *plan, int64_t stale_ms, uint64_t *freed);
+
+#endif

@@ -1,0 +1,92 @@
+/*
+ * hub: the Hugging Face cache view of the store, under hub/.
+ *
+ * For each model revision (a manifest) the view holds, exactly as
+ * huggingface_hub writes its own cache (shared/reference/hf-hub.md, 3.11):
+ *
+ *	hub/<folder>/blobs/<etag>		hard link to the store blob
+ *	hub/<folder>/snapshots/<commit>/<path>	relative symlink to the blob,
+ *						"../" depth+2 times
+ *	hub/<folder>/refs/<revision>		40 hex, no newline
+ *
+ * so that HF_HUB_CACHE=<store>/hub with HF_HUB_OFFLINE=1 loads the model.
+ * Blob links are hard links, never symlinks: HF tools delete the resolved
+ * blob path, and must not delete store blobs through the view.  A snapshot
+ * is built in tmp/ and renamed in whole; refs are written last, each by
+ * rename.  Nothing of modelcache's own ever lands in hub/.  The view holds
+ * nothing that the blobs and manifests do not: it can always be rebuilt.
+ */
+#ifndef MC_HUB_H
+#define MC_HUB_H
+
+#include "manifest.h"
+#include "store.h"
+
+/* What a check can find wrong in the view. */
+enum hub_problem {
+	HUB_SNAPSHOT_MISSING,	/* no snapshots/<commit> for a manifest */
+	HUB_ENTRY_MISSING,	/* a snapshot lacks a file: half-built */
+	HUB_LINK_WRONG,		/* a snapshot link names the wrong blob */
+	HUB_LINK_DANGLING,	/* a snapshot link leads nowhere */
+	HUB_BLOB_UNLINKED,	/* a hub blob is not the store blob's inode */
+	HUB_REF_BAD,		/* a ref is not exactly 40 hex digits */
+	HUB_REF_DANGLING,	/* a ref names a missing snapshot */
+	HUB_SNAPSHOT_STRAY,	/* a snapshot no manifest describes */
+};
+
+/* "hub_snapshot_missing" and so on, for reports and JSON. */
+const char *hub_problem_name(enum hub_problem problem);
+const char *hub_problem_text(enum hub_problem problem);
+
+/* Reports one problem found by a check: the store-relative path and what. */
+struct hub_report {
+	void (*bad)(void *arg, const char *path, enum hub_problem problem);
+	void *arg;
+	unsigned count;
+};
+
+/*
+ * Publishes (or completes, or repairs) the view of one manifest: blob links,
+ * the snapshot, then a ref for each of m->revisions.  Idempotent; entries
+ * that exist but are wrong are replaced by rename.  The store blobs must be
+ * published already.
+ */
+int hub_publish(struct store *store, const struct manifest *m);
+
+/*
+ * Removes one snapshot from the view in the reverse order: refs naming the
+ * commit, the snapshot (renamed out first, so it vanishes at once), then the
+ * hub blobs no remaining snapshot links to, then the folder when empty.
+ */
+int hub_unpublish(struct store *store, const char *folder,
+    const char *commit);
+
+/* Checks the view of one manifest, reporting each problem. */
+int hub_check(struct store *store, const struct manifest *m,
+    struct hub_report *report);
+
+/*
+ * Checks one folder's refs (40 hex, no newline, naming a snapshot) and
+ * reports snapshots for which has_manifest(commit) is false.
+ */
+int hub_check_folder(struct store *store, const char *folder,
+    int (*has_manifest)(void *arg, const char *folder, const char *commit),
+    void *arg, struct hub_report *report);
+
+/*
+ * Reads a folder name back into a repo type and id: "models--org--name"
+ * gives REPO_MODEL and "org/name".  -EINVAL for a name hub_publish() would
+ * not have made.
+ */
+int hub_folder_parse(const char *folder, enum repo_type *type, char *repo,
+    size_t len);
+
+/* Calls fn for each folder under hub/ (stops on a non-zero return). */
+int hub_each_folder(struct store *store,
+    int (*fn)(void *arg, const char *folder), void *arg);
+
+/* Writes the relative link target for a repo path (exposed for tests). */
+int hub_link_target(const char *path, const char *etag, char *buf,
+    size_t len);
+
+#endif

@@ -1,0 +1,804 @@
+/*
+ * index: the SQLite index (see index.h).
+ *
+ * Schema, version 1 (PRAGMA user_version; later versions append to the
+ * migrations table below, never edit a shipped step):
+ *
+ *	meta(key PRIMARY KEY, value)		"built" once rebuilt from files
+ *	models(id, type, repo, folder)		one per Hub repo (type, repo)
+ *	snapshots(id, model, commit_id, source, trust, size, nfiles,
+ *		  created, updated)		one per manifest
+ *	refs(model, name, commit_id, updated)	revision names; the manifest
+ *						with the latest "updated" wins
+ *	files(snapshot, path, size, sha256, etag)  a snapshot's files
+ *	blobs(sha256, size)			store blobs known to the index
+ *	pins(snapshot, since)			pinned snapshots (mirrors the
+ *						manifest's "pinned")
+ *	access(snapshot, last_used, uses)	LRU order for eviction
+ *
+ * Rows of one manifest are written in one transaction, so a reader sees a
+ * snapshot with all its files or not at all.  SQLite result codes are turned
+ * into negative errno values here and nowhere else.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/statfs.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <sqlite3.h>
+
+#include "index.h"
+
+static const char *const migrations[] = {
+	/* 1 */
+	"CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT);"
+	"CREATE TABLE models(id INTEGER PRIMARY KEY, type TEXT NOT NULL,"
+	" repo TEXT NOT NULL, folder TEXT NOT NULL, UNIQUE(type, repo));"
+	"CREATE TABLE snapshots(id INTEGER PRIMARY KEY,"
+	" model INTEGER NOT NULL REFERENCES models(id) ON DELETE CASCADE,"
+	" commit_id TEXT NOT NULL, source TEXT NOT NULL, trust TEXT NOT NULL,"
+	" size INTEGER NOT NULL, nfiles INTEGER NOT NULL,"
+	" created INTEGER NOT NULL, updated INTEGER NOT NULL,"
+	" UNIQUE(model, commit_id));"
+	"CREATE TABLE refs(model INTEGER NOT NULL REFERENCES models(id)"
+	" ON DELETE CASCADE, name TEXT NOT NULL, commit_id TEXT NOT NULL,"
+	" updated INTEGER NOT NULL, PRIMARY KEY(model, name));"
+	"CREATE TABLE files(snapshot INTEGER NOT NULL REFERENCES snapshots(id)"
+	" ON DELETE CASCADE, path TEXT NOT NULL, size INTEGER NOT NULL,"
+	" sha256 TEXT NOT NULL, etag TEXT NOT NULL,"
+	" PRIMARY KEY(snapshot, path));"
+	"CREATE INDEX files_sha256 ON files(sha256);"
+	"CREATE TABLE blobs(sha256 TEXT PRIMARY KEY, size INTEGER NOT NULL);"
+	"CREATE TABLE pins(snapshot INTEGER PRIMARY KEY REFERENCES"
+	" snapshots(id) ON DELETE CASCADE, since INTEGER NOT NULL);"
+	"CREATE TABLE access(snapshot INTEGER PRIMARY KEY REFERENCES"
+	" snapshots(id) ON DELETE CASCADE, last_used INTEGER NOT NULL,"
+	" uses INTEGER NOT NULL DEFAULT 0);",
+};
+#define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
+
+/* Filesystems where WAL's shared memory cannot work across nodes. */
+static const long network_fs[] = {
+	0x6969, /* NFS */
+	0x517b, /* SMB */
+	0xff534d42, /* CIFS */
+	0xfe534d42, /* SMB2 */
+	0x65735546, /* FUSE */
+	0x00c36400, /* Ceph */
+	0x0bd00bd0, /* Lustre */
+	0x47504653, /* GPFS */
+};
+
+static int
+errno_of(int rc)
+{
+	switch (rc & 0xff) {
+	case SQLITE_OK:
+	case SQLITE_DONE:
+	case SQLITE_ROW:
+		return 0;
+	case SQLITE_NOMEM:
+		return -ENOMEM;
+	case SQLITE_BUSY:
+	case SQLITE_LOCKED:
+		return -EBUSY;
+	case SQLITE_FULL:
+		return -ENOSPC;
+	case SQLITE_READONLY:
+	case SQLITE_PERM:
+		return -EROFS;
+	case SQLITE_CANTOPEN:
+		return -ENOENT;
+	case SQLITE_CORRUPT:
+	case SQLITE_NOTADB:
+		return -EBADMSG;
+	case SQLITE_CONSTRAINT:
+		return -EEXIST;
+	default:
+		return -EIO;
+	}
+}
+
+static int
+exec(struct index *index, const char *sql)
+{
+	return errno_of(sqlite3_exec(index->db, sql, NULL, NULL, NULL));
+}
+
+static int
+prepare(struct index *index, const char *sql, sqlite3_stmt **st)
+{
+	return errno_of(sqlite3_prepare_v2(index->db, sql, -1, st, NULL));
+}
+
+/* Runs a statement to completion: 0, or the error. */
+static int
+step_done(sqlite3_stmt *st)
+{
+	int rc = sqlite3_step(st);
+
+	return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : errno_of(rc);
+}
+
+static int
+begin(struct index *index)
+{
+	return exec(index, "BEGIN IMMEDIATE");
+}
+
+static int
+end(struct index *index, int rc)
+{
+	if (rc == 0)
+		rc = exec(index, "COMMIT");
+	if (rc < 0)
+		exec(index, "ROLLBACK");
+	return rc;
+}
+
+static const char *
+choose_journal(struct store *store)
+{
+	struct statfs sf;
+	size_t i;
+
+	if (fstatfs(store->dirfd, &sf) == -1)
+		return "delete";
+	for (i = 0; i < sizeof(network_fs) / sizeof(network_fs[0]); i++)
+		if ((long)(unsigned)sf.f_type == network_fs[i])
+			return "delete";
+	return "wal";
+}
+
+static int
+user_version(struct index *index, int *version)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if ((rc = prepare(index, "PRAGMA user_version", &st)) < 0)
+		return rc;
+	rc = sqlite3_step(st);
+	*version = rc == SQLITE_ROW ? sqlite3_column_int(st, 0) : 0;
+	rc = rc == SQLITE_ROW ? 0 : errno_of(rc);
+	sqlite3_finalize(st);
+	return rc;
+}
+
+static int
+migrate(struct index *index)
+{
+	char sql[64];
+	int version, rc;
+
+	if ((rc = begin(index)) < 0)
+		return rc;
+	if ((rc = user_version(index, &version)) < 0)
+		return end(index, rc);
+	if (version > SCHEMA_VERSION)
+		return end(index, -EPROTO); /* made by a newer modelcache */
+	for (; rc == 0 && version < SCHEMA_VERSION; version++) {
+		rc = exec(index, migrations[version]);
+		snprintf(
+		    sql, sizeof(sql), "PRAGMA user_version=%d", version + 1);
+		if (rc == 0)
+			rc = exec(index, sql);
+	}
+	return end(index, rc);
+}
+
+static int
+quick_check(struct index *index)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if ((rc = prepare(index, "PRAGMA quick_check", &st)) < 0)
+		return rc;
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		rc = strcmp((const char *)sqlite3_column_text(st, 0), "ok") == 0
+		    ? 0
+		    : -EBADMSG;
+	else
+		rc = errno_of(rc);
+	sqlite3_finalize(st);
+	return rc;
+}
+
+static int
+db_open(struct index *index, struct store *store)
+{
+	char path[STORE_PATH_MAX], sql[64];
+	int rc;
+
+	snprintf(path, sizeof(path), "%s/index.db", store->root);
+	rc = sqlite3_open_v2(path, (sqlite3 **)&index->db,
+	    SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
+	    NULL);
+	if (rc != SQLITE_OK)
+		return errno_of(rc);
+	sqlite3_busy_timeout(index->db, INDEX_BUSY_MS);
+	snprintf(sql, sizeof(sql), "PRAGMA journal_mode=%s", index->journal);
+	if ((rc = exec(index, sql)) < 0 ||
+	    (rc = exec(index, "PRAGMA foreign_keys=ON")) < 0 ||
+	    (rc = exec(index, "PRAGMA synchronous=FULL")) < 0 ||
+	    (rc = quick_check(index)) < 0)
+		return rc;
+	return migrate(index);
+}
+
+/* Moves a bad index.db (and its journals) aside, for a post-mortem. */
+static void
+move_aside(struct store *store)
+{
+	static const char *const parts[] = { "", "-wal", "-shm", "-journal" };
+	char from[64], to[96];
+	long now = (long)time(NULL);
+	size_t i;
+
+	for (i = 0; i < sizeof(parts) / sizeof(parts[0]); i++) {
+		snprintf(from, sizeof(from), "index.db%s", parts[i]);
+		snprintf(to, sizeof(to), "tmp/index.db.corrupt.%ld%s", now,
+		    parts[i]);
+		renameat(store->dirfd, from, store->dirfd, to);
+	}
+}
+
+static int
+is_built(struct index *index, int *built)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	rc = prepare(index, "SELECT 1 FROM meta WHERE key='built'", &st);
+	if (rc < 0)
+		return rc;
+	rc = sqlite3_step(st);
+	*built = rc == SQLITE_ROW;
+	rc = rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : errno_of(rc);
+	sqlite3_finalize(st);
+	return rc;
+}
+
+int
+index_open(struct index *index, struct store *store)
+{
+	int rc, built = 0;
+
+	memset(index, 0, sizeof(*index));
+	snprintf(index->journal, sizeof(index->journal), "%s",
+	    choose_journal(store));
+	rc = db_open(index, store);
+	if (rc == -EBADMSG) {
+		/* Never trusted: set aside and rebuilt from the files. */
+		index_close(index);
+		move_aside(store);
+		rc = db_open(index, store);
+	}
+	if (rc == 0)
+		rc = is_built(index, &built);
+	if (rc == 0 && !built) {
+		rc = index_rebuild(index, store);
+		index->rebuilt = rc == 0;
+	}
+	if (rc < 0)
+		index_close(index);
+	return rc;
+}
+
+void
+index_close(struct index *index)
+{
+	if (index->db != NULL)
+		sqlite3_close_v2(index->db);
+	index->db = NULL;
+}
+
+/* Inserts or finds the model row; *id is set. */
+static int
+model_id(struct index *index, const struct manifest *m, int64_t *id)
+{
+	char folder[REF_FOLDER_MAX];
+	sqlite3_stmt *st;
+	int rc;
+
+	if ((rc = ref_folder_of(m->type, m->repo, folder, sizeof(folder))) < 0)
+		return rc;
+	rc = prepare(index,
+	    "INSERT INTO models(type, repo, folder) VALUES(?1, ?2, ?3)"
+	    " ON CONFLICT(type, repo) DO UPDATE SET folder=?3 RETURNING id",
+	    &st);
+	if (rc < 0)
+		return rc;
+	sqlite3_bind_text(st, 1, ref_type_name(m->type), -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, m->repo, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, folder, -1, SQLITE_TRANSIENT);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		*id = sqlite3_column_int64(st, 0);
+		rc = 0;
+	} else
+		rc = errno_of(rc);
+	sqlite3_finalize(st);
+	return rc;
+}
+
+static int
+snapshot_row(
+    struct index *index, const struct manifest *m, int64_t model, int64_t *id)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	rc = prepare(index,
+	    "INSERT INTO snapshots(model, commit_id, source, trust, size,"
+	    " nfiles, created, updated) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
+	    " ON CONFLICT(model, commit_id) DO UPDATE SET source=?3, trust=?4,"
+	    " size=?5, nfiles=?6, updated=?8 RETURNING id",
+	    &st);
+	if (rc < 0)
+		return rc;
+	sqlite3_bind_int64(st, 1, model);
+	sqlite3_bind_text(st, 2, m->commit, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, m->source, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 4, m->trust, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 5, (sqlite3_int64)manifest_size(m));
+	sqlite3_bind_int64(st, 6, (sqlite3_int64)m->nfiles);
+	sqlite3_bind_int64(st, 7, m->created);
+	sqlite3_bind_int64(st, 8, m->updated);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		*id = sqlite3_column_int64(st, 0);
+		rc = 0;
+	} else
+		rc = errno_of(rc);
+	sqlite3_finalize(st);
+	return rc;
+}
+
+static int
+file_rows(struct index *index, const struct manifest *m, int64_t snap)
+{
+	sqlite3_stmt *del = NULL, *file = NULL, *blob = NULL;
+	size_t i;
+	int rc;
+
+	if ((rc = prepare(index, "DELETE FROM files WHERE snapshot=?1", &del)) <
+		0 ||
+	    (rc = prepare(index,
+		 "INSERT INTO files(snapshot, path, size, sha256, etag)"
+		 " VALUES(?1, ?2, ?3, ?4, ?5)",
+		 &file)) < 0 ||
+	    (rc = prepare(index,
+		 "INSERT OR IGNORE INTO blobs(sha256, size) VALUES(?1, ?2)",
+		 &blob)) < 0)
+		goto out;
+	sqlite3_bind_int64(del, 1, snap);
+	if ((rc = step_done(del)) < 0)
+		goto out;
+	for (i = 0; i < m->nfiles; i++) {
+		const struct manifest_file *f = &m->files[i];
+
+		sqlite3_reset(file);
+		sqlite3_reset(blob);
+		sqlite3_bind_int64(file, 1, snap);
+		sqlite3_bind_text(file, 2, f->path, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(file, 3, (sqlite3_int64)f->size);
+		sqlite3_bind_text(file, 4, f->sha256, -1, SQLITE_STATIC);
+		sqlite3_bind_text(file, 5, f->etag, -1, SQLITE_STATIC);
+		sqlite3_bind_text(blob, 1, f->sha256, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(blob, 2, (sqlite3_int64)f->size);
+		if ((rc = step_done(file)) < 0 || (rc = step_done(blob)) < 0)
+			goto out;
+	}
+out:
+	sqlite3_finalize(del);
+	sqlite3_finalize(file);
+	sqlite3_finalize(blob);
+	return rc;
+}
+
+/* Refs move to this manifest unless a newer manifest already holds them. */
+static int
+ref_rows(struct index *index, const struct manifest *m, int64_t model)
+{
+	sqlite3_stmt *st;
+	size_t i;
+	int rc;
+
+	rc = prepare(index,
+	    "INSERT INTO refs(model, name, commit_id, updated)"
+	    " VALUES(?1, ?2, ?3, ?4) ON CONFLICT(model, name) DO UPDATE"
+	    " SET commit_id=?3, updated=?4 WHERE updated<=?4",
+	    &st);
+	if (rc < 0)
+		return rc;
+	for (i = 0; rc == 0 && i < m->nrevisions; i++) {
+		sqlite3_reset(st);
+		sqlite3_bind_int64(st, 1, model);
+		sqlite3_bind_text(st, 2, m->revisions[i], -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 3, m->commit, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 4, m->updated);
+		rc = step_done(st);
+	}
+	sqlite3_finalize(st);
+	return rc;
+}
+
+static int
+run1(struct index *index, const char *sql, int64_t a, int64_t b)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if ((rc = prepare(index, sql, &st)) < 0)
+		return rc;
+	/* Statements take one or two parameters; bind what they have. */
+	sqlite3_bind_int64(st, 1, a);
+	if (sqlite3_bind_parameter_count(st) >= 2)
+		sqlite3_bind_int64(st, 2, b);
+	rc = step_done(st);
+	sqlite3_finalize(st);
+	return rc;
+}
+
+static int
+add_rows(struct index *index, const struct manifest *m)
+{
+	int64_t model = 0, snap = 0;
+	int rc;
+
+	if ((rc = model_id(index, m, &model)) < 0 ||
+	    (rc = snapshot_row(index, m, model, &snap)) < 0 ||
+	    (rc = file_rows(index, m, snap)) < 0 ||
+	    (rc = ref_rows(index, m, model)) < 0)
+		return rc;
+	rc = run1(index,
+	    "INSERT INTO access(snapshot, last_used) VALUES(?1, ?2)"
+	    " ON CONFLICT(snapshot) DO NOTHING",
+	    snap, m->updated);
+	if (rc == 0 && m->pinned)
+		rc = run1(index,
+		    "INSERT OR IGNORE INTO pins(snapshot, since) VALUES(?1, "
+		    "?2)",
+		    snap, m->updated);
+	else if (rc == 0)
+		rc = run1(index, "DELETE FROM pins WHERE snapshot=?1", snap, 0);
+	return rc;
+}
+
+int
+index_add(struct index *index, const struct manifest *m)
+{
+	int rc;
+
+	if ((rc = begin(index)) < 0)
+		return rc;
+	return end(index, add_rows(index, m));
+}
+
+static int
+rebuild_one(const char *rel, void *arg)
+{
+	void **ctx = arg;
+	struct index *index = ctx[0];
+	struct store *store = ctx[1];
+	struct manifest m;
+	const char *why;
+	int rc;
+
+	manifest_init(&m);
+	rc = manifest_load(store, rel, &m, &why);
+	/* A bad manifest is left to fsck: it is not indexed. */
+	if (rc == -EINVAL || rc == -EFBIG || rc == -ENOENT)
+		rc = 0;
+	else if (rc == 0)
+		rc = add_rows(index, &m);
+	manifest_release(&m);
+	return rc;
+}
+
+int
+index_rebuild(struct index *index, struct store *store)
+{
+	void *ctx[2] = { index, store };
+	int rc;
+
+	if ((rc = begin(index)) < 0)
+		return rc;
+	rc = exec(index,
+	    "DELETE FROM access; DELETE FROM pins;"
+	    " DELETE FROM files; DELETE FROM refs;"
+	    " DELETE FROM snapshots; DELETE FROM models;"
+	    " DELETE FROM blobs;");
+	if (rc == 0)
+		rc = manifest_each(store, rebuild_one, ctx);
+	if (rc == 0)
+		rc = exec(index,
+		    "INSERT OR REPLACE INTO meta(key, value)"
+		    " VALUES('built', strftime('%s','now'))");
+	return end(index, rc);
+}
+
+int
+index_remove(struct index *index, int64_t snapshot_id)
+{
+	int rc;
+
+	if ((rc = begin(index)) < 0)
+		return rc;
+	rc = run1(index,
+	    "DELETE FROM refs WHERE (model, commit_id) IN (SELECT model,"
+	    " commit_id FROM snapshots WHERE id=?1)",
+	    snapshot_id, 0);
+	if (rc == 0)
+		rc = run1(
+		    index, "DELETE FROM snapshots WHERE id=?1", snapshot_id, 0);
+	if (rc == 0)
+		rc = exec(index,
+		    "DELETE FROM models WHERE id NOT IN"
+		    " (SELECT model FROM snapshots)");
+	return end(index, rc);
+}
+
+int
+index_set_pinned(struct index *index, int64_t snapshot_id, int pinned)
+{
+	return run1(index,
+	    pinned ? "INSERT OR IGNORE INTO pins(snapshot, since)"
+		     " VALUES(?1, ?2)"
+		   : "DELETE FROM pins WHERE snapshot=?1",
+	    snapshot_id, (int64_t)time(NULL));
+}
+
+int
+index_touch(struct index *index, int64_t snapshot_id, int64_t now)
+{
+	return run1(index,
+	    "INSERT INTO access(snapshot, last_used, uses) VALUES(?1, ?2, 1)"
+	    " ON CONFLICT(snapshot) DO UPDATE SET last_used=?2, uses=uses+1",
+	    snapshot_id, now);
+}
+
+#define SNAPSHOT_SELECT \
+	"SELECT s.id, m.type, m.repo, m.folder, s.commit_id, s.source," \
+	" s.trust, COALESCE((SELECT group_concat(name, ',') FROM (SELECT" \
+	" name FROM refs r WHERE r.model=s.model AND" \
+	" r.commit_id=s.commit_id ORDER BY name)), ''), s.size, s.nfiles," \
+	" s.created, s.updated, COALESCE(a.last_used, s.updated)," \
+	" p.snapshot IS NOT NULL" \
+	" FROM snapshots s JOIN models m ON m.id=s.model" \
+	" LEFT JOIN access a ON a.snapshot=s.id" \
+	" LEFT JOIN pins p ON p.snapshot=s.id"
+
+static const char *
+text(sqlite3_stmt *st, int col)
+{
+	const unsigned char *t = sqlite3_column_text(st, col);
+
+	return t == NULL ? "" : (const char *)t;
+}
+
+int
+index_each_snapshot(struct index *index, enum repo_type type, const char *repo,
+    const char *commit, int (*fn)(void *, const struct index_snapshot *),
+    void *arg)
+{
+	struct index_snapshot s;
+	sqlite3_stmt *st;
+	int rc, stop = 0;
+
+	rc = prepare(index,
+	    SNAPSHOT_SELECT " WHERE (?1 IS NULL OR (m.type=?2 AND m.repo=?1))"
+			    " AND (?3 IS NULL OR s.commit_id=?3)"
+			    " ORDER BY 13, m.repo, s.commit_id",
+	    &st);
+	if (rc < 0)
+		return rc;
+	sqlite3_bind_text(st, 1, repo, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, ref_type_name(type), -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, commit, -1, SQLITE_STATIC);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		memset(&s, 0, sizeof(s));
+		s.id = sqlite3_column_int64(st, 0);
+		ref_type_parse(text(st, 1), &s.type);
+		s.repo = text(st, 2);
+		s.folder = text(st, 3);
+		s.commit = text(st, 4);
+		s.source = text(st, 5);
+		s.trust = text(st, 6);
+		s.refs = text(st, 7);
+		s.size = (uint64_t)sqlite3_column_int64(st, 8);
+		s.nfiles = (uint64_t)sqlite3_column_int64(st, 9);
+		s.created = sqlite3_column_int64(st, 10);
+		s.updated = sqlite3_column_int64(st, 11);
+		s.last_used = sqlite3_column_int64(st, 12);
+		s.pinned = sqlite3_column_int(st, 13);
+		if ((stop = fn(arg, &s)) != 0)
+			break;
+	}
+	rc = stop != 0 ? stop : rc == SQLITE_DONE ? 0 : errno_of(rc);
+	sqlite3_finalize(st);
+	return rc;
+}
+
+int
+index_each_file(struct index *index, int64_t snapshot_id,
+    int (*fn)(void *, const char *, uint64_t, const char *, const char *),
+    void *arg)
+{
+	sqlite3_stmt *st;
+	int rc, stop = 0;
+
+	rc = prepare(index,
+	    "SELECT path, size, sha256, etag FROM files WHERE snapshot=?1"
+	    " ORDER BY path",
+	    &st);
+	if (rc < 0)
+		return rc;
+	sqlite3_bind_int64(st, 1, snapshot_id);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		if ((stop = fn(arg, text(st, 0),
+			 (uint64_t)sqlite3_column_int64(st, 1), text(st, 2),
+			 text(st, 3))) != 0)
+			break;
+	rc = stop != 0 ? stop : rc == SQLITE_DONE ? 0 : errno_of(rc);
+	sqlite3_finalize(st);
+	return rc;
+}
+
+/* Runs a query with text parameters; copies column 0 of a unique row. */
+static int
+lookup(struct index *index, const char *sql, const char *a, const char *b,
+    const char *c, char *out, size_t len)
+{
+	sqlite3_stmt *st;
+	int rc, rows = 0;
+
+	if ((rc = prepare(index, sql, &st)) < 0)
+		return rc;
+	sqlite3_bind_text(st, 1, a, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, b, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, c, -1, SQLITE_STATIC);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		if (rows++ == 0)
+			snprintf(out, len, "%s", text(st, 0));
+	rc = rc == SQLITE_DONE ? 0 : errno_of(rc);
+	sqlite3_finalize(st);
+	if (rc == 0 && rows != 1)
+		rc = rows == 0 ? -ENOENT : -EEXIST;
+	return rc;
+}
+
+int
+index_resolve(struct index *index, enum repo_type type, const char *repo,
+    const char *rev, char *commit)
+{
+	const char *t = ref_type_name(type);
+	size_t n = strlen(rev);
+	char like[DIGEST_SHA1_HEX + 2];
+	int rc;
+
+	rc = lookup(index,
+	    "SELECT r.commit_id FROM refs r JOIN models m ON m.id=r.model"
+	    " WHERE m.type=?1 AND m.repo=?2 AND r.name=?3",
+	    t, repo, rev, commit, DIGEST_SHA1_HEX + 1);
+	if (rc != -ENOENT || n < 7 || n > DIGEST_SHA1_HEX ||
+	    !ref_is_hex(rev, n))
+		return rc;
+	snprintf(like, sizeof(like), "%s%%", rev);
+	return lookup(index,
+	    "SELECT s.commit_id FROM snapshots s JOIN models m ON m.id=s.model"
+	    " WHERE m.type=?1 AND m.repo=?2 AND s.commit_id LIKE ?3",
+	    t, repo, like, commit, DIGEST_SHA1_HEX + 1);
+}
+
+int
+index_blob_refs(struct index *index, const char *sha256, int64_t *n)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	rc = prepare(index, "SELECT count(*) FROM files WHERE sha256=?1", &st);
+	if (rc < 0)
+		return rc;
+	sqlite3_bind_text(st, 1, sha256, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	*n = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+	rc = rc == SQLITE_ROW ? 0 : errno_of(rc);
+	sqlite3_finalize(st);
+	return rc;
+}
+
+int
+index_each_orphan(
+    struct index *index, int (*fn)(void *, const char *), void *arg)
+{
+	sqlite3_stmt *st;
+	int rc, stop = 0;
+
+	rc = prepare(index,
+	    "SELECT sha256 FROM blobs b WHERE NOT EXISTS"
+	    " (SELECT 1 FROM files f WHERE f.sha256=b.sha256)",
+	    &st);
+	if (rc < 0)
+		return rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		if ((stop = fn(arg, text(st, 0))) != 0)
+			break;
+	rc = stop != 0 ? stop : rc == SQLITE_DONE ? 0 : errno_of(rc);
+	sqlite3_finalize(st);
+	return rc;
+}
+
+int
+index_forget_blob(struct index *index, const char *sha256)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	rc = prepare(index,
+	    "DELETE FROM blobs WHERE sha256=?1 AND NOT EXISTS"
+	    " (SELECT 1 FROM files WHERE sha256=?1)",
+	    &st);
+	if (rc < 0)
+		return rc;
+	sqlite3_bind_text(st, 1, sha256, -1, SQLITE_STATIC);
+	rc = step_done(st);
+	sqlite3_finalize(st);
+	return rc;
+}
+
+int
+index_totals(struct index *index, uint64_t *blob_bytes, uint64_t *blob_count,
+    uint64_t *file_bytes)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	rc = prepare(index,
+	    "SELECT (SELECT COALESCE(sum(size), 0) FROM blobs b WHERE EXISTS"
+	    " (SELECT 1 FROM files f WHERE f.sha256=b.sha256)),"
+	    " (SELECT count(*) FROM blobs b WHERE EXISTS"
+	    " (SELECT 1 FROM files f WHERE f.sha256=b.sha256)),"
+	    " (SELECT COALESCE(sum(size), 0) FROM snapshots)",
+	    &st);
+	if (rc < 0)
+		return rc;
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		*blob_bytes = (uint64_t)sqlite3_column_int64(st, 0);
+		*blob_count = (uint64_t)sqlite3_column_int64(st, 1);
+		*file_bytes = (uint64_t)sqlite3_column_int64(st, 2);
+		rc = 0;
+	} else
+		rc = errno_of(rc);
+	sqlite3_finalize(st);
+	return rc;
+}
+
+int
+index_each_use(struct index *index,
+    int (*fn)(void *, int64_t, const char *, uint64_t), void *arg)
+{
+	sqlite3_stmt *st;
+	int rc, stop = 0;
+
+	rc = prepare(index,
+	    "SELECT snapshot, sha256, size FROM files ORDER BY sha256", &st);
+	if (rc < 0)
+		return rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		if ((stop = fn(arg, sqlite3_column_int64(st, 0), text(st, 1),
+			 (uint64_t)sqlite3_column_int64(st, 2))) != 0)
+			break;
+	rc = stop != 0 ? stop : rc == SQLITE_DONE ? 0 : errno_of(rc);
+	sqlite3_finalize(st);
+	return rc;
+}

@@ -1,0 +1,105 @@
+/*
+ * manifest: the durable record of one model revision.
+ *
+ * manifests/<folder>/<commit>.json, written atomically once the blobs it
+ * names are published, is the record the index and the hub view are rebuilt
+ * from.  It says where the model came from and, for every file, its path,
+ * size, SHA-256 and Hugging Face etag:
+ *
+ *	{"format":1,"type":"model","repo":"org/name",
+ *	 "source":"file:///models/x","commit":"<40 hex>",
+ *	 "revisions":["main"],"created":1764180000,"updated":1764180000,
+ *	 "pinned":false,"trust":"verified",
+ *	 "files":[{"path":"config.json","size":665,"sha256":"<64 hex>",
+ *		   "etag":"<40 or 64 hex>"},...]}
+ *
+ * "revisions" are the names that resolved to this commit; when a name is
+ * later found on several manifests, the one with the latest "updated" holds
+ * it.  A manifest read from disk is input like any other: every field is
+ * checked, paths with ref_check_path().
+ */
+#ifndef MC_MANIFEST_H
+#define MC_MANIFEST_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "digest.h"
+#include "ref.h"
+#include "store.h"
+
+#define MANIFEST_FILES_MAX 100000
+#define MANIFEST_REVISIONS_MAX 64
+#define MANIFEST_SIZE_MAX (64 * 1024 * 1024)
+
+struct manifest_file {
+	char *path;
+	uint64_t size;
+	char sha256[DIGEST_HEX_MAX];
+	char etag[DIGEST_HEX_MAX];	/* 40 hex (git) or 64 hex (LFS) */
+};
+
+struct manifest {
+	enum repo_type type;
+	char *repo;
+	char *source;
+	char commit[DIGEST_SHA1_HEX + 1];
+	char **revisions;
+	size_t nrevisions;
+	int64_t created, updated;
+	int pinned;
+	char trust[16];		/* "verified" or "tofu" */
+	struct manifest_file *files;
+	size_t nfiles, cap;
+};
+
+void manifest_init(struct manifest *m);
+void manifest_release(struct manifest *m);
+
+/* Sets repo, type and source (copied).  0, -EINVAL or -ENOMEM. */
+int manifest_set_origin(struct manifest *m, enum repo_type type,
+    const char *repo, const char *source);
+/* Appends a file (strings copied); -EINVAL for a bad path or digest. */
+int manifest_add_file(struct manifest *m, const char *path, uint64_t size,
+    const char *sha256, const char *etag);
+/* Adds a revision name if not there yet (40-hex commits are not names). */
+int manifest_add_revision(struct manifest *m, const char *rev);
+int manifest_has_revision(const struct manifest *m, const char *rev);
+/* Sorts files by path; -EEXIST when two share a path. */
+int manifest_sort(struct manifest *m);
+/* Total of the file sizes. */
+uint64_t manifest_size(const struct manifest *m);
+
+/*
+ * Derives a commit id for a model whose origin has none: the SHA-1 of
+ * "modelcache-commit 1\n" then "<path>\0<size>\0<sha256>\n" for each file in
+ * path order.  The same files always give the same commit.
+ */
+int manifest_derive_commit(struct manifest *m);
+
+/* The store-relative manifest path, and its directory. */
+int manifest_rel(const struct manifest *m, char *buf, size_t len);
+int manifest_folder(const struct manifest *m, char *buf, size_t len);
+
+/* Encodes as JSON; the caller frees.  NULL when out of memory. */
+char *manifest_encode(const struct manifest *m);
+/* Decodes and checks; on -EINVAL *why names the problem. */
+int manifest_decode(struct manifest *m, const char *buf, size_t len,
+    const char **why);
+
+/* Writes atomically to manifest_rel(). */
+int manifest_save(struct store *store, const struct manifest *m);
+/* Reads a store-relative manifest file. */
+int manifest_load(struct store *store, const char *rel, struct manifest *m,
+    const char **why);
+/* Removes the manifest file (and its folder when empty). */
+int manifest_unlink(struct store *store, const struct manifest *m);
+
+/*
+ * Calls fn for each manifest file under manifests/, with its store-relative
+ * path.  Stops at the first non-zero return, which it returns.
+ */
+int manifest_each(struct store *store,
+    int (*fn)(const char *rel, void *arg), void *arg);
+
+#endif

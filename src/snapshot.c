@@ -1,0 +1,164 @@
+/*
+ * snapshot: see snapshot.h.  The fault points mark each durable step, so
+ * the crash tests can stop a publish between any two of them.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "claim.h"
+#include "fault.h"
+#include "hub.h"
+#include "snapshot.h"
+
+#define REMOVE_CLAIM_WAIT_MS 2000
+
+int
+snapshot_manifest(struct store *store, const char *folder, const char *commit,
+    struct manifest *m, const char **why)
+{
+	char rel[STORE_PATH_MAX];
+	int n;
+
+	*why = NULL;
+	n = snprintf(rel, sizeof(rel), "manifests/%s/%s.json", folder, commit);
+	if (n < 0 || (size_t)n >= sizeof(rel))
+		return -ENAMETOOLONG;
+	return manifest_load(store, rel, m, why);
+}
+
+/* Carries what an existing manifest of the same commit already says. */
+static int
+merge_existing(struct store *store, struct manifest *m)
+{
+	char rel[STORE_PATH_MAX];
+	struct manifest old;
+	const char *why;
+	size_t i;
+	int rc;
+
+	if ((rc = manifest_rel(m, rel, sizeof(rel))) < 0)
+		return rc;
+	manifest_init(&old);
+	rc = manifest_load(store, rel, &old, &why);
+	if (rc == -ENOENT || rc == -EINVAL) {
+		/* None, or a bad one that this publish replaces. */
+		manifest_release(&old);
+		return 0;
+	}
+	if (rc == 0) {
+		m->created = old.created;
+		m->pinned = m->pinned || old.pinned;
+		for (i = 0; rc == 0 && i < old.nrevisions; i++)
+			rc = manifest_add_revision(m, old.revisions[i]);
+	}
+	manifest_release(&old);
+	return rc;
+}
+
+int
+snapshot_publish(
+    struct store *store, struct index *index, struct manifest *m, int64_t now)
+{
+	int rc;
+
+	m->created = now;
+	m->updated = now;
+	if ((rc = merge_existing(store, m)) < 0)
+		return rc;
+	fault_point("manifest-before-save");
+	if ((rc = manifest_save(store, m)) < 0)
+		return rc;
+	fault_point("manifest-saved");
+	if ((rc = hub_publish(store, m)) < 0)
+		return rc;
+	fault_point("hub-published");
+	if ((rc = index_add(index, m)) < 0)
+		return rc;
+	fault_point("index-added");
+	return 0;
+}
+
+/* Deletes a blob that no index row references, under its claim. */
+static int
+drop_blob(struct store *store, struct index *index, const char *sha256,
+    int64_t stale_ms, uint64_t *freed)
+{
+	struct claim claim = { 0 };
+	uint64_t size = 0;
+	int64_t refs;
+	int rc;
+
+	rc = claim_acquire(
+	    store, &claim, sha256, stale_ms, REMOVE_CLAIM_WAIT_MS);
+	if (rc == -ETIMEDOUT)
+		return 0; /* someone is using it: not ours to delete */
+	if (rc < 0)
+		return rc;
+	if ((rc = index_blob_refs(index, sha256, &refs)) < 0 || refs > 0)
+		goto out;
+	store_blob_stat(store, sha256, &size);
+	rc = store_blob_unlink(store, sha256);
+	if (rc == 0 && freed != NULL)
+		*freed += size;
+	if (rc == 0 || rc == -ENOENT)
+		rc = index_forget_blob(index, sha256);
+	fault_point("blob-removed");
+out:
+	claim_release(store, &claim);
+	return rc;
+}
+
+int
+snapshot_remove(struct store *store, struct index *index, const char *folder,
+    const char *commit, int64_t id, int64_t stale_ms, uint64_t *freed)
+{
+	struct manifest m;
+	const char *why;
+	size_t i;
+	int rc, loaded;
+
+	manifest_init(&m);
+	loaded = snapshot_manifest(store, folder, commit, &m, &why) == 0;
+	if ((rc = hub_unpublish(store, folder, commit)) < 0)
+		goto out;
+	fault_point("remove-hub-done");
+	if (loaded && (rc = manifest_unlink(store, &m)) < 0)
+		goto out;
+	fault_point("remove-manifest-done");
+	if ((rc = index_remove(index, id)) < 0)
+		goto out;
+	fault_point("remove-index-done");
+	for (i = 0; loaded && i < m.nfiles; i++)
+		if ((rc = drop_blob(
+			 store, index, m.files[i].sha256, stale_ms, freed)) < 0)
+			goto out;
+out:
+	manifest_release(&m);
+	return rc;
+}
+
+int
+snapshot_pin(struct store *store, struct index *index, const char *folder,
+    const char *commit, int64_t id, int pinned)
+{
+	struct manifest m;
+	const char *why;
+	int rc;
+
+	manifest_init(&m);
+	if ((rc = snapshot_manifest(store, folder, commit, &m, &why)) < 0)
+		goto out;
+	if (m.pinned != pinned) {
+		m.pinned = pinned;
+		if ((rc = manifest_save(store, &m)) < 0)
+			goto out;
+	}
+	rc = index_set_pinned(index, id, pinned);
+out:
+	manifest_release(&m);
+	return rc;
+}

@@ -1,0 +1,47 @@
+/*
+ * snapshot: publishing and removing a model revision as a whole.
+ *
+ * A snapshot is what one manifest describes.  Publishing runs the steps of
+ * the store's publish order after the blobs: the manifest (merged with an
+ * existing one for the same commit), the hub view, then the index rows.
+ * Removal runs them in reverse: the hub view (refs, then the snapshot),
+ * the manifest, the index rows, then each blob that nothing references any
+ * more, each under its claim so that a concurrent import that reuses a blob
+ * keeps it.  A crash between any two steps leaves a state that fsck
+ * recognises and completes or undoes.
+ */
+#ifndef MC_SNAPSHOT_H
+#define MC_SNAPSHOT_H
+
+#include <stdint.h>
+
+#include "index.h"
+#include "manifest.h"
+#include "store.h"
+
+/*
+ * Publishes m, whose blobs are published and whose claims the caller holds
+ * until this returns.  m->created, m->updated and m->pinned are merged with
+ * an existing manifest of the same commit; now is the time in seconds.
+ */
+int snapshot_publish(struct store *store, struct index *index,
+    struct manifest *m, int64_t now);
+
+/*
+ * Removes the snapshot folder/commit (index row id).  Blobs whose claim is
+ * held elsewhere past stale_ms are left for a later gc or fsck.  *freed, when
+ * not NULL, gets the bytes of the blobs deleted.
+ */
+int snapshot_remove(struct store *store, struct index *index,
+    const char *folder, const char *commit, int64_t id, int64_t stale_ms,
+    uint64_t *freed);
+
+/* Sets or clears the pin of a snapshot, in its manifest and the index. */
+int snapshot_pin(struct store *store, struct index *index, const char *folder,
+    const char *commit, int64_t id, int pinned);
+
+/* Loads the manifest of folder/commit. */
+int snapshot_manifest(struct store *store, const char *folder,
+    const char *commit, struct manifest *m, const char **why);
+
+#endif

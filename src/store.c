@@ -1,0 +1,556 @@
+/*
+ * store: the directory tree of a store and the one way bytes enter it.
+ *
+ * Invariants kept here:
+ *  - a name under blobs/ always holds exactly the bytes its digest names,
+ *    because nothing is renamed there before its digest was computed over
+ *    the bytes that were fsync'd;
+ *  - every temporary file lives under tmp/, whatever it is destined for, so
+ *    a crash leaves residue in one place only (fsck clears it) and never a
+ *    stray file in hub/ where Hugging Face tools would see it;
+ *  - a published blob is 0444 and never opened for writing again.
+ */
+#include "config.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "fault.h"
+#include "ref.h"
+#include "store.h"
+
+#define INGEST_CHUNK (1024 * 1024)
+
+static const char *const store_dirs[] = {
+	"blobs",
+	"blobs/sha256",
+	"manifests",
+	"hub",
+	"leases",
+	"claims",
+	"tmp",
+};
+
+static int
+mkdir_p(const char *path, int mode)
+{
+	char buf[STORE_PATH_MAX];
+	size_t len = strlen(path), i;
+
+	if (len == 0 || len >= sizeof(buf))
+		return len == 0 ? 0 : -ENAMETOOLONG;
+	memcpy(buf, path, len + 1);
+	for (i = 1; i <= len; i++) {
+		if (buf[i] != '/' && buf[i] != '\0')
+			continue;
+		buf[i] = '\0';
+		if (mkdir(buf, mode) == -1 && errno != EEXIST)
+			return -errno;
+		if (i < len)
+			buf[i] = '/';
+	}
+	return 0;
+}
+
+int
+store_mkdirs(struct store *store, const char *rel)
+{
+	char buf[STORE_PATH_MAX];
+	size_t len = strlen(rel), i;
+
+	if (len >= sizeof(buf))
+		return -ENAMETOOLONG;
+	memcpy(buf, rel, len + 1);
+	for (i = 1; i <= len; i++) {
+		if (buf[i] != '/' && buf[i] != '\0')
+			continue;
+		buf[i] = '\0';
+		if (mkdirat(store->dirfd, buf, 0755) == -1 && errno != EEXIST)
+			return -errno;
+		if (i < len)
+			buf[i] = '/';
+	}
+	return 0;
+}
+
+int
+store_open(struct store *store, const char *root, int create)
+{
+	char host[64];
+	size_t i;
+	int rc;
+
+	memset(store, 0, sizeof(*store));
+	store->dirfd = -1;
+	if (create && (rc = mkdir_p(root, 0755)) < 0)
+		return rc;
+	store->root = strdup(root);
+	if (store->root == NULL)
+		return -ENOMEM;
+	store->dirfd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (store->dirfd == -1) {
+		rc = -errno;
+		goto fail;
+	}
+	for (i = 0; i < sizeof(store_dirs) / sizeof(store_dirs[0]); i++) {
+		if (create &&
+		    mkdirat(store->dirfd, store_dirs[i], 0755) == -1 &&
+		    errno != EEXIST) {
+			rc = -errno;
+			goto fail;
+		}
+		if (!create &&
+		    faccessat(store->dirfd, store_dirs[i], F_OK, 0)) {
+			rc = -errno;
+			goto fail;
+		}
+	}
+	if (gethostname(host, sizeof(host)) == -1)
+		snprintf(host, sizeof(host), "localhost");
+	host[sizeof(host) - 1] = '\0';
+	/* Owner ids go into file names: keep them to safe characters. */
+	for (i = 0; host[i] != '\0'; i++)
+		if (host[i] == '/' || host[i] == '.' || host[i] < 0x21)
+			host[i] = '_';
+	snprintf(
+	    store->owner, sizeof(store->owner), "%s.%ld", host, (long)getpid());
+	return 0;
+fail:
+	store_release(store);
+	return rc;
+}
+
+void
+store_release(struct store *store)
+{
+	if (store->dirfd != -1)
+		close(store->dirfd);
+	store->dirfd = -1;
+	free(store->root);
+	store->root = NULL;
+}
+
+int
+store_blob_path(const char *sha256, char *buf, size_t len)
+{
+	int n;
+
+	if (!ref_is_hex(sha256, DIGEST_SHA256_HEX))
+		return -EINVAL;
+	n = snprintf(buf, len, "blobs/sha256/%.2s/%s", sha256, sha256);
+	return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
+}
+
+int
+store_blob_stat(struct store *store, const char *sha256, uint64_t *size)
+{
+	char rel[STORE_PATH_MAX];
+	struct stat st;
+	int rc;
+
+	if ((rc = store_blob_path(sha256, rel, sizeof(rel))) < 0)
+		return rc;
+	if (fstatat(store->dirfd, rel, &st, AT_SYMLINK_NOFOLLOW) == -1)
+		return -errno;
+	if (!S_ISREG(st.st_mode))
+		return -EBADMSG;
+	if (size != NULL)
+		*size = (uint64_t)st.st_size;
+	return 0;
+}
+
+int
+store_tmp_create(struct store *store, const char *suffix, char *rel, size_t len)
+{
+	unsigned char rnd[6];
+	int fd, n, tries;
+
+	for (tries = 0; tries < 16; tries++) {
+		if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd))
+			return -EIO;
+		n = snprintf(rel, len, "tmp/%s.%02x%02x%02x%02x%02x%02x%s",
+		    store->owner, rnd[0], rnd[1], rnd[2], rnd[3], rnd[4],
+		    rnd[5], suffix);
+		if (n < 0 || (size_t)n >= len)
+			return -ENAMETOOLONG;
+		fd = openat(store->dirfd, rel,
+		    O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+		if (fd != -1)
+			return fd;
+		if (errno != EEXIST)
+			return -errno;
+	}
+	return -EEXIST;
+}
+
+void
+store_tmp_remove(struct store *store, const char *rel)
+{
+	if (rel[0] != '\0')
+		unlinkat(store->dirfd, rel, 0);
+}
+
+int
+store_fsync_dir(struct store *store, const char *rel)
+{
+	int fd, rc = 0;
+
+	fd = openat(store->dirfd, rel[0] == '\0' ? "." : rel,
+	    O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd == -1)
+		return -errno;
+	if (fsync(fd) == -1)
+		rc = -errno;
+	close(fd);
+	return rc;
+}
+
+int
+store_blob_publish(struct store *store, const char *rel, const char *sha256)
+{
+	char dst[STORE_PATH_MAX], dir[32];
+	struct stat st;
+	int rc;
+
+	if ((rc = store_blob_path(sha256, dst, sizeof(dst))) < 0)
+		return rc;
+	snprintf(dir, sizeof(dir), "blobs/sha256/%.2s", sha256);
+	if (mkdirat(store->dirfd, dir, 0755) == -1 && errno != EEXIST)
+		return -errno;
+	if (fstatat(store->dirfd, dst, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+		/* Same name, same bytes: keep the published one. */
+		store_tmp_remove(store, rel);
+		return 0;
+	}
+	if (fchmodat(store->dirfd, rel, 0444, 0) == -1)
+		return -errno;
+	fault_point("blob-before-rename");
+	if (renameat(store->dirfd, rel, store->dirfd, dst) == -1)
+		return -errno;
+	fault_point("blob-after-rename");
+	return store_fsync_dir(store, dir);
+}
+
+int
+store_blob_unlink(struct store *store, const char *sha256)
+{
+	char rel[STORE_PATH_MAX];
+	int rc;
+
+	if ((rc = store_blob_path(sha256, rel, sizeof(rel))) < 0)
+		return rc;
+	if (unlinkat(store->dirfd, rel, 0) == -1)
+		return -errno;
+	return 0;
+}
+
+int
+store_blob_verify(struct store *store, const char *sha256, uint64_t size)
+{
+	char rel[STORE_PATH_MAX], hex[DIGEST_HEX_MAX];
+	struct stat st;
+	int fd, rc;
+
+	if ((rc = store_blob_path(sha256, rel, sizeof(rel))) < 0)
+		return rc;
+	fd = openat(store->dirfd, rel, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd == -1)
+		return errno == ELOOP ? -EBADMSG : -errno;
+	if (fstat(fd, &st) == -1) {
+		rc = -errno;
+		goto out;
+	}
+	if (!S_ISREG(st.st_mode) ||
+	    (size != UINT64_MAX && (uint64_t)st.st_size != size)) {
+		rc = -EBADMSG;
+		goto out;
+	}
+	posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+	if ((rc = digest_fd(fd, DIGEST_SHA256, hex)) < 0)
+		goto out;
+	rc = strcmp(hex, sha256) == 0 ? 0 : -EBADMSG;
+out:
+	close(fd);
+	return rc;
+}
+
+static int
+write_all(int fd, const unsigned char *buf, size_t len)
+{
+	ssize_t n;
+
+	while (len > 0) {
+		n = write(fd, buf, len);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n == -1)
+			return -errno;
+		buf += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+/* The copy loop of store_ingest(): read, hash, write, until EOF. */
+static int
+ingest_copy(int srcfd, int dstfd, struct digest *sha256, struct digest *sha1,
+    uint64_t *size)
+{
+	unsigned char *buf;
+	ssize_t n;
+	int rc = 0;
+
+	buf = malloc(INGEST_CHUNK);
+	if (buf == NULL)
+		return -ENOMEM;
+	*size = 0;
+	for (;;) {
+		n = read(srcfd, buf, INGEST_CHUNK);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n == -1) {
+			rc = -errno;
+			break;
+		}
+		if (n == 0)
+			break;
+		if ((rc = digest_update(sha256, buf, (size_t)n)) < 0 ||
+		    (sha1 != NULL &&
+			(rc = digest_update(sha1, buf, (size_t)n)) < 0) ||
+		    (rc = write_all(dstfd, buf, (size_t)n)) < 0)
+			break;
+		*size += (uint64_t)n;
+	}
+	free(buf);
+	return rc;
+}
+
+int
+store_ingest(struct store *store, int srcfd, int want_sha1, struct ingest *out)
+{
+	struct digest sha256 = { 0 }, sha1 = { 0 };
+	struct stat st;
+	int fd = -1, rc;
+
+	memset(out, 0, sizeof(*out));
+	if (fstat(srcfd, &st) == -1)
+		return -errno;
+	posix_fadvise(srcfd, 0, 0, POSIX_FADV_SEQUENTIAL);
+	fd = store_tmp_create(store, "", out->tmp, sizeof(out->tmp));
+	if (fd < 0) {
+		rc = fd;
+		goto out;
+	}
+	if ((rc = digest_init(&sha256, DIGEST_SHA256, 0)) < 0 ||
+	    (want_sha1 &&
+		(rc = digest_init(
+		     &sha1, DIGEST_GITSHA1, (uint64_t)st.st_size)) < 0))
+		goto out;
+	rc = ingest_copy(
+	    srcfd, fd, &sha256, want_sha1 ? &sha1 : NULL, &out->size);
+	if (rc < 0)
+		goto out;
+	/* git's header carried the size from fstat: it must still hold. */
+	if (want_sha1 && out->size != (uint64_t)st.st_size) {
+		rc = -EAGAIN;
+		goto out;
+	}
+	fault_point("ingest-before-fsync");
+	if (fsync(fd) == -1) {
+		rc = -errno;
+		goto out;
+	}
+	if ((rc = digest_final(&sha256, out->sha256)) < 0 ||
+	    (want_sha1 && (rc = digest_final(&sha1, out->gitsha1)) < 0))
+		goto out;
+out:
+	if (fd >= 0)
+		close(fd);
+	if (rc < 0 && out->tmp[0] != '\0') {
+		store_tmp_remove(store, out->tmp);
+		out->tmp[0] = '\0';
+	}
+	digest_release(&sha256);
+	digest_release(&sha1);
+	return rc;
+}
+
+int
+store_write_atomic(
+    struct store *store, const char *rel, const void *buf, size_t len, int mode)
+{
+	char tmp[STORE_PATH_MAX], dir[STORE_PATH_MAX];
+	const char *slash = strrchr(rel, '/');
+	int fd, rc;
+
+	if (slash != NULL) {
+		if ((size_t)(slash - rel) >= sizeof(dir))
+			return -ENAMETOOLONG;
+		memcpy(dir, rel, (size_t)(slash - rel));
+		dir[slash - rel] = '\0';
+		if ((rc = store_mkdirs(store, dir)) < 0)
+			return rc;
+	} else
+		dir[0] = '\0';
+	fd = store_tmp_create(store, "", tmp, sizeof(tmp));
+	if (fd < 0)
+		return fd;
+	rc = write_all(fd, buf, len);
+	if (rc == 0 && fsync(fd) == -1)
+		rc = -errno;
+	if (rc == 0 && fchmod(fd, (mode_t)mode) == -1)
+		rc = -errno;
+	close(fd);
+	if (rc == 0 && renameat(store->dirfd, tmp, store->dirfd, rel) == -1)
+		rc = -errno;
+	if (rc < 0) {
+		store_tmp_remove(store, tmp);
+		return rc;
+	}
+	return store_fsync_dir(store, dir);
+}
+
+int
+store_read_file(
+    struct store *store, const char *rel, size_t max, char **buf, size_t *len)
+{
+	struct stat st;
+	char *p = NULL;
+	size_t got = 0;
+	ssize_t n;
+	int fd, rc = 0;
+
+	*buf = NULL;
+	fd = openat(store->dirfd, rel, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd == -1)
+		return -errno;
+	if (fstat(fd, &st) == -1) {
+		rc = -errno;
+		goto out;
+	}
+	if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size > max) {
+		rc = S_ISREG(st.st_mode) ? -EFBIG : -EINVAL;
+		goto out;
+	}
+	p = malloc((size_t)st.st_size + 1);
+	if (p == NULL) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	while (got < (size_t)st.st_size) {
+		n = read(fd, p + got, (size_t)st.st_size - got);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			rc = n == 0 ? -EIO : -errno;
+			goto out;
+		}
+		got += (size_t)n;
+	}
+	p[got] = '\0';
+	*buf = p;
+	*len = got;
+	p = NULL;
+out:
+	free(p);
+	close(fd);
+	return rc;
+}
+
+int
+store_blob_each(struct store *store, int (*fn)(const char *, void *), void *arg)
+{
+	DIR *top = NULL, *sub = NULL;
+	struct dirent *a, *b;
+	int fd, rc = 0;
+
+	fd = openat(
+	    store->dirfd, "blobs/sha256", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd == -1 || (top = fdopendir(fd)) == NULL) {
+		rc = -errno;
+		if (fd != -1)
+			close(fd);
+		return rc;
+	}
+	while (rc == 0 && (a = readdir(top)) != NULL) {
+		if (a->d_name[0] == '.')
+			continue;
+		fd = openat(
+		    dirfd(top), a->d_name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (fd == -1 || (sub = fdopendir(fd)) == NULL) {
+			if (fd != -1)
+				close(fd);
+			continue;
+		}
+		while (rc == 0 && (b = readdir(sub)) != NULL)
+			if (b->d_name[0] != '.')
+				rc = fn(b->d_name, arg);
+		closedir(sub);
+	}
+	closedir(top);
+	return rc;
+}
+
+/*
+ * Walks the tree under dirfd/name depth first.  With remove set, it unlinks
+ * every entry and then the directory; otherwise it fsyncs each directory.
+ * Depth is bounded so a hostile tree cannot exhaust the stack.
+ */
+static int
+tree_walk(int parent, const char *name, int remove, int depth)
+{
+	struct dirent *e;
+	struct stat st;
+	DIR *d;
+	int fd, rc = 0;
+
+	if (depth > 64)
+		return -ELOOP;
+	if (fstatat(parent, name, &st, AT_SYMLINK_NOFOLLOW) == -1)
+		return errno == ENOENT ? 0 : -errno;
+	if (!S_ISDIR(st.st_mode)) {
+		if (remove && unlinkat(parent, name, 0) == -1 &&
+		    errno != ENOENT)
+			return -errno;
+		return 0;
+	}
+	fd = openat(
+	    parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd == -1 || (d = fdopendir(fd)) == NULL) {
+		rc = -errno;
+		if (fd != -1)
+			close(fd);
+		return rc;
+	}
+	while (rc == 0 && (e = readdir(d)) != NULL) {
+		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+			continue;
+		rc = tree_walk(dirfd(d), e->d_name, remove, depth + 1);
+	}
+	if (rc == 0 && !remove && fsync(dirfd(d)) == -1)
+		rc = -errno;
+	closedir(d);
+	if (rc == 0 && remove && unlinkat(parent, name, AT_REMOVEDIR) == -1 &&
+	    errno != ENOENT)
+		rc = -errno;
+	return rc;
+}
+
+int
+store_remove_tree(struct store *store, const char *rel)
+{
+	return tree_walk(store->dirfd, rel, 1, 0);
+}
+
+int
+store_sync_tree(struct store *store, const char *rel)
+{
+	return tree_walk(store->dirfd, rel, 0, 0);
+}

@@ -1,0 +1,126 @@
+/*
+ * store: the content-addressed store on the volume.
+ *
+ * A store is a directory (see modelcache-store(5)):
+ *
+ *	index.db			SQLite index (index.c), rebuildable
+ *	blobs/sha256/ab/<64 hex>	immutable contents, mode 0444
+ *	manifests/<folder>/<commit>.json  one per model revision (manifest.c)
+ *	hub/				the Hugging Face cache view (hub.c)
+ *	leases/ claims/			cross-process coordination (claim.c)
+ *	tmp/				partial files, named <owner>.<random>
+ *
+ * Every path below the root is handled relative to a directory descriptor
+ * of the root (the *at() calls), so the functions here take store-relative
+ * paths.  A blob is published in one order only: written under tmp/, its
+ * digest checked, fsync'd, made 0444, renamed into blobs/, and the blob's
+ * directory fsync'd.  Blobs are never opened for writing once published.
+ */
+#ifndef MC_STORE_H
+#define MC_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "digest.h"
+
+#define STORE_PATH_MAX 4096
+#define STORE_OWNER_MAX 128
+
+struct store {
+	char *root;			/* as given, owned */
+	int dirfd;			/* O_DIRECTORY of root */
+	char owner[STORE_OWNER_MAX];	/* "<host>.<pid>", names tmp files */
+};
+
+/*
+ * Opens the store at root, creating root and its directories when create is
+ * set.  Returns 0 or a negative errno; -ENOENT when root or one of its
+ * directories is missing and create is not set.
+ */
+int store_open(struct store *store, const char *root, int create);
+void store_release(struct store *store);
+
+/* "blobs/sha256/ab/<hex>" for a 64-hex digest; -EINVAL otherwise. */
+int store_blob_path(const char *sha256, char *buf, size_t len);
+
+/* 0 when the blob exists (size set when non-NULL), -ENOENT, or an error. */
+int store_blob_stat(struct store *store, const char *sha256, uint64_t *size);
+
+/*
+ * Creates a new empty file "tmp/<owner>.<random><suffix>" opened O_RDWR,
+ * mode 0600.  Writes its store-relative name into rel.  Returns the fd or a
+ * negative errno.
+ */
+int store_tmp_create(struct store *store, const char *suffix, char *rel,
+    size_t len);
+
+/*
+ * Publishes the tmp file rel (already written and fsync'd) as the blob
+ * sha256: mode 0444, rename into place, fsync the blob's directory.  When the
+ * blob already exists, the tmp file is removed instead and 0 is returned:
+ * blobs are named by content, so the two are the same bytes.  The caller
+ * must hold the blob's claim (claim.h).
+ */
+int store_blob_publish(struct store *store, const char *rel,
+    const char *sha256);
+
+/* Removes a blob (the caller holds its claim).  -ENOENT when absent. */
+int store_blob_unlink(struct store *store, const char *sha256);
+
+/*
+ * Re-hashes a blob.  Returns 0 when its content matches its name (and size,
+ * when size is not UINT64_MAX), -EBADMSG when not, -ENOENT when absent.
+ */
+int store_blob_verify(struct store *store, const char *sha256, uint64_t size);
+
+/* What store_ingest() learnt about the bytes it copied. */
+struct ingest {
+	uint64_t size;
+	char sha256[DIGEST_HEX_MAX];
+	char gitsha1[DIGEST_HEX_MAX];	/* "" unless asked for */
+	char tmp[STORE_PATH_MAX];	/* the fsync'd tmp file, to publish */
+};
+
+/*
+ * Copies all of srcfd (from its current offset) into a new tmp file, hashing
+ * every byte on the way (and the git SHA-1 too when want_sha1), then fsyncs
+ * it.  The caller publishes it with store_blob_publish() or removes it with
+ * store_tmp_remove().  Returns 0 or a negative errno (-ENOSPC for a full
+ * volume); on error nothing is left in tmp/.
+ */
+int store_ingest(struct store *store, int srcfd, int want_sha1,
+    struct ingest *out);
+
+void store_tmp_remove(struct store *store, const char *rel);
+
+/*
+ * Writes len bytes to the store-relative path rel through a tmp file in the
+ * same directory: write, fsync, chmod mode, rename, fsync the directory.
+ * Parent directories are created.  Readers see the old file or the new one.
+ */
+int store_write_atomic(struct store *store, const char *rel, const void *buf,
+    size_t len, int mode);
+
+/* Reads a whole store-relative file of at most max bytes (NUL-terminated). */
+int store_read_file(struct store *store, const char *rel, size_t max,
+    char **buf, size_t *len);
+
+/* mkdir -p of a store-relative directory, mode 0755. */
+int store_mkdirs(struct store *store, const char *rel);
+/* fsync of a store-relative directory ("" is the root). */
+int store_fsync_dir(struct store *store, const char *rel);
+
+/*
+ * Removes a store-relative tree (rm -rf; symlinks are removed, never
+ * followed).  A missing tree is not an error.
+ */
+int store_remove_tree(struct store *store, const char *rel);
+/* fsyncs every directory of a store-relative tree, deepest first. */
+int store_sync_tree(struct store *store, const char *rel);
+
+/* Calls fn for each blob digest under blobs/ (stops on non-zero return). */
+int store_blob_each(struct store *store,
+    int (*fn)(const char *sha256, void *arg), void *arg);
+
+#endif
