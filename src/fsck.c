@@ -168,16 +168,21 @@ indexed_id(struct fsck *f, const struct manifest *m)
 	return id;
 }
 
-/* Moves a file into tmp/ rather than deleting what may be evidence. */
+/*
+ * Moves a file into tmp/ rather than deleting what may be evidence.  The
+ * name starts with "quarantine." so that later runs keep it.
+ */
 static int
 quarantine(struct fsck *f, const char *rel, const char *suffix)
 {
 	char tmp[STORE_PATH_MAX];
-	int fd;
+	const char *base = strrchr(rel, '/');
+	int n;
 
-	if ((fd = store_tmp_create(f->store, suffix, tmp, sizeof(tmp))) < 0)
-		return fd;
-	close(fd);
+	n = snprintf(tmp, sizeof(tmp), "tmp/quarantine.%lld.%s%s",
+	    (long long)claim_now_ms(), base != NULL ? base + 1 : rel, suffix);
+	if (n < 0 || (size_t)n >= sizeof(tmp))
+		return -ENAMETOOLONG;
 	if (renameat(f->store->dirfd, rel, f->store->dirfd, tmp) == -1)
 		return -errno;
 	return 0;
@@ -319,6 +324,15 @@ check_manifest(struct fsck *f, const char *rel, struct manifest *m)
 }
 
 static int
+named_right(const char *rel, const struct manifest *m)
+{
+	char want[STORE_PATH_MAX];
+
+	return manifest_rel(m, want, sizeof(want)) == 0 &&
+	    strcmp(want, rel) == 0;
+}
+
+static int
 pass_manifest(const char *rel, void *arg)
 {
 	struct fsck *f = arg;
@@ -328,6 +342,10 @@ pass_manifest(const char *rel, void *arg)
 
 	manifest_init(&m);
 	rc = manifest_load(f->store, rel, &m, &why);
+	if (rc == 0 && !named_right(rel, &m)) {
+		why = "the file name does not match the repo and commit inside";
+		rc = -EINVAL;
+	}
 	if (rc == -EINVAL || rc == -EFBIG) {
 		issue(f, "manifest_bad", rel,
 		    why != NULL ? why : "manifest too large", 0,
@@ -562,8 +580,10 @@ pass_dir(struct fsck *f, const char *dir, int claims)
 		return -errno;
 	}
 	while ((e = readdir(d)) != NULL) {
+		/* Evidence kept for people, not residue. */
 		if (e->d_name[0] == '.' ||
-		    strncmp(e->d_name, "index.db.corrupt", 16) == 0)
+		    strncmp(e->d_name, "index.db.corrupt", 16) == 0 ||
+		    strncmp(e->d_name, "quarantine.", 11) == 0)
 			continue;
 		snprintf(rel, sizeof(rel), "%s/%s", dir, e->d_name);
 		if (fstatat(f->store->dirfd, rel, &st, AT_SYMLINK_NOFOLLOW))

@@ -493,8 +493,13 @@ check_file(struct store *store, const char *folder, const char *snap,
 	if (fmt(rel, sizeof(rel), "hub/%s/blobs/%s", folder, f->etag) < 0 ||
 	    store_blob_path(f->sha256, blob, sizeof(blob)) < 0)
 		return;
+	/*
+	 * Stat the hub blob itself, not what the link reaches: a symlink
+	 * there would hand the store blob to HF tools' deletions.
+	 */
 	if (fstatat(store->dirfd, blob, &b, AT_SYMLINK_NOFOLLOW) == 0 &&
-	    (a.st_ino != b.st_ino || a.st_dev != b.st_dev))
+	    (fstatat(store->dirfd, rel, &a, AT_SYMLINK_NOFOLLOW) == -1 ||
+		a.st_ino != b.st_ino || a.st_dev != b.st_dev))
 		report(r, rel, HUB_BLOB_UNLINKED);
 }
 

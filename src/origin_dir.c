@@ -143,10 +143,10 @@ walk(struct dir_listing *list, const char *abs, const char *rel, int depth,
 		if (n < 0 || (size_t)n >= sizeof(crel) ||
 		    ref_check_path(crel, strlen(crel), &why) < 0) {
 			rc = errf(err, errlen, -EINVAL,
-			    "cannot import '%s': %s", crel,
-			    n >= 0 && (size_t)n < sizeof(crel)
-				? why
-				: "path too long");
+			    "cannot import '%.200s%s': %s", crel,
+			    strlen(crel) > 200 ? "..." : "",
+			    n >= 0 && (size_t)n < sizeof(crel) ? why :
+								  "path too long");
 			break;
 		}
 		snprintf(cabs, sizeof(cabs), "%s/%s", abs, e->d_name);
@@ -236,6 +236,7 @@ struct job {
 	struct ingest got;
 	struct claim claim;
 	int lfs;
+	int claiming;	/* this job publishes got.sha256 (under lock) */
 };
 
 struct import {
@@ -265,6 +266,11 @@ fail(struct import *im, int rc, const char *path)
 		if (rc == -EAGAIN && path != NULL)
 			snprintf(im->err, im->errlen,
 			    "'%s' changed while it was imported", path);
+		else if (rc == -ETIMEDOUT && path != NULL)
+			snprintf(im->err, im->errlen,
+			    "cannot import '%s': another process holds its"
+			    " blob's claim",
+			    path);
 		else if (path != NULL)
 			snprintf(im->err, im->errlen, "cannot import '%s': %s",
 			    path, strerror(-rc));
@@ -273,6 +279,26 @@ fail(struct import *im, int rc, const char *path)
 	}
 	atomic_store(&im->failed, 1);
 	pthread_mutex_unlock(&im->lock);
+}
+
+/*
+ * Reserves the publishing of job's blob for this job, unless another job of
+ * this import has it: returns 1 when job should claim and publish.
+ */
+static int
+reserve(struct import *im, struct job *job)
+{
+	size_t i;
+	int mine = 1;
+
+	pthread_mutex_lock(&im->lock);
+	for (i = 0; i < im->n && mine; i++)
+		if (im->jobs[i].claiming &&
+		    strcmp(im->jobs[i].got.sha256, job->got.sha256) == 0)
+			mine = 0;
+	job->claiming = mine;
+	pthread_mutex_unlock(&im->lock);
+	return mine;
 }
 
 static int
@@ -303,6 +329,12 @@ import_one(struct import *im, struct job *job)
 	}
 	atomic_fetch_add(&im->bytes_done, job->got.size);
 	fault_point("import-file-hashed");
+	/* Two files with the same bytes: the first one publishes the blob. */
+	if (!reserve(im, job)) {
+		store_tmp_remove(im->store, job->got.tmp);
+		job->got.tmp[0] = '\0';
+		return 0;
+	}
 	rc = claim_acquire(im->store, &claim, job->got.sha256,
 	    im->opts->stale_ms, im->opts->stale_ms * 4);
 	/* The supervisor heartbeats held claims: hand it over locked. */

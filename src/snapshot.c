@@ -4,10 +4,13 @@
  */
 #include "config.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "claim.h"
 #include "fault.h"
@@ -59,6 +62,63 @@ merge_existing(struct store *store, struct manifest *m)
 	return rc;
 }
 
+/*
+ * Takes m's revision names off the repo's other manifests, so that each name
+ * is on one manifest only and a rebuild from the files cannot hesitate.
+ */
+static int
+strip_revisions(struct store *store, const struct manifest *m)
+{
+	char dir[STORE_PATH_MAX], rel[STORE_PATH_MAX];
+	struct manifest other;
+	struct dirent *e;
+	const char *why;
+	size_t i, j;
+	DIR *d;
+	int fd, rc = 0, changed;
+
+	if (m->nrevisions == 0 ||
+	    (rc = manifest_folder(m, dir, sizeof(dir))) < 0)
+		return rc;
+	fd = openat(store->dirfd, dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd == -1 || (d = fdopendir(fd)) == NULL) {
+		rc = -errno;
+		if (fd != -1)
+			close(fd);
+		return rc;
+	}
+	while (rc == 0 && (e = readdir(d)) != NULL) {
+		if (e->d_name[0] == '.' ||
+		    strncmp(e->d_name, m->commit, DIGEST_SHA1_HEX) == 0)
+			continue;
+		if (snprintf(rel, sizeof(rel), "%s/%s", dir, e->d_name) >=
+		    (int)sizeof(rel))
+			continue;
+		manifest_init(&other);
+		if (manifest_load(store, rel, &other, &why) < 0) {
+			manifest_release(&other);
+			continue;
+		}
+		changed = 0;
+		for (i = 0; i < other.nrevisions;) {
+			if (!manifest_has_revision(m, other.revisions[i])) {
+				i++;
+				continue;
+			}
+			free(other.revisions[i]);
+			for (j = i + 1; j < other.nrevisions; j++)
+				other.revisions[j - 1] = other.revisions[j];
+			other.nrevisions--;
+			changed = 1;
+		}
+		if (changed)
+			rc = manifest_save(store, &other);
+		manifest_release(&other);
+	}
+	closedir(d);
+	return rc;
+}
+
 int
 snapshot_publish(
     struct store *store, struct index *index, struct manifest *m, int64_t now)
@@ -79,7 +139,7 @@ snapshot_publish(
 	if ((rc = index_add(index, m)) < 0)
 		return rc;
 	fault_point("index-added");
-	return 0;
+	return strip_revisions(store, m);
 }
 
 /* Deletes a blob that no index row references, under its claim. */

@@ -1,0 +1,117 @@
+# tap.sh: what the integration tests share.  Sourced by each
+# tests/integration/tNNNN-*.sh; prints TAP for automake's tap-driver.
+#
+# Each test runs in its own temporary directory ($T), removed at exit, with
+# its own store ($STORE).  Nothing is shared between test scripts.
+
+set -u
+
+: "${top_builddir:?run through make check, or set top_builddir}"
+: "${top_srcdir:?run through make check, or set top_srcdir}"
+MC="$top_builddir/modelcache"
+T=$(mktemp -d "${TMPDIR:-/tmp}/mc-test.XXXXXX")
+STORE="$T/store"
+export MODELCACHE_STORE="$STORE"
+unset MODELCACHE_CONFIG MODELCACHE_CRASH_AT MODELCACHE_CRASH_TRACE
+tap_n=0
+tap_failed=0
+
+tap_cleanup() {
+	[ -n "${KEEP:-}" ] && return; chmod -R u+w "$T" 2>/dev/null
+	rm -rf "$T"
+}
+trap tap_cleanup EXIT
+
+ok() {	# ok CONDITION-EXIT-CODE DESCRIPTION
+	tap_n=$((tap_n + 1))
+	if [ "$1" -eq 0 ]; then
+		echo "ok $tap_n - $2"
+	else
+		echo "not ok $tap_n - $2"
+		tap_failed=$((tap_failed + 1))
+	fi
+}
+
+diag() {
+	printf '%s\n' "$@" | sed 's/^/# /'
+}
+
+# is GOT WANT DESCRIPTION
+is() {
+	if [ "$1" = "$2" ]; then
+		ok 0 "$3"
+	else
+		ok 1 "$3"
+		diag "got:  '$1'" "want: '$2'"
+	fi
+}
+
+# run_ok DESCRIPTION CMD...: the command must exit 0.
+run_ok() {
+	desc=$1
+	shift
+	if "$@" >"$T/out" 2>"$T/err"; then
+		ok 0 "$desc"
+	else
+		ok 1 "$desc"
+		diag "exit $? from: $*" "$(cat "$T/err")"
+	fi
+}
+
+# run_fails CODE PATTERN DESCRIPTION CMD...: exit CODE, stderr ~ PATTERN.
+run_fails() {
+	code=$1 pattern=$2 desc=$3
+	shift 3
+	"$@" >"$T/out" 2>"$T/err"
+	rc=$?
+	if [ "$rc" -eq "$code" ] &&
+		{ [ -z "$pattern" ] || grep -q -- "$pattern" "$T/err"; }; then
+		ok 0 "$desc"
+	else
+		ok 1 "$desc"
+		diag "exit $rc (want $code) from: $*" "stderr: $(cat "$T/err")"
+	fi
+}
+
+done_testing() {
+	echo "1..$tap_n"
+	[ "$tap_failed" -eq 0 ]
+	exit $?
+}
+
+mc() {
+	"$MC" "$@"
+}
+
+# make_model DIR SEED: a small model with nested paths, LFS-sized and
+# git-sized files.  The same seed gives the same bytes.
+make_model() {
+	mkdir -p "$1/sub/dir"
+	printf '{"model_type":"gpt2","seed":"%s"}' "$2" >"$1/config.json"
+	printf 'hello %s\n' "$2" >"$1/sub/dir/notes.txt"
+	printf 'merges %s\n' "$2" >"$1/merges.txt"
+	openssl enc -aes-128-ctr -nosalt -pass "pass:$2" </dev/zero 2>/dev/null |
+		head -c 300000 >"$1/model.safetensors"
+	openssl enc -aes-128-ctr -nosalt -pass "pass:$2-b" </dev/zero \
+		2>/dev/null | head -c 70000 >"$1/sub/weights.bin"
+}
+
+# store_state: every path under the store with its type, mode, size, link
+# target and content digest, sorted; to check that a store is unchanged.
+# The 256 fan-out directories under blobs/sha256 are structure, kept once
+# made (removing them would race with a concurrent publish), so skipped.
+store_state() {
+	[ -d "$STORE" ] || { echo "no store"; return; }
+	(cd "$STORE" && find . -path ./tmp -prune -o \
+		-path './blobs/sha256/??' -prune -o -printf '%p %y %m %s %l\n' |
+		sort &&
+		find ./blobs/sha256 -mindepth 2 -printf '%p %y %m %s %l\n' |
+		sort &&
+		find . -path ./tmp -prune -o -type f -print0 | sort -z |
+		xargs -0 -r sha256sum)
+}
+
+# json EXPR: jq over stdin, raw output.
+json() {
+	jq -r "$@"
+}
