@@ -95,8 +95,9 @@ usage(const struct cmd *cmd, const char *help, FILE *to)
 {
 	fprintf(to, "usage: modelcache %s\n", cmd->usage);
 	if (to == stdout)
-		fprintf(to, "\n%s.\n\n%s  --json        machine-readable output"
-			    "\n  -h, --help    this help\n",
+		fprintf(to,
+		    "\n%s.\n\n%s  --json        machine-readable output"
+		    "\n  -h, --help    this help\n",
 		    cmd->summary, help != NULL ? help : "");
 }
 

@@ -19,11 +19,11 @@
 
 enum {
 	EXIT_OK = 0,
-	EXIT_FAIL = 1,		/* a failure not listed below */
-	EXIT_USAGE = 2,		/* bad arguments or names */
-	EXIT_NOTFOUND = 3,	/* no such model, revision or directory */
+	EXIT_FAIL = 1,	   /* a failure not listed below */
+	EXIT_USAGE = 2,	   /* bad arguments or names */
+	EXIT_NOTFOUND = 3, /* no such model, revision or directory */
 	EXIT_UNAUTHORIZED = 4,
-	EXIT_INTEGRITY = 5,	/* bytes do not match their digest */
+	EXIT_INTEGRITY = 5, /* bytes do not match their digest */
 	EXIT_NETWORK = 6,
 	EXIT_NOSPACE = 7,
 };
@@ -32,7 +32,7 @@ struct cli {
 	struct conf conf;
 	int json;
 	int verbose;
-	int tty;		/* stderr is a terminal: show progress */
+	int tty; /* stderr is a terminal: show progress */
 	struct store store;
 	struct index index;
 	int opened;
@@ -40,7 +40,7 @@ struct cli {
 
 struct cmd {
 	const char *name;
-	const char *usage;	/* after "modelcache " */
+	const char *usage; /* after "modelcache " */
 	const char *summary;
 	int (*exec)(struct cli *cli, int argc, char **argv);
 };
@@ -64,8 +64,7 @@ int cli_exit_code(int rc);
 struct option;
 int cli_getopt(struct cli *cli, const struct cmd *cmd, int argc, char **argv,
     const struct option *extra, const char *help,
-    int (*on_opt)(void *arg, int opt, const char *value), void *arg,
-    int *code);
+    int (*on_opt)(void *arg, int opt, const char *value), void *arg, int *code);
 
 /* "1.5 GiB", "512 B": human sizes into buf. */
 const char *cli_size(uint64_t bytes, char *buf, size_t len);

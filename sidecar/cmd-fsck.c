@@ -44,8 +44,8 @@ print_issue(void *arg, const struct fsck_issue *i)
 	if (a->issues != NULL) {
 		json_array_append_new(a->issues,
 		    json_pack("{s:s, s:s, s:s, s:b, s:b}", "kind", i->kind,
-			"path", i->path, "what", i->what, "residue",
-			i->residue, "repaired", i->repaired));
+			"path", i->path, "what", i->what, "residue", i->residue,
+			"repaired", i->repaired));
 		return;
 	}
 	printf("%-8s %-22s %s: %s%s\n", i->residue ? "residue" : "PROBLEM",

@@ -49,16 +49,19 @@ print_plan(struct cli *cli, const struct gc_plan *plan, uint64_t max,
 			    json_pack("{s:s, s:s, s:I, s:I}", "repo",
 				plan->victims[i].repo, "commit",
 				plan->victims[i].commit, "last_used",
-				(json_int_t)plan->victims[i].last_used,
-				"frees", (json_int_t)plan->victims[i].frees));
-		return cli_print_json(json_pack("{s:b, s:I, s:I, s:I, s:I, s:o}",
-		    "dry_run", dry_run, "max_size", (json_int_t)max, "before",
-		    (json_int_t)plan->before, "after", (json_int_t)plan->after,
-		    "freed", (json_int_t)freed, "evicted", victims));
+				(json_int_t)plan->victims[i].last_used, "frees",
+				(json_int_t)plan->victims[i].frees));
+		return cli_print_json(
+		    json_pack("{s:b, s:I, s:I, s:I, s:I, s:o}", "dry_run",
+			dry_run, "max_size", (json_int_t)max, "before",
+			(json_int_t)plan->before, "after",
+			(json_int_t)plan->after, "freed", (json_int_t)freed,
+			"evicted", victims));
 	}
 	for (i = 0; i < plan->n; i++)
-		printf("%s %s@%.12s (%s)\n", dry_run ? "would evict" : "evicted",
-		    plan->victims[i].repo, plan->victims[i].commit,
+		printf("%s %s@%.12s (%s)\n",
+		    dry_run ? "would evict" : "evicted", plan->victims[i].repo,
+		    plan->victims[i].commit,
 		    cli_size(plan->victims[i].frees, a, sizeof(a)));
 	printf("store: %s, quota %s, %s %s\n",
 	    cli_size(plan->before, a, sizeof(a)), cli_size(max, b, sizeof(b)),

@@ -149,7 +149,8 @@ cmd_import(struct cli *cli, int argc, char **argv)
 		goto out;
 	}
 	clock_gettime(CLOCK_MONOTONIC, &t1);
-	rc = report(cli, &m, (double)(t1.tv_sec - t0.tv_sec) +
+	rc = report(cli, &m,
+	    (double)(t1.tv_sec - t0.tv_sec) +
 		(double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
 out:
 	dir_listing_release(&list);

@@ -21,9 +21,9 @@ revisions_json(const char *refs)
 
 	while (a != NULL && *p != '\0') {
 		comma = strchr(p, ',');
-		json_array_append_new(a, json_stringn(p, comma != NULL ?
-			(size_t)(comma - p) :
-			strlen(p)));
+		json_array_append_new(a,
+		    json_stringn(p,
+			comma != NULL ? (size_t)(comma - p) : strlen(p)));
 		p = comma != NULL ? comma + 1 : p + strlen(p);
 	}
 	return a;
@@ -34,16 +34,14 @@ snapshot_json(const struct index_snapshot *s)
 {
 	char dir[STORE_PATH_MAX];
 
-	snprintf(dir, sizeof(dir), "hub/%s/snapshots/%s", s->folder,
-	    s->commit);
+	snprintf(dir, sizeof(dir), "hub/%s/snapshots/%s", s->folder, s->commit);
 	return json_pack("{s:s, s:s, s:s, s:o, s:s, s:I, s:I, s:b, s:I, s:I,"
 			 " s:s, s:s}",
 	    "type", ref_type_name(s->type), "repo", s->repo, "commit",
 	    s->commit, "revisions", revisions_json(s->refs), "dir", dir,
 	    "files", (json_int_t)s->nfiles, "size", (json_int_t)s->size,
-	    "pinned", s->pinned, "created", (json_int_t)s->created,
-	    "last_used", (json_int_t)s->last_used, "source", s->source,
-	    "trust", s->trust);
+	    "pinned", s->pinned, "created", (json_int_t)s->created, "last_used",
+	    (json_int_t)s->last_used, "source", s->source, "trust", s->trust);
 }
 
 /* "org/name" for models, "datasets/org/name" otherwise. */
@@ -63,14 +61,14 @@ ls_row(void *arg, const struct index_snapshot *s)
 	char size[32], used[32], name[REF_FOLDER_MAX];
 
 	if (rows != NULL)
-		return json_array_append_new(rows, snapshot_json(s)) == 0 ?
-		    0 :
-		    -ENOMEM;
+		return json_array_append_new(rows, snapshot_json(s)) == 0
+		    ? 0
+		    : -ENOMEM;
 	printf("%-40s %-12s %.12s %6llu %10s %-6s %s\n",
 	    display_name(s, name, sizeof(name)),
 	    s->refs[0] != '\0' ? s->refs : "-", s->commit,
-	    (unsigned long long)s->nfiles, cli_size(s->size, size, sizeof(size)),
-	    s->pinned ? "yes" : "no",
+	    (unsigned long long)s->nfiles,
+	    cli_size(s->size, size, sizeof(size)), s->pinned ? "yes" : "no",
 	    cli_time(s->last_used, used, sizeof(used)));
 	return 0;
 }
@@ -124,12 +122,11 @@ show_file(void *arg, const char *path, uint64_t size, const char *sha256,
 		return json_array_append_new(files,
 			   json_pack("{s:s, s:I, s:s, s:s}", "path", path,
 			       "size", (json_int_t)size, "sha256", sha256,
-			       "etag", etag)) == 0 ?
-		    0 :
-		    -ENOMEM;
-	printf("  %-50s %10s  %.16s\n", path, cli_size(size, human,
-						     sizeof(human)),
-	    sha256);
+			       "etag", etag)) == 0
+		    ? 0
+		    : -ENOMEM;
+	printf("  %-50s %10s  %.16s\n", path,
+	    cli_size(size, human, sizeof(human)), sha256);
 	return 0;
 }
 
@@ -152,8 +149,7 @@ show_one(void *arg, const struct index_snapshot *s)
 	}
 	printf("%s@%.12s\n", display_name(s, name, sizeof(name)), s->commit);
 	printf("  commit:     %s\n  revisions:  %s\n  source:     %s (%s)\n",
-	    s->commit, s->refs[0] != '\0' ? s->refs : "-", s->source,
-	    s->trust);
+	    s->commit, s->refs[0] != '\0' ? s->refs : "-", s->source, s->trust);
 	printf("  dir:        hub/%s/snapshots/%s\n", s->folder, s->commit);
 	printf("  size:       %s in %llu files\n  pinned:     %s\n",
 	    cli_size(s->size, size, sizeof(size)),
@@ -200,9 +196,9 @@ du_row(void *arg, const struct index_snapshot *s)
 		return json_array_append_new(rows,
 			   json_pack("{s:s, s:s, s:I}", "repo", s->repo,
 			       "commit", s->commit, "size",
-			       (json_int_t)s->size)) == 0 ?
-		    0 :
-		    -ENOMEM;
+			       (json_int_t)s->size)) == 0
+		    ? 0
+		    : -ENOMEM;
 	printf("%10s  %s@%.12s\n", cli_size(s->size, size, sizeof(size)),
 	    display_name(s, name, sizeof(name)), s->commit);
 	return 0;
@@ -240,12 +236,12 @@ cmd_du(struct cli *cli, int argc, char **argv)
 		return cli_exit_code(rc);
 	}
 	if (rows != NULL)
-		return cli_exit_code(cli_print_json(json_pack(
-		    "{s:I, s:I, s:I, s:o}", "size", (json_int_t)blob_bytes,
-		    "blobs", (json_int_t)blob_count, "logical",
-		    (json_int_t)file_bytes, "models", rows)));
+		return cli_exit_code(
+		    cli_print_json(json_pack("{s:I, s:I, s:I, s:o}", "size",
+			(json_int_t)blob_bytes, "blobs", (json_int_t)blob_count,
+			"logical", (json_int_t)file_bytes, "models", rows)));
 	printf("%10s  total, %llu blobs (%s before sharing)\n",
-	    cli_size(blob_bytes, a, sizeof(a)),
-	    (unsigned long long)blob_count, cli_size(file_bytes, b, sizeof(b)));
+	    cli_size(blob_bytes, a, sizeof(a)), (unsigned long long)blob_count,
+	    cli_size(file_bytes, b, sizeof(b)));
 	return EXIT_OK;
 }

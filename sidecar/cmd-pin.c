@@ -17,14 +17,14 @@ pin_one(struct cli *cli, const struct cli_pick *s, int pinned)
 {
 	int rc;
 
-	rc = snapshot_pin(&cli->store, &cli->index, s->folder, s->commit,
-	    s->id, pinned);
+	rc = snapshot_pin(&cli->store, &cli->index, s->folder, s->commit, s->id,
+	    pinned);
 	if (rc < 0)
 		cli_err("cannot %s %s@%.12s: %s", pinned ? "pin" : "unpin",
 		    s->repo, s->commit, strerror(-rc));
 	else
-		printf("%s %s@%.12s\n", pinned ? "pinned" : "unpinned",
-		    s->repo, s->commit);
+		printf("%s %s@%.12s\n", pinned ? "pinned" : "unpinned", s->repo,
+		    s->commit);
 	return rc;
 }
 

@@ -53,9 +53,10 @@ cmd_rm(struct cli *cli, int argc, char **argv)
 			break;
 		}
 		if (out != NULL)
-			json_array_append_new(out, json_pack("{s:s, s:s, s:I}",
-			    "repo", vs.v[k].repo, "commit", vs.v[k].commit,
-			    "freed", (json_int_t)(freed - before)));
+			json_array_append_new(out,
+			    json_pack("{s:s, s:s, s:I}", "repo", vs.v[k].repo,
+				"commit", vs.v[k].commit, "freed",
+				(json_int_t)(freed - before)));
 		else
 			printf("removed %s@%.12s (%s freed)\n", vs.v[k].repo,
 			    vs.v[k].commit,

@@ -35,18 +35,17 @@ verify_file(void *arg, const char *path, uint64_t size, const char *sha256,
 	v->bytes += size;
 	if (rc == 0)
 		return 0;
-	what = rc == -EBADMSG ? "content does not match its sha256" :
-	    rc == -ENOENT     ? "blob is missing" :
-				strerror(-rc);
+	what = rc == -EBADMSG ? "content does not match its sha256"
+	    : rc == -ENOENT   ? "blob is missing"
+			      : strerror(-rc);
 	v->nbad++;
 	if (v->bad != NULL)
 		return json_array_append_new(v->bad,
 			   json_pack("{s:s, s:s, s:s, s:s, s:s}", "repo",
-			       v->snap->repo, "commit", v->snap->commit,
-			       "path", path, "sha256", sha256, "error",
-			       what)) == 0 ?
-		    0 :
-		    -ENOMEM;
+			       v->snap->repo, "commit", v->snap->commit, "path",
+			       path, "sha256", sha256, "error", what)) == 0
+		    ? 0
+		    : -ENOMEM;
 	printf("BAD  %s@%.12s  %s: %s\n", v->snap->repo, v->snap->commit, path,
 	    what);
 	return 0;

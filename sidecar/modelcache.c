@@ -25,8 +25,8 @@ const struct cmd cli_cmds[] = {
 	    "Import a local directory into the store as model NAME",
 	    cmd_import },
 	{ "ls", "ls [--json]", "List the models in the store", cmd_ls },
-	{ "show", "show [--json] MODEL",
-	    "Show a model's revisions and files", cmd_show },
+	{ "show", "show [--json] MODEL", "Show a model's revisions and files",
+	    cmd_show },
 	{ "du", "du [--json]", "Show how much space the store uses", cmd_du },
 	{ "verify", "verify [--json] [MODEL ...]",
 	    "Re-hash every byte of the given models (all by default)",
@@ -50,12 +50,14 @@ usage(FILE *to)
 {
 	const struct cmd *c;
 
-	fprintf(to, "usage: modelcache [--store DIR] [-v] COMMAND [ARGS]\n"
-		    "\ncommands:\n");
+	fprintf(to,
+	    "usage: modelcache [--store DIR] [-v] COMMAND [ARGS]\n"
+	    "\ncommands:\n");
 	for (c = cli_cmds; c->name != NULL; c++)
 		fprintf(to, "  %-8s %s\n", c->name, c->summary);
-	fprintf(to, "\nRun 'modelcache COMMAND --help' for a command's"
-		    " options; see modelcache(1).\n");
+	fprintf(to,
+	    "\nRun 'modelcache COMMAND --help' for a command's"
+	    " options; see modelcache(1).\n");
 }
 
 /* Loads the configuration: file, then environment.  Exits on errors. */

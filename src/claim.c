@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <stdlib.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -46,18 +47,52 @@ claim_path(const char *sha256, char *buf, size_t len)
 	return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
 }
 
+/* Reads a claim file's "<owner> <generation>" line (may be empty). */
+static void
+read_line(struct store *store, const char *rel, char *line, size_t len)
+{
+	ssize_t n;
+	int fd;
+
+	line[0] = '\0';
+	fd = openat(store->dirfd, rel, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd == -1)
+		return;
+	n = read(fd, line, len - 1);
+	line[n > 0 ? n : 0] = '\0';
+	close(fd);
+}
+
+int
+claim_stale(struct store *store, const char *rel, int64_t now_ms,
+    int64_t stale_ms)
+{
+	char line[STORE_OWNER_MAX + 32];
+	struct stat st;
+	int owner;
+
+	if (fstatat(store->dirfd, rel, &st, AT_SYMLINK_NOFOLLOW) == -1)
+		return 0;
+	read_line(store, rel, line, sizeof(line));
+	owner = store_owner_state(store, line);
+	if (owner == OWNER_DEAD)
+		return 1; /* its process is gone: no need to wait */
+	return owner != OWNER_ALIVE && now_ms - mtime_ms(&st) > stale_ms;
+}
+
 /*
  * Removes a stale claim so that exactly one contender replaces it.  Two
  * contenders may both have seen it stale; the later one's rename would then
  * move the winner's fresh claim aside, so what was moved is checked again
- * and a fresh claim is put back.
+ * and a fresh claim is put back.  If someone has claimed the name again in
+ * that instant, the fresh claim is left aside (fsck clears it once stale)
+ * rather than deleted.
  */
 static int
-claim_takeover(
-    struct store *store, const char *rel, int64_t now_ms, int64_t stale_ms)
+claim_takeover(struct store *store, const char *rel, int64_t now_ms,
+    int64_t stale_ms)
 {
 	char aside[STORE_PATH_MAX];
-	struct stat st;
 	int n;
 
 	n = snprintf(aside, sizeof(aside), "%s.stale.%s", rel, store->owner);
@@ -65,12 +100,11 @@ claim_takeover(
 		return -ENAMETOOLONG;
 	if (renameat(store->dirfd, rel, store->dirfd, aside) == -1)
 		return errno == ENOENT ? 0 : -errno;
-	if (fstatat(store->dirfd, aside, &st, 0) == 0 &&
-	    now_ms - mtime_ms(&st) <= stale_ms &&
-	    renameat2(
-		store->dirfd, aside, store->dirfd, rel, RENAME_NOREPLACE) == 0)
+	if (claim_stale(store, aside, now_ms, stale_ms)) {
+		unlinkat(store->dirfd, aside, 0);
 		return 0;
-	unlinkat(store->dirfd, aside, 0);
+	}
+	renameat2(store->dirfd, aside, store->dirfd, rel, RENAME_NOREPLACE);
 	return 0;
 }
 
@@ -78,30 +112,32 @@ int
 claim_try(struct store *store, struct claim *claim, const char *sha256,
     int64_t now_ms, int64_t stale_ms)
 {
-	char rel[STORE_PATH_MAX], line[STORE_OWNER_MAX + 32];
-	struct stat st;
-	int fd, rc, n;
+	char rel[STORE_PATH_MAX];
+	int fd, rc = 0, n;
 
+	if (claim->held && strcmp(claim->sha256, sha256) == 0)
+		return -EALREADY;
 	claim->held = 0;
 	if ((rc = claim_path(sha256, rel, sizeof(rel))) < 0)
 		return rc;
 	snprintf(claim->sha256, sizeof(claim->sha256), "%s", sha256);
-	fd = openat(
-	    store->dirfd, rel, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	fd = openat(store->dirfd, rel, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
+	    0644);
 	if (fd == -1 && errno != EEXIST)
 		return -errno;
 	if (fd == -1) {
-		if (fstatat(store->dirfd, rel, &st, 0) == -1)
-			return errno == ENOENT ? -EAGAIN : -errno;
-		if (now_ms - mtime_ms(&st) <= stale_ms)
-			return -EBUSY;
+		if (!claim_stale(store, rel, now_ms, stale_ms))
+			return faccessat(store->dirfd, rel, F_OK,
+				   AT_SYMLINK_NOFOLLOW) == 0
+			    ? -EBUSY
+			    : -EAGAIN;
 		if ((rc = claim_takeover(store, rel, now_ms, stale_ms)) < 0)
 			return rc;
 		return -EAGAIN;
 	}
-	n = snprintf(
-	    line, sizeof(line), "%s %lld\n", store->owner, (long long)now_ms);
-	if (write(fd, line, (size_t)n) != n)
+	n = snprintf(claim->line, sizeof(claim->line), "%s %lld\n",
+	    store->owner, (long long)now_ms);
+	if (write(fd, claim->line, (size_t)n) != n)
 		rc = -EIO;
 	close(fd);
 	if (rc < 0) {
@@ -154,11 +190,15 @@ claim_touch(struct store *store, struct claim *claim)
 void
 claim_release(struct store *store, struct claim *claim)
 {
-	char rel[STORE_PATH_MAX];
+	char rel[STORE_PATH_MAX], line[sizeof(claim->line)];
 
 	if (!claim->held)
 		return;
-	if (claim_path(claim->sha256, rel, sizeof(rel)) == 0)
-		unlinkat(store->dirfd, rel, 0);
+	/* A claim taken over while we stalled is no longer ours to remove. */
+	if (claim_path(claim->sha256, rel, sizeof(rel)) == 0) {
+		read_line(store, rel, line, sizeof(line));
+		if (strcmp(line, claim->line) == 0)
+			unlinkat(store->dirfd, rel, 0);
+	}
 	claim->held = 0;
 }

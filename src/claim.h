@@ -21,14 +21,18 @@
 
 struct claim {
 	char sha256[DIGEST_HEX_MAX];
+	char line[STORE_OWNER_MAX + 32]; /* what we wrote into the file */
 	int held;
 };
 
 /*
- * Tries once to take the claim on sha256.  now and stale_ms decide whether
- * an existing claim is stale (now in milliseconds since the epoch, as the
- * filesystem's mtimes count).  Returns 0 when taken, -EBUSY when a live
- * claim is held by someone else, or another negative errno.
+ * Tries once to take the claim on sha256.  An existing claim is stale when
+ * its owner is known to be dead (same host and PID namespace), or when its
+ * owner cannot be asked and its heartbeat is older than stale_ms (now in
+ * milliseconds since the epoch, as the filesystem's mtimes count).  Returns
+ * 0 when taken, -EBUSY when a live claim is held by someone else, -EAGAIN
+ * when a stale one was just removed (try again), -EALREADY when *claim
+ * already holds it, or another negative errno.
  */
 int claim_try(struct store *store, struct claim *claim, const char *sha256,
     int64_t now_ms, int64_t stale_ms);
@@ -37,13 +41,21 @@ int claim_try(struct store *store, struct claim *claim, const char *sha256,
  * Takes the claim, waiting while a live one is held by someone else, for at
  * most timeout_ms.  Returns 0, -ETIMEDOUT, or another negative errno.
  */
-int claim_acquire(struct store *store, struct claim *claim,
-    const char *sha256, int64_t stale_ms, int64_t timeout_ms);
+int claim_acquire(struct store *store, struct claim *claim, const char *sha256,
+    int64_t stale_ms, int64_t timeout_ms);
+
+/* Whether the claim file at the store-relative rel is stale (see above). */
+int claim_stale(struct store *store, const char *rel, int64_t now_ms,
+    int64_t stale_ms);
 
 /* Refreshes the heartbeat of a held claim. */
 int claim_touch(struct store *store, struct claim *claim);
 
-/* Gives a held claim up (no-op when not held). */
+/*
+ * Gives a held claim up (no-op when not held).  The file is removed only if
+ * it is still the one this claim wrote: after a stall past the stale limit
+ * someone else may own the name.
+ */
 void claim_release(struct store *store, struct claim *claim);
 
 /* Milliseconds since the epoch, the clock the heartbeats use. */

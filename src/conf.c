@@ -47,12 +47,12 @@
 #define SUN_PATH_MAX sizeof(((struct sockaddr_un *)NULL)->sun_path)
 
 enum conf_type {
-	CONF_STRING, /* char *, any text without control characters */
-	CONF_PATH, /* char *, like CONF_STRING but not empty */
-	CONF_SOCKET, /* char *, a path that fits in sun_path */
-	CONF_URL, /* char *, http(s) URL, trailing '/' dropped */
-	CONF_FORMAT, /* char *, "text" or "json" */
-	CONF_SIZE, /* uint64_t, conf_parse_size() */
+	CONF_STRING,  /* char *, any text without control characters */
+	CONF_PATH,    /* char *, like CONF_STRING but not empty */
+	CONF_SOCKET,  /* char *, a path that fits in sun_path */
+	CONF_URL,     /* char *, http(s) URL, trailing '/' dropped */
+	CONF_FORMAT,  /* char *, "text" or "json" */
+	CONF_SIZE,    /* uint64_t, conf_parse_size() */
 	CONF_SECONDS, /* unsigned, between min and max */
 };
 
@@ -285,8 +285,8 @@ parse_url(const char *text, char **out, const char **why)
 
 /* The new string for a key of a string type, checked. */
 static int
-parse_string(
-    const struct conf_key *k, const char *value, char **out, const char **why)
+parse_string(const struct conf_key *k, const char *value, char **out,
+    const char **why)
 {
 	switch (k->type) {
 	case CONF_URL:
@@ -314,8 +314,8 @@ parse_string(
 }
 
 int
-conf_set(
-    struct conf *conf, const char *key, const char *value, const char **why)
+conf_set(struct conf *conf, const char *key, const char *value,
+    const char **why)
 {
 	const struct conf_key *k;
 	char *s, **slot;
@@ -335,8 +335,8 @@ conf_set(
 		*(uint64_t *)field(conf, k) = size;
 		return 0;
 	case CONF_SECONDS:
-		return parse_seconds(
-		    value, k->min, k->max, (unsigned *)field(conf, k), why);
+		return parse_seconds(value, k->min, k->max,
+		    (unsigned *)field(conf, k), why);
 	default:
 		if ((rc = parse_string(k, value, &s, why)) < 0)
 			return rc;
@@ -534,8 +534,8 @@ conf_load_file(struct conf *conf, const char *path, char *err, size_t errlen)
 
 	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) {
 		rc = -errno;
-		errorf(
-		    err, errlen, "cannot open '%s': %s", path, strerror(-rc));
+		errorf(err, errlen, "cannot open '%s': %s", path,
+		    strerror(-rc));
 		return rc;
 	}
 	rc = read_bounded(fd, CONF_FILE_MAX, &buf, &len);

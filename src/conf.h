@@ -20,15 +20,16 @@
 #define CONF_FILE_MAX (1024 * 1024)
 
 struct conf {
-	char *store;		/* store		MODELCACHE_STORE */
-	char *socket;		/* socket		MODELCACHE_SOCKET */
-	char *models;		/* models		MODELCACHE_MODELS */
-	uint64_t max_size;	/* max_size		MODELCACHE_MAX_SIZE, 0 = none */
-	char *log_format;	/* log_format		MODELCACHE_LOG_FORMAT */
-	char *hf_endpoint;	/* hf_endpoint		HF_ENDPOINT */
-	char *hf_token_path;	/* hf_token_path	HF_TOKEN_PATH */
-	unsigned stale_s;	/* stale_after		MODELCACHE_STALE_AFTER */
-	unsigned refresh_s;	/* refresh		MODELCACHE_REFRESH */
+	char *store;  /* store		MODELCACHE_STORE */
+	char *socket; /* socket		MODELCACHE_SOCKET */
+	char *models; /* models		MODELCACHE_MODELS */
+	uint64_t
+	    max_size;	     /* max_size		MODELCACHE_MAX_SIZE, 0 = none */
+	char *log_format;    /* log_format		MODELCACHE_LOG_FORMAT */
+	char *hf_endpoint;   /* hf_endpoint		HF_ENDPOINT */
+	char *hf_token_path; /* hf_token_path	HF_TOKEN_PATH */
+	unsigned stale_s;    /* stale_after		MODELCACHE_STALE_AFTER */
+	unsigned refresh_s;  /* refresh		MODELCACHE_REFRESH */
 };
 
 /* Fills *conf with the defaults (allocating their strings: 0 or -ENOMEM). */

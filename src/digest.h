@@ -15,12 +15,12 @@
 
 #define DIGEST_SHA256_HEX 64
 #define DIGEST_SHA1_HEX 40
-#define DIGEST_HEX_MAX 65	/* a buffer for either, NUL included */
+#define DIGEST_HEX_MAX 65 /* a buffer for either, NUL included */
 
 enum digest_algo { DIGEST_SHA256, DIGEST_GITSHA1 };
 
 struct digest {
-	void *ctx;		/* EVP_MD_CTX, owned */
+	void *ctx; /* EVP_MD_CTX, owned */
 	enum digest_algo algo;
 };
 

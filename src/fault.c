@@ -4,6 +4,7 @@
  */
 #include "config.h"
 
+#include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -13,7 +14,8 @@
 #include "fault.h"
 
 static atomic_long fault_calls;
-static long fault_at = -1; /* -1: not read yet; 0: disabled */
+static pthread_once_t fault_once = PTHREAD_ONCE_INIT;
+static long fault_at; /* 0: disabled */
 static int fault_trace;
 
 static void
@@ -38,8 +40,7 @@ fault_point(const char *name)
 {
 	long n;
 
-	if (fault_at == -1)
-		fault_read_env();
+	pthread_once(&fault_once, fault_read_env);
 	if (fault_at == 0 && !fault_trace)
 		return;
 	n = atomic_fetch_add(&fault_calls, 1) + 1;

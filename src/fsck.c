@@ -123,9 +123,10 @@ struct fsck {
 	const struct fsck_opts *o;
 	struct fsck_result *r;
 	struct strset manifests; /* "folder/commit" */
-	struct strset blobs; /* referenced by a good manifest */
-	struct strset checked; /* hashed and good */
-	struct strset corrupt; /* hashed and bad */
+	struct strset folders;	 /* folders that have a manifest */
+	struct strset blobs;	 /* referenced by a good manifest */
+	struct strset checked;	 /* hashed and good */
+	struct strset corrupt;	 /* hashed and bad */
 	struct kept *kept;
 	size_t nkept;
 	int republish;
@@ -162,8 +163,8 @@ indexed_id(struct fsck *f, const struct manifest *m)
 {
 	int64_t id = 0;
 
-	if (index_each_snapshot(
-		f->index, m->type, m->repo, m->commit, count_one, &id) < 0)
+	if (index_each_snapshot(f->index, m->type, m->repo, m->commit,
+		count_one, &id) < 0)
 		return 0;
 	return id;
 }
@@ -188,6 +189,23 @@ quarantine(struct fsck *f, const char *rel, const char *suffix)
 	return 0;
 }
 
+/* Moves a corrupt blob aside under its claim, so no import races it. */
+static int
+quarantine_blob(struct fsck *f, const char *sha256)
+{
+	struct claim claim = { 0 };
+	char rel[STORE_PATH_MAX];
+	int rc;
+
+	if ((rc = claim_try(f->store, &claim, sha256, claim_now_ms(),
+		 f->o->stale_ms)) < 0)
+		return rc;
+	if ((rc = store_blob_path(sha256, rel, sizeof(rel))) == 0)
+		rc = quarantine(f, rel, ".corrupt");
+	claim_release(f->store, &claim);
+	return rc;
+}
+
 /* Hashes a blob once per run; returns 1 when good, 0 when corrupt. */
 static int
 blob_good(struct fsck *f, const struct manifest_file *file)
@@ -206,7 +224,7 @@ blob_good(struct fsck *f, const struct manifest_file *file)
 		strset_add(&f->corrupt, file->sha256);
 		issue(f, "blob_corrupt", rel,
 		    "blob content does not match its name", 0,
-		    f->o->repair && quarantine(f, rel, ".corrupt") == 0);
+		    f->o->repair && quarantine_blob(f, file->sha256) == 0);
 		return 0;
 	}
 	strset_add(&f->checked, file->sha256);
@@ -231,7 +249,7 @@ blobs_present(struct fsck *f, const struct manifest *m, int indexed)
 			/* Residue when a publish never reached the index. */
 			issue(f, "blob_missing", rel,
 			    "a manifest names a missing or wrong-sized blob",
-			    !indexed, 0);
+			    !indexed, f->o->repair);
 			ok = 0;
 		} else if (f->o->hash && !blob_good(f, file))
 			ok = 0;
@@ -301,13 +319,15 @@ check_manifest(struct fsck *f, const char *rel, struct manifest *m)
 	hc.indexed = id != 0;
 	if ((rc = ref_folder_of(m->type, m->repo, folder, sizeof(folder))) < 0)
 		return rc;
-	if (!blobs_present(f, m, hc.indexed)) {
-		if (f->o->repair)
-			return drop_snapshot(f, m, id);
-		return 0;
-	}
+	if (!blobs_present(f, m, hc.indexed) && f->o->repair)
+		return drop_snapshot(f, m, id);
+	/*
+	 * Seen, even when broken: its row, view and blobs are accounted for
+	 * by the problem already reported, not reported again as strays.
+	 */
 	snprintf(key, sizeof(key), "%s/%s", folder, m->commit);
-	if ((rc = strset_add(&f->manifests, key)) < 0)
+	if ((rc = strset_add(&f->manifests, key)) < 0 ||
+	    (rc = strset_add(&f->folders, folder)) < 0)
 		return rc;
 	for (i = 0; i < m->nfiles; i++)
 		if ((rc = strset_add(&f->blobs, m->files[i].sha256)) < 0)
@@ -391,8 +411,8 @@ pass_index(struct fsck *f)
 	size_t i;
 	int rc;
 
-	rc = index_each_snapshot(
-	    f->index, REPO_MODEL, NULL, NULL, pass_row, &st);
+	rc = index_each_snapshot(f->index, REPO_MODEL, NULL, NULL, pass_row,
+	    &st);
 	for (i = 0; rc == 0 && f->o->repair && i < st.n; i++)
 		rc = index_remove(f->index, st.ids[i]);
 	free(st.ids);
@@ -418,19 +438,33 @@ static void
 folder_bad(void *arg, const char *path, enum hub_problem p)
 {
 	struct folder_ctx *c = arg;
-	const char *commit;
-	int repaired = 0;
+	char rel[STORE_PATH_MAX];
+	int repaired = 0, residue = 0;
 
-	if (c->f->o->repair && p == HUB_SNAPSHOT_STRAY) {
-		commit = strrchr(path, '/') + 1;
+	if (p == HUB_SNAPSHOT_MISSING) {
+		/*
+		 * A folder without snapshots/ is what a publish or removal
+		 * stopped half-way leaves: completed from its manifests by the
+		 * republish pass, or removed when it has none.
+		 */
+		residue = 1;
+		c->f->republish = 1;
+		if (c->f->o->repair && !strset_has(&c->f->folders, c->folder) &&
+		    snprintf(rel, sizeof(rel), "hub/%s", c->folder) > 0)
+			repaired = store_remove_tree(c->f->store, rel) == 0;
+		else
+			repaired = c->f->o->repair;
+	} else if (c->f->o->repair && p == HUB_SNAPSHOT_STRAY) {
+		const char *commit = strrchr(path, '/') + 1;
+
 		repaired = hub_unpublish(c->f->store, c->folder, commit) == 0;
 	} else if (c->f->o->repair) {
 		/* A bad ref goes; the republish pass writes the right one. */
 		repaired = unlinkat(c->f->store->dirfd, path, 0) == 0;
 		c->f->republish = 1;
 	}
-	issue(
-	    c->f, hub_problem_name(p), path, hub_problem_text(p), 0, repaired);
+	issue(c->f, hub_problem_name(p), path, hub_problem_text(p), residue,
+	    repaired);
 }
 
 static int
@@ -508,24 +542,20 @@ drop_orphan(struct fsck *f, const char *sha256)
 }
 
 static int
-pass_blob(const char *name, void *arg)
+pass_blob(const char *name, const char *rel, void *arg)
 {
 	struct fsck *f = arg;
 	struct claim probe = { 0 };
-	char rel[STORE_PATH_MAX];
+	char want[STORE_PATH_MAX];
 	struct stat st;
 
-	if (store_blob_path(name, rel, sizeof(rel)) < 0 ||
-	    fstatat(f->store->dirfd, rel, &st, AT_SYMLINK_NOFOLLOW) == -1) {
-		snprintf(rel, sizeof(rel), "blobs/sha256/../%s", name);
-		issue(f, "blob_stray", name,
-		    "a file under blobs/ that is not named by its digest", 0,
-		    0);
-		return 0;
-	}
-	if (!S_ISREG(st.st_mode)) {
-		issue(f, "blob_stray", rel, "a blob that is not a regular file",
-		    0, 0);
+	if (store_blob_path(name, want, sizeof(want)) < 0 ||
+	    strcmp(want, rel) != 0 ||
+	    fstatat(f->store->dirfd, rel, &st, AT_SYMLINK_NOFOLLOW) == -1 ||
+	    !S_ISREG(st.st_mode)) {
+		issue(f, "blob_stray", rel,
+		    "not a regular file named by its digest in its place", 0,
+		    f->o->repair && quarantine(f, rel, ".stray") == 0);
 		return 0;
 	}
 	if ((st.st_mode & 07777) != 0444)
@@ -544,24 +574,20 @@ pass_blob(const char *name, void *arg)
 	return 0;
 }
 
-/* Whether a tmp/ entry's owner ("<host>.<pid>.…") is alive. */
+/* Whether a tmp/ entry still belongs to a live process. */
 static int
-owner_alive(struct fsck *f, const char *name, const struct stat *st)
+tmp_alive(struct fsck *f, const char *name, const struct stat *st)
 {
-	size_t hostlen =
-	    (size_t)(strrchr(f->store->owner, '.') - f->store->owner);
-	char *end;
-	long pid;
-
-	if (strncmp(name, f->store->owner, hostlen) == 0 &&
-	    name[hostlen] == '.') {
-		pid = strtol(name + hostlen + 1, &end, 10);
-		if (*end == '.' && pid > 0)
-			return kill((pid_t)pid, 0) == 0 || errno == EPERM;
+	switch (store_owner_state(f->store, name)) {
+	case OWNER_ALIVE:
+		return 1;
+	case OWNER_DEAD:
+		return 0;
+	default:
+		/* Another node's: alive until older than the stale limit. */
+		return claim_now_ms() - (int64_t)st->st_mtim.tv_sec * 1000 <=
+		    f->o->stale_ms;
 	}
-	/* Another node's: alive until older than the stale limit. */
-	return claim_now_ms() - (int64_t)st->st_mtim.tv_sec * 1000 <=
-	    f->o->stale_ms;
 }
 
 static int
@@ -588,10 +614,9 @@ pass_dir(struct fsck *f, const char *dir, int claims)
 		snprintf(rel, sizeof(rel), "%s/%s", dir, e->d_name);
 		if (fstatat(f->store->dirfd, rel, &st, AT_SYMLINK_NOFOLLOW))
 			continue;
-		if (claims
-			? claim_now_ms() - (int64_t)st.st_mtim.tv_sec * 1000 <=
-			    f->o->stale_ms
-			: owner_alive(f, e->d_name, &st))
+		if (claims ? !claim_stale(f->store, rel, claim_now_ms(),
+				 f->o->stale_ms)
+			   : tmp_alive(f, e->d_name, &st))
 			continue;
 		issue(f, claims ? "claim_stale" : "tmp_stale", rel,
 		    claims ? "a claim whose owner stopped heartbeating"
@@ -630,6 +655,7 @@ fsck_run(struct store *store, struct index *index, const struct fsck_opts *opts,
 		goto out;
 out:
 	strset_release(&f.manifests);
+	strset_release(&f.folders);
 	strset_release(&f.blobs);
 	strset_release(&f.checked);
 	strset_release(&f.corrupt);

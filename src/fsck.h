@@ -25,24 +25,24 @@
 #include "store.h"
 
 struct fsck_issue {
-	const char *kind;	/* "blob_corrupt", "tmp_stale", ... */
-	const char *path;	/* store-relative */
-	const char *what;	/* a sentence for people */
-	int residue;		/* 1: residue, 0: problem */
+	const char *kind; /* "blob_corrupt", "tmp_stale", ... */
+	const char *path; /* store-relative */
+	const char *what; /* a sentence for people */
+	int residue;	  /* 1: residue, 0: problem */
 	int repaired;
 };
 
 struct fsck_opts {
 	int repair;
-	int hash;		/* re-hash every blob (slow, thorough) */
-	int64_t stale_ms;	/* claims and tmp files older are dead */
+	int hash;	  /* re-hash every blob (slow, thorough) */
+	int64_t stale_ms; /* claims and tmp files older are dead */
 	void (*report)(void *arg, const struct fsck_issue *issue);
 	void *arg;
 };
 
 struct fsck_result {
 	unsigned problems, residue, repaired;
-	unsigned unrepaired;	/* problems left as they were */
+	unsigned unrepaired; /* problems left as they were */
 };
 
 int fsck_run(struct store *store, struct index *index,

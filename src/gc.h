@@ -23,15 +23,15 @@ struct gc_victim {
 	char repo[GC_REPO_MAX];
 	char commit[DIGEST_SHA1_HEX + 1];
 	int64_t last_used;
-	uint64_t frees;		/* bytes this eviction frees, in plan order */
+	uint64_t frees; /* bytes this eviction frees, in plan order */
 };
 
 struct gc_plan {
 	struct gc_victim *victims;
 	size_t n;
-	uint64_t before;	/* store size now */
-	uint64_t after;		/* store size once the plan has run */
-	uint64_t kept_pinned;	/* snapshots that were skipped, in bytes */
+	uint64_t before;      /* store size now */
+	uint64_t after;	      /* store size once the plan has run */
+	uint64_t kept_pinned; /* snapshots that were skipped, in bytes */
 };
 
 /*
@@ -49,7 +49,7 @@ void gc_plan_release(struct gc_plan *plan);
  * Runs a plan: removes each victim (snapshot_remove).  *freed gets the
  * bytes actually deleted.  Stops at the first error.
  */
-int gc_run(struct store *store, struct index *index,
-    const struct gc_plan *plan, int64_t stale_ms, uint64_t *freed);
+int gc_run(struct store *store, struct index *index, const struct gc_plan *plan,
+    int64_t stale_ms, uint64_t *freed);
 
 #endif

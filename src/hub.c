@@ -25,8 +25,7 @@
 #define HUB_REF_DEPTH 8 /* refs/pr/1 nests; bound the walk */
 
 /* snprintf into a path buffer: 0, or -ENAMETOOLONG when cut short. */
-static int
-fmt(char *buf, size_t len, const char *f, ...)
+static int fmt(char *buf, size_t len, const char *f, ...)
     __attribute__((format(printf, 3, 4)));
 
 static int
@@ -61,8 +60,8 @@ hub_link_target(const char *path, const char *etag, char *buf, size_t len)
 
 /* Makes hub/<folder>/blobs/<etag> a hard link of the store blob. */
 static int
-publish_blob(
-    struct store *store, const char *folder, const struct manifest_file *f)
+publish_blob(struct store *store, const char *folder,
+    const struct manifest_file *f)
 {
 	char src[STORE_PATH_MAX], dst[STORE_PATH_MAX], tmp[STORE_PATH_MAX];
 	struct stat a, b;
@@ -103,8 +102,8 @@ make_parents(struct store *store, const char *base, const char *path)
 
 	if (slash == NULL)
 		return 0;
-	n = snprintf(
-	    rel, sizeof(rel), "%s/%.*s", base, (int)(slash - path), path);
+	n = snprintf(rel, sizeof(rel), "%s/%.*s", base, (int)(slash - path),
+	    path);
 	if (n < 0 || (size_t)n >= sizeof(rel))
 		return -ENAMETOOLONG;
 	return store_mkdirs(store, rel);
@@ -153,8 +152,8 @@ place_link(struct store *store, const char *base, const struct manifest_file *f,
 
 /* Builds the whole snapshot in tmp/ and renames it into place. */
 static int
-publish_snapshot(
-    struct store *store, const struct manifest *m, const char *snap)
+publish_snapshot(struct store *store, const struct manifest *m,
+    const char *snap)
 {
 	char stage[STORE_PATH_MAX];
 	size_t i;
@@ -209,13 +208,19 @@ hub_publish(struct store *store, const struct manifest *m)
 	if ((rc = ref_folder_of(m->type, m->repo, folder, sizeof(folder))) < 0)
 		return rc;
 	if ((rc = fmt(dir, sizeof(dir), "hub/%s/blobs", folder)) < 0 ||
-	    (rc = store_mkdirs(store, dir)) < 0 ||
-	    (rc = fmt(dir, sizeof(dir), "hub/%s/snapshots", folder)) < 0 ||
+	    (rc = store_mkdirs(store, dir)) < 0)
+		return rc;
+	fault_point("hub-folder-made");
+	if ((rc = fmt(dir, sizeof(dir), "hub/%s/snapshots", folder)) < 0 ||
 	    (rc = store_mkdirs(store, dir)) < 0)
 		return rc;
 	for (i = 0; i < m->nfiles; i++)
 		if ((rc = publish_blob(store, folder, &m->files[i])) < 0)
 			return rc;
+	/* The links must be durable before a snapshot points at them. */
+	if ((rc = fmt(dir, sizeof(dir), "hub/%s/blobs", folder)) < 0 ||
+	    (rc = store_fsync_dir(store, dir)) < 0)
+		return rc;
 	if ((rc = fmt(snap, sizeof(snap), "hub/%s/snapshots/%s", folder,
 		 m->commit)) < 0)
 		return rc;
@@ -236,8 +241,8 @@ hub_publish(struct store *store, const struct manifest *m)
 			return rc;
 		if (ref_reads(store, ref, m->commit))
 			continue;
-		if ((rc = store_write_atomic(
-			 store, ref, m->commit, DIGEST_SHA1_HEX, 0644)) < 0)
+		if ((rc = store_write_atomic(store, ref, m->commit,
+			 DIGEST_SHA1_HEX, 0644)) < 0)
 			return rc;
 		fault_point("hub-ref-written");
 	}
@@ -251,8 +256,8 @@ hub_publish(struct store *store, const struct manifest *m)
  */
 struct walk {
 	struct store *store;
-	int (*fn)(
-	    void *arg, const char *rel, const char *sub, const struct stat *st);
+	int (*fn)(void *arg, const char *rel, const char *sub,
+	    const struct stat *st);
 	void *arg;
 	int prune;
 	size_t base; /* length of the top rel plus its '/' */
@@ -365,12 +370,14 @@ collect_etag(void *arg, const char *rel, const char *sub, const struct stat *st)
 }
 
 static int
-drop_unlinked_blob(
-    void *arg, const char *rel, const char *sub, const struct stat *st)
+drop_unlinked_blob(void *arg, const char *rel, const char *sub,
+    const struct stat *st)
 {
 	struct etags *e = arg;
 
-	if (bsearch(sub, e->v, e->n, sizeof(*e->v), etag_cmp) != NULL)
+	/* With no snapshot left, e->v is NULL: bsearch() must not see it. */
+	if (e->n > 0 &&
+	    bsearch(sub, e->v, e->n, sizeof(*e->v), etag_cmp) != NULL)
 		return 0;
 	if (unlinkat(e->store->dirfd, rel, 0) == -1 && errno != ENOENT)
 		return -errno;
@@ -414,8 +421,8 @@ hub_unpublish(struct store *store, const char *folder, const char *commit)
 	    (rc = walk(store, rel, 1, unref_one, &s)) < 0)
 		return rc;
 	fault_point("hub-unref");
-	if ((rc = fmt(
-		 rel, sizeof(rel), "hub/%s/snapshots/%s", folder, commit)) < 0)
+	if ((rc = fmt(rel, sizeof(rel), "hub/%s/snapshots/%s", folder,
+		 commit)) < 0)
 		return rc;
 	if ((fd = store_tmp_create(store, ".trash", trash, sizeof(trash))) < 0)
 		return fd;
@@ -622,8 +629,8 @@ hub_each_folder(struct store *store, int (*fn)(void *, const char *), void *arg)
 }
 
 int
-hub_folder_parse(
-    const char *folder, enum repo_type *type, char *repo, size_t len)
+hub_folder_parse(const char *folder, enum repo_type *type, char *repo,
+    size_t len)
 {
 	static const char *const prefixes[] = { "models--", "datasets--",
 		"spaces--" };

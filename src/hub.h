@@ -24,14 +24,14 @@
 
 /* What a check can find wrong in the view. */
 enum hub_problem {
-	HUB_SNAPSHOT_MISSING,	/* no snapshots/<commit> for a manifest */
-	HUB_ENTRY_MISSING,	/* a snapshot lacks a file: half-built */
-	HUB_LINK_WRONG,		/* a snapshot link names the wrong blob */
-	HUB_LINK_DANGLING,	/* a snapshot link leads nowhere */
-	HUB_BLOB_UNLINKED,	/* a hub blob is not the store blob's inode */
-	HUB_REF_BAD,		/* a ref is not exactly 40 hex digits */
-	HUB_REF_DANGLING,	/* a ref names a missing snapshot */
-	HUB_SNAPSHOT_STRAY,	/* a snapshot no manifest describes */
+	HUB_SNAPSHOT_MISSING, /* no snapshots/<commit> for a manifest */
+	HUB_ENTRY_MISSING,    /* a snapshot lacks a file: half-built */
+	HUB_LINK_WRONG,	      /* a snapshot link names the wrong blob */
+	HUB_LINK_DANGLING,    /* a snapshot link leads nowhere */
+	HUB_BLOB_UNLINKED,    /* a hub blob is not the store blob's inode */
+	HUB_REF_BAD,	      /* a ref is not exactly 40 hex digits */
+	HUB_REF_DANGLING,     /* a ref names a missing snapshot */
+	HUB_SNAPSHOT_STRAY,   /* a snapshot no manifest describes */
 };
 
 /* "hub_snapshot_missing" and so on, for reports and JSON. */
@@ -58,8 +58,7 @@ int hub_publish(struct store *store, const struct manifest *m);
  * commit, the snapshot (renamed out first, so it vanishes at once), then the
  * hub blobs no remaining snapshot links to, then the folder when empty.
  */
-int hub_unpublish(struct store *store, const char *folder,
-    const char *commit);
+int hub_unpublish(struct store *store, const char *folder, const char *commit);
 
 /* Checks the view of one manifest, reporting each problem. */
 int hub_check(struct store *store, const struct manifest *m,
@@ -86,7 +85,6 @@ int hub_each_folder(struct store *store,
     int (*fn)(void *arg, const char *folder), void *arg);
 
 /* Writes the relative link target for a repo path (exposed for tests). */
-int hub_link_target(const char *path, const char *etag, char *buf,
-    size_t len);
+int hub_link_target(const char *path, const char *etag, char *buf, size_t len);
 
 #endif

@@ -64,8 +64,8 @@ static const char *const migrations[] = {
 
 /* Filesystems where WAL's shared memory cannot work across nodes. */
 static const long network_fs[] = {
-	0x6969, /* NFS */
-	0x517b, /* SMB */
+	0x6969,	    /* NFS */
+	0x517b,	    /* SMB */
 	0xff534d42, /* CIFS */
 	0xfe534d42, /* SMB2 */
 	0x65735546, /* FUSE */
@@ -184,8 +184,8 @@ migrate(struct index *index)
 		return end(index, -EPROTO); /* made by a newer modelcache */
 	for (; rc == 0 && version < SCHEMA_VERSION; version++) {
 		rc = exec(index, migrations[version]);
-		snprintf(
-		    sql, sizeof(sql), "PRAGMA user_version=%d", version + 1);
+		snprintf(sql, sizeof(sql), "PRAGMA user_version=%d",
+		    version + 1);
 		if (rc == 0)
 			rc = exec(index, sql);
 	}
@@ -211,10 +211,31 @@ quick_check(struct index *index)
 	return rc;
 }
 
+/*
+ * Sets the journal mode.  Switching to WAL upgrades the statement's read
+ * lock to a write lock, and SQLite answers SQLITE_BUSY at once, without the
+ * busy handler, when another connection does the same (two processes
+ * opening a new store together): retry as long as the busy timeout would.
+ */
+static int
+set_journal(struct index *index)
+{
+	char sql[64];
+	int rc, waited;
+
+	snprintf(sql, sizeof(sql), "PRAGMA journal_mode=%s", index->journal);
+	for (waited = 0;; waited += 10) {
+		rc = exec(index, sql);
+		if (rc != -EBUSY || waited >= INDEX_BUSY_MS)
+			return rc;
+		sqlite3_sleep(10);
+	}
+}
+
 static int
 db_open(struct index *index, struct store *store)
 {
-	char path[STORE_PATH_MAX], sql[64];
+	char path[STORE_PATH_MAX];
 	int rc;
 
 	snprintf(path, sizeof(path), "%s/index.db", store->root);
@@ -224,8 +245,7 @@ db_open(struct index *index, struct store *store)
 	if (rc != SQLITE_OK)
 		return errno_of(rc);
 	sqlite3_busy_timeout(index->db, INDEX_BUSY_MS);
-	snprintf(sql, sizeof(sql), "PRAGMA journal_mode=%s", index->journal);
-	if ((rc = exec(index, sql)) < 0 ||
+	if ((rc = set_journal(index)) < 0 ||
 	    (rc = exec(index, "PRAGMA foreign_keys=ON")) < 0 ||
 	    (rc = exec(index, "PRAGMA synchronous=FULL")) < 0 ||
 	    (rc = quick_check(index)) < 0)
@@ -330,8 +350,8 @@ model_id(struct index *index, const struct manifest *m, int64_t *id)
 }
 
 static int
-snapshot_row(
-    struct index *index, const struct manifest *m, int64_t model, int64_t *id)
+snapshot_row(struct index *index, const struct manifest *m, int64_t model,
+    int64_t *id)
 {
 	sqlite3_stmt *st;
 	int rc;
@@ -538,8 +558,8 @@ index_remove(struct index *index, int64_t snapshot_id)
 	    " commit_id FROM snapshots WHERE id=?1)",
 	    snapshot_id, 0);
 	if (rc == 0)
-		rc = run1(
-		    index, "DELETE FROM snapshots WHERE id=?1", snapshot_id, 0);
+		rc = run1(index, "DELETE FROM snapshots WHERE id=?1",
+		    snapshot_id, 0);
 	if (rc == 0)
 		rc = exec(index,
 		    "DELETE FROM models WHERE id NOT IN"
@@ -717,8 +737,8 @@ index_blob_refs(struct index *index, const char *sha256, int64_t *n)
 }
 
 int
-index_each_orphan(
-    struct index *index, int (*fn)(void *, const char *), void *arg)
+index_each_orphan(struct index *index, int (*fn)(void *, const char *),
+    void *arg)
 {
 	sqlite3_stmt *st;
 	int rc, stop = 0;

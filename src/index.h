@@ -19,9 +19,9 @@
 #define INDEX_BUSY_MS 30000
 
 struct index {
-	void *db;		/* sqlite3 *, owned */
-	int rebuilt;		/* set when open had to rebuild */
-	char journal[8];	/* "wal" or "delete", chosen by filesystem */
+	void *db;	 /* sqlite3 *, owned */
+	int rebuilt;	 /* set when open had to rebuild */
+	char journal[8]; /* "wal" or "delete", chosen by filesystem */
 };
 
 /* One snapshot (a model revision) as the index knows it. */
@@ -29,7 +29,7 @@ struct index_snapshot {
 	int64_t id;
 	enum repo_type type;
 	const char *repo, *folder, *commit, *source, *trust;
-	const char *refs;	/* revision names, comma-separated, or "" */
+	const char *refs; /* revision names, comma-separated, or "" */
 	uint64_t size, nfiles;
 	int64_t created, updated, last_used;
 	int pinned;
@@ -102,8 +102,8 @@ int index_totals(struct index *index, uint64_t *blob_bytes,
  * sha256: what eviction planning needs in one pass.
  */
 int index_each_use(struct index *index,
-    int (*fn)(void *arg, int64_t snapshot_id, const char *sha256,
-	uint64_t size),
+    int (
+	*fn)(void *arg, int64_t snapshot_id, const char *sha256, uint64_t size),
     void *arg);
 
 #endif

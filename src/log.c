@@ -30,9 +30,9 @@
 
 #include "log.h"
 
-#define LOG_MSG_MAX 4096 /* bytes of formatted message, error text included */
+#define LOG_MSG_MAX 4096  /* bytes of formatted message, error text included */
 #define LOG_LINE_MAX 8192 /* bytes of one output line */
-#define LOG_TAIL_MAX 8 /* room kept for what closes a line */
+#define LOG_TAIL_MAX 8	  /* room kept for what closes a line */
 
 /* Until log_init(), lines carry this name and only errors and warnings. */
 static const char *log_prog = "modelcache";
@@ -328,8 +328,8 @@ log_vlog(enum log_level level, int err, const char *fmt, va_list ap)
 	if ((n = vsnprintf(msg, sizeof(msg), fmt, ap)) < 0)
 		n = snprintf(msg, sizeof(msg), "(bad log format)");
 	if (err != 0 && (size_t)n < sizeof(msg))
-		snprintf(
-		    msg + n, sizeof(msg) - (size_t)n, ": %s", strerror(err));
+		snprintf(msg + n, sizeof(msg) - (size_t)n, ": %s",
+		    strerror(err));
 	l.len = 0;
 	l.full = 0;
 	if (log_fmt == LOG_JSON)

@@ -17,8 +17,12 @@
 #include <stdarg.h>
 
 enum log_format { LOG_TEXT, LOG_JSON };
-enum log_level { LOG_LEVEL_ERROR, LOG_LEVEL_WARN, LOG_LEVEL_INFO,
-	LOG_LEVEL_DEBUG };
+enum log_level {
+	LOG_LEVEL_ERROR,
+	LOG_LEVEL_WARN,
+	LOG_LEVEL_INFO,
+	LOG_LEVEL_DEBUG
+};
 
 /* progname is kept by pointer and must outlive the process's logging. */
 void log_init(const char *progname, enum log_format format, int verbose);

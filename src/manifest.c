@@ -184,7 +184,6 @@ manifest_derive_commit(struct manifest *m)
 
 	if ((rc = manifest_sort(m)) < 0)
 		return rc;
-	/* Plain SHA-1, not a git blob hash: size 0 is unused. */
 	if ((rc = digest_init(&d, DIGEST_SHA256, 0)) < 0)
 		goto out;
 	rc = digest_update(&d, head, sizeof(head) - 1);
@@ -194,8 +193,8 @@ manifest_derive_commit(struct manifest *m)
 		if ((rc = digest_update(&d, m->files[i].path,
 			 strlen(m->files[i].path) + 1)) == 0 &&
 		    (rc = digest_update(&d, num, (size_t)n + 1)) == 0 &&
-		    (rc = digest_update(
-			 &d, m->files[i].sha256, DIGEST_SHA256_HEX)) == 0)
+		    (rc = digest_update(&d, m->files[i].sha256,
+			 DIGEST_SHA256_HEX)) == 0)
 			rc = digest_update(&d, "\n", 1);
 	}
 	if (rc == 0) {
@@ -339,6 +338,10 @@ decode_revisions(struct manifest *m, json_t *revs, const char **why)
 		rc = manifest_add_revision(m, json_string_value(r));
 		if (rc == -EINVAL)
 			*why = "a revision name is malformed";
+		if (rc == -E2BIG) {
+			*why = "more than 64 revisions";
+			rc = -EINVAL;
+		}
 		if (rc < 0)
 			return rc;
 	}
@@ -346,8 +349,8 @@ decode_revisions(struct manifest *m, json_t *revs, const char **why)
 }
 
 int
-manifest_decode(
-    struct manifest *m, const char *buf, size_t len, const char **why)
+manifest_decode(struct manifest *m, const char *buf, size_t len,
+    const char **why)
 {
 	json_t *root, *revs = NULL, *files = NULL;
 	const char *type, *repo, *source, *commit, *trust = "verified";
@@ -414,8 +417,8 @@ manifest_save(struct store *store, const struct manifest *m)
 }
 
 int
-manifest_load(
-    struct store *store, const char *rel, struct manifest *m, const char **why)
+manifest_load(struct store *store, const char *rel, struct manifest *m,
+    const char **why)
 {
 	char *buf;
 	size_t len;
@@ -467,8 +470,8 @@ each_in(struct store *store, const char *folder,
 		if (e->d_name[0] == '.' || n < 6 ||
 		    strcmp(e->d_name + n - 5, ".json") != 0)
 			continue;
-		snprintf(
-		    rel, sizeof(rel), "manifests/%s/%s", folder, e->d_name);
+		snprintf(rel, sizeof(rel), "manifests/%s/%s", folder,
+		    e->d_name);
 		rc = fn(rel, arg);
 	}
 	closedir(d);
@@ -482,8 +485,8 @@ manifest_each(struct store *store, int (*fn)(const char *, void *), void *arg)
 	DIR *d;
 	int fd, rc = 0;
 
-	fd = openat(
-	    store->dirfd, "manifests", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	fd = openat(store->dirfd, "manifests",
+	    O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd == -1 || (d = fdopendir(fd)) == NULL) {
 		rc = -errno;
 		if (fd != -1)

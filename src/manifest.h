@@ -36,7 +36,7 @@ struct manifest_file {
 	char *path;
 	uint64_t size;
 	char sha256[DIGEST_HEX_MAX];
-	char etag[DIGEST_HEX_MAX];	/* 40 hex (git) or 64 hex (LFS) */
+	char etag[DIGEST_HEX_MAX]; /* 40 hex (git) or 64 hex (LFS) */
 };
 
 struct manifest {
@@ -48,7 +48,7 @@ struct manifest {
 	size_t nrevisions;
 	int64_t created, updated;
 	int pinned;
-	char trust[16];		/* "verified" or "tofu" */
+	char trust[16]; /* "verified" or "tofu" */
 	struct manifest_file *files;
 	size_t nfiles, cap;
 };
@@ -71,9 +71,10 @@ int manifest_sort(struct manifest *m);
 uint64_t manifest_size(const struct manifest *m);
 
 /*
- * Derives a commit id for a model whose origin has none: the SHA-1 of
- * "modelcache-commit 1\n" then "<path>\0<size>\0<sha256>\n" for each file in
- * path order.  The same files always give the same commit.
+ * Derives a commit id for a model whose origin has none: the first 40 hex
+ * digits of the SHA-256 of "modelcache-commit 1\n" then
+ * "<path>\0<size>\0<sha256>\n" for each file in path order.  The same
+ * files always give the same commit.
  */
 int manifest_derive_commit(struct manifest *m);
 
@@ -99,7 +100,7 @@ int manifest_unlink(struct store *store, const struct manifest *m);
  * Calls fn for each manifest file under manifests/, with its store-relative
  * path.  Stops at the first non-zero return, which it returns.
  */
-int manifest_each(struct store *store,
-    int (*fn)(const char *rel, void *arg), void *arg);
+int manifest_each(struct store *store, int (*fn)(const char *rel, void *arg),
+    void *arg);
 
 #endif

@@ -34,8 +34,7 @@
 #define PROGRESS_MS 200
 
 /* Formats a message into err and returns rc. */
-static int
-errf(char *err, size_t len, int rc, const char *fmt, ...)
+static int errf(char *err, size_t len, int rc, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
 static int
@@ -64,8 +63,8 @@ dir_listing_release(struct dir_listing *list)
 }
 
 static int
-add_file(
-    struct dir_listing *list, const char *path, const char *src, uint64_t size)
+add_file(struct dir_listing *list, const char *path, const char *src,
+    uint64_t size)
 {
 	struct dir_file *f;
 	size_t cap;
@@ -127,8 +126,8 @@ walk(struct dir_listing *list, const char *abs, const char *rel, int depth,
 	int rc = 0, n;
 
 	if (depth > ORIGIN_DIR_DEPTH_MAX)
-		return errf(
-		    err, errlen, -EINVAL, "'%s' is nested too deep", rel);
+		return errf(err, errlen, -EINVAL, "'%s' is nested too deep",
+		    rel);
 	if ((d = opendir(abs)) == NULL)
 		return errf(err, errlen, -errno, "cannot read '%s': %s", abs,
 		    strerror(errno));
@@ -145,8 +144,9 @@ walk(struct dir_listing *list, const char *abs, const char *rel, int depth,
 			rc = errf(err, errlen, -EINVAL,
 			    "cannot import '%.200s%s': %s", crel,
 			    strlen(crel) > 200 ? "..." : "",
-			    n >= 0 && (size_t)n < sizeof(crel) ? why :
-								  "path too long");
+			    n >= 0 && (size_t)n < sizeof(crel)
+				? why
+				: "path too long");
 			break;
 		}
 		snprintf(cabs, sizeof(cabs), "%s/%s", abs, e->d_name);
@@ -198,8 +198,7 @@ dir_list(const char *dir, struct dir_listing *list, char *err, size_t errlen)
 		return -ENOMEM;
 	rc = walk(list, real, "", 0, err, errlen);
 	if (rc == 0 && list->n == 0)
-		rc = errf(
-		    err, errlen, -ENOENT, "'%s' holds no files", dir);
+		rc = errf(err, errlen, -ENOENT, "'%s' holds no files", dir);
 	if (rc < 0) {
 		dir_listing_release(list);
 		return rc;
@@ -236,7 +235,7 @@ struct job {
 	struct ingest got;
 	struct claim claim;
 	int lfs;
-	int claiming;	/* this job publishes got.sha256 (under lock) */
+	int claiming; /* this job publishes got.sha256 (under lock) */
 };
 
 struct import {
@@ -342,8 +341,8 @@ import_one(struct import *im, struct job *job)
 	job->claim = claim;
 	pthread_mutex_unlock(&im->lock);
 	if (rc == 0)
-		rc = store_blob_publish(
-		    im->store, job->got.tmp, job->got.sha256);
+		rc = store_blob_publish(im->store, job->got.tmp,
+		    job->got.sha256);
 	if (rc < 0)
 		store_tmp_remove(im->store, job->got.tmp);
 	job->got.tmp[0] = '\0';
@@ -403,8 +402,8 @@ supervise(struct import *im, uint64_t total)
 }
 
 static int
-build_manifest(
-    struct import *im, const struct dir_listing *list, struct manifest *m)
+build_manifest(struct import *im, const struct dir_listing *list,
+    struct manifest *m)
 {
 	const struct import_opts *o = im->opts;
 	char source[PATH_MAX + 8];
@@ -424,8 +423,8 @@ build_manifest(
 	}
 	if ((rc = manifest_derive_commit(m)) < 0)
 		return rc;
-	return manifest_add_revision(
-	    m, o->revision != NULL ? o->revision : "main");
+	return manifest_add_revision(m,
+	    o->revision != NULL ? o->revision : "main");
 }
 
 static unsigned

@@ -25,13 +25,13 @@
 #define ORIGIN_DIR_DEPTH_MAX 64
 
 struct dir_file {
-	char *path;	/* repo-relative */
-	char *src;	/* absolute path to read */
+	char *path; /* repo-relative */
+	char *src;  /* absolute path to read */
 	uint64_t size;
 };
 
 struct dir_listing {
-	char *root;	/* realpath of the directory */
+	char *root; /* realpath of the directory */
 	struct dir_file *files;
 	size_t n, cap;
 	uint64_t total;
@@ -56,8 +56,8 @@ struct import_progress {
 struct import_opts {
 	enum repo_type type;
 	const char *repo;
-	const char *revision;	/* "main" when NULL */
-	unsigned workers;	/* 0: one per CPU, at most 4 */
+	const char *revision; /* "main" when NULL */
+	unsigned workers;     /* 0: one per CPU, at most 4 */
 	int64_t stale_ms;
 	struct import_progress progress;
 };

@@ -36,8 +36,8 @@
 #include "ref.h"
 
 #define REF_TEXT_MAX 4096 /* bytes in the text of a reference */
-#define OCI_REPO_MAX 255 /* bytes in an OCI repository name */
-#define OCI_TAG_MAX 128 /* bytes in an OCI tag */
+#define OCI_REPO_MAX 255  /* bytes in an OCI repository name */
+#define OCI_TAG_MAX 128	  /* bytes in an OCI tag */
 #define SHA256_HEX 64
 
 static const char *const type_names[] = {
@@ -197,8 +197,8 @@ ref_is_hex(const char *s, size_t len)
  * end after the digits; the caller checks what follows.
  */
 static int
-parse_sha256(
-    const char *s, size_t len, char out[SHA256_HEX + 1], const char **why)
+parse_sha256(const char *s, size_t len, char out[SHA256_HEX + 1],
+    const char **why)
 {
 	size_t i;
 
@@ -611,8 +611,8 @@ check_oci_tag(const char *s, size_t len, const char **why)
 
 /* The "[:tag][@sha256:HEX]" tail of an OCI reference. */
 static int
-parse_oci_pin(
-    struct ref *ref, const char *colon, const char *at, const char **why)
+parse_oci_pin(struct ref *ref, const char *colon, const char *at,
+    const char **why)
 {
 	const char *digest;
 	size_t tag_len;
@@ -624,8 +624,8 @@ parse_oci_pin(
 		if (!has_prefix(at, "@sha256:"))
 			return fail(why, "OCI digest must be @sha256:HEX");
 		digest = at + strlen("@sha256:");
-		if ((rc = parse_sha256(
-			 digest, strlen(digest), ref->sha256, why)) < 0)
+		if ((rc = parse_sha256(digest, strlen(digest), ref->sha256,
+			 why)) < 0)
 			return rc;
 	}
 	if (colon == NULL)

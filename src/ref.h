@@ -21,24 +21,24 @@
 
 #include <stddef.h>
 
-#define REF_PATH_MAX 1024	/* bytes in a repo-relative file path */
-#define REF_NAME_MAX 255	/* bytes in one path component */
-#define REF_REPO_MAX 96		/* bytes in one part of a repo id */
-#define REF_REVISION_MAX 255	/* bytes in a revision */
-#define REF_FOLDER_MAX 256	/* bytes in a hub folder name, NUL included */
+#define REF_PATH_MAX 1024    /* bytes in a repo-relative file path */
+#define REF_NAME_MAX 255     /* bytes in one path component */
+#define REF_REPO_MAX 96	     /* bytes in one part of a repo id */
+#define REF_REVISION_MAX 255 /* bytes in a revision */
+#define REF_FOLDER_MAX 256   /* bytes in a hub folder name, NUL included */
 
 enum ref_kind { REF_HF, REF_HTTPS, REF_S3, REF_OCI, REF_FILE };
 enum repo_type { REPO_MODEL, REPO_DATASET, REPO_SPACE };
 
 struct ref {
 	enum ref_kind kind;
-	enum repo_type type;	/* REF_HF only */
-	char *repo;		/* REF_HF: "org/name" or legacy "name" */
-	char *revision;		/* REF_HF: NULL when not given; REF_OCI: tag */
-	char *url;		/* REF_HTTPS: URL without fragment; REF_S3:
+	enum repo_type type; /* REF_HF only */
+	char *repo;	     /* REF_HF: "org/name" or legacy "name" */
+	char *revision;	     /* REF_HF: NULL when not given; REF_OCI: tag */
+	char *url;	     /* REF_HTTPS: URL without fragment; REF_S3:
 				   "bucket/prefix"; REF_OCI: "registry/repo";
 				   REF_FILE: absolute directory path */
-	char sha256[65];	/* REF_HTTPS #sha256= or REF_OCI @sha256:, or "" */
+	char sha256[65];     /* REF_HTTPS #sha256= or REF_OCI @sha256:, or "" */
 };
 
 /* Zeroes *ref; ref_release() on it is then safe. */
@@ -68,8 +68,7 @@ const char *ref_revision(const struct ref *ref);
  * -EINVAL for a reference of another kind, or -ENAMETOOLONG.
  */
 int ref_folder(const struct ref *ref, char *buf, size_t len);
-int ref_folder_of(enum repo_type type, const char *repo, char *buf,
-    size_t len);
+int ref_folder_of(enum repo_type type, const char *repo, char *buf, size_t len);
 
 /* "model", "dataset", "space"; and back (0 or -EINVAL). */
 const char *ref_type_name(enum repo_type type);

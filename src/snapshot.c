@@ -120,8 +120,8 @@ strip_revisions(struct store *store, const struct manifest *m)
 }
 
 int
-snapshot_publish(
-    struct store *store, struct index *index, struct manifest *m, int64_t now)
+snapshot_publish(struct store *store, struct index *index, struct manifest *m,
+    int64_t now)
 {
 	int rc;
 
@@ -152,8 +152,8 @@ drop_blob(struct store *store, struct index *index, const char *sha256,
 	int64_t refs;
 	int rc;
 
-	rc = claim_acquire(
-	    store, &claim, sha256, stale_ms, REMOVE_CLAIM_WAIT_MS);
+	rc = claim_acquire(store, &claim, sha256, stale_ms,
+	    REMOVE_CLAIM_WAIT_MS);
 	if (rc == -ETIMEDOUT)
 		return 0; /* someone is using it: not ours to delete */
 	if (rc < 0)
@@ -193,8 +193,8 @@ snapshot_remove(struct store *store, struct index *index, const char *folder,
 		goto out;
 	fault_point("remove-index-done");
 	for (i = 0; loaded && i < m.nfiles; i++)
-		if ((rc = drop_blob(
-			 store, index, m.files[i].sha256, stale_ms, freed)) < 0)
+		if ((rc = drop_blob(store, index, m.files[i].sha256, stale_ms,
+			 freed)) < 0)
 			goto out;
 out:
 	manifest_release(&m);

@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -63,7 +64,8 @@ int
 store_mkdirs(struct store *store, const char *rel)
 {
 	char buf[STORE_PATH_MAX];
-	size_t len = strlen(rel), i;
+	size_t len = strlen(rel), i, last = 0;
+	int rc;
 
 	if (len >= sizeof(buf))
 		return -ENAMETOOLONG;
@@ -72,8 +74,19 @@ store_mkdirs(struct store *store, const char *rel)
 		if (buf[i] != '/' && buf[i] != '\0')
 			continue;
 		buf[i] = '\0';
-		if (mkdirat(store->dirfd, buf, 0755) == -1 && errno != EEXIST)
-			return -errno;
+		if (mkdirat(store->dirfd, buf, 0755) == -1) {
+			if (errno != EEXIST)
+				return -errno;
+		} else {
+			/* A new entry is durable once its parent is synced. */
+			buf[last] = '\0';
+			rc = store_fsync_dir(store, last == 0 ? "" : buf);
+			if (rc < 0)
+				return rc;
+			if (last > 0)
+				buf[last] = '/';
+		}
+		last = i;
 		if (i < len)
 			buf[i] = '/';
 	}
@@ -83,6 +96,7 @@ store_mkdirs(struct store *store, const char *rel)
 int
 store_open(struct store *store, const char *root, int create)
 {
+	struct stat st;
 	char host[64];
 	size_t i;
 	int rc;
@@ -119,8 +133,15 @@ store_open(struct store *store, const char *root, int create)
 	for (i = 0; host[i] != '\0'; i++)
 		if (host[i] == '/' || host[i] == '.' || host[i] < 0x21)
 			host[i] = '_';
-	snprintf(
-	    store->owner, sizeof(store->owner), "%s.%ld", host, (long)getpid());
+	/*
+	 * Containers of one pod share a hostname but not a PID namespace:
+	 * the namespace's inode makes "<host>.<ns>.<pid>" unique, and tells
+	 * whether our kill(pid, 0) can speak for an owner at all.
+	 */
+	if (stat("/proc/self/ns/pid", &st) == -1)
+		st.st_ino = 0;
+	snprintf(store->owner, sizeof(store->owner), "%s.%lu.%ld", host,
+	    (unsigned long)st.st_ino, (long)getpid());
 	return 0;
 fail:
 	store_release(store);
@@ -135,6 +156,25 @@ store_release(struct store *store)
 	store->dirfd = -1;
 	free(store->root);
 	store->root = NULL;
+}
+
+int
+store_owner_state(const struct store *store, const char *name)
+{
+	const char *mine = store->owner, *pid = strrchr(mine, '.');
+	size_t prefix = (size_t)(pid - mine) + 1; /* "<host>.<ns>." */
+	char *end;
+	long n;
+
+	if (strncmp(name, mine, prefix) != 0)
+		return OWNER_UNKNOWN;
+	n = strtol(name + prefix, &end, 10);
+	if (end == name + prefix ||
+	    (*end != '.' && *end != ' ' && *end != '\0') || n <= 0)
+		return OWNER_UNKNOWN;
+	if (kill((pid_t)n, 0) == 0 || errno == EPERM)
+		return OWNER_ALIVE;
+	return OWNER_DEAD;
 }
 
 int
@@ -222,8 +262,8 @@ store_blob_publish(struct store *store, const char *rel, const char *sha256)
 	if ((rc = store_blob_path(sha256, dst, sizeof(dst))) < 0)
 		return rc;
 	snprintf(dir, sizeof(dir), "blobs/sha256/%.2s", sha256);
-	if (mkdirat(store->dirfd, dir, 0755) == -1 && errno != EEXIST)
-		return -errno;
+	if ((rc = store_mkdirs(store, dir)) < 0)
+		return rc;
 	if (fstatat(store->dirfd, dst, &st, AT_SYMLINK_NOFOLLOW) == 0) {
 		/* Same name, same bytes: keep the published one. */
 		store_tmp_remove(store, rel);
@@ -350,11 +390,11 @@ store_ingest(struct store *store, int srcfd, int want_sha1, struct ingest *out)
 	}
 	if ((rc = digest_init(&sha256, DIGEST_SHA256, 0)) < 0 ||
 	    (want_sha1 &&
-		(rc = digest_init(
-		     &sha1, DIGEST_GITSHA1, (uint64_t)st.st_size)) < 0))
+		(rc = digest_init(&sha1, DIGEST_GITSHA1,
+		     (uint64_t)st.st_size)) < 0))
 		goto out;
-	rc = ingest_copy(
-	    srcfd, fd, &sha256, want_sha1 ? &sha1 : NULL, &out->size);
+	rc = ingest_copy(srcfd, fd, &sha256, want_sha1 ? &sha1 : NULL,
+	    &out->size);
 	if (rc < 0)
 		goto out;
 	/* git's header carried the size from fstat: it must still hold. */
@@ -383,8 +423,8 @@ out:
 }
 
 int
-store_write_atomic(
-    struct store *store, const char *rel, const void *buf, size_t len, int mode)
+store_write_atomic(struct store *store, const char *rel, const void *buf,
+    size_t len, int mode)
 {
 	char tmp[STORE_PATH_MAX], dir[STORE_PATH_MAX];
 	const char *slash = strrchr(rel, '/');
@@ -418,8 +458,8 @@ store_write_atomic(
 }
 
 int
-store_read_file(
-    struct store *store, const char *rel, size_t max, char **buf, size_t *len)
+store_read_file(struct store *store, const char *rel, size_t max, char **buf,
+    size_t *len)
 {
 	struct stat st;
 	char *p = NULL;
@@ -464,15 +504,29 @@ out:
 	return rc;
 }
 
+static int
+blob_entry(const char *sub, const char *name,
+    int (*fn)(const char *, const char *, void *), void *arg)
+{
+	char rel[STORE_PATH_MAX];
+	int n;
+
+	n = snprintf(rel, sizeof(rel), "blobs/sha256/%s/%s", sub, name);
+	if (n < 0 || (size_t)n >= sizeof(rel))
+		return 0;
+	return fn(name, rel, arg);
+}
+
 int
-store_blob_each(struct store *store, int (*fn)(const char *, void *), void *arg)
+store_blob_each(struct store *store,
+    int (*fn)(const char *, const char *, void *), void *arg)
 {
 	DIR *top = NULL, *sub = NULL;
 	struct dirent *a, *b;
 	int fd, rc = 0;
 
-	fd = openat(
-	    store->dirfd, "blobs/sha256", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	fd = openat(store->dirfd, "blobs/sha256",
+	    O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd == -1 || (top = fdopendir(fd)) == NULL) {
 		rc = -errno;
 		if (fd != -1)
@@ -482,8 +536,8 @@ store_blob_each(struct store *store, int (*fn)(const char *, void *), void *arg)
 	while (rc == 0 && (a = readdir(top)) != NULL) {
 		if (a->d_name[0] == '.')
 			continue;
-		fd = openat(
-		    dirfd(top), a->d_name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		fd = openat(dirfd(top), a->d_name,
+		    O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 		if (fd == -1 || (sub = fdopendir(fd)) == NULL) {
 			if (fd != -1)
 				close(fd);
@@ -491,7 +545,7 @@ store_blob_each(struct store *store, int (*fn)(const char *, void *), void *arg)
 		}
 		while (rc == 0 && (b = readdir(sub)) != NULL)
 			if (b->d_name[0] != '.')
-				rc = fn(b->d_name, arg);
+				rc = blob_entry(a->d_name, b->d_name, fn, arg);
 		closedir(sub);
 	}
 	closedir(top);
@@ -521,8 +575,8 @@ tree_walk(int parent, const char *name, int remove, int depth)
 			return -errno;
 		return 0;
 	}
-	fd = openat(
-	    parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	fd = openat(parent, name,
+	    O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd == -1 || (d = fdopendir(fd)) == NULL) {
 		rc = -errno;
 		if (fd != -1)

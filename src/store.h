@@ -28,10 +28,21 @@
 #define STORE_OWNER_MAX 128
 
 struct store {
-	char *root;			/* as given, owned */
-	int dirfd;			/* O_DIRECTORY of root */
-	char owner[STORE_OWNER_MAX];	/* "<host>.<pid>", names tmp files */
+	char *root; /* as given, owned */
+	int dirfd;  /* O_DIRECTORY of root */
+	/* "<host>.<pidns>.<pid>": names tmp files, claims, quarantines */
+	char owner[STORE_OWNER_MAX];
 };
+
+enum owner_state { OWNER_UNKNOWN, OWNER_ALIVE, OWNER_DEAD };
+
+/*
+ * Whether the process that owns name ("<host>.<pidns>.<pid>" followed by
+ * '.', ' ' or the end) is alive.  Only a process on the same host and in the
+ * same PID namespace can tell; for others the answer is OWNER_UNKNOWN and
+ * callers fall back on heartbeats and ages.
+ */
+int store_owner_state(const struct store *store, const char *name);
 
 /*
  * Opens the store at root, creating root and its directories when create is
@@ -78,8 +89,8 @@ int store_blob_verify(struct store *store, const char *sha256, uint64_t size);
 struct ingest {
 	uint64_t size;
 	char sha256[DIGEST_HEX_MAX];
-	char gitsha1[DIGEST_HEX_MAX];	/* "" unless asked for */
-	char tmp[STORE_PATH_MAX];	/* the fsync'd tmp file, to publish */
+	char gitsha1[DIGEST_HEX_MAX]; /* "" unless asked for */
+	char tmp[STORE_PATH_MAX];     /* the fsync'd tmp file, to publish */
 };
 
 /*
@@ -95,8 +106,9 @@ int store_ingest(struct store *store, int srcfd, int want_sha1,
 void store_tmp_remove(struct store *store, const char *rel);
 
 /*
- * Writes len bytes to the store-relative path rel through a tmp file in the
- * same directory: write, fsync, chmod mode, rename, fsync the directory.
+ * Writes len bytes to the store-relative path rel through a tmp file in
+ * tmp/ (same filesystem): write, fsync, chmod mode, rename, fsync the
+ * directory.
  * Parent directories are created.  Readers see the old file or the new one.
  */
 int store_write_atomic(struct store *store, const char *rel, const void *buf,
@@ -119,8 +131,11 @@ int store_remove_tree(struct store *store, const char *rel);
 /* fsyncs every directory of a store-relative tree, deepest first. */
 int store_sync_tree(struct store *store, const char *rel);
 
-/* Calls fn for each blob digest under blobs/ (stops on non-zero return). */
+/*
+ * Calls fn for each file under blobs/sha256/ with its name (a digest, if all
+ * is well) and its store-relative path.  Stops on a non-zero return.
+ */
 int store_blob_each(struct store *store,
-    int (*fn)(const char *sha256, void *arg), void *arg);
+    int (*fn)(const char *name, const char *rel, void *arg), void *arg);
 
 #endif

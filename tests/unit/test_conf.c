@@ -241,8 +241,8 @@ test_set_values(void **state)
 	assert_true(f->conf.max_size == 536870912ULL);
 	assert_int_equal(conf_set(&f->conf, "log_format", "json", &why), 0);
 	assert_string_equal(f->conf.log_format, "json");
-	assert_int_equal(
-	    conf_set(&f->conf, "hf_endpoint", "https://mirror.example/", &why),
+	assert_int_equal(conf_set(&f->conf, "hf_endpoint",
+			     "https://mirror.example/", &why),
 	    0);
 	assert_string_equal(f->conf.hf_endpoint, "https://mirror.example");
 	assert_int_equal(conf_set(&f->conf, "hf_endpoint",
@@ -274,8 +274,8 @@ test_set_failure_keeps_value(void **state)
 	assert_int_equal(conf_set(&f->conf, "refresh", "99", &why), 0);
 	assert_int_equal(conf_set(&f->conf, "refresh", "-1", &why), -EINVAL);
 	assert_int_equal(f->conf.refresh_s, 99);
-	assert_int_equal(
-	    conf_set(&f->conf, "hf_endpoint", "ftp://x", &why), -EINVAL);
+	assert_int_equal(conf_set(&f->conf, "hf_endpoint", "ftp://x", &why),
+	    -EINVAL);
 	assert_string_equal(f->conf.hf_endpoint, "https://huggingface.co");
 }
 
@@ -346,11 +346,11 @@ static const struct size_case size_cases[] = {
 	{ "1.5GiB", 0, 1610612736ULL },
 	{ "1.5G", 0, 1500000000ULL },
 	{ "0.5KiB", 0, 512 },
-	{ "1.0001K", 0, 1000 }, /* 1000.1 bytes, rounded down */
-	{ "1.9999K", 0, 1999 }, /* 1999.9 bytes, rounded down */
-	{ "1.5", 0, 1 }, /* bytes are whole */
-	{ "0.001K", 0, 1 }, /* exactly one byte */
-	{ "0.0009K", 0, 0 }, /* 0.9 bytes */
+	{ "1.0001K", 0, 1000 },	     /* 1000.1 bytes, rounded down */
+	{ "1.9999K", 0, 1999 },	     /* 1999.9 bytes, rounded down */
+	{ "1.5", 0, 1 },	     /* bytes are whole */
+	{ "0.001K", 0, 1 },	     /* exactly one byte */
+	{ "0.0009K", 0, 0 },	     /* 0.9 bytes */
 	{ "0.0009765625KiB", 0, 1 }, /* exactly 1/1024 KiB */
 	{ "0.0000000000009094947017729282379150390625TiB", 0, 1 },
 	{ "007", 0, 7 },
@@ -430,22 +430,22 @@ test_file_values(void **state)
 	struct fixture *f = *state;
 	char err[256] = "";
 
-	assert_int_equal(
-	    load_text(f,
-		"# modelcache.conf\n"
-		"\n"
-		"   \t\n"
-		"store = /srv/store\n"
-		"socket=/tmp/x.sock\n"
-		"\tmax_size\t=\t2GiB   \n"
-		"models = \"hf://a/b  hf://c/d\"\n"
-		"log_format = \"json\"   # quoted, then a comment\n"
-		"hf_endpoint = https://mirror.example/ # comment\n"
-		"hf_token_path = \"\"\n"
-		"stale_after = 45\r\n"
-		"  # indented comment\n"
-		"refresh = 0",
-		err, sizeof(err)),
+	assert_int_equal(load_text(f,
+			     "# modelcache.conf\n"
+			     "\n"
+			     "   \t\n"
+			     "store = /srv/store\n"
+			     "socket=/tmp/x.sock\n"
+			     "\tmax_size\t=\t2GiB   \n"
+			     "models = \"hf://a/b  hf://c/d\"\n"
+			     "log_format = \"json\"   # quoted, then a "
+			     "comment\n"
+			     "hf_endpoint = https://mirror.example/ # comment\n"
+			     "hf_token_path = \"\"\n"
+			     "stale_after = 45\r\n"
+			     "  # indented comment\n"
+			     "refresh = 0",
+			     err, sizeof(err)),
 	    0);
 	assert_string_equal(err, "");
 	assert_string_equal(f->conf.store, "/srv/store");
@@ -490,13 +490,15 @@ test_file_repeat_and_empty(void **state)
 	struct fixture *f = *state;
 	char err[256] = "";
 
-	assert_int_equal(
-	    load_text(f, "store = /one\nstore = /two\n", err, sizeof(err)), 0);
+	assert_int_equal(load_text(f, "store = /one\nstore = /two\n", err,
+			     sizeof(err)),
+	    0);
 	assert_string_equal(f->conf.store, "/two");
 	assert_int_equal(load_text(f, "", err, sizeof(err)), 0);
 	assert_string_equal(f->conf.store, "/two");
-	assert_int_equal(
-	    load_text(f, "\n\n# only comments\n", err, sizeof(err)), 0);
+	assert_int_equal(load_text(f, "\n\n# only comments\n", err,
+			     sizeof(err)),
+	    0);
 	assert_string_equal(f->conf.store, "/two");
 }
 
@@ -570,8 +572,8 @@ test_file_nul_byte(void **state)
 	static const char text[] = "store = /x\nsocket = /a\0b\n";
 
 	write_file(f, text, sizeof(text) - 1);
-	assert_int_equal(
-	    conf_load_file(&f->conf, f->path, err, sizeof(err)), -EINVAL);
+	assert_int_equal(conf_load_file(&f->conf, f->path, err, sizeof(err)),
+	    -EINVAL);
 	assert_string_equal(err, "2: NUL byte in line");
 }
 
@@ -616,11 +618,11 @@ test_file_size_limit(void **state)
 	for (i = 1000; i < CONF_FILE_MAX + 1; i += 1000)
 		text[i] = '\n';
 	write_file(f, text, CONF_FILE_MAX);
-	assert_int_equal(
-	    conf_load_file(&f->conf, f->path, err, sizeof(err)), 0);
+	assert_int_equal(conf_load_file(&f->conf, f->path, err, sizeof(err)),
+	    0);
 	write_file(f, text, CONF_FILE_MAX + 1);
-	assert_int_equal(
-	    conf_load_file(&f->conf, f->path, err, sizeof(err)), -EFBIG);
+	assert_int_equal(conf_load_file(&f->conf, f->path, err, sizeof(err)),
+	    -EFBIG);
 	assert_non_null(strstr(err, "file is too large"));
 	free(text);
 }
@@ -631,11 +633,11 @@ test_file_missing_and_unreadable(void **state)
 	struct fixture *f = *state;
 	char err[256] = "";
 
-	assert_int_equal(
-	    conf_load_file(&f->conf, f->path, err, sizeof(err)), -ENOENT);
+	assert_int_equal(conf_load_file(&f->conf, f->path, err, sizeof(err)),
+	    -ENOENT);
 	assert_non_null(strstr(err, f->path));
-	assert_int_equal(
-	    conf_load_file(&f->conf, f->dir, err, sizeof(err)), -EISDIR);
+	assert_int_equal(conf_load_file(&f->conf, f->dir, err, sizeof(err)),
+	    -EISDIR);
 	/* err may be left out. */
 	assert_int_equal(conf_load_file(&f->conf, f->path, NULL, 0), -ENOENT);
 	assert_int_equal(load_text(f, "bogus = 1\n", NULL, 0), -EINVAL);
@@ -649,8 +651,8 @@ test_file_short_err(void **state)
 	char err[8];
 
 	memset(err, 'x', sizeof(err));
-	assert_int_equal(
-	    load_text(f, "bogus = 1\n", err, sizeof(err)), -EINVAL);
+	assert_int_equal(load_text(f, "bogus = 1\n", err, sizeof(err)),
+	    -EINVAL);
 	assert_string_equal(err, "1: unkn");
 }
 
@@ -717,8 +719,8 @@ test_env_bad(void **state)
 
 	assert_int_equal(setenv("MODELCACHE_REFRESH", "31536001", 1), 0);
 	assert_int_equal(conf_load_env(&f->conf, err, sizeof(err)), -EINVAL);
-	assert_string_equal(
-	    err, "MODELCACHE_REFRESH: number of seconds out of range");
+	assert_string_equal(err,
+	    "MODELCACHE_REFRESH: number of seconds out of range");
 	assert_int_equal(conf_load_env(&f->conf, NULL, 0), -EINVAL);
 }
 
@@ -744,11 +746,11 @@ test_precedence(void **state)
 	assert_int_equal(conf_set(&f->conf, "store", "/flag/store", &why), 0);
 
 	assert_string_equal(f->conf.store, "/flag/store"); /* flag */
-	assert_true(f->conf.max_size == 2000000000ULL); /* env */
-	assert_int_equal(f->conf.stale_s, 7); /* env */
+	assert_true(f->conf.max_size == 2000000000ULL);	   /* env */
+	assert_int_equal(f->conf.stale_s, 7);		   /* env */
 	assert_string_equal(f->conf.socket, "/file.sock"); /* file */
-	assert_int_equal(f->conf.refresh_s, 100); /* file */
-	assert_string_equal(f->conf.log_format, "text"); /* default */
+	assert_int_equal(f->conf.refresh_s, 100);	   /* file */
+	assert_string_equal(f->conf.log_format, "text");   /* default */
 }
 
 int
@@ -758,42 +760,42 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_defaults, setup, teardown),
 		cmocka_unit_test(test_release),
 		cmocka_unit_test_setup_teardown(test_set, setup, teardown),
-		cmocka_unit_test_setup_teardown(
-		    test_set_values, setup, teardown),
-		cmocka_unit_test_setup_teardown(
-		    test_set_failure_keeps_value, setup, teardown),
-		cmocka_unit_test_setup_teardown(
-		    test_set_unknown_key, setup, teardown),
-		cmocka_unit_test_setup_teardown(
-		    test_socket_length, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_set_values, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_set_failure_keeps_value,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_set_unknown_key, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_socket_length, setup,
+		    teardown),
 		cmocka_unit_test(test_parse_size),
 		cmocka_unit_test(test_parse_size_long),
-		cmocka_unit_test_setup_teardown(
-		    test_file_values, setup, teardown),
-		cmocka_unit_test_setup_teardown(
-		    test_file_hash_in_value, setup, teardown),
-		cmocka_unit_test_setup_teardown(
-		    test_file_repeat_and_empty, setup, teardown),
-		cmocka_unit_test_setup_teardown(
-		    test_file_bad_lines, setup, teardown),
-		cmocka_unit_test_setup_teardown(
-		    test_file_partial, setup, teardown),
-		cmocka_unit_test_setup_teardown(
-		    test_file_nul_byte, setup, teardown),
-		cmocka_unit_test_setup_teardown(
-		    test_file_line_limit, setup, teardown),
-		cmocka_unit_test_setup_teardown(
-		    test_file_size_limit, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_file_values, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_file_hash_in_value, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_file_repeat_and_empty,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_file_bad_lines, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_file_partial, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_file_nul_byte, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_file_line_limit, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_file_size_limit, setup,
+		    teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_file_missing_and_unreadable, setup, teardown),
-		cmocka_unit_test_setup_teardown(
-		    test_file_short_err, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_file_short_err, setup,
+		    teardown),
 		cmocka_unit_test_setup_teardown(test_env, setup, teardown),
-		cmocka_unit_test_setup_teardown(
-		    test_env_empty_ignored, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_env_empty_ignored, setup,
+		    teardown),
 		cmocka_unit_test_setup_teardown(test_env_bad, setup, teardown),
-		cmocka_unit_test_setup_teardown(
-		    test_precedence, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_precedence, setup,
+		    teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -227,10 +227,10 @@ test_text_long(void **state)
 	assert_true(c.len > 4000);
 	assert_true(c.len < 9000);
 	assert_memory_equal(c.out, "prog: aaaa", 10);
-	assert_string_equal(
-	    c.out + c.len - strlen("\nprog: next\n"), "\nprog: next\n");
-	assert_int_equal(
-	    strchr(c.out, '\n') - c.out, c.len - strlen("\nprog: next\n"));
+	assert_string_equal(c.out + c.len - strlen("\nprog: next\n"),
+	    "\nprog: next\n");
+	assert_int_equal(strchr(c.out, '\n') - c.out,
+	    c.len - strlen("\nprog: next\n"));
 }
 
 /* --- JSON format --- */

@@ -788,22 +788,23 @@ test_folder(void **state)
 	/* Exactly fits ("models--gpt2" is 12 bytes), then one byte short. */
 	assert_int_equal(ref_folder_of(REPO_MODEL, "gpt2", small, 13), 0);
 	assert_string_equal(small, "models--gpt2");
-	assert_int_equal(
-	    ref_folder_of(REPO_MODEL, "gpt2", small, 12), -ENAMETOOLONG);
-	assert_int_equal(
-	    ref_folder_of(REPO_MODEL, "gpt2", small, 0), -ENAMETOOLONG);
-	assert_int_equal(
-	    ref_folder_of(REPO_MODEL, "gpt2", NULL, 0), -ENAMETOOLONG);
+	assert_int_equal(ref_folder_of(REPO_MODEL, "gpt2", small, 12),
+	    -ENAMETOOLONG);
+	assert_int_equal(ref_folder_of(REPO_MODEL, "gpt2", small, 0),
+	    -ENAMETOOLONG);
+	assert_int_equal(ref_folder_of(REPO_MODEL, "gpt2", NULL, 0),
+	    -ENAMETOOLONG);
 
 	/* Bad repo ids and types never make a folder name. */
-	assert_int_equal(
-	    ref_folder_of(REPO_MODEL, "../x", buf, sizeof(buf)), -EINVAL);
-	assert_int_equal(
-	    ref_folder_of(REPO_MODEL, "a/b/c", buf, sizeof(buf)), -EINVAL);
-	assert_int_equal(
-	    ref_folder_of(REPO_MODEL, NULL, buf, sizeof(buf)), -EINVAL);
-	assert_int_equal(
-	    ref_folder_of((enum repo_type)7, "a", buf, sizeof(buf)), -EINVAL);
+	assert_int_equal(ref_folder_of(REPO_MODEL, "../x", buf, sizeof(buf)),
+	    -EINVAL);
+	assert_int_equal(ref_folder_of(REPO_MODEL, "a/b/c", buf, sizeof(buf)),
+	    -EINVAL);
+	assert_int_equal(ref_folder_of(REPO_MODEL, NULL, buf, sizeof(buf)),
+	    -EINVAL);
+	assert_int_equal(ref_folder_of((enum repo_type)7, "a", buf,
+			     sizeof(buf)),
+	    -EINVAL);
 
 	/* The longest repo id fits REF_FOLDER_MAX. */
 	part = repeat('z', REF_REPO_MAX);
@@ -813,8 +814,8 @@ test_folder(void **state)
 	id[REF_REPO_MAX] = '/';
 	memcpy(id + REF_REPO_MAX + 1, part, REF_REPO_MAX + 1);
 	assert_int_equal(ref_folder_of(REPO_DATASET, id, buf, sizeof(buf)), 0);
-	assert_int_equal(
-	    strlen(buf), strlen("datasets----") + 2 * REF_REPO_MAX);
+	assert_int_equal(strlen(buf),
+	    strlen("datasets----") + 2 * REF_REPO_MAX);
 	free(id);
 	free(part);
 
