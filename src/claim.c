@@ -149,10 +149,10 @@ claim_try(struct store *store, struct claim *claim, const char *sha256,
 }
 
 int
-claim_acquire(struct store *store, struct claim *claim, const char *sha256,
-    int64_t stale_ms, int64_t timeout_ms)
+claim_acquire_beat(struct store *store, struct claim *claim, const char *sha256,
+    int64_t stale_ms, int64_t timeout_ms, void (*beat)(void *arg), void *arg)
 {
-	int64_t start = claim_now_ms(), wait = CLAIM_POLL_MIN_MS;
+	int64_t start = claim_now_ms(), last = start, wait = CLAIM_POLL_MIN_MS;
 	struct timespec ts;
 	int rc;
 
@@ -164,12 +164,24 @@ claim_acquire(struct store *store, struct claim *claim, const char *sha256,
 			return rc;
 		if (claim_now_ms() - start >= timeout_ms)
 			return -ETIMEDOUT;
+		if (beat != NULL && claim_now_ms() - last >= stale_ms / 4) {
+			beat(arg);
+			last = claim_now_ms();
+		}
 		ts.tv_sec = wait / 1000;
 		ts.tv_nsec = (wait % 1000) * 1000000;
 		nanosleep(&ts, NULL);
 		if (wait < CLAIM_POLL_MAX_MS)
 			wait *= 2;
 	}
+}
+
+int
+claim_acquire(struct store *store, struct claim *claim, const char *sha256,
+    int64_t stale_ms, int64_t timeout_ms)
+{
+	return claim_acquire_beat(store, claim, sha256, stale_ms, timeout_ms,
+	    NULL, NULL);
 }
 
 int

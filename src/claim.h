@@ -48,6 +48,14 @@ int claim_acquire(struct store *store, struct claim *claim, const char *sha256,
 int claim_stale(struct store *store, const char *rel, int64_t now_ms,
     int64_t stale_ms);
 
+/*
+ * claim_acquire() for a caller that holds other claims while it waits: beat
+ * is called about every stale_ms / 4 so that it can touch them.
+ */
+int claim_acquire_beat(struct store *store, struct claim *claim,
+    const char *sha256, int64_t stale_ms, int64_t timeout_ms,
+    void (*beat)(void *arg), void *arg);
+
 /* Refreshes the heartbeat of a held claim. */
 int claim_touch(struct store *store, struct claim *claim);
 

@@ -1,10 +1,10 @@
 /*
  * origin_dir: listing a directory and importing it (see origin_dir.h).
  *
- * Threads: the calling thread starts the workers, then heartbeats the
- * claims they hold and reports progress until they finish.  Each worker
- * takes the next file (largest first, so the big ones overlap), copies and
- * hashes it into tmp/, claims its digest and publishes the blob.  The
+ * Threads: the calling thread starts the workers, then reports progress
+ * until they finish.  Each worker takes the next file (largest first, so the
+ * big ones overlap) and copies and hashes it into tmp/.  Then the calling
+ * thread claims each digest, in digest order, and publishes the blobs.  The
  * claims stay held until the snapshot's index row is committed, so gc in
  * any process cannot delete a blob this import is about to reference.
  */
@@ -235,7 +235,6 @@ struct job {
 	struct ingest got;
 	struct claim claim;
 	int lfs;
-	int claiming; /* this job publishes got.sha256 (under lock) */
 };
 
 struct import {
@@ -280,31 +279,10 @@ fail(struct import *im, int rc, const char *path)
 	pthread_mutex_unlock(&im->lock);
 }
 
-/*
- * Reserves the publishing of job's blob for this job, unless another job of
- * this import has it: returns 1 when job should claim and publish.
- */
-static int
-reserve(struct import *im, struct job *job)
-{
-	size_t i;
-	int mine = 1;
-
-	pthread_mutex_lock(&im->lock);
-	for (i = 0; i < im->n && mine; i++)
-		if (im->jobs[i].claiming &&
-		    strcmp(im->jobs[i].got.sha256, job->got.sha256) == 0)
-			mine = 0;
-	job->claiming = mine;
-	pthread_mutex_unlock(&im->lock);
-	return mine;
-}
-
 static int
 import_one(struct import *im, struct job *job)
 {
 	const struct dir_file *f = job->file;
-	struct claim claim = { 0 };
 	struct stat st;
 	int fd, rc;
 
@@ -328,25 +306,7 @@ import_one(struct import *im, struct job *job)
 	}
 	atomic_fetch_add(&im->bytes_done, job->got.size);
 	fault_point("import-file-hashed");
-	/* Two files with the same bytes: the first one publishes the blob. */
-	if (!reserve(im, job)) {
-		store_tmp_remove(im->store, job->got.tmp);
-		job->got.tmp[0] = '\0';
-		return 0;
-	}
-	rc = claim_acquire(im->store, &claim, job->got.sha256,
-	    im->opts->stale_ms, im->opts->stale_ms * 4);
-	/* The supervisor heartbeats held claims: hand it over locked. */
-	pthread_mutex_lock(&im->lock);
-	job->claim = claim;
-	pthread_mutex_unlock(&im->lock);
-	if (rc == 0)
-		rc = store_blob_publish(im->store, job->got.tmp,
-		    job->got.sha256);
-	if (rc < 0)
-		store_tmp_remove(im->store, job->got.tmp);
-	job->got.tmp[0] = '\0';
-	return rc;
+	return 0;
 }
 
 static void *
@@ -374,13 +334,12 @@ worker(void *arg)
 	return NULL;
 }
 
-/* Waits for the workers, heartbeating claims and reporting progress. */
+/* Waits for the workers, reporting progress. */
 static void
 supervise(struct import *im, uint64_t total)
 {
 	const struct import_progress *p = &im->opts->progress;
 	struct timespec until;
-	size_t i;
 
 	pthread_mutex_lock(&im->lock);
 	while (im->running > 0) {
@@ -391,14 +350,73 @@ supervise(struct import *im, uint64_t total)
 			until.tv_nsec -= 1000000000L;
 		}
 		pthread_cond_timedwait(&im->cond, &im->lock, &until);
-		for (i = 0; i < im->n; i++)
-			if (im->jobs[i].claim.held)
-				claim_touch(im->store, &im->jobs[i].claim);
 		if (p->fn != NULL)
 			p->fn(p->arg, atomic_load(&im->bytes_done), total,
 			    atomic_load(&im->files_done), im->n);
 	}
 	pthread_mutex_unlock(&im->lock);
+}
+
+static void
+beat(void *arg)
+{
+	struct import *im = arg;
+	size_t i;
+
+	for (i = 0; i < im->n; i++)
+		if (im->jobs[i].claim.held)
+			claim_touch(im->store, &im->jobs[i].claim);
+}
+
+static int
+job_cmp(const void *a, const void *b)
+{
+	const struct job *x = *(const struct job *const *)a;
+	const struct job *y = *(const struct job *const *)b;
+
+	return strcmp(x->got.sha256, y->got.sha256);
+}
+
+/*
+ * Claims and publishes every blob, in digest order: two imports that need
+ * some of the same blobs then take their claims in the same order and
+ * cannot wait on each other in a circle.  A digest that two files share is
+ * claimed once.
+ */
+static int
+publish_blobs(struct import *im)
+{
+	struct job **order;
+	struct job *j, *prev = NULL;
+	size_t i;
+	int rc = 0;
+
+	order = calloc(im->n, sizeof(*order));
+	if (order == NULL)
+		return -ENOMEM;
+	for (i = 0; i < im->n; i++)
+		order[i] = &im->jobs[i];
+	qsort(order, im->n, sizeof(*order), job_cmp);
+	for (i = 0; rc == 0 && i < im->n; prev = j, i++) {
+		j = order[i];
+		if (prev != NULL &&
+		    strcmp(prev->got.sha256, j->got.sha256) == 0) {
+			store_tmp_remove(im->store, j->got.tmp);
+			j->got.tmp[0] = '\0';
+			continue;
+		}
+		rc = claim_acquire_beat(im->store, &j->claim, j->got.sha256,
+		    im->opts->stale_ms, im->opts->stale_ms * 4, beat, im);
+		if (rc == 0)
+			rc = store_blob_publish(im->store, j->got.tmp,
+			    j->got.sha256);
+		if (rc < 0)
+			fail(im, rc, j->file->path);
+		else
+			j->got.tmp[0] = '\0';
+	}
+	free(order);
+	return rc;
 }
 
 static int
@@ -480,7 +498,7 @@ dir_import(struct store *store, struct index *index,
 	supervise(&im, list->total);
 	for (i = 0; i < started; i++)
 		pthread_join(tid[i], NULL);
-	if ((rc = im.rc) < 0)
+	if ((rc = im.rc) < 0 || (rc = publish_blobs(&im)) < 0)
 		goto out;
 	if ((rc = build_manifest(&im, list, m)) < 0) {
 		snprintf(err, errlen, "cannot build the manifest: %s",
