@@ -30,7 +30,7 @@
 #include "snapshot.h"
 
 #define LFS_THRESHOLD (10 * 1024 * 1024)
-#define IMPORT_WORKERS_MAX 4
+#define IMPORT_WORKERS_MAX 8
 #define PROGRESS_MS 200
 
 /* Formats a message into err and returns rc. */
@@ -451,10 +451,14 @@ worker_count(const struct import_opts *o, size_t n)
 	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
 	unsigned w = o->workers;
 
+	/*
+	 * Two per CPU: a worker waiting on the disk leaves its CPU to one that
+	 * hashes, and a deeper queue keeps the disk busy (bench/import).
+	 */
 	if (w == 0)
-		w = cpus < 1			? 1
-		    : cpus > IMPORT_WORKERS_MAX ? IMPORT_WORKERS_MAX
-						: (unsigned)cpus;
+		w = cpus < 1 ? 2 : (unsigned)cpus * 2;
+	if (w > IMPORT_WORKERS_MAX)
+		w = IMPORT_WORKERS_MAX;
 	return w > n ? (unsigned)n : w;
 }
 

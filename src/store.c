@@ -28,6 +28,7 @@
 #include "store.h"
 
 #define INGEST_CHUNK (1024 * 1024)
+#define INGEST_FLUSH (16 * 1024 * 1024)
 
 static const char *const store_dirs[] = {
 	"blobs",
@@ -344,6 +345,7 @@ ingest_copy(int srcfd, int dstfd, struct digest *sha256, struct digest *sha1,
     uint64_t *size)
 {
 	unsigned char *buf;
+	uint64_t flushed = 0;
 	ssize_t n;
 	int rc = 0;
 
@@ -367,6 +369,15 @@ ingest_copy(int srcfd, int dstfd, struct digest *sha256, struct digest *sha1,
 		    (rc = write_all(dstfd, buf, (size_t)n)) < 0)
 			break;
 		*size += (uint64_t)n;
+		/*
+		 * Start writeback of what is written so far, so the disk works
+		 * while we copy and the fsync at the end has little left.
+		 */
+		if (*size - flushed >= INGEST_FLUSH) {
+			sync_file_range(dstfd, (off_t)flushed,
+			    (off_t)(*size - flushed), SYNC_FILE_RANGE_WRITE);
+			flushed = *size;
+		}
 	}
 	free(buf);
 	return rc;
