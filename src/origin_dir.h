@@ -57,7 +57,7 @@ struct import_opts {
 	enum repo_type type;
 	const char *repo;
 	const char *revision; /* "main" when NULL */
-	unsigned workers;     /* 0: one per CPU, at most 4 */
+	unsigned workers;     /* 0: two per CPU, at most 8 */
 	int64_t stale_ms;
 	struct import_progress progress;
 };
