@@ -31,7 +31,6 @@ enum {
 struct cli {
 	struct conf conf;
 	int json;
-	int verbose;
 	int tty; /* stderr is a terminal: show progress */
 	struct store store;
 	struct index index;

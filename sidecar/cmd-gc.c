@@ -87,15 +87,23 @@ cmd_gc(struct cli *cli, int argc, char **argv)
 
 	i = cli_getopt(cli, cli_find("gc"), argc, argv, extra,
 	    "  --max-size SIZE  the size to fit, e.g. 10G or 512MiB\n"
+	    "                   (default: MODELCACHE_MAX_SIZE)\n"
 	    "  --dry-run        print what would be evicted, evict nothing\n",
 	    gc_opt, &a, &code);
 	if (i < 0)
 		return code;
-	if (i != argc || a.max_size == NULL) {
+	if (i != argc) {
 		cli_err("usage: modelcache %s", cli_find("gc")->usage);
 		return EXIT_USAGE;
 	}
-	if (conf_parse_size(a.max_size, &max) < 0) {
+	/* Without --max-size, the quota the daemon keeps (max_size). */
+	if (a.max_size == NULL && cli->conf.max_size == 0) {
+		cli_err("give --max-size, or set MODELCACHE_MAX_SIZE");
+		return EXIT_USAGE;
+	}
+	if (a.max_size == NULL)
+		max = cli->conf.max_size;
+	else if (conf_parse_size(a.max_size, &max) < 0) {
 		cli_err("bad size '%s': use bytes or a unit such as 10G or"
 			" 512MiB",
 		    a.max_size);

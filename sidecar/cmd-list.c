@@ -194,7 +194,8 @@ du_row(void *arg, const struct index_snapshot *s)
 
 	if (rows != NULL)
 		return json_array_append_new(rows,
-			   json_pack("{s:s, s:s, s:I}", "repo", s->repo,
+			   json_pack("{s:s, s:s, s:s, s:I}", "type",
+			       ref_type_name(s->type), "repo", s->repo,
 			       "commit", s->commit, "size",
 			       (json_int_t)s->size)) == 0
 		    ? 0

@@ -9,6 +9,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <jansson.h>
+
 #include "cli.h"
 #include "snapshot.h"
 
@@ -22,10 +24,23 @@ pin_one(struct cli *cli, const struct cli_pick *s, int pinned)
 	if (rc < 0)
 		cli_err("cannot %s %s@%.12s: %s", pinned ? "pin" : "unpin",
 		    s->repo, s->commit, strerror(-rc));
-	else
+	else if (!cli->json)
 		printf("%s %s@%.12s\n", pinned ? "pinned" : "unpinned", s->repo,
 		    s->commit);
 	return rc;
+}
+
+static int
+print_json(const struct cli_picks *picks, int pinned)
+{
+	json_t *out = json_array();
+	size_t k;
+
+	for (k = 0; out != NULL && k < picks->n; k++)
+		json_array_append_new(out,
+		    json_pack("{s:s, s:s, s:b}", "repo", picks->v[k].repo,
+			"commit", picks->v[k].commit, "pinned", pinned));
+	return cli_print_json(out);
 }
 
 static int
@@ -49,6 +64,8 @@ pin_cmd(struct cli *cli, int argc, char **argv, const char *name, int pinned)
 		rc = cli_pick(cli, argv[i], &picks);
 	for (k = 0; rc == 0 && k < picks.n; k++)
 		rc = pin_one(cli, &picks.v[k], pinned);
+	if (rc == 0 && cli->json)
+		rc = print_json(&picks, pinned);
 	cli_picks_release(&picks);
 	return cli_exit_code(rc);
 }

@@ -1,7 +1,8 @@
 /*
  * modelcache verify: re-hash every byte of the chosen models and name each
- * file whose bytes no longer match its digest.  A blob shared by several
- * files is hashed once per run.
+ * file whose bytes no longer match its digest.  Each file is checked on its
+ * own, even when it shares its blob with another, so that every file gets
+ * its own verdict.
  */
 #include "config.h"
 

@@ -21,7 +21,7 @@
 #define DEFAULT_CONFIG "/etc/modelcache.conf"
 
 const struct cmd cli_cmds[] = {
-	{ "import", "import [--revision REV] DIR NAME",
+	{ "import", "import [--revision REV] [--json] DIR NAME",
 	    "Import a local directory into the store as model NAME",
 	    cmd_import },
 	{ "ls", "ls [--json]", "List the models in the store", cmd_ls },
@@ -33,11 +33,11 @@ const struct cmd cli_cmds[] = {
 	    cmd_verify },
 	{ "rm", "rm [--json] MODEL ...", "Remove models from the store",
 	    cmd_rm },
-	{ "pin", "pin MODEL ...", "Protect models from garbage collection",
-	    cmd_pin },
-	{ "unpin", "unpin MODEL ...", "Let garbage collection evict models",
-	    cmd_unpin },
-	{ "gc", "gc --max-size SIZE [--dry-run] [--json]",
+	{ "pin", "pin [--json] MODEL ...",
+	    "Protect models from garbage collection", cmd_pin },
+	{ "unpin", "unpin [--json] MODEL ...",
+	    "Let garbage collection evict models", cmd_unpin },
+	{ "gc", "gc [--max-size SIZE] [--dry-run] [--json]",
 	    "Evict least recently used models until the store fits SIZE",
 	    cmd_gc },
 	{ "fsck", "fsck [--repair] [--fast] [--json]",
@@ -51,7 +51,7 @@ usage(FILE *to)
 	const struct cmd *c;
 
 	fprintf(to,
-	    "usage: modelcache [--store DIR] [-v] COMMAND [ARGS]\n"
+	    "usage: modelcache [--store DIR] [--json] COMMAND [ARGS]\n"
 	    "\ncommands:\n");
 	for (c = cli_cmds; c->name != NULL; c++)
 		fprintf(to, "  %-8s %s\n", c->name, c->summary);
@@ -89,7 +89,7 @@ main(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "store", required_argument, NULL, 's' },
-		{ "verbose", no_argument, NULL, 'v' },
+		{ "json", no_argument, NULL, 'J' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
@@ -101,13 +101,13 @@ main(int argc, char **argv)
 
 	memset(&cli, 0, sizeof(cli));
 	cli.tty = isatty(STDERR_FILENO);
-	while ((c = getopt_long(argc, argv, "+s:vh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "+s:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 's':
 			store = optarg;
 			break;
-		case 'v':
-			cli.verbose++;
+		case 'J':
+			cli.json = 1;
 			break;
 		case 'h':
 			usage(stdout);

@@ -93,7 +93,8 @@ errno_of(int rc)
 	case SQLITE_PERM:
 		return -EROFS;
 	case SQLITE_CANTOPEN:
-		return -ENOENT;
+		/* The store exists by then: it is not writable to us. */
+		return -EACCES;
 	case SQLITE_CORRUPT:
 	case SQLITE_NOTADB:
 		return -EBADMSG;
@@ -286,6 +287,8 @@ is_built(struct index *index, int *built)
 	return rc;
 }
 
+static int build_once(struct index *index, struct store *store);
+
 int
 index_open(struct index *index, struct store *store)
 {
@@ -303,10 +306,8 @@ index_open(struct index *index, struct store *store)
 	}
 	if (rc == 0)
 		rc = is_built(index, &built);
-	if (rc == 0 && !built) {
-		rc = index_rebuild(index, store);
-		index->rebuilt = rc == 0;
-	}
+	if (rc == 0 && !built)
+		rc = build_once(index, store);
 	if (rc < 0)
 		index_close(index);
 	return rc;
@@ -524,14 +525,13 @@ rebuild_one(const char *rel, void *arg)
 	return rc;
 }
 
-int
-index_rebuild(struct index *index, struct store *store)
+/* Replaces every row with what the manifests say (inside a transaction). */
+static int
+rebuild_rows(struct index *index, struct store *store)
 {
 	void *ctx[2] = { index, store };
 	int rc;
 
-	if ((rc = begin(index)) < 0)
-		return rc;
 	rc = exec(index,
 	    "DELETE FROM access; DELETE FROM pins;"
 	    " DELETE FROM files; DELETE FROM refs;"
@@ -543,6 +543,34 @@ index_rebuild(struct index *index, struct store *store)
 		rc = exec(index,
 		    "INSERT OR REPLACE INTO meta(key, value)"
 		    " VALUES('built', strftime('%s','now'))");
+	return rc;
+}
+
+int
+index_rebuild(struct index *index, struct store *store)
+{
+	int rc;
+
+	if ((rc = begin(index)) < 0)
+		return rc;
+	return end(index, rebuild_rows(index, store));
+}
+
+/*
+ * Builds a new index once: several processes may open a new store at the
+ * same moment, and the one that gets the write lock second finds it built.
+ */
+static int
+build_once(struct index *index, struct store *store)
+{
+	int rc, built = 0;
+
+	if ((rc = begin(index)) < 0)
+		return rc;
+	if ((rc = is_built(index, &built)) == 0 && !built) {
+		rc = rebuild_rows(index, store);
+		index->rebuilt = rc == 0;
+	}
 	return end(index, rc);
 }
 

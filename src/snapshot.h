@@ -29,7 +29,7 @@ int snapshot_publish(struct store *store, struct index *index,
 
 /*
  * Removes the snapshot folder/commit (index row id).  Blobs whose claim is
- * held elsewhere past stale_ms are left for a later gc or fsck.  *freed, when
+ * held elsewhere past stale_ms are left for fsck --repair.  *freed, when
  * not NULL, gets the bytes of the blobs deleted.
  */
 int snapshot_remove(struct store *store, struct index *index,

@@ -101,7 +101,7 @@ run_fails 2 "bad model name" "pin of a bad name" mc pin '../../etc'
 unchanged "pin of a bad name"
 run_fails 2 "bad size" "gc with a bad size" mc gc --max-size 10X
 unchanged "gc with a bad size"
-run_fails 2 "usage" "gc without a size" mc gc
+run_fails 2 "max-size" "gc without a size" mc gc
 run_fails 2 "unknown command" "an unknown command" mc frobnicate
 run_fails 2 "usage" "import without a name" mc import "$T/good"
 run_fails 3 "no store" "ls of a missing store" \

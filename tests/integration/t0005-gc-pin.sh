@@ -38,7 +38,15 @@ is "$(mc ls --json | json 'map(.repo) | join(",")')" "org/b,org/c" \
 is "$(mc du --json | json '.size')" $((300000 + 10 + 24)) \
     "du agrees with the plan"
 
-run_ok "pin c" mc pin org/c
+run_fails 2 "MODELCACHE_MAX_SIZE" "gc needs a size" mc gc
+before=$(store_state)
+MODELCACHE_MAX_SIZE=1G run_ok "gc takes its size from MODELCACHE_MAX_SIZE" \
+    mc --json gc --dry-run
+is "$(json '.max_size' <"$T/out")" 1000000000 "the quota is the variable's"
+is "$(store_state)" "$before" "a dry run under the quota changes nothing"
+
+run_ok "pin c" mc --json pin org/c
+is "$(json '.[0].pinned' <"$T/out")" true "pin --json reports the pin"
 run_fails 7 "above" "gc to 0 cannot evict a pinned model" \
     mc gc --max-size 0
 is "$(mc ls --json | json 'map(.repo) | join(",")')" "org/c" \
