@@ -597,12 +597,8 @@ pass_dir(struct fsck *f, const char *dir, int claims)
 	struct dirent *e;
 	struct stat st;
 	DIR *d;
-	int fd;
 
-	fd = openat(f->store->dirfd, dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd == -1 || (d = fdopendir(fd)) == NULL) {
-		if (fd != -1)
-			close(fd);
+	if ((d = store_opendirat(f->store->dirfd, dir)) == NULL) {
 		return -errno;
 	}
 	while ((e = readdir(d)) != NULL) {

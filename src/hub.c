@@ -270,16 +270,12 @@ walk_dir(struct walk *w, const char *rel, int depth)
 	struct dirent *e;
 	struct stat st;
 	DIR *d;
-	int fd, rc = 0, n;
+	int rc = 0, n;
 
 	if (depth > HUB_REF_DEPTH + REF_PATH_MAX / 2)
 		return -ELOOP;
-	fd = openat(w->store->dirfd, rel,
-	    O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd == -1 || (d = fdopendir(fd)) == NULL) {
+	if ((d = store_opendirat(w->store->dirfd, rel)) == NULL) {
 		rc = errno == ENOENT ? 0 : -errno;
-		if (fd != -1)
-			close(fd);
 		return rc;
 	}
 	while (rc == 0 && (e = readdir(d)) != NULL) {
@@ -578,17 +574,14 @@ hub_check_folder(struct store *store, const char *folder,
 	struct dirent *e;
 	unsigned before = r->count;
 	DIR *d;
-	int fd, rc;
+	int rc;
 
 	if ((rc = fmt(rel, sizeof(rel), "hub/%s/refs", folder)) < 0 ||
 	    (rc = walk(store, rel, 0, check_ref, &c)) < 0)
 		return rc;
 	if ((rc = fmt(rel, sizeof(rel), "hub/%s/snapshots", folder)) < 0)
 		return rc;
-	fd = openat(store->dirfd, rel, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd == -1 || (d = fdopendir(fd)) == NULL) {
-		if (fd != -1)
-			close(fd);
+	if ((d = store_opendirat(store->dirfd, rel)) == NULL) {
 		report(r, rel, HUB_SNAPSHOT_MISSING);
 		return (int)(r->count - before);
 	}
@@ -612,13 +605,10 @@ hub_each_folder(struct store *store, int (*fn)(void *, const char *), void *arg)
 {
 	struct dirent *e;
 	DIR *d;
-	int fd, rc = 0;
+	int rc = 0;
 
-	fd = openat(store->dirfd, "hub", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd == -1 || (d = fdopendir(fd)) == NULL) {
+	if ((d = store_opendirat(store->dirfd, "hub")) == NULL) {
 		rc = -errno;
-		if (fd != -1)
-			close(fd);
 		return rc;
 	}
 	while (rc == 0 && (e = readdir(d)) != NULL)

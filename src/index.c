@@ -321,6 +321,21 @@ index_close(struct index *index)
 	index->db = NULL;
 }
 
+/* Steps an INSERT … RETURNING id, sets *id, finalizes. */
+static int
+finish_id(sqlite3_stmt *st, int64_t *id)
+{
+	int rc = sqlite3_step(st);
+
+	if (rc == SQLITE_ROW) {
+		*id = sqlite3_column_int64(st, 0);
+		rc = 0;
+	} else
+		rc = errno_of(rc);
+	sqlite3_finalize(st);
+	return rc;
+}
+
 /* Inserts or finds the model row; *id is set. */
 static int
 model_id(struct index *index, const struct manifest *m, int64_t *id)
@@ -340,14 +355,7 @@ model_id(struct index *index, const struct manifest *m, int64_t *id)
 	sqlite3_bind_text(st, 1, ref_type_name(m->type), -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 2, m->repo, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 3, folder, -1, SQLITE_TRANSIENT);
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW) {
-		*id = sqlite3_column_int64(st, 0);
-		rc = 0;
-	} else
-		rc = errno_of(rc);
-	sqlite3_finalize(st);
-	return rc;
+	return finish_id(st, id);
 }
 
 static int
@@ -373,14 +381,7 @@ snapshot_row(struct index *index, const struct manifest *m, int64_t model,
 	sqlite3_bind_int64(st, 6, (sqlite3_int64)m->nfiles);
 	sqlite3_bind_int64(st, 7, m->created);
 	sqlite3_bind_int64(st, 8, m->updated);
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW) {
-		*id = sqlite3_column_int64(st, 0);
-		rc = 0;
-	} else
-		rc = errno_of(rc);
-	sqlite3_finalize(st);
-	return rc;
+	return finish_id(st, id);
 }
 
 static int

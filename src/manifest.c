@@ -456,13 +456,10 @@ each_in(struct store *store, const char *folder,
 	struct dirent *e;
 	size_t n;
 	DIR *d;
-	int fd, rc = 0;
+	int rc = 0;
 
 	snprintf(rel, sizeof(rel), "manifests/%s", folder);
-	fd = openat(store->dirfd, rel, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd == -1 || (d = fdopendir(fd)) == NULL) {
-		if (fd != -1)
-			close(fd);
+	if ((d = store_opendirat(store->dirfd, rel)) == NULL) {
 		return 0;
 	}
 	while (rc == 0 && (e = readdir(d)) != NULL) {
@@ -483,14 +480,10 @@ manifest_each(struct store *store, int (*fn)(const char *, void *), void *arg)
 {
 	struct dirent *e;
 	DIR *d;
-	int fd, rc = 0;
+	int rc = 0;
 
-	fd = openat(store->dirfd, "manifests",
-	    O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd == -1 || (d = fdopendir(fd)) == NULL) {
+	if ((d = store_opendirat(store->dirfd, "manifests")) == NULL) {
 		rc = -errno;
-		if (fd != -1)
-			close(fd);
 		return rc;
 	}
 	while (rc == 0 && (e = readdir(d)) != NULL)

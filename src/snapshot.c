@@ -75,16 +75,13 @@ strip_revisions(struct store *store, const struct manifest *m)
 	const char *why;
 	size_t i, j;
 	DIR *d;
-	int fd, rc = 0, changed;
+	int rc = 0, changed;
 
 	if (m->nrevisions == 0 ||
 	    (rc = manifest_folder(m, dir, sizeof(dir))) < 0)
 		return rc;
-	fd = openat(store->dirfd, dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd == -1 || (d = fdopendir(fd)) == NULL) {
+	if ((d = store_opendirat(store->dirfd, dir)) == NULL) {
 		rc = -errno;
-		if (fd != -1)
-			close(fd);
 		return rc;
 	}
 	while (rc == 0 && (e = readdir(d)) != NULL) {

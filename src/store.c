@@ -238,6 +238,24 @@ store_tmp_remove(struct store *store, const char *rel)
 		unlinkat(store->dirfd, rel, 0);
 }
 
+DIR *
+store_opendirat(int dirfd, const char *rel)
+{
+	DIR *d;
+	int fd, saved;
+
+	fd =
+	    openat(dirfd, rel, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd == -1)
+		return NULL;
+	if ((d = fdopendir(fd)) == NULL) {
+		saved = errno;
+		close(fd);
+		errno = saved;
+	}
+	return d;
+}
+
 int
 store_fsync_dir(struct store *store, const char *rel)
 {
@@ -534,24 +552,16 @@ store_blob_each(struct store *store,
 {
 	DIR *top = NULL, *sub = NULL;
 	struct dirent *a, *b;
-	int fd, rc = 0;
+	int rc = 0;
 
-	fd = openat(store->dirfd, "blobs/sha256",
-	    O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd == -1 || (top = fdopendir(fd)) == NULL) {
+	if ((top = store_opendirat(store->dirfd, "blobs/sha256")) == NULL) {
 		rc = -errno;
-		if (fd != -1)
-			close(fd);
 		return rc;
 	}
 	while (rc == 0 && (a = readdir(top)) != NULL) {
 		if (a->d_name[0] == '.')
 			continue;
-		fd = openat(dirfd(top), a->d_name,
-		    O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-		if (fd == -1 || (sub = fdopendir(fd)) == NULL) {
-			if (fd != -1)
-				close(fd);
+		if ((sub = store_opendirat(dirfd(top), a->d_name)) == NULL) {
 			continue;
 		}
 		while (rc == 0 && (b = readdir(sub)) != NULL)
@@ -574,7 +584,7 @@ tree_walk(int parent, const char *name, int remove, int depth)
 	struct dirent *e;
 	struct stat st;
 	DIR *d;
-	int fd, rc = 0;
+	int rc = 0;
 
 	if (depth > 64)
 		return -ELOOP;
@@ -586,12 +596,8 @@ tree_walk(int parent, const char *name, int remove, int depth)
 			return -errno;
 		return 0;
 	}
-	fd = openat(parent, name,
-	    O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd == -1 || (d = fdopendir(fd)) == NULL) {
+	if ((d = store_opendirat(parent, name)) == NULL) {
 		rc = -errno;
-		if (fd != -1)
-			close(fd);
 		return rc;
 	}
 	while (rc == 0 && (e = readdir(d)) != NULL) {

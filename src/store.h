@@ -19,6 +19,7 @@
 #ifndef MC_STORE_H
 #define MC_STORE_H
 
+#include <dirent.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -117,6 +118,12 @@ int store_write_atomic(struct store *store, const char *rel, const void *buf,
 /* Reads a whole store-relative file of at most max bytes (NUL-terminated). */
 int store_read_file(struct store *store, const char *rel, size_t max,
     char **buf, size_t *len);
+
+/*
+ * Opens dirfd/rel as a directory stream, never through a symlink in its
+ * last component.  NULL with errno set on failure; closedir() it.
+ */
+DIR *store_opendirat(int dirfd, const char *rel);
 
 /* mkdir -p of a store-relative directory, mode 0755. */
 int store_mkdirs(struct store *store, const char *rel);
