@@ -80,6 +80,18 @@ claim_stale(struct store *store, const char *rel, int64_t now_ms,
 	return owner != OWNER_ALIVE && now_ms - mtime_ms(&st) > stale_ms;
 }
 
+int
+claim_live(struct store *store, const char *sha256, int64_t now_ms,
+    int64_t stale_ms)
+{
+	char rel[STORE_PATH_MAX];
+
+	if (claim_path(sha256, rel, sizeof(rel)) < 0 ||
+	    faccessat(store->dirfd, rel, F_OK, AT_SYMLINK_NOFOLLOW) == -1)
+		return 0;
+	return !claim_stale(store, rel, now_ms, stale_ms);
+}
+
 /*
  * Removes a stale claim so that exactly one contender replaces it.  Two
  * contenders may both have seen it stale; the later one's rename would then

@@ -5,7 +5,7 @@
  * a fetcher or importer from the moment it knows the digest until the index
  * row that references the blob is committed, and garbage collection for the
  * moment it deletes.  A claim is a file made with O_CREAT|O_EXCL holding
- * "<owner> <generation>\n"; its mtime is the heartbeat.  A claim whose
+ * "<owner> <milliseconds>\n"; its mtime is the heartbeat.  A claim whose
  * heartbeat is older than the stale limit belongs to a dead process and is
  * taken over: renamed to a unique name (only one contender can win that
  * rename), then removed.  flock and fcntl locks are never used: they are
@@ -55,6 +55,10 @@ int claim_stale(struct store *store, const char *rel, int64_t now_ms,
 int claim_acquire_beat(struct store *store, struct claim *claim,
     const char *sha256, int64_t stale_ms, int64_t timeout_ms,
     void (*beat)(void *arg), void *arg);
+
+/* Whether someone holds a live claim on sha256 (looks, takes nothing). */
+int claim_live(struct store *store, const char *sha256, int64_t now_ms,
+    int64_t stale_ms);
 
 /* Refreshes the heartbeat of a held claim. */
 int claim_touch(struct store *store, struct claim *claim);

@@ -344,15 +344,6 @@ check_manifest(struct fsck *f, const char *rel, struct manifest *m)
 }
 
 static int
-named_right(const char *rel, const struct manifest *m)
-{
-	char want[STORE_PATH_MAX];
-
-	return manifest_rel(m, want, sizeof(want)) == 0 &&
-	    strcmp(want, rel) == 0;
-}
-
-static int
 pass_manifest(const char *rel, void *arg)
 {
 	struct fsck *f = arg;
@@ -362,13 +353,8 @@ pass_manifest(const char *rel, void *arg)
 
 	manifest_init(&m);
 	rc = manifest_load(f->store, rel, &m, &why);
-	if (rc == 0 && !named_right(rel, &m)) {
-		why = "the file name does not match the repo and commit inside";
-		rc = -EINVAL;
-	}
-	if (rc == -EINVAL || rc == -EFBIG) {
-		issue(f, "manifest_bad", rel,
-		    why != NULL ? why : "manifest too large", 0,
+	if (rc == -EINVAL) {
+		issue(f, "manifest_bad", rel, why, 0,
 		    f->o->repair && quarantine(f, rel, ".manifest") == 0);
 		rc = 0;
 	} else if (rc == 0)
@@ -387,13 +373,14 @@ static int
 pass_row(void *arg, const struct index_snapshot *s)
 {
 	struct stale_rows *st = arg;
-	char key[REF_FOLDER_MAX + 48];
+	char key[REF_FOLDER_MAX + 48], rel[STORE_PATH_MAX];
 	int64_t *ids;
 
 	snprintf(key, sizeof(key), "%s/%s", s->folder, s->commit);
 	if (strset_has(&st->f->manifests, key))
 		return 0;
-	issue(st->f, "index_stale", key,
+	snprintf(rel, sizeof(rel), "manifests/%s.json", key);
+	issue(st->f, "index_stale", rel,
 	    "the index lists a snapshot that has no manifest", 0,
 	    st->f->o->repair);
 	ids = reallocarray(st->ids, st->n + 1, sizeof(*ids));
@@ -545,7 +532,6 @@ static int
 pass_blob(const char *name, const char *rel, void *arg)
 {
 	struct fsck *f = arg;
-	struct claim probe = { 0 };
 	char want[STORE_PATH_MAX];
 	struct stat st;
 
@@ -565,10 +551,8 @@ pass_blob(const char *name, const char *rel, void *arg)
 	if (strset_has(&f->blobs, name))
 		return 0;
 	/* A blob claimed by a live process is an import in flight. */
-	if (claim_try(f->store, &probe, name, claim_now_ms(), f->o->stale_ms) ==
-	    -EBUSY)
+	if (claim_live(f->store, name, claim_now_ms(), f->o->stale_ms))
 		return 0;
-	claim_release(f->store, &probe);
 	issue(f, "blob_orphan", rel, "no manifest references this blob", 1,
 	    f->o->repair && drop_orphan(f, name) == 1);
 	return 0;

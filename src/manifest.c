@@ -424,12 +424,31 @@ manifest_load(struct store *store, const char *rel, struct manifest *m,
 	size_t len;
 	int rc;
 
+	char want[STORE_PATH_MAX];
+
 	*why = NULL;
-	if ((rc = store_read_file(store, rel, MANIFEST_SIZE_MAX, &buf, &len)) <
-	    0)
+	rc = store_read_file(store, rel, MANIFEST_SIZE_MAX, &buf, &len);
+	if (rc == -ELOOP || rc == -EINVAL) {
+		*why = "not a regular file";
+		return -EINVAL;
+	}
+	if (rc == -EFBIG) {
+		*why = "larger than 64 MiB";
+		return -EINVAL;
+	}
+	if (rc < 0)
 		return rc;
 	rc = manifest_decode(m, buf, len, why);
 	free(buf);
+	/* Its name is part of the record: a misfiled manifest is not trusted. */
+	if (rc == 0 &&
+	    (manifest_rel(m, want, sizeof(want)) < 0 ||
+		strcmp(want, rel) != 0)) {
+		*why =
+		    "the file name does not match the repo and commit inside";
+		manifest_release(m);
+		rc = -EINVAL;
+	}
 	return rc;
 }
 

@@ -90,7 +90,11 @@ int manifest_decode(struct manifest *m, const char *buf, size_t len,
 
 /* Writes atomically to manifest_rel(). */
 int manifest_save(struct store *store, const struct manifest *m);
-/* Reads a store-relative manifest file. */
+/*
+ * Reads a store-relative manifest file.  -EINVAL with *why set for anything
+ * that is not a valid manifest at its own place (manifest_rel): not a
+ * regular file, too large, malformed, or filed under another name.
+ */
 int manifest_load(struct store *store, const char *rel, struct manifest *m,
     const char **why);
 /* Removes the manifest file (and its folder when empty). */

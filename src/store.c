@@ -139,6 +139,9 @@ store_open(struct store *store, const char *root, int create)
 	 * the namespace's inode makes "<host>.<ns>.<pid>" unique, and tells
 	 * whether our kill(pid, 0) can speak for an owner at all.
 	 */
+	/* The directories just made must survive a crash too. */
+	if (create && (rc = store_fsync_dir(store, "")) < 0)
+		goto fail;
 	if (stat("/proc/self/ns/pid", &st) == -1)
 		st.st_ino = 0;
 	snprintf(store->owner, sizeof(store->owner), "%s.%lu.%ld", host,
