@@ -1,0 +1,549 @@
+/*
+ * fetch: libcurl multi on libuv (see fetch.h).
+ *
+ * Ownership: a struct fetch_sock lives from curl's first interest in a
+ * socket until CURL_POLL_REMOVE, and is freed in its poll handle's close
+ * callback, never before.  A transfer's CURL easy handle is created with
+ * the transfer and cleaned up in fetch_xfer_free().  libcurl's result codes
+ * are folded into enum fetch_result here and nowhere else.
+ */
+#include "config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+
+#include "fetch.h"
+
+#define ERROR_BODY_MAX (64 * 1024)
+
+struct fetch_sock {
+	uv_poll_t poll;
+	curl_socket_t fd;
+	struct fetch *fetch;
+};
+
+/* Per-transfer state that callers need not see. */
+struct xfer_state {
+	int checked; /* the status was looked at, on the first body byte */
+	int to_file;
+};
+
+static void check_done(struct fetch *f);
+
+static void
+sock_closed(uv_handle_t *h)
+{
+	free(h->data);
+}
+
+static void
+poll_cb(uv_poll_t *h, int status, int events)
+{
+	struct fetch_sock *s = h->data;
+	int flags = 0, running;
+
+	if (status < 0)
+		flags = CURL_CSELECT_ERR;
+	if (events & UV_READABLE)
+		flags |= CURL_CSELECT_IN;
+	if (events & UV_WRITABLE)
+		flags |= CURL_CSELECT_OUT;
+	curl_multi_socket_action(s->fetch->multi, s->fd, flags, &running);
+	check_done(s->fetch);
+}
+
+static int
+socket_cb(CURL *easy, curl_socket_t fd, int action, void *userp, void *socketp)
+{
+	struct fetch *f = userp;
+	struct fetch_sock *s = socketp;
+	int events = 0;
+
+	if (action == CURL_POLL_REMOVE) {
+		if (s != NULL) {
+			/* Stop watching before curl closes the fd. */
+			uv_poll_stop(&s->poll);
+			uv_close((uv_handle_t *)&s->poll, sock_closed);
+			curl_multi_assign(f->multi, fd, NULL);
+		}
+		return 0;
+	}
+	if (s == NULL) {
+		s = calloc(1, sizeof(*s));
+		if (s == NULL)
+			return -1;
+		s->fd = fd;
+		s->fetch = f;
+		if (uv_poll_init_socket(f->loop, &s->poll, fd) != 0) {
+			free(s);
+			return -1;
+		}
+		s->poll.data = s;
+		curl_multi_assign(f->multi, fd, s);
+	}
+	if (action & CURL_POLL_IN)
+		events |= UV_READABLE;
+	if (action & CURL_POLL_OUT)
+		events |= UV_WRITABLE;
+	uv_poll_start(&s->poll, events, poll_cb);
+	return 0;
+}
+
+static void
+timer_cb(uv_timer_t *t)
+{
+	struct fetch *f = t->data;
+	int running;
+
+	curl_multi_socket_action(f->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+	check_done(f);
+}
+
+static int
+timer_set(CURLM *multi, long ms, void *userp)
+{
+	struct fetch *f = userp;
+
+	if (ms < 0)
+		uv_timer_stop(&f->timer);
+	else /* 0 means now: from the loop, not from inside curl */
+		uv_timer_start(&f->timer, timer_cb, ms == 0 ? 1 : (uint64_t)ms,
+		    0);
+	return 0;
+}
+
+int
+fetch_init(struct fetch *f, uv_loop_t *loop, const struct fetch_opts *o)
+{
+	memset(f, 0, sizeof(*f));
+	f->loop = loop;
+	if (o != NULL)
+		f->opts = *o;
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+		return -EIO;
+	f->multi = curl_multi_init();
+	if (f->multi == NULL)
+		return -ENOMEM;
+	uv_timer_init(loop, &f->timer);
+	f->timer.data = f;
+	curl_multi_setopt(f->multi, CURLMOPT_SOCKETFUNCTION, socket_cb);
+	curl_multi_setopt(f->multi, CURLMOPT_SOCKETDATA, f);
+	curl_multi_setopt(f->multi, CURLMOPT_TIMERFUNCTION, timer_set);
+	curl_multi_setopt(f->multi, CURLMOPT_TIMERDATA, f);
+	curl_multi_setopt(f->multi, CURLMOPT_MAX_TOTAL_CONNECTIONS,
+	    f->opts.max_total > 0 ? f->opts.max_total : 64L);
+	curl_multi_setopt(f->multi, CURLMOPT_MAX_HOST_CONNECTIONS,
+	    f->opts.max_host > 0 ? f->opts.max_host : 16L);
+	curl_multi_setopt(f->multi, CURLMOPT_PIPELINING, CURLPIPE_MULTIPLEX);
+	return 0;
+}
+
+void
+fetch_close(struct fetch *f)
+{
+	if (f->multi == NULL)
+		return;
+	f->closing = 1;
+	uv_timer_stop(&f->timer);
+	uv_close((uv_handle_t *)&f->timer, NULL);
+	curl_multi_cleanup(f->multi);
+	f->multi = NULL;
+}
+
+/* Copies a header's value (trimmed) when name matches. */
+static int
+take(const char *line, size_t len, const char *name, char *dst, size_t cap)
+{
+	size_t n = strlen(name), v;
+
+	if (len <= n || strncasecmp(line, name, n) != 0 || line[n] != ':')
+		return 0;
+	line += n + 1;
+	len -= n + 1;
+	while (len > 0 && (*line == ' ' || *line == '\t')) {
+		line++;
+		len--;
+	}
+	while (len > 0 &&
+	    (line[len - 1] == '\r' || line[len - 1] == '\n' ||
+		line[len - 1] == ' '))
+		len--;
+	v = len < cap - 1 ? len : cap - 1;
+	memcpy(dst, line, v);
+	dst[v] = '\0';
+	return 1;
+}
+
+static int64_t
+number(const char *s)
+{
+	char *end;
+	long long v;
+
+	if (*s == '\0')
+		return -1;
+	errno = 0;
+	v = strtoll(s, &end, 10);
+	return errno != 0 || *end != '\0' || v < 0 ? -1 : v;
+}
+
+/* RateLimit: "resolvers";r=0;t=42 */
+static void
+ratelimit(struct fetch_xfer *x, const char *v)
+{
+	const char *r = strstr(v, ";r="), *t = strstr(v, ";t=");
+
+	if (r != NULL)
+		x->ratelimit_remaining = strtoll(r + 3, NULL, 10);
+	if (t != NULL)
+		x->ratelimit_reset_s = strtoll(t + 3, NULL, 10);
+}
+
+/* Link: <url>; rel="next" */
+static void
+link_next(struct fetch_xfer *x, const char *v)
+{
+	const char *lt = strchr(v, '<'), *gt;
+
+	if (lt == NULL || strstr(v, "rel=\"next\"") == NULL)
+		return;
+	gt = strchr(lt, '>');
+	if (gt == NULL || (size_t)(gt - lt - 1) >= sizeof(x->link_next))
+		return;
+	memcpy(x->link_next, lt + 1, (size_t)(gt - lt - 1));
+	x->link_next[gt - lt - 1] = '\0';
+}
+
+static void
+reset_headers(struct fetch_xfer *x)
+{
+	x->etag[0] = x->linked_etag[0] = x->repo_commit[0] = '\0';
+	x->error_code[0] = x->error_message[0] = '\0';
+	x->location[0] = x->link_next[0] = x->content_range[0] = '\0';
+	x->linked_size = x->content_length = -1;
+	x->retry_after_s = x->ratelimit_reset_s = -1;
+	x->ratelimit_remaining = -1;
+}
+
+static size_t
+header_cb(char *p, size_t size, size_t n, void *ud)
+{
+	struct fetch_xfer *x = ud;
+	size_t len = size * n;
+	char v[FETCH_HEADER_MAX];
+
+	if (len >= 5 && strncmp(p, "HTTP/", 5) == 0) {
+		reset_headers(x); /* a new answer (after a redirect) */
+		return len;
+	}
+	if (take(p, len, "ETag", x->etag, sizeof(x->etag)) ||
+	    take(p, len, "X-Linked-Etag", x->linked_etag,
+		sizeof(x->linked_etag)) ||
+	    take(p, len, "X-Repo-Commit", x->repo_commit,
+		sizeof(x->repo_commit)) ||
+	    take(p, len, "X-Error-Code", x->error_code,
+		sizeof(x->error_code)) ||
+	    take(p, len, "X-Error-Message", x->error_message,
+		sizeof(x->error_message)) ||
+	    take(p, len, "Location", x->location, sizeof(x->location)) ||
+	    take(p, len, "Content-Range", x->content_range,
+		sizeof(x->content_range)))
+		return len;
+	if (take(p, len, "X-Linked-Size", v, sizeof(v)))
+		x->linked_size = number(v);
+	else if (take(p, len, "Content-Length", v, sizeof(v)))
+		x->content_length = number(v);
+	else if (take(p, len, "Retry-After", v, sizeof(v)))
+		x->retry_after_s = number(v);
+	else if (take(p, len, "RateLimit", v, sizeof(v)))
+		ratelimit(x, v);
+	else if (take(p, len, "Link", v, sizeof(v)))
+		link_next(x, v);
+	return len;
+}
+
+/* The start of "bytes A-B/T", or UINT64_MAX. */
+static uint64_t
+range_start(const char *cr)
+{
+	char *end;
+	unsigned long long a;
+
+	if (strncasecmp(cr, "bytes ", 6) != 0 || !isdigit((unsigned char)cr[6]))
+		return UINT64_MAX;
+	a = strtoull(cr + 6, &end, 10);
+	return *end == '-' ? (uint64_t)a : UINT64_MAX;
+}
+
+/* Looks at the answer before the first body byte is kept. */
+static int
+check_answer(struct fetch_xfer *x, struct xfer_state *st)
+{
+	st->checked = 1;
+	curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &x->status);
+	st->to_file = x->fd >= 0 && x->status >= 200 && x->status < 300;
+	if (st->to_file && x->range_start != UINT64_MAX &&
+	    (x->status != 206 ||
+		range_start(x->content_range) != x->range_start)) {
+		x->result = FETCH_RANGE_IGNORED;
+		return -1;
+	}
+	return 0;
+}
+
+static int
+keep_in_memory(struct fetch_xfer *x, const char *p, size_t len, size_t max)
+{
+	char *b;
+
+	if (x->body_len + len > max)
+		return -1;
+	b = realloc(x->body, x->body_len + len + 1);
+	if (b == NULL)
+		return -1;
+	memcpy(b + x->body_len, p, len);
+	x->body = b;
+	x->body_len += len;
+	b[x->body_len] = '\0';
+	return 0;
+}
+
+static size_t
+write_cb(char *p, size_t size, size_t n, void *ud)
+{
+	struct fetch_xfer *x = ud;
+	struct xfer_state *st = (struct xfer_state *)(x + 1);
+	size_t len = size * n, done = 0;
+	ssize_t w;
+
+	if (!st->checked && check_answer(x, st) < 0)
+		return 0;
+	if (!st->to_file) {
+		size_t max = x->fd >= 0 || x->status >= 300 ? ERROR_BODY_MAX
+							    : x->body_max;
+
+		if (keep_in_memory(x, p, len, max) < 0) {
+			/* An error body is only kept as far as it fits. */
+			if (x->fd >= 0 || x->status >= 300)
+				return len;
+			x->result = FETCH_TOO_LARGE;
+			return 0;
+		}
+	} else {
+		while (done < len) {
+			w = pwrite(x->fd, p + done, len - done,
+			    (off_t)(x->offset + x->got + done));
+			if (w < 0 && errno == EINTR)
+				continue;
+			if (w < 0) {
+				x->write_errno = errno;
+				x->result = FETCH_WRITE;
+				return 0;
+			}
+			done += (size_t)w;
+		}
+	}
+	x->got += len;
+	if (x->progress != NULL && st->to_file)
+		x->progress(x, len);
+	return len;
+}
+
+struct fetch_xfer *
+fetch_xfer_new(struct fetch *f, const char *url)
+{
+	struct fetch_xfer *x;
+	CURL *e;
+
+	/* The private state sits right after the public struct. */
+	x = calloc(1, sizeof(*x) + sizeof(struct xfer_state));
+	if (x == NULL)
+		return NULL;
+	x->fetch = f;
+	x->fd = -1;
+	x->range_start = x->range_end = UINT64_MAX;
+	x->body_max = FETCH_BODY_MAX;
+	reset_headers(x);
+	if ((e = curl_easy_init()) == NULL) {
+		free(x);
+		return NULL;
+	}
+	x->easy = e;
+	curl_easy_setopt(e, CURLOPT_URL, url);
+	curl_easy_setopt(e, CURLOPT_PRIVATE, x);
+	curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, header_cb);
+	curl_easy_setopt(e, CURLOPT_HEADERDATA, x);
+	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, write_cb);
+	curl_easy_setopt(e, CURLOPT_WRITEDATA, x);
+	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, x->curl_error);
+	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(e, CURLOPT_HTTP_VERSION, CURL_HTTP_VERSION_2TLS);
+	curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
+	curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
+	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS,
+	    f->opts.connect_timeout_ms > 0 ? f->opts.connect_timeout_ms
+					   : 15000L);
+	curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, 1024L);
+	curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME,
+	    f->opts.low_speed_time_s > 0 ? f->opts.low_speed_time_s : 30L);
+	if (f->opts.ca_file != NULL)
+		curl_easy_setopt(e, CURLOPT_CAINFO, f->opts.ca_file);
+	curl_easy_setopt(e, CURLOPT_USERAGENT,
+	    f->opts.user_agent != NULL ? f->opts.user_agent
+				       : "modelcache/" PACKAGE_VERSION);
+	return x;
+}
+
+void
+fetch_xfer_free(struct fetch_xfer *x)
+{
+	if (x == NULL)
+		return;
+	curl_easy_cleanup(x->easy);
+	curl_slist_free_all(x->headers);
+	free(x->body);
+	free(x);
+}
+
+int
+fetch_xfer_header(struct fetch_xfer *x, const char *line)
+{
+	struct curl_slist *l = curl_slist_append(x->headers, line);
+
+	if (l == NULL)
+		return -ENOMEM;
+	x->headers = l;
+	return 0;
+}
+
+void
+fetch_xfer_head(struct fetch_xfer *x)
+{
+	curl_easy_setopt(x->easy, CURLOPT_NOBODY, 1L);
+}
+
+void
+fetch_xfer_follow(struct fetch_xfer *x)
+{
+	curl_easy_setopt(x->easy, CURLOPT_FOLLOWLOCATION, 1L);
+	curl_easy_setopt(x->easy, CURLOPT_MAXREDIRS, 10L);
+	/* Credentials never travel to another host (the default, stated). */
+	curl_easy_setopt(x->easy, CURLOPT_UNRESTRICTED_AUTH, 0L);
+}
+
+void
+fetch_xfer_to_memory(struct fetch_xfer *x, size_t max)
+{
+	x->fd = -1;
+	x->body_max = max;
+}
+
+void
+fetch_xfer_to_fd(struct fetch_xfer *x, int fd, uint64_t offset, uint64_t start,
+    uint64_t end)
+{
+	char range[64];
+
+	x->fd = fd;
+	x->offset = offset;
+	x->range_start = start;
+	x->range_end = end;
+	if (start != UINT64_MAX) {
+		snprintf(range, sizeof(range), "%" PRIu64 "-%" PRIu64, start,
+		    end);
+		curl_easy_setopt(x->easy, CURLOPT_RANGE, range);
+	}
+}
+
+int
+fetch_xfer_start(struct fetch_xfer *x, void (*done)(struct fetch_xfer *),
+    void *arg)
+{
+	struct fetch *f = x->fetch;
+
+	if (f->closing)
+		return -ESHUTDOWN;
+	x->done = done;
+	x->arg = arg;
+	curl_easy_setopt(x->easy, CURLOPT_HTTPHEADER, x->headers);
+	if (curl_multi_add_handle(f->multi, x->easy) != CURLM_OK)
+		return -EIO;
+	f->running++;
+	return 0;
+}
+
+void
+fetch_xfer_cancel(struct fetch_xfer *x)
+{
+	if (curl_multi_remove_handle(x->fetch->multi, x->easy) == CURLM_OK &&
+	    x->fetch->running > 0)
+		x->fetch->running--;
+}
+
+static void
+finish(struct fetch_xfer *x, CURLcode rc)
+{
+	curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &x->status);
+	if (rc != CURLE_OK && x->result == FETCH_OK) {
+		x->result = FETCH_NETWORK;
+		if (x->curl_error[0] == '\0')
+			snprintf(x->curl_error, sizeof(x->curl_error), "%s",
+			    curl_easy_strerror(rc));
+	}
+}
+
+static void
+check_done(struct fetch *f)
+{
+	struct fetch_xfer *x;
+	CURLMsg *msg;
+	int pending;
+
+	while (f->multi != NULL &&
+	    (msg = curl_multi_info_read(f->multi, &pending)) != NULL) {
+		if (msg->msg != CURLMSG_DONE)
+			continue;
+		curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE,
+		    (char **)&x);
+		curl_multi_remove_handle(f->multi, msg->easy_handle);
+		finish(x, msg->data.result);
+		f->running--;
+		x->done(x);
+	}
+}
+
+int
+fetch_escape(const char *s, int keep_slash, char *buf, size_t len)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	size_t o = 0;
+
+	for (; *s != '\0'; s++) {
+		unsigned char c = (unsigned char)*s;
+
+		if (isalnum(c) || c == '-' || c == '.' || c == '_' ||
+		    c == '~' || (keep_slash && c == '/')) {
+			if (o + 1 >= len)
+				return -ENAMETOOLONG;
+			buf[o++] = (char)c;
+		} else {
+			if (o + 3 >= len)
+				return -ENAMETOOLONG;
+			buf[o++] = '%';
+			buf[o++] = hex[c >> 4];
+			buf[o++] = hex[c & 15];
+		}
+	}
+	buf[o] = '\0';
+	return 0;
+}

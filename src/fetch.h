@@ -1,0 +1,123 @@
+/*
+ * fetch: all of modelcache's HTTP, one libcurl multi handle driven by a
+ * libuv loop (one timer, one uv_poll_t per socket: curl's multi-uv.c
+ * pattern).
+ *
+ * A transfer (struct fetch_xfer) is one request: its body goes to memory
+ * (bounded) or to a file descriptor at an offset with pwrite, so that many
+ * ranges of one file can arrive in parallel.  A ranged request is checked
+ * before any byte is written: the answer must be 206 with a Content-Range
+ * that starts where we asked, or the transfer stops with FETCH_RANGE_IGNORED
+ * and nothing is written.  Bodies of error answers (status >= 300) go to
+ * memory, never to the file.  Accept-Encoding is never sent, TLS is always
+ * verified, and the standard proxy variables apply (libcurl reads them).
+ * Everything runs on the loop's thread; callbacks are never re-entered
+ * from inside libcurl.
+ */
+#ifndef MC_FETCH_H
+#define MC_FETCH_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <uv.h>
+
+#define FETCH_BODY_MAX (16 * 1024 * 1024) /* bodies kept in memory */
+#define FETCH_HEADER_MAX 4096		  /* one captured header */
+
+struct fetch_opts {
+	const char *ca_file; /* NULL: the system's */
+	const char *user_agent;
+	long max_total;		 /* connections in all, 0: 64 */
+	long max_host;		 /* connections per host, 0: 16 */
+	long connect_timeout_ms; /* 0: 15 s */
+	long low_speed_time_s;	 /* abort below 1 KiB/s for this long,
+					   0: 30 s */
+};
+
+struct fetch {
+	uv_loop_t *loop;
+	void *multi; /* CURLM * */
+	uv_timer_t timer;
+	struct fetch_opts opts;
+	unsigned running; /* transfers started, not yet done */
+	int closing;
+};
+
+enum fetch_result {
+	FETCH_OK,	     /* an HTTP answer came (see status) */
+	FETCH_NETWORK,	     /* no complete answer: connect, reset, timeout */
+	FETCH_RANGE_IGNORED, /* asked a range, got 200 or a wrong range */
+	FETCH_WRITE,	     /* the file could not be written (errno) */
+	FETCH_TOO_LARGE,     /* a memory body over its limit */
+};
+
+struct fetch_xfer {
+	struct fetch *fetch;
+	void *easy;    /* CURL * */
+	void *headers; /* struct curl_slist * */
+	/* where the body goes */
+	int fd;				 /* -1: memory */
+	uint64_t offset;		 /* pwrite offset of the first byte */
+	uint64_t range_start, range_end; /* UINT64_MAX: no range */
+	size_t body_max;
+	/* what came back */
+	enum fetch_result result;
+	long status;
+	int write_errno;
+	uint64_t got; /* body bytes received */
+	char *body;   /* memory body (or error body), NUL-ended */
+	size_t body_len;
+	char etag[128], linked_etag[128], repo_commit[64];
+	char error_code[64], error_message[512];
+	char location[FETCH_HEADER_MAX], link_next[FETCH_HEADER_MAX];
+	char content_range[128];
+	int64_t linked_size, content_length; /* -1 when absent */
+	int64_t retry_after_s;		     /* -1 when absent */
+	int64_t ratelimit_reset_s;	     /* RateLimit t=, -1 absent */
+	int64_t ratelimit_remaining;	     /* RateLimit r=, -1 absent */
+	char curl_error[256];
+	/* the caller's */
+	void (*done)(struct fetch_xfer *xfer);
+	void *arg;
+	void (*progress)(struct fetch_xfer *xfer, size_t n); /* may be NULL */
+};
+
+/* Sets up the engine on loop.  0, or -ENOMEM / -EIO. */
+int fetch_init(struct fetch *f, uv_loop_t *loop, const struct fetch_opts *o);
+/*
+ * Stops the engine: transfers still running are abandoned without their
+ * done callbacks.  Handles close on the loop; run it once more to free them.
+ */
+void fetch_close(struct fetch *f);
+
+/*
+ * A new transfer of url (copied) by GET.  Returns NULL when out of memory.
+ * Free it with fetch_xfer_free(), never while it runs.
+ */
+struct fetch_xfer *fetch_xfer_new(struct fetch *f, const char *url);
+void fetch_xfer_free(struct fetch_xfer *xfer);
+/* Adds a request header line ("Name: value"). */
+int fetch_xfer_header(struct fetch_xfer *xfer, const char *line);
+/* HEAD instead of GET. */
+void fetch_xfer_head(struct fetch_xfer *xfer);
+/* Follows redirects (default: not), dropping credentials across hosts. */
+void fetch_xfer_follow(struct fetch_xfer *xfer);
+/* Body to memory, at most max bytes (default FETCH_BODY_MAX). */
+void fetch_xfer_to_memory(struct fetch_xfer *xfer, size_t max);
+/*
+ * Body to fd: byte k of the answer goes to offset + k.  With start !=
+ * UINT64_MAX, asks for bytes start..end (inclusive) and checks the answer.
+ */
+void fetch_xfer_to_fd(struct fetch_xfer *xfer, int fd, uint64_t offset,
+    uint64_t start, uint64_t end);
+/* Starts it; done() is called once, on the loop thread. */
+int fetch_xfer_start(struct fetch_xfer *xfer,
+    void (*done)(struct fetch_xfer *xfer), void *arg);
+/* Stops a running transfer without calling done(). */
+void fetch_xfer_cancel(struct fetch_xfer *xfer);
+
+/* Percent-encodes s into buf; keep_slash keeps '/' as is. */
+int fetch_escape(const char *s, int keep_slash, char *buf, size_t len);
+
+#endif
