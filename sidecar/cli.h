@@ -100,6 +100,7 @@ int cli_print_json(void *json);
 
 /* The commands. */
 int cmd_import(struct cli *, int, char **);
+int cmd_pull(struct cli *, int, char **);
 int cmd_ls(struct cli *, int, char **);
 int cmd_show(struct cli *, int, char **);
 int cmd_du(struct cli *, int, char **);

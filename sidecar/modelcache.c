@@ -24,6 +24,10 @@ const struct cmd cli_cmds[] = {
 	{ "import", "import [--revision REV] [--json] DIR NAME",
 	    "Import a local directory into the store as model NAME",
 	    cmd_import },
+	{ "pull",
+	    "pull [--include GLOB] [--exclude GLOB] [--ca-file FILE]"
+	    " [--chunk-size SIZE] [--json] REF ...",
+	    "Pull models from their origin, verifying every byte", cmd_pull },
 	{ "ls", "ls [--json]", "List the models in the store", cmd_ls },
 	{ "show", "show [--json] MODEL", "Show a model's revisions and files",
 	    cmd_show },

@@ -41,7 +41,9 @@ claim_path(const char *sha256, char *buf, size_t len)
 {
 	int n;
 
-	if (!ref_is_hex(sha256, DIGEST_SHA256_HEX))
+	/* A blob's SHA-256, or the git SHA-1 a pull knows before the bytes. */
+	if (!ref_is_hex(sha256, DIGEST_SHA256_HEX) &&
+	    !ref_is_hex(sha256, DIGEST_SHA1_HEX))
 		return -EINVAL;
 	n = snprintf(buf, len, "claims/%s", sha256);
 	return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
@@ -225,4 +227,45 @@ claim_release(struct store *store, struct claim *claim)
 			unlinkat(store->dirfd, rel, 0);
 	}
 	claim->held = 0;
+}
+
+int
+claim_note(struct store *store, struct claim *claim, const char *note)
+{
+	char rel[STORE_PATH_MAX], line[sizeof(claim->line)];
+	size_t len = strcspn(claim->line, "\n");
+	int n, rc;
+
+	if (!claim->held)
+		return -EINVAL;
+	if ((rc = claim_path(claim->sha256, rel, sizeof(rel))) < 0)
+		return rc;
+	n = snprintf(line, sizeof(line), "%.*s %s\n", (int)len, claim->line,
+	    note);
+	if (n < 0 || (size_t)n >= sizeof(line))
+		return -ENAMETOOLONG;
+	/* Replaced whole by rename: a reader sees the old line or the new. */
+	if ((rc = store_write_atomic(store, rel, line, (size_t)n, 0644)) < 0)
+		return rc;
+	memcpy(claim->line, line, (size_t)n + 1);
+	return 0;
+}
+
+int
+claim_note_read(struct store *store, const char *name, char *buf, size_t len)
+{
+	char rel[STORE_PATH_MAX], line[STORE_OWNER_MAX + 128];
+	const char *note;
+	int rc;
+
+	if ((rc = claim_path(name, rel, sizeof(rel))) < 0)
+		return rc;
+	read_line(store, rel, line, sizeof(line));
+	/* "<owner> <ms> <note>" */
+	note = strchr(line, ' ');
+	note = note != NULL ? strchr(note + 1, ' ') : NULL;
+	if (note == NULL)
+		return -ENOENT;
+	snprintf(buf, len, "%.*s", (int)strcspn(note + 1, "\n"), note + 1);
+	return buf[0] != '\0' ? 0 : -ENOENT;
 }

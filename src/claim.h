@@ -2,6 +2,8 @@
  * claim: cross-process, cross-node ownership of one blob.
  *
  * Whoever holds claims/<sha256> may create or delete blobs/…/<sha256>:
+ * (a pull also claims a git file by its 40-hex git SHA-1 while it fetches
+ * it, since its SHA-256 is not known before the bytes are)
  * a fetcher or importer from the moment it knows the digest until the index
  * row that references the blob is committed, and garbage collection for the
  * moment it deletes.  A claim is a file made with O_CREAT|O_EXCL holding
@@ -21,7 +23,7 @@
 
 struct claim {
 	char sha256[DIGEST_HEX_MAX];
-	char line[STORE_OWNER_MAX + 32]; /* what we wrote into the file */
+	char line[STORE_OWNER_MAX + 128]; /* what we wrote into the file */
 	int held;
 };
 
@@ -59,6 +61,15 @@ int claim_acquire_beat(struct store *store, struct claim *claim,
 /* Whether someone holds a live claim on sha256 (looks, takes nothing). */
 int claim_live(struct store *store, const char *sha256, int64_t now_ms,
     int64_t stale_ms);
+
+/*
+ * Adds a note to a held claim's line ("<owner> <ms> <note>"), replacing the
+ * file by rename; claim_note_read() reads another holder's note.  A pull
+ * notes the SHA-256 of a git file it claimed by oid once it is published.
+ */
+int claim_note(struct store *store, struct claim *claim, const char *note);
+int claim_note_read(struct store *store, const char *name, char *buf,
+    size_t len);
 
 /* Refreshes the heartbeat of a held claim. */
 int claim_touch(struct store *store, struct claim *claim);

@@ -189,6 +189,19 @@ quarantine(struct fsck *f, const char *rel, const char *suffix)
 	return 0;
 }
 
+/* Takes a blob's claim now; a stale one (a dead process's) goes first. */
+static int
+take_claim(struct fsck *f, struct claim *claim, const char *sha256)
+{
+	int rc, tries = 0;
+
+	do
+		rc = claim_try(f->store, claim, sha256, claim_now_ms(),
+		    f->o->stale_ms);
+	while (rc == -EAGAIN && ++tries < 4);
+	return rc;
+}
+
 /* Moves a corrupt blob aside under its claim, so no import races it. */
 static int
 quarantine_blob(struct fsck *f, const char *sha256)
@@ -197,8 +210,7 @@ quarantine_blob(struct fsck *f, const char *sha256)
 	char rel[STORE_PATH_MAX];
 	int rc;
 
-	if ((rc = claim_try(f->store, &claim, sha256, claim_now_ms(),
-		 f->o->stale_ms)) < 0)
+	if ((rc = take_claim(f, &claim, sha256)) < 0)
 		return rc;
 	if ((rc = store_blob_path(sha256, rel, sizeof(rel))) == 0)
 		rc = quarantine(f, rel, ".corrupt");
@@ -514,9 +526,7 @@ drop_orphan(struct fsck *f, const char *sha256)
 	int64_t refs = 0;
 	int rc;
 
-	rc =
-	    claim_try(f->store, &claim, sha256, claim_now_ms(), f->o->stale_ms);
-	if (rc < 0)
+	if (take_claim(f, &claim, sha256) < 0)
 		return 0;
 	rc = index_blob_refs(f->index, sha256, &refs);
 	if (rc == 0 && refs == 0 && !strset_has(&f->blobs, sha256))

@@ -851,3 +851,26 @@ index_each_use(struct index *index,
 	sqlite3_finalize(st);
 	return rc;
 }
+
+int
+index_find_etag(struct index *index, const char *etag, char *sha256,
+    uint64_t *size)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	rc = prepare(index,
+	    "SELECT sha256, size FROM files WHERE etag=?1 LIMIT 1", &st);
+	if (rc < 0)
+		return rc;
+	sqlite3_bind_text(st, 1, etag, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		snprintf(sha256, DIGEST_HEX_MAX, "%s", text(st, 0));
+		*size = (uint64_t)sqlite3_column_int64(st, 1);
+		rc = 0;
+	} else
+		rc = rc == SQLITE_DONE ? -ENOENT : errno_of(rc);
+	sqlite3_finalize(st);
+	return rc;
+}

@@ -84,6 +84,13 @@ int index_each_file(struct index *index, int64_t snapshot_id,
 int index_resolve(struct index *index, enum repo_type type, const char *repo,
     const char *rev, char *commit);
 
+/*
+ * The blob of some indexed file whose Hub etag is etag (a git SHA-1 or a
+ * SHA-256): its SHA-256 and size.  -ENOENT when none.
+ */
+int index_find_etag(struct index *index, const char *etag, char *sha256,
+    uint64_t *size);
+
 /* Number of file rows, across all snapshots, that reference a blob. */
 int index_blob_refs(struct index *index, const char *sha256, int64_t *n);
 

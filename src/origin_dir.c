@@ -350,11 +350,15 @@ supervise(struct import *im, uint64_t total)
 			until.tv_nsec -= 1000000000L;
 		}
 		pthread_cond_timedwait(&im->cond, &im->lock, &until);
-		if (p->fn != NULL)
+		if (p->fn != NULL && im->running > 0)
 			p->fn(p->arg, atomic_load(&im->bytes_done), total,
 			    atomic_load(&im->files_done), im->n);
 	}
 	pthread_mutex_unlock(&im->lock);
+	/* Once more at the end, even when the workers beat the first wait. */
+	if (p->fn != NULL)
+		p->fn(p->arg, atomic_load(&im->bytes_done), total,
+		    atomic_load(&im->files_done), im->n);
 }
 
 static void

@@ -17,6 +17,8 @@ tap_n=0
 tap_failed=0
 
 tap_cleanup() {
+	[ -n "${ORIGIN_PID:-}" ] && kill "$ORIGIN_PID" 2>/dev/null &&
+		wait "$ORIGIN_PID" 2>/dev/null
 	[ -n "${KEEP:-}" ] && return; chmod -R u+w "$T" 2>/dev/null
 	rm -rf "$T"
 }
@@ -114,4 +116,39 @@ store_state() {
 # json EXPR: jq over stdin, raw output.
 json() {
 	jq -r "$@"
+}
+
+# start_origin ARGS...: the HF-compatible test origin on an ephemeral
+# loopback port; sets ORIGIN (its base URL) and HF_ENDPOINT.  Stopped at
+# exit.  Waits for its port file, not for a time.
+start_origin() {
+	stop_origin
+	rm -f "$T/origin.port"
+	python3 "$top_srcdir/tests/origin/hf_origin.py" --port-file \
+		"$T/origin.port" --host 127.0.0.1 --cdn-host localhost "$@" \
+		2>>"$T/origin.log" &
+	ORIGIN_PID=$!
+	i=0
+	while [ ! -s "$T/origin.port" ]; do
+		kill -0 "$ORIGIN_PID" 2>/dev/null || return 1
+		i=$((i + 1))
+		[ $i -lt 3000 ] || return 1
+		sleep 0.01
+	done
+	ORIGIN="http://127.0.0.1:$(cat "$T/origin.port")"
+	HF_ENDPOINT=$ORIGIN
+	export HF_ENDPOINT
+}
+
+stop_origin() {
+	if [ -n "${ORIGIN_PID:-}" ]; then
+		kill "$ORIGIN_PID" 2>/dev/null
+		wait "$ORIGIN_PID" 2>/dev/null
+	fi
+	ORIGIN_PID=
+}
+
+# stats JQ: a figure from the origin's counters.
+stats() {
+	curl -s "$ORIGIN/_stats" | jq -r "$1"
 }

@@ -1,0 +1,1078 @@
+/*
+ * pull: see pull.h.
+ *
+ * Everything runs on the loop thread except hashing and fsync, which go to
+ * the thread pool, one job per file at a time (so a file's digests are only
+ * ever touched by one thread at once).  A file moves through:
+ *
+ *	CLAIM  take claims/<sha256>, or wait while another process has it
+ *	HEAD   ask the origin where the bytes are (the LFS redirect)
+ *	FETCH  ranges in flight; finished ranges saved in <partial>.ranges
+ *	HASH   the contiguous prefix of finished ranges, in order
+ *	DONE   verified, fsync'd, published under blobs/
+ *
+ * A ranged request answered 200 or with another range makes the file fall
+ * back to one plain GET from byte 0.  Transient failures (network, 408,
+ * 429, 5xx, short bodies) are retried with jittered exponential backoff,
+ * honouring Retry-After and RateLimit; 401, 403 and 404 are final.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "claim.h"
+#include "digest.h"
+#include "fault.h"
+#include "pull.h"
+#include "snapshot.h"
+
+#define CHUNK_DEFAULT (32ULL * 1024 * 1024)
+#define HASH_BLOCK (4 * 1024 * 1024)
+#define WAIT_MS 100
+#define BACKOFF_MAX_MS 8000
+
+enum state {
+	S_IDLE,
+	S_CLAIM,
+	S_READY,
+	S_HEAD,
+	S_FETCH,
+	S_HASH,
+	S_DONE,
+	S_FAILED
+};
+
+struct job;
+
+struct chunk {
+	struct job *job;
+	uint64_t start, end; /* inclusive */
+	uint64_t got;	     /* bytes written so far (resume point) */
+	struct fetch_xfer *xfer;
+	unsigned tries;
+	int done;
+};
+
+struct job {
+	struct pull *p;
+	struct pull_file *file;
+	enum state state;
+	struct claim claim;	 /* the blob's, or a git file's oid */
+	struct claim blob_claim; /* a git file's, once its SHA-256 is known */
+	int downloading;	 /* counted in pull.downloading */
+	int reused;
+	int fd;
+	char tmp[STORE_PATH_MAX];    /* the partial file */
+	char ranges[STORE_PATH_MAX]; /* its saved range state, LFS only */
+	char *location;		     /* where the bytes are */
+	int same_host;		     /* location on the origin's host */
+	struct chunk *chunks;
+	size_t nchunks, active;
+	int plain; /* ranges refused: one GET from 0 */
+	unsigned tries;
+	/* hashing, in order */
+	uint64_t hashed, hash_until;
+	struct digest d256, d1;
+	int hashing, finalized;
+	uv_work_t work;
+	int work_rc;
+	char sha256[DIGEST_HEX_MAX], gitsha1[DIGEST_HEX_MAX];
+	uv_timer_t timer; /* waits and backoff */
+	int timer_open;
+};
+
+struct pull {
+	uv_loop_t *loop;
+	struct store *store;
+	struct index *index;
+	struct fetch *fetch;
+	const struct pull_opts *o;
+	struct pull_result *r;
+	struct job *jobs;
+	size_t n, started, finished;
+	unsigned downloading; /* files in HEAD .. publish */
+	int driving;
+	uint64_t chunk;
+	uv_timer_t tick; /* heartbeats and progress */
+	int stopping;
+	char origin_host[256];
+};
+
+static void job_step(struct job *j);
+static void fetch_next(struct job *j);
+static void drive(struct pull *p);
+static void job_finish(struct job *j, enum state st);
+static void start_head(struct job *j);
+
+static void
+job_timer(uv_timer_t *t)
+{
+	job_step(t->data);
+}
+
+const char *
+pull_error_name(enum pull_error e)
+{
+	static const char *const names[] = { "ok", "not_found", "unauthorized",
+		"forbidden", "integrity", "origin_unavailable", "no_space",
+		"internal" };
+
+	return names[e];
+}
+
+/* Records the first failure; every transfer then stops. */
+static void fail(struct pull *p, enum pull_error e, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void
+fail(struct pull *p, enum pull_error e, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (p->r->error == PULL_OK) {
+		p->r->error = e;
+		va_start(ap, fmt);
+		vsnprintf(p->r->message, sizeof(p->r->message), fmt, ap);
+		va_end(ap);
+	}
+	p->stopping = 1;
+}
+
+/* The host part of a URL, for "is this the origin?". */
+static void
+url_host(const char *url, char *buf, size_t len)
+{
+	const char *s = strstr(url, "://"), *e;
+
+	buf[0] = '\0';
+	if (s == NULL)
+		return;
+	s += 3;
+	e = s + strcspn(s, "/?#");
+	if ((size_t)(e - s) < len) {
+		memcpy(buf, s, (size_t)(e - s));
+		buf[e - s] = '\0';
+	}
+}
+
+static void
+add_auth(struct pull *p, struct fetch_xfer *x, int same_host)
+{
+	char line[1024];
+
+	/* Credentials go to the origin's host only, never to a CDN. */
+	if (p->o->token != NULL && same_host) {
+		snprintf(line, sizeof(line), "Authorization: Bearer %s",
+		    p->o->token);
+		fetch_xfer_header(x, line);
+	}
+}
+
+static int64_t
+backoff_ms(struct fetch_xfer *x, unsigned tries)
+{
+	unsigned char rnd;
+	int64_t ms;
+
+	if (x != NULL && x->status == 429 && x->ratelimit_remaining == 0 &&
+	    x->ratelimit_reset_s >= 0)
+		return (x->ratelimit_reset_s + 1) * 1000;
+	if (x != NULL && x->retry_after_s >= 0)
+		return x->retry_after_s * 1000;
+	ms = 250LL << (tries < 6 ? tries : 6);
+	if (ms > BACKOFF_MAX_MS)
+		ms = BACKOFF_MAX_MS;
+	if (getrandom(&rnd, 1, 0) != 1)
+		rnd = 128;
+	return ms / 2 + (ms / 2) * rnd / 255; /* jitter: 50-100 % */
+}
+
+/* How an HTTP failure ends a pull, or 0 when it is worth retrying. */
+static enum pull_error
+final_error(const struct fetch_xfer *x)
+{
+	if (x->result != FETCH_OK)
+		return PULL_OK;
+	switch (x->status) {
+	case 401:
+		return PULL_UNAUTHORIZED;
+	case 403:
+		return PULL_FORBIDDEN;
+	case 404:
+		return PULL_NOT_FOUND;
+	default:
+		return x->status >= 400 && x->status < 500 &&
+			x->status != 408 && x->status != 429 && x->status != 416
+		    ? PULL_NOT_FOUND
+		    : PULL_OK;
+	}
+}
+
+static void
+fail_http(struct job *j, const struct fetch_xfer *x, enum pull_error e)
+{
+	char what[300];
+
+	snprintf(what, sizeof(what), "%ld %s%s%.200s", x->status,
+	    x->error_code[0] != '\0' ? x->error_code : "",
+	    x->error_message[0] != '\0' ? ": " : "", x->error_message);
+	j->state = S_FAILED;
+	fail(j->p, e, "cannot fetch '%.150s': %s", j->file->path, what);
+}
+
+/* Range state: "<size> <chunk>\n" then one line per finished chunk. */
+static void
+save_ranges(struct job *j)
+{
+	char buf[65536];
+	size_t i, o;
+
+	if (j->ranges[0] == '\0')
+		return;
+	o = (size_t)snprintf(buf, sizeof(buf), "%" PRIu64 " %" PRIu64 "\n",
+	    j->file->size, j->p->chunk);
+	for (i = 0; i < j->nchunks && o < sizeof(buf) - 24; i++)
+		if (j->chunks[i].done)
+			o += (size_t)snprintf(buf + o, sizeof(buf) - o, "%zu\n",
+			    i);
+	store_write_atomic(j->p->store, j->ranges, buf, o, 0600);
+}
+
+static void
+load_ranges(struct job *j)
+{
+	uint64_t size, chunk;
+	char *buf, *line, *nl;
+	size_t len, i;
+
+	if (store_read_file(j->p->store, j->ranges, 1 << 20, &buf, &len) < 0)
+		return;
+	if (sscanf(buf, "%" SCNu64 " %" SCNu64, &size, &chunk) == 2 &&
+	    size == j->file->size && chunk == j->p->chunk) {
+		for (line = strchr(buf, '\n'); line != NULL; line = nl) {
+			line++;
+			nl = strchr(line, '\n');
+			if (*line < '0' || *line > '9')
+				continue;
+			i = (size_t)strtoull(line, NULL, 10);
+			if (i < j->nchunks) {
+				j->chunks[i].done = 1;
+				j->chunks[i].got =
+				    j->chunks[i].end - j->chunks[i].start + 1;
+			}
+		}
+	}
+	free(buf);
+}
+
+static int
+make_chunks(struct job *j, int whole)
+{
+	uint64_t size = j->file->size,
+		 c = whole ? (size ? size : 1) : j->p->chunk;
+	size_t i, n = size == 0 ? 1 : (size_t)((size + c - 1) / c);
+
+	free(j->chunks);
+	j->chunks = calloc(n, sizeof(*j->chunks));
+	if (j->chunks == NULL)
+		return -ENOMEM;
+	j->nchunks = n;
+	for (i = 0; i < n; i++) {
+		j->chunks[i].job = j;
+		j->chunks[i].start = (uint64_t)i * c;
+		j->chunks[i].end = size == 0	   ? 0
+		    : ((uint64_t)i + 1) * c > size ? size - 1
+						   : ((uint64_t)i + 1) * c - 1;
+	}
+	return 0;
+}
+
+/*
+ * Opens the partial file.  An LFS file's partial is named by its digest, so
+ * whoever holds the claim next (after a crash) resumes it; a git file's is
+ * private, since its SHA-256 is not known before the bytes are.
+ */
+static int
+open_partial(struct job *j)
+{
+	struct pull *p = j->p;
+	struct stat st;
+	int rc;
+
+	if (make_chunks(j, j->plain || j->file->sha256[0] == '\0') < 0)
+		return -ENOMEM;
+	if (j->file->sha256[0] == '\0') {
+		j->fd =
+		    store_tmp_create(p->store, ".part", j->tmp, sizeof(j->tmp));
+		return j->fd < 0 ? j->fd : 0;
+	}
+	snprintf(j->tmp, sizeof(j->tmp), "tmp/partial.%s", j->file->sha256);
+	snprintf(j->ranges, sizeof(j->ranges), "tmp/partial.%s.ranges",
+	    j->file->sha256);
+	j->fd = openat(p->store->dirfd, j->tmp,
+	    O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (j->fd < 0)
+		return -errno;
+	if (fstat(j->fd, &st) == 0 && (uint64_t)st.st_size == j->file->size)
+		load_ranges(j);
+	else if (ftruncate(j->fd, 0) == -1)
+		return -errno;
+	/* Reserve the space now: a full volume fails here, not at 90 %. */
+	if (j->file->size > 0 &&
+	    (rc = posix_fallocate(j->fd, 0, (off_t)j->file->size)) != 0)
+		return -rc;
+	return 0;
+}
+
+static void
+drop_partial(struct job *j)
+{
+	if (j->fd >= 0)
+		close(j->fd);
+	j->fd = -1;
+	if (j->tmp[0] != '\0')
+		unlinkat(j->p->store->dirfd, j->tmp, 0);
+	if (j->ranges[0] != '\0')
+		unlinkat(j->p->store->dirfd, j->ranges, 0);
+	j->tmp[0] = '\0';
+}
+
+/* Thread pool: hash the finished prefix in order; fsync at the end. */
+static void
+hash_work(uv_work_t *w)
+{
+	struct job *j = w->data;
+	unsigned char *buf = malloc(HASH_BLOCK);
+	uint64_t until = j->hash_until;
+	size_t n;
+	ssize_t got;
+
+	j->work_rc = buf == NULL ? -ENOMEM : 0;
+	while (j->work_rc == 0 && j->hashed < until) {
+		n = until - j->hashed > HASH_BLOCK
+		    ? HASH_BLOCK
+		    : (size_t)(until - j->hashed);
+		got = pread(j->fd, buf, n, (off_t)j->hashed);
+		if (got <= 0) {
+			j->work_rc = got == 0 ? -EIO : -errno;
+			break;
+		}
+		digest_update(&j->d256, buf, (size_t)got);
+		if (j->d1.ctx != NULL)
+			digest_update(&j->d1, buf, (size_t)got);
+		j->hashed += (uint64_t)got;
+	}
+	free(buf);
+	if (j->work_rc == 0 && j->hashed == j->file->size) {
+		j->finalized = 1;
+		digest_final(&j->d256, j->sha256);
+		if (j->d1.ctx != NULL)
+			digest_final(&j->d1, j->gitsha1);
+		if (fsync(j->fd) == -1)
+			j->work_rc = -errno;
+	}
+}
+
+static void hash_done(uv_work_t *w, int status);
+
+/* Starts hashing what is contiguous and finished, if not already. */
+static void
+hash_more(struct job *j)
+{
+	uint64_t until = 0;
+	size_t i;
+
+	if (j->hashing || j->finalized || j->p->stopping)
+		return;
+	if (j->d256.ctx == NULL) {
+		digest_init(&j->d256, DIGEST_SHA256, 0);
+		if (j->file->gitsha1[0] != '\0')
+			digest_init(&j->d1, DIGEST_GITSHA1, j->file->size);
+	}
+	/* Decided here, on the loop thread: the worker reads only this. */
+	for (i = 0; i < j->nchunks && j->chunks[i].done; i++)
+		until = j->chunks[i].end + 1;
+	if (until > j->file->size)
+		until = j->file->size;
+	if (i < j->nchunks && until <= j->hashed)
+		return; /* nothing new in order yet */
+	j->hash_until = until;
+	j->hashing = 1;
+	j->work.data = j;
+	uv_queue_work(j->p->loop, &j->work, hash_work, hash_done);
+}
+
+/* After a failure: stop every transfer and wait; nothing half is kept. */
+static void
+stop_all(struct pull *p)
+{
+	size_t i, k;
+
+	for (i = 0; i < p->n; i++) {
+		struct job *j = &p->jobs[i];
+
+		for (k = 0; k < j->nchunks; k++)
+			if (j->chunks[k].xfer != NULL) {
+				fetch_xfer_cancel(j->chunks[k].xfer);
+				fetch_xfer_free(j->chunks[k].xfer);
+				j->chunks[k].xfer = NULL;
+				j->active--;
+			}
+		uv_timer_stop(&j->timer);
+		if (j->state != S_IDLE && j->state != S_DONE &&
+		    j->state != S_FAILED && j->state != S_HEAD && !j->hashing)
+			j->state = S_FAILED;
+	}
+}
+
+static int
+settled(const struct pull *p)
+{
+	size_t i;
+
+	for (i = 0; i < p->n; i++) {
+		const struct job *j = &p->jobs[i];
+
+		if (j->hashing || j->state == S_HEAD ||
+		    (!p->stopping && j->state != S_DONE))
+			return 0;
+	}
+	return 1;
+}
+
+static void
+job_finish(struct job *j, enum state st)
+{
+	struct pull *p = j->p;
+
+	j->state = st;
+	uv_timer_stop(&j->timer);
+	if (j->downloading) {
+		j->downloading = 0;
+		p->downloading--;
+	}
+	if (st == S_FAILED && j->tmp[0] != '\0' && j->ranges[0] == '\0')
+		drop_partial(j); /* a private partial cannot resume */
+	if (j->fd >= 0)
+		close(j->fd);
+	j->fd = -1;
+	p->finished++;
+	if (p->stopping)
+		stop_all(p);
+	else
+		drive(p);
+	if (settled(p)) {
+		uv_timer_stop(&p->tick);
+		uv_stop(p->loop);
+	}
+}
+
+/* Verified bytes become a blob, under the blob's claim. */
+static void
+publish(struct job *j)
+{
+	struct pull *p = j->p;
+	int rc;
+
+	if (j->file->sha256[0] == '\0')
+		snprintf(j->file->sha256, sizeof(j->file->sha256), "%s",
+		    j->sha256);
+	if (j->file->gitsha1[0] != '\0' && !j->blob_claim.held) {
+		rc = claim_try(p->store, &j->blob_claim, j->sha256,
+		    claim_now_ms(), p->o->stale_ms);
+		if (rc == -EBUSY &&
+		    store_blob_stat(p->store, j->sha256, NULL) == 0) {
+			/* Someone else published the same bytes: reuse. */
+			store_tmp_remove(p->store, j->tmp);
+			j->tmp[0] = '\0';
+			job_finish(j, S_DONE);
+			return;
+		}
+		if (rc == -EBUSY || rc == -EAGAIN) {
+			/* A git file whose blob someone else is publishing. */
+			j->state = S_HASH;
+			uv_timer_start(&j->timer, job_timer, WAIT_MS, 0);
+			return;
+		}
+	}
+	fault_point("pull-verified");
+	rc = store_blob_publish(p->store, j->tmp, j->sha256);
+	if (rc < 0) {
+		fail(p, rc == -ENOSPC ? PULL_NO_SPACE : PULL_INTERNAL,
+		    "cannot publish '%s': %s", j->file->path, strerror(-rc));
+		job_finish(j, S_FAILED);
+		return;
+	}
+	j->tmp[0] = '\0';
+	if (j->ranges[0] != '\0')
+		unlinkat(p->store->dirfd, j->ranges, 0);
+	/* Waiters on a git file's oid learn where its bytes went. */
+	if (j->file->gitsha1[0] != '\0')
+		claim_note(p->store, &j->claim, j->sha256);
+	job_finish(j, S_DONE);
+}
+
+static void
+restart_file(struct job *j, const char *why)
+{
+	j->tries++;
+	drop_partial(j);
+	digest_release(&j->d256);
+	digest_release(&j->d1);
+	j->hashed = 0;
+	j->finalized = 0;
+	if (j->tries >= (j->p->o->attempts ? j->p->o->attempts : 8)) {
+		fail(j->p, PULL_INTEGRITY, "'%s': %s, every time",
+		    j->file->path, why);
+		job_finish(j, S_FAILED);
+		return;
+	}
+	j->state = S_FETCH;
+	if (open_partial(j) < 0) {
+		fail(j->p, PULL_INTERNAL, "cannot reopen '%s'", j->file->path);
+		job_finish(j, S_FAILED);
+		return;
+	}
+	fetch_next(j);
+}
+
+static void
+hash_done(uv_work_t *w, int status)
+{
+	struct job *j = w->data;
+	int ok;
+
+	j->hashing = 0;
+	if (j->p->stopping) {
+		job_finish(j, S_FAILED);
+		return;
+	}
+	if (j->work_rc < 0) {
+		fail(j->p,
+		    j->work_rc == -ENOSPC ? PULL_NO_SPACE : PULL_INTERNAL,
+		    "cannot hash '%s': %s", j->file->path,
+		    strerror(-j->work_rc));
+		job_finish(j, S_FAILED);
+		return;
+	}
+	if (!j->finalized) {
+		hash_more(j);
+		return;
+	}
+	ok = j->file->gitsha1[0] != '\0'
+	    ? strcmp(j->gitsha1, j->file->gitsha1) == 0
+	    : strcmp(j->sha256, j->file->sha256) == 0;
+	if (!ok) {
+		/* Wrong bytes: never published; fetched again from scratch. */
+		restart_file(j, "the bytes do not match the origin's digest");
+		return;
+	}
+	publish(j);
+}
+
+static void chunk_done(struct fetch_xfer *x);
+
+static void
+count_bytes(struct fetch_xfer *x, size_t n)
+{
+	struct chunk *c = x->arg;
+
+	c->job->p->r->bytes_origin += n;
+}
+
+static int
+start_chunk(struct job *j, struct chunk *c)
+{
+	struct pull *p = j->p;
+	struct fetch_xfer *x;
+	uint64_t from = c->start + c->got;
+	int rc;
+
+	x = fetch_xfer_new(p->fetch, j->location);
+	if (x == NULL)
+		return -ENOMEM;
+	add_auth(p, x, j->same_host);
+	if (j->same_host)
+		fetch_xfer_follow(x);
+	/* One whole file without a range, or the part still missing. */
+	if (j->plain || (j->nchunks == 1 && c->got == 0))
+		fetch_xfer_to_fd(x, j->fd, from, UINT64_MAX, UINT64_MAX);
+	else
+		fetch_xfer_to_fd(x, j->fd, from, from, c->end);
+	x->progress = count_bytes;
+	if ((rc = fetch_xfer_start(x, chunk_done, c)) < 0) {
+		fetch_xfer_free(x);
+		return rc;
+	}
+	c->xfer = x;
+	j->active++;
+	return 0;
+}
+
+/* Keeps up to per_file ranges in flight. */
+static void
+fetch_next(struct job *j)
+{
+	unsigned cap = j->p->o->per_file ? j->p->o->per_file : 8;
+	size_t i;
+
+	for (i = 0; i < j->nchunks && j->active < cap && !j->p->stopping; i++)
+		if (!j->chunks[i].done && j->chunks[i].xfer == NULL &&
+		    start_chunk(j, &j->chunks[i]) < 0) {
+			fail(j->p, PULL_INTERNAL, "cannot start '%s'",
+			    j->file->path);
+			break;
+		}
+	hash_more(j);
+}
+
+static void
+retry_later(struct job *j, struct fetch_xfer *x)
+{
+	uv_timer_start(&j->timer, job_timer, (uint64_t)backoff_ms(x, j->tries),
+	    0);
+}
+
+static void
+chunk_done(struct fetch_xfer *x)
+{
+	struct chunk *c = x->arg;
+	struct job *j = c->job;
+	uint64_t want = c->end - c->start + 1;
+	enum pull_error e;
+
+	j->active--;
+	c->xfer = NULL;
+	c->got += x->got;
+	if (j->p->stopping)
+		goto out;
+	if (x->result == FETCH_WRITE) {
+		fail(j->p,
+		    x->write_errno == ENOSPC ? PULL_NO_SPACE : PULL_INTERNAL,
+		    "cannot write '%s': %s", j->file->path,
+		    strerror(x->write_errno));
+		goto out;
+	}
+	if (x->result == FETCH_RANGE_IGNORED) {
+		/* The origin will not do ranges: one plain GET from 0. */
+		fetch_xfer_free(x);
+		if (j->active > 0) {
+			j->plain = 1; /* the others finish, then restart */
+			return;
+		}
+		j->plain = 1;
+		j->tries--;
+		restart_file(j, "ranges refused");
+		return;
+	}
+	if ((e = final_error(x)) != PULL_OK) {
+		fail_http(j, x, e);
+		goto out;
+	}
+	if (x->result == FETCH_OK && x->status == 416) {
+		fetch_xfer_free(x);
+		restart_file(j, "the origin refused the range");
+		return;
+	}
+	if (x->result == FETCH_OK && x->status >= 200 && x->status < 300 &&
+	    c->got >= want) {
+		c->done = 1;
+		fault_point("pull-range-done");
+		save_ranges(j);
+		fetch_xfer_free(x);
+		if (j->plain && j->nchunks > 1) {
+			/* Ranges were refused: restart once the others end. */
+			if (j->active == 0)
+				restart_file(j, "ranges refused");
+			return;
+		}
+		fetch_next(j);
+		return;
+	}
+	/* Network error, 408, 429, 5xx or a short body: again, later. */
+	if (++c->tries >= (j->p->o->attempts ? j->p->o->attempts : 8)) {
+		char what[400];
+
+		snprintf(what, sizeof(what), "%s",
+		    x->result == FETCH_NETWORK ? x->curl_error : "");
+		if (x->result == FETCH_OK)
+			snprintf(what, sizeof(what), "HTTP %ld", x->status);
+		fail(j->p, PULL_NETWORK, "cannot fetch '%s': %s", j->file->path,
+		    what);
+		goto out;
+	}
+	retry_later(j, x);
+	fetch_xfer_free(x);
+	return;
+out:
+	fetch_xfer_free(x);
+	if (j->active == 0 && !j->hashing)
+		job_finish(j, S_FAILED);
+}
+
+static void head_done(struct fetch_xfer *x);
+
+/* Asks the origin where the bytes are, without following redirects. */
+static void
+start_head(struct job *j)
+{
+	struct pull *p = j->p;
+	unsigned cap = p->o->files ? p->o->files : 4;
+	struct fetch_xfer *x;
+
+	/* Claims are taken for every file at once; downloads are capped. */
+	if (!j->downloading && p->downloading >= cap) {
+		j->state = S_READY;
+		return;
+	}
+	if (!j->downloading) {
+		j->downloading = 1;
+		p->downloading++;
+	}
+	x = fetch_xfer_new(p->fetch, j->file->url);
+	j->state = S_HEAD;
+	if (x == NULL) {
+		fail(p, PULL_INTERNAL, "out of memory");
+		job_finish(j, S_FAILED);
+		return;
+	}
+	add_auth(p, x, 1);
+	fetch_xfer_head(x);
+	fetch_xfer_to_memory(x, 65536);
+	if (fetch_xfer_start(x, head_done, j) < 0) {
+		fetch_xfer_free(x);
+		fail(p, PULL_INTERNAL, "cannot start '%s'", j->file->path);
+		job_finish(j, S_FAILED);
+	}
+}
+
+static void
+head_done(struct fetch_xfer *x)
+{
+	struct job *j = x->arg;
+	struct pull *p = j->p;
+	char host[256];
+	enum pull_error e;
+	int rc;
+
+	if (p->stopping)
+		goto failed;
+	if ((e = final_error(x)) != PULL_OK) {
+		fail_http(j, x, e);
+		goto failed;
+	}
+	if (x->result != FETCH_OK || x->status >= 500 || x->status == 408 ||
+	    x->status == 429) {
+		if (++j->tries >= (p->o->attempts ? p->o->attempts : 8)) {
+			fail(p, PULL_NETWORK,
+			    "cannot reach the origin for '%s': %s",
+			    j->file->path,
+			    x->result == FETCH_OK ? "server error"
+						  : x->curl_error);
+			goto failed;
+		}
+		j->state = S_CLAIM; /* ask again after a pause */
+		uv_timer_start(&j->timer, job_timer,
+		    (uint64_t)backoff_ms(x, j->tries), 0);
+		fetch_xfer_free(x);
+		return;
+	}
+	/* A redirect points at the bytes (an LFS CDN); else the URL itself. */
+	free(j->location);
+	j->location =
+	    strdup(x->status >= 300 && x->status < 400 && x->location[0] != '\0'
+		    ? x->location
+		    : j->file->url);
+	url_host(j->location, host, sizeof(host));
+	j->same_host =
+	    strcmp(host, p->origin_host) == 0 || j->location[0] == '/';
+	fetch_xfer_free(x);
+	if (j->location == NULL) {
+		fail(p, PULL_INTERNAL, "out of memory");
+		job_finish(j, S_FAILED);
+		return;
+	}
+	j->state = S_FETCH;
+	if ((rc = open_partial(j)) < 0) {
+		fail(p, rc == -ENOSPC ? PULL_NO_SPACE : PULL_INTERNAL,
+		    "cannot store '%s': %s", j->file->path, strerror(-rc));
+		drop_partial(j);
+		job_finish(j, S_FAILED);
+		return;
+	}
+	fetch_next(j);
+	return;
+failed:
+	fetch_xfer_free(x);
+	job_finish(j, S_FAILED);
+}
+
+/*
+ * A git file is claimed by its oid while it is fetched.  Whoever gets the
+ * claim after another process let it go finds that process's file in the
+ * index, by etag, and reuses its blob.
+ */
+static void
+git_claim(struct job *j)
+{
+	struct pull *p = j->p;
+	char sha[DIGEST_HEX_MAX];
+	uint64_t size;
+	int rc;
+
+	rc = claim_try(p->store, &j->claim, j->file->gitsha1, claim_now_ms(),
+	    p->o->stale_ms);
+	if (rc == -EBUSY &&
+	    claim_note_read(p->store, j->file->gitsha1, sha, sizeof(sha)) ==
+		0 &&
+	    ref_is_hex(sha, DIGEST_SHA256_HEX) &&
+	    store_blob_stat(p->store, sha, &size) == 0 &&
+	    size == j->file->size) {
+		/* Its holder published it and noted the digest: reuse. */
+		snprintf(j->file->sha256, sizeof(j->file->sha256), "%s", sha);
+		j->reused = 1;
+		p->r->bytes_reused += size;
+		job_finish(j, S_DONE);
+		return;
+	}
+	if (rc == -EBUSY || rc == -EAGAIN) {
+		uv_timer_start(&j->timer, job_timer, WAIT_MS, 0);
+		return;
+	}
+	if (rc < 0) {
+		fail(p, PULL_INTERNAL, "cannot claim '%s': %s", j->file->path,
+		    strerror(-rc));
+		job_finish(j, S_FAILED);
+		return;
+	}
+	if (index_find_etag(p->index, j->file->gitsha1, sha, &size) == 0 &&
+	    size == j->file->size &&
+	    store_blob_stat(p->store, sha, &size) == 0 &&
+	    size == j->file->size) {
+		snprintf(j->file->sha256, sizeof(j->file->sha256), "%s", sha);
+		/* Noted, so that nobody waits on us to let the claim go. */
+		claim_note(p->store, &j->claim, sha);
+		j->reused = 1;
+		p->r->bytes_reused += size;
+		job_finish(j, S_DONE);
+		return;
+	}
+	start_head(j);
+}
+
+/* CLAIM: take the blob's claim, reuse a blob already there, or wait. */
+static void
+job_step(struct job *j)
+{
+	struct pull *p = j->p;
+	uint64_t size;
+	int rc;
+
+	if (j->state == S_DONE || j->state == S_FAILED)
+		return; /* a late timer of a finished file */
+	if (p->stopping) {
+		job_finish(j, S_FAILED);
+		return;
+	}
+	if (j->state == S_FETCH) {
+		fetch_next(j);
+		return;
+	}
+	if (j->state == S_HASH) {
+		publish(j);
+		return;
+	}
+	if (j->file->gitsha1[0] != '\0' && !j->claim.held) {
+		git_claim(j);
+		return;
+	}
+	if (j->file->sha256[0] != '\0' && !j->claim.held) {
+		rc = claim_try(p->store, &j->claim, j->file->sha256,
+		    claim_now_ms(), p->o->stale_ms);
+		if (rc == -EBUSY &&
+		    store_blob_stat(p->store, j->file->sha256, &size) == 0 &&
+		    size == j->file->size) {
+			/*
+			 * Published already, its claim still held until the
+			 * holder's index commit: reuse it now.  A waiter never
+			 * needs a holder to release, only to publish, so
+			 * pulls sharing blobs cannot wait in a circle.
+			 */
+			j->reused = 1;
+			p->r->bytes_reused += size;
+			job_finish(j, S_DONE);
+			return;
+		}
+		if (rc == -EBUSY || rc == -EAGAIN) {
+			/* Another process fetches it: wait, then reuse. */
+			uv_timer_start(&j->timer, job_timer, WAIT_MS, 0);
+			return;
+		}
+		if (rc < 0) {
+			fail(p, PULL_INTERNAL, "cannot claim '%s': %s",
+			    j->file->path, strerror(-rc));
+			job_finish(j, S_FAILED);
+			return;
+		}
+		if (store_blob_stat(p->store, j->file->sha256, &size) == 0 &&
+		    size == j->file->size) {
+			j->reused = 1;
+			p->r->bytes_reused += size;
+			job_finish(j, S_DONE);
+			return;
+		}
+	}
+	start_head(j);
+}
+
+/* Starts files while fewer than the cap are in flight. */
+static void
+drive(struct pull *p)
+{
+	unsigned cap = p->o->files ? p->o->files : 4;
+	size_t i;
+
+	/* Every file takes its claim (or waits) at once... */
+	if (!p->driving) {
+		p->driving = 1; /* a job that finishes at once re-enters */
+		while (!p->stopping && p->started < p->n) {
+			struct job *j = &p->jobs[p->started++];
+
+			j->state = S_CLAIM;
+			job_step(j);
+		}
+		p->driving = 0;
+	}
+	/* ...and those ready to download go as slots free up. */
+	for (i = 0; i < p->n && !p->stopping && p->downloading < cap; i++)
+		if (p->jobs[i].state == S_READY)
+			start_head(&p->jobs[i]);
+}
+
+/* Heartbeats for held claims; progress for people. */
+static void
+tick(uv_timer_t *t)
+{
+	struct pull *p = t->data;
+	size_t i;
+
+	for (i = 0; i < p->n; i++)
+		if (p->jobs[i].claim.held)
+			claim_touch(p->store, &p->jobs[i].claim);
+	if (p->o->progress != NULL)
+		p->o->progress(p->o->arg, p->r->bytes_origin, p->r->bytes_total,
+		    p->r->bytes_reused);
+}
+
+static int
+add_files(struct manifest *m, const struct pull_file *files, size_t n)
+{
+	size_t i;
+	int rc;
+
+	for (i = 0; i < n; i++) {
+		const struct pull_file *f = &files[i];
+		const char *etag =
+		    f->gitsha1[0] != '\0' ? f->gitsha1 : f->sha256;
+
+		if ((rc = manifest_add_file(m, f->path, f->size, f->sha256,
+			 etag)) < 0)
+			return rc;
+	}
+	return manifest_sort(m);
+}
+
+static void
+cleanup(struct pull *p)
+{
+	size_t i;
+
+	for (i = 0; i < p->n; i++) {
+		struct job *j = &p->jobs[i];
+
+		claim_release(p->store, &j->claim);
+		claim_release(p->store, &j->blob_claim);
+		if (j->fd >= 0)
+			close(j->fd);
+		/* A shared partial stays for the next attempt to resume. */
+		if (j->tmp[0] != '\0' && j->ranges[0] == '\0')
+			unlinkat(p->store->dirfd, j->tmp, 0);
+		digest_release(&j->d256);
+		digest_release(&j->d1);
+		free(j->chunks);
+		free(j->location);
+		if (j->timer_open)
+			uv_close((uv_handle_t *)&j->timer, NULL);
+	}
+	uv_close((uv_handle_t *)&p->tick, NULL);
+	uv_run(p->loop, UV_RUN_NOWAIT); /* let the close callbacks run */
+	free(p->jobs);
+}
+
+int
+pull_run(uv_loop_t *loop, struct store *store, struct index *index,
+    struct fetch *fetch, struct pull_file *files, size_t n,
+    const struct pull_opts *opts, struct manifest *m,
+    struct pull_result *result)
+{
+	struct pull p;
+	size_t i;
+	int rc = 0;
+
+	memset(result, 0, sizeof(*result));
+	memset(&p, 0, sizeof(p));
+	p.loop = loop;
+	p.store = store;
+	p.index = index;
+	p.fetch = fetch;
+	p.o = opts;
+	p.r = result;
+	p.n = n;
+	p.chunk = opts->chunk ? opts->chunk : CHUNK_DEFAULT;
+	if (n > 0)
+		url_host(files[0].url, p.origin_host, sizeof(p.origin_host));
+	p.jobs = calloc(n ? n : 1, sizeof(*p.jobs));
+	if (p.jobs == NULL)
+		return -ENOMEM;
+	for (i = 0; i < n; i++) {
+		p.jobs[i].p = &p;
+		p.jobs[i].file = &files[i];
+		p.jobs[i].fd = -1;
+		uv_timer_init(loop, &p.jobs[i].timer);
+		p.jobs[i].timer.data = &p.jobs[i];
+		p.jobs[i].timer_open = 1;
+		result->bytes_total += files[i].size;
+	}
+	uv_timer_init(loop, &p.tick);
+	p.tick.data = &p;
+	uv_timer_start(&p.tick, tick, 1000, 1000);
+	drive(&p);
+	if (n > 0 && !settled(&p))
+		uv_run(loop, UV_RUN_DEFAULT);
+	tick(&p.tick);
+	if (result->error == PULL_OK) {
+		/* Every blob is in; the claims are held until the index has it. */
+		if ((rc = add_files(m, files, n)) == 0)
+			rc = snapshot_publish(store, index, m,
+			    (int64_t)time(NULL));
+		if (rc < 0) {
+			result->error =
+			    rc == -ENOSPC ? PULL_NO_SPACE : PULL_INTERNAL;
+			snprintf(result->message, sizeof(result->message),
+			    "cannot publish the snapshot: %s", strerror(-rc));
+		}
+	}
+	cleanup(&p);
+	return result->error == PULL_OK ? 0 : -EIO;
+}

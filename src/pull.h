@@ -1,0 +1,79 @@
+/*
+ * pull: bringing a list of files from an origin into the store.
+ *
+ * Runs on a libuv loop with the fetch engine.  For each file it takes the
+ * blob's claim (single-flight across processes; a blob already in the
+ * store is reused), downloads it into tmp/ (large files as parallel ranges
+ * into one partial file, with the set of finished ranges saved beside it
+ * so a restart fetches only what is missing), hashes it once, in order, on
+ * the thread pool as ranges complete, checks the digest the origin
+ * promised, and publishes the blob.  When every file is in, the snapshot is
+ * published.  Nothing unverified is ever renamed out of tmp/.
+ */
+#ifndef MC_PULL_H
+#define MC_PULL_H
+
+#include <stdint.h>
+
+#include <uv.h>
+
+#include "fetch.h"
+#include "index.h"
+#include "manifest.h"
+#include "store.h"
+
+/* Why a pull failed: each maps to an exit code and a protocol error. */
+enum pull_error {
+	PULL_OK,
+	PULL_NOT_FOUND,
+	PULL_UNAUTHORIZED, /* 401: a token is needed or is wrong */
+	PULL_FORBIDDEN,	   /* 403: access not granted */
+	PULL_INTEGRITY,	   /* bytes never matched their digest */
+	PULL_NETWORK,	   /* origin unreachable after retries */
+	PULL_NO_SPACE,
+	PULL_INTERNAL,
+};
+
+/* One file as the origin describes it. */
+struct pull_file {
+	char *path; /* repo-relative */
+	char *url;  /* where to GET it (may redirect) */
+	uint64_t size;
+	char sha256[DIGEST_HEX_MAX];  /* LFS: known in advance; else "" */
+	char gitsha1[DIGEST_HEX_MAX]; /* git files: the oid to check */
+};
+
+struct pull_opts {
+	const char *token; /* sent to the origin's host only */
+	uint64_t chunk;	   /* range size, 0: 32 MiB */
+	unsigned per_file; /* ranges in flight per file, 0: 8 */
+	unsigned files;	   /* files in flight, 0: 4 */
+	unsigned attempts; /* per file, 0: 8 */
+	int64_t stale_ms;
+	void (*progress)(void *arg, uint64_t done, uint64_t total,
+	    uint64_t reused); /* about once a second; may be NULL */
+	void *arg;
+};
+
+struct pull_result {
+	enum pull_error error;
+	char message[512];
+	uint64_t bytes_origin; /* body bytes received */
+	uint64_t bytes_reused; /* bytes found in the store already */
+	uint64_t bytes_total;
+};
+
+/*
+ * Pulls files[0..n) and publishes them as manifest m (origin and revision
+ * set by the caller; files are added here).  Runs loop until done.
+ * Returns 0 or a negative errno; result says what happened.
+ */
+int pull_run(uv_loop_t *loop, struct store *store, struct index *index,
+    struct fetch *fetch, struct pull_file *files, size_t n,
+    const struct pull_opts *opts, struct manifest *m,
+    struct pull_result *result);
+
+/* "not_found", "unauthorized", ...: the names of enum pull_error. */
+const char *pull_error_name(enum pull_error e);
+
+#endif

@@ -1,0 +1,837 @@
+/*
+ * test_fsck: unit tests for src/fsck.c, reconciling the store's records.
+ *
+ * Each test builds a good store of two snapshots (real blobs, manifests,
+ * hub view and index rows, the index then opened afresh so that it was
+ * not just built), checks that fsck finds nothing in it, and then damages
+ * it in one way, the way a crash, a disk or a person can.  fsck must then
+ * report exactly that damage, with its kind, path and class (residue or
+ * problem), nothing else; with repair set it must report it repaired, and
+ * a second run must find nothing at all.  Each test also checks what the
+ * repair left: the quarantined file in tmp/, the row back in the index,
+ * the snapshot that could not be kept gone, the other one untouched.
+ */
+#include "config.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "unit.h"
+
+#include "claim.h"
+#include "fsck.h"
+#include "hub.h"
+#include "index.h"
+#include "manifest.h"
+#include "snapshot.h"
+#include "store.h"
+
+#define PATH 4400
+#define STALE_MS 60000
+
+#define FA "models--org--a"
+#define FB "models--org--b"
+
+struct blob {
+	char sha256[DIGEST_HEX_MAX];
+	char gitsha1[DIGEST_HEX_MAX];
+	uint64_t size;
+};
+
+/*
+ * Per-test state: a temporary folder holding a store and source files, and
+ * the two snapshots of the good store: A (org/a: config.json, git etag,
+ * and model.safetensors, LFS) and B (org/b: config.json and weights.bin).
+ */
+struct fx {
+	char *dir;
+	char root[512]; /* dir/store */
+	char src[512];	/* dir/src: files to ingest */
+	unsigned nsrc;
+	struct store store;
+	struct index index;
+	char ca[DIGEST_SHA1_HEX + 1], cb[DIGEST_SHA1_HEX + 1];
+	struct blob a_cfg, a_model, b_cfg, b_weights;
+};
+
+/* A growable list of strings, to compare reports as sets. */
+struct list {
+	char **v;
+	size_t n, cap;
+};
+
+/* snprintf that fails the test rather than cut a path short. */
+static void fmt(char *buf, size_t len, const char *f, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void
+fmt(char *buf, size_t len, const char *f, ...)
+{
+	va_list ap;
+	int n;
+
+	va_start(ap, f);
+	n = vsnprintf(buf, len, f, ap);
+	va_end(ap);
+	assert_true(n >= 0 && (size_t)n < len);
+}
+
+static void list_add(struct list *l, const char *f, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void
+list_add(struct list *l, const char *f, ...)
+{
+	char buf[PATH * 2];
+	va_list ap;
+
+	va_start(ap, f);
+	vsnprintf(buf, sizeof(buf), f, ap);
+	va_end(ap);
+	if (l->n == l->cap) {
+		l->cap = l->cap == 0 ? 16 : l->cap * 2;
+		l->v = realloc(l->v, l->cap * sizeof(*l->v));
+		assert_non_null(l->v);
+	}
+	l->v[l->n] = strdup(buf);
+	assert_non_null(l->v[l->n]);
+	l->n++;
+}
+
+static int
+str_cmp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static void
+list_free(struct list *l)
+{
+	size_t i;
+
+	for (i = 0; i < l->n; i++)
+		free(l->v[i]);
+	free(l->v);
+	memset(l, 0, sizeof(*l));
+}
+
+/* Fails, printing both, unless got and want hold the same strings. */
+static void
+assert_same(struct list *got, struct list *want)
+{
+	size_t i;
+	int same;
+
+	if (got->n > 1)
+		qsort(got->v, got->n, sizeof(*got->v), str_cmp);
+	if (want->n > 1)
+		qsort(want->v, want->n, sizeof(*want->v), str_cmp);
+	same = got->n == want->n;
+	for (i = 0; same && i < got->n; i++)
+		same = strcmp(got->v[i], want->v[i]) == 0;
+	if (same)
+		return;
+	print_error("fsck reported %zu issues:\n", got->n);
+	for (i = 0; i < got->n; i++)
+		print_error("  %s\n", got->v[i]);
+	print_error("want %zu:\n", want->n);
+	for (i = 0; i < want->n; i++)
+		print_error("  %s\n", want->v[i]);
+	fail_msg("fsck reports differ from what is expected");
+}
+
+static void
+blob_rel(const struct blob *b, char *buf, size_t len)
+{
+	assert_int_equal(store_blob_path(b->sha256, buf, len), 0);
+}
+
+/* Ingests and publishes content as a store blob. */
+static void
+make_blob(struct fx *fx, const char *content, struct blob *b)
+{
+	char name[32], path[PATH];
+	size_t len = strlen(content);
+	struct ingest in;
+	int fd;
+
+	fmt(name, sizeof(name), "f%u", fx->nsrc++);
+	unit_write(fx->src, name, content, len);
+	fmt(path, sizeof(path), "%s/%s", fx->src, name);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	assert_true(fd >= 0);
+	assert_int_equal(store_ingest(&fx->store, fd, 1, &in), 0);
+	close(fd);
+	assert_int_equal(in.size, len);
+	assert_int_equal(store_blob_publish(&fx->store, in.tmp, in.sha256), 0);
+	memcpy(b->sha256, in.sha256, sizeof(b->sha256));
+	memcpy(b->gitsha1, in.gitsha1, sizeof(b->gitsha1));
+	b->size = in.size;
+}
+
+static void
+add_file(struct fx *fx, struct manifest *m, const char *path,
+    const char *content, int lfs, struct blob *out)
+{
+	make_blob(fx, content, out);
+	assert_int_equal(manifest_add_file(m, path, out->size, out->sha256,
+			     lfs ? out->sha256 : out->gitsha1),
+	    0);
+}
+
+static void
+publish(struct fx *fx, struct manifest *m, int64_t now, char *commit)
+{
+	assert_int_equal(manifest_add_revision(m, "main"), 0);
+	assert_int_equal(manifest_derive_commit(m), 0);
+	fmt(commit, DIGEST_SHA1_HEX + 1, "%s", m->commit);
+	assert_int_equal(snapshot_publish(&fx->store, &fx->index, m, now), 0);
+	manifest_release(m);
+}
+
+static int
+setup(void **state)
+{
+	struct fx *fx = calloc(1, sizeof(*fx));
+	struct manifest m;
+
+	assert_non_null(fx);
+	fx->dir = unit_tmpdir();
+	fmt(fx->root, sizeof(fx->root), "%s/store", fx->dir);
+	fmt(fx->src, sizeof(fx->src), "%s/src", fx->dir);
+	assert_int_equal(store_open(&fx->store, fx->root, 1), 0);
+	assert_int_equal(index_open(&fx->index, &fx->store), 0);
+
+	manifest_init(&m);
+	assert_int_equal(manifest_set_origin(&m, REPO_MODEL, "org/a",
+			     "file:///models/a"),
+	    0);
+	add_file(fx, &m, "config.json", "{\"a\":1}\n", 0, &fx->a_cfg);
+	add_file(fx, &m, "model.safetensors", "weights of a", 1, &fx->a_model);
+	publish(fx, &m, 1000, fx->ca);
+
+	manifest_init(&m);
+	assert_int_equal(manifest_set_origin(&m, REPO_MODEL, "org/b",
+			     "file:///models/b"),
+	    0);
+	add_file(fx, &m, "config.json", "{\"b\":2}\n", 0, &fx->b_cfg);
+	add_file(fx, &m, "weights.bin", "weights of b, more", 1,
+	    &fx->b_weights);
+	publish(fx, &m, 2000, fx->cb);
+
+	/* Opened again, the index was not just built: nothing to say. */
+	index_close(&fx->index);
+	assert_int_equal(index_open(&fx->index, &fx->store), 0);
+	assert_int_equal(fx->index.rebuilt, 0);
+	*state = fx;
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	struct fx *fx = *state;
+
+	index_close(&fx->index);
+	store_release(&fx->store);
+	unit_rmdir(fx->dir);
+	free(fx);
+	return 0;
+}
+
+/* Records "<kind> <residue> <repaired> <path>" for each issue. */
+static void
+on_issue(void *arg, const struct fsck_issue *i)
+{
+	assert_non_null(i->kind);
+	assert_non_null(i->path);
+	assert_non_null(i->what);
+	assert_true(i->what[0] != '\0');
+	list_add(arg, "%s %d %d %s", i->kind, i->residue, i->repaired, i->path);
+}
+
+/*
+ * Runs fsck and compares its reports with the NULL-terminated list of
+ * expected "<kind> <residue> <repaired> <path>" lines; checks that the
+ * counts agree with them.
+ */
+static void
+run(struct fx *fx, int repair, int hash, ...)
+{
+	struct fsck_opts o = { repair, hash, STALE_MS, on_issue, NULL };
+	struct fsck_result r;
+	struct list got = { 0 }, want = { 0 };
+	unsigned problems = 0, residue = 0, repaired = 0, unrepaired = 0;
+	const char *s;
+	char kind[64];
+	int res, rep;
+	va_list ap;
+
+	va_start(ap, hash);
+	while ((s = va_arg(ap, const char *)) != NULL) {
+		list_add(&want, "%s", s);
+		assert_int_equal(sscanf(s, "%63s %d %d", kind, &res, &rep), 3);
+		if (res)
+			residue++;
+		else
+			problems++;
+		if (rep)
+			repaired++;
+		else if (!res)
+			unrepaired++;
+	}
+	va_end(ap);
+	o.arg = &got;
+	memset(&r, 0xff, sizeof(r));
+	assert_int_equal(fsck_run(&fx->store, &fx->index, &o, &r), 0);
+	assert_same(&got, &want);
+	assert_int_equal(r.problems, problems);
+	assert_int_equal(r.residue, residue);
+	assert_int_equal(r.repaired, repaired);
+	assert_int_equal(r.unrepaired, unrepaired);
+	list_free(&got);
+	list_free(&want);
+}
+
+/* Nothing to report, with or without hashing. */
+static void
+assert_clean(struct fx *fx)
+{
+	run(fx, 0, 1, NULL);
+	run(fx, 0, 0, NULL);
+}
+
+static int
+exists(struct fx *fx, const char *rel)
+{
+	char path[PATH];
+	struct stat st;
+
+	fmt(path, sizeof(path), "%s/%s", fx->root, rel);
+	return lstat(path, &st) == 0;
+}
+
+static void
+path_of(struct fx *fx, const char *rel, char *buf, size_t len)
+{
+	fmt(buf, len, "%s/%s", fx->root, rel);
+}
+
+/* The number of index rows of commit. */
+static int
+count_one(void *arg, const struct index_snapshot *s)
+{
+	(*(int *)arg)++;
+	return 0;
+}
+
+static int
+indexed(struct fx *fx, const char *commit)
+{
+	int n = 0;
+
+	assert_int_equal(index_each_snapshot(&fx->index, REPO_MODEL, NULL,
+			     commit, count_one, &n),
+	    0);
+	return n;
+}
+
+static int
+grab_id(void *arg, const struct index_snapshot *s)
+{
+	*(int64_t *)arg = s->id;
+	return 0;
+}
+
+static int64_t
+id_of(struct fx *fx, const char *commit)
+{
+	int64_t id = 0;
+
+	assert_int_equal(indexed(fx, commit), 1);
+	assert_int_equal(index_each_snapshot(&fx->index, REPO_MODEL, NULL,
+			     commit, grab_id, &id),
+	    0);
+	assert_true(id > 0);
+	return id;
+}
+
+/* How many files in tmp/ are named quarantine.*<suffix>. */
+static int
+quarantined(struct fx *fx, const char *suffix)
+{
+	char path[PATH];
+	struct dirent *e;
+	size_t n, s = strlen(suffix);
+	int count = 0;
+	DIR *d;
+
+	path_of(fx, "tmp", path, sizeof(path));
+	d = opendir(path);
+	assert_non_null(d);
+	while ((e = readdir(d)) != NULL) {
+		n = strlen(e->d_name);
+		if (strncmp(e->d_name, "quarantine.", 11) == 0 && n > s &&
+		    strcmp(e->d_name + n - s, suffix) == 0)
+			count++;
+	}
+	closedir(d);
+	return count;
+}
+
+/* The pid of a process that has just exited (and been reaped). */
+static pid_t
+dead_pid(void)
+{
+	pid_t pid = fork();
+	int status;
+
+	assert_true(pid >= 0);
+	if (pid == 0)
+		_exit(0);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	return pid;
+}
+
+/* "<host>.<pidns>.<pid>" of a dead process on this host and namespace. */
+static void
+dead_owner(struct fx *fx, char *buf, size_t len)
+{
+	const char *dot = strrchr(fx->store.owner, '.');
+
+	assert_non_null(dot);
+	fmt(buf, len, "%.*s.%ld", (int)(dot - fx->store.owner), fx->store.owner,
+	    (long)dead_pid());
+	assert_int_equal(store_owner_state(&fx->store, buf), OWNER_DEAD);
+}
+
+static void
+test_clean(void **state)
+{
+	struct fx *fx = *state;
+
+	assert_clean(fx);
+	/* Repair on a good store changes nothing. */
+	run(fx, 1, 1, NULL);
+	assert_clean(fx);
+	assert_int_equal(indexed(fx, fx->ca), 1);
+	assert_int_equal(indexed(fx, fx->cb), 1);
+}
+
+static void
+test_blob_corrupt(void **state)
+{
+	struct fx *fx = *state;
+	char rel[PATH], path[PATH], line[PATH + 64];
+	unsigned char c;
+	int fd;
+
+	blob_rel(&fx->a_model, rel, sizeof(rel));
+	path_of(fx, rel, path, sizeof(path));
+	assert_int_equal(chmod(path, 0644), 0);
+	fd = open(path, O_RDWR | O_CLOEXEC);
+	assert_true(fd >= 0);
+	assert_int_equal(pread(fd, &c, 1, 3), 1);
+	c ^= 0x01;
+	assert_int_equal(pwrite(fd, &c, 1, 3), 1);
+	close(fd);
+	assert_int_equal(chmod(path, 0444), 0);
+
+	/* Sizes match: only hashing finds it. */
+	run(fx, 0, 0, NULL);
+	fmt(line, sizeof(line), "blob_corrupt 0 0 %s", rel);
+	run(fx, 0, 1, line, NULL);
+
+	fmt(line, sizeof(line), "blob_corrupt 0 1 %s", rel);
+	run(fx, 1, 1, line, NULL);
+	assert_clean(fx);
+	/* The bad bytes are kept aside; the snapshot using them is gone. */
+	assert_int_equal(quarantined(fx, ".corrupt"), 1);
+	assert_int_equal(store_blob_stat(&fx->store, fx->a_model.sha256, NULL),
+	    -ENOENT);
+	assert_int_equal(store_blob_stat(&fx->store, fx->a_cfg.sha256, NULL),
+	    -ENOENT);
+	assert_int_equal(indexed(fx, fx->ca), 0);
+	fmt(rel, sizeof(rel), "manifests/%s/%s.json", FA, fx->ca);
+	assert_false(exists(fx, rel));
+	assert_false(exists(fx, "hub/" FA));
+	/* B is untouched. */
+	assert_int_equal(indexed(fx, fx->cb), 1);
+	assert_int_equal(store_blob_verify(&fx->store, fx->b_weights.sha256,
+			     fx->b_weights.size),
+	    0);
+}
+
+static void
+test_blob_missing(void **state)
+{
+	struct fx *fx = *state;
+	char rel[PATH], path[PATH], line[PATH + 64];
+
+	blob_rel(&fx->a_cfg, rel, sizeof(rel));
+	path_of(fx, rel, path, sizeof(path));
+	assert_int_equal(unlink(path), 0);
+
+	fmt(line, sizeof(line), "blob_missing 0 0 %s", rel);
+	run(fx, 0, 0, line, NULL);
+	fmt(line, sizeof(line), "blob_missing 0 1 %s", rel);
+	run(fx, 1, 0, line, NULL);
+	assert_clean(fx);
+	/* A snapshot without its bytes is undone; B stays. */
+	assert_int_equal(indexed(fx, fx->ca), 0);
+	assert_false(exists(fx, "hub/" FA));
+	assert_int_equal(store_blob_stat(&fx->store, fx->a_model.sha256, NULL),
+	    -ENOENT);
+	assert_int_equal(indexed(fx, fx->cb), 1);
+	assert_true(exists(fx, "hub/" FB "/refs/main"));
+}
+
+static void
+test_blob_mode(void **state)
+{
+	struct fx *fx = *state;
+	char rel[PATH], path[PATH], line[PATH + 64];
+	struct stat st;
+
+	blob_rel(&fx->b_cfg, rel, sizeof(rel));
+	path_of(fx, rel, path, sizeof(path));
+	assert_int_equal(chmod(path, 0644), 0);
+
+	fmt(line, sizeof(line), "blob_mode 0 0 %s", rel);
+	run(fx, 0, 0, line, NULL);
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(st.st_mode & 07777, 0644);
+	fmt(line, sizeof(line), "blob_mode 0 1 %s", rel);
+	run(fx, 1, 0, line, NULL);
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(st.st_mode & 07777, 0444);
+	assert_clean(fx);
+	assert_int_equal(indexed(fx, fx->cb), 1);
+}
+
+static void
+test_blob_orphan(void **state)
+{
+	struct fx *fx = *state;
+	char rel[PATH], line[PATH + 64];
+	struct blob o;
+
+	/* Published, but its import stopped before the manifest. */
+	make_blob(fx, "an orphan", &o);
+	blob_rel(&o, rel, sizeof(rel));
+
+	fmt(line, sizeof(line), "blob_orphan 1 0 %s", rel);
+	run(fx, 0, 0, line, NULL);
+	assert_int_equal(store_blob_stat(&fx->store, o.sha256, NULL), 0);
+	fmt(line, sizeof(line), "blob_orphan 1 1 %s", rel);
+	run(fx, 1, 0, line, NULL);
+	assert_int_equal(store_blob_stat(&fx->store, o.sha256, NULL), -ENOENT);
+	assert_clean(fx);
+	assert_int_equal(store_blob_stat(&fx->store, fx->a_cfg.sha256, NULL),
+	    0);
+}
+
+static void
+test_tmp_stale(void **state)
+{
+	struct fx *fx = *state;
+	char owner[STORE_OWNER_MAX], name[PATH], live[PATH], line[PATH + 64];
+	int fd;
+
+	dead_owner(fx, owner, sizeof(owner));
+	fmt(name, sizeof(name), "tmp/%s.xyz", owner);
+	assert_int_equal(store_write_atomic(&fx->store, name, "x", 1, 0600), 0);
+	/* A tmp file of this live process: work in flight. */
+	fd = store_tmp_create(&fx->store, ".part", live, sizeof(live));
+	assert_true(fd >= 0);
+	close(fd);
+
+	fmt(line, sizeof(line), "tmp_stale 1 0 %s", name);
+	run(fx, 0, 0, line, NULL);
+	assert_true(exists(fx, name));
+	fmt(line, sizeof(line), "tmp_stale 1 1 %s", name);
+	run(fx, 1, 0, line, NULL);
+	assert_false(exists(fx, name));
+	assert_true(exists(fx, live));
+	assert_clean(fx);
+	assert_true(exists(fx, live));
+}
+
+static void
+test_claim_stale(void **state)
+{
+	struct fx *fx = *state;
+	char owner[STORE_OWNER_MAX], rel[PATH], text[PATH], line[PATH + 64];
+	struct claim live = { 0 };
+
+	dead_owner(fx, owner, sizeof(owner));
+	fmt(rel, sizeof(rel), "claims/%s", fx->a_cfg.sha256);
+	fmt(text, sizeof(text), "%s 123\n", owner);
+	assert_int_equal(store_write_atomic(&fx->store, rel, text, strlen(text),
+			     0644),
+	    0);
+	/* A claim of this live process is not stale. */
+	assert_int_equal(claim_try(&fx->store, &live, fx->b_cfg.sha256,
+			     claim_now_ms(), STALE_MS),
+	    0);
+
+	fmt(line, sizeof(line), "claim_stale 1 0 %s", rel);
+	run(fx, 0, 0, line, NULL);
+	assert_true(exists(fx, rel));
+	fmt(line, sizeof(line), "claim_stale 1 1 %s", rel);
+	run(fx, 1, 0, line, NULL);
+	assert_false(exists(fx, rel));
+	fmt(rel, sizeof(rel), "claims/%s", fx->b_cfg.sha256);
+	assert_true(exists(fx, rel));
+	assert_clean(fx);
+	assert_true(live.held);
+	claim_release(&fx->store, &live);
+	assert_false(exists(fx, rel));
+}
+
+static void
+test_manifest_unindexed(void **state)
+{
+	struct fx *fx = *state;
+	char line[PATH + 64], commit[DIGEST_SHA1_HEX + 1];
+
+	/* A publish stopped after the manifest and view, before the index. */
+	assert_int_equal(index_remove(&fx->index, id_of(fx, fx->ca)), 0);
+	assert_int_equal(indexed(fx, fx->ca), 0);
+
+	fmt(line, sizeof(line), "manifest_unindexed 1 0 manifests/%s/%s.json",
+	    FA, fx->ca);
+	run(fx, 0, 0, line, NULL);
+	assert_int_equal(indexed(fx, fx->ca), 0);
+	fmt(line, sizeof(line), "manifest_unindexed 1 1 manifests/%s/%s.json",
+	    FA, fx->ca);
+	run(fx, 1, 0, line, NULL);
+	assert_clean(fx);
+	/* The row is back, refs with it. */
+	assert_int_equal(indexed(fx, fx->ca), 1);
+	assert_int_equal(index_resolve(&fx->index, REPO_MODEL, "org/a", "main",
+			     commit),
+	    0);
+	assert_string_equal(commit, fx->ca);
+}
+
+static void
+test_index_stale(void **state)
+{
+	struct fx *fx = *state;
+	char rel[PATH], path[PATH], l1[PATH], l2[PATH], l3[PATH], l4[PATH];
+	char r1[PATH], r2[PATH];
+
+	fmt(rel, sizeof(rel), "manifests/%s/%s.json", FA, fx->ca);
+	path_of(fx, rel, path, sizeof(path));
+	assert_int_equal(unlink(path), 0);
+	blob_rel(&fx->a_cfg, r1, sizeof(r1));
+	blob_rel(&fx->a_model, r2, sizeof(r2));
+
+	/*
+	 * Without its manifest the row is stale, the view's snapshot a stray
+	 * and the blobs orphans.
+	 */
+	fmt(l1, sizeof(l1), "index_stale 0 0 manifests/%s/%s.json", FA, fx->ca);
+	fmt(l2, sizeof(l2), "hub_snapshot_stray 0 0 hub/%s/snapshots/%s", FA,
+	    fx->ca);
+	fmt(l3, sizeof(l3), "blob_orphan 1 0 %s", r1);
+	fmt(l4, sizeof(l4), "blob_orphan 1 0 %s", r2);
+	run(fx, 0, 0, l1, l2, l3, l4, NULL);
+	assert_int_equal(indexed(fx, fx->ca), 1);
+
+	fmt(l1, sizeof(l1), "index_stale 0 1 manifests/%s/%s.json", FA, fx->ca);
+	fmt(l2, sizeof(l2), "hub_snapshot_stray 0 1 hub/%s/snapshots/%s", FA,
+	    fx->ca);
+	fmt(l3, sizeof(l3), "blob_orphan 1 1 %s", r1);
+	fmt(l4, sizeof(l4), "blob_orphan 1 1 %s", r2);
+	run(fx, 1, 0, l1, l2, l3, l4, NULL);
+	assert_clean(fx);
+	assert_int_equal(indexed(fx, fx->ca), 0);
+	assert_false(exists(fx, "hub/" FA));
+	assert_false(exists(fx, r1));
+	assert_false(exists(fx, r2));
+	assert_int_equal(indexed(fx, fx->cb), 1);
+}
+
+static void
+test_manifest_bad(void **state)
+{
+	static const char garbage[] = "{\"format\":1,\"files\":[ not json";
+	struct fx *fx = *state;
+	char rel[PATH], line[PATH + 64];
+
+	fmt(rel, sizeof(rel), "manifests/models--org--c/%s.json",
+	    "cccccccccccccccccccccccccccccccccccccccc");
+	assert_int_equal(store_write_atomic(&fx->store, rel, garbage,
+			     sizeof(garbage) - 1, 0444),
+	    0);
+
+	fmt(line, sizeof(line), "manifest_bad 0 0 %s", rel);
+	run(fx, 0, 0, line, NULL);
+	assert_true(exists(fx, rel));
+	fmt(line, sizeof(line), "manifest_bad 0 1 %s", rel);
+	run(fx, 1, 0, line, NULL);
+	assert_false(exists(fx, rel));
+	assert_int_equal(quarantined(fx, ".json.manifest"), 1);
+	assert_clean(fx);
+	assert_int_equal(indexed(fx, fx->ca), 1);
+	assert_int_equal(indexed(fx, fx->cb), 1);
+}
+
+static void
+test_hub_ref_bad(void **state)
+{
+	struct fx *fx = *state;
+	char rel[PATH], text[64], line[PATH + 64], *buf = NULL;
+	size_t len = 0;
+
+	fmt(rel, sizeof(rel), "hub/%s/refs/main", FA);
+	fmt(text, sizeof(text), "%s\n", fx->ca);
+	assert_int_equal(store_write_atomic(&fx->store, rel, text, strlen(text),
+			     0644),
+	    0);
+
+	fmt(line, sizeof(line), "hub_ref_bad 0 0 %s", rel);
+	run(fx, 0, 0, line, NULL);
+	fmt(line, sizeof(line), "hub_ref_bad 0 1 %s", rel);
+	run(fx, 1, 0, line, NULL);
+	assert_clean(fx);
+	/* Written again, exactly 40 hex digits. */
+	assert_int_equal(store_read_file(&fx->store, rel, 64, &buf, &len), 0);
+	assert_int_equal(len, DIGEST_SHA1_HEX);
+	assert_string_equal(buf, fx->ca);
+	free(buf);
+}
+
+static void
+test_hub_entry_missing(void **state)
+{
+	struct fx *fx = *state;
+	char rel[PATH], path[PATH], line[PATH + 64], target[PATH];
+	ssize_t n;
+
+	fmt(rel, sizeof(rel), "hub/%s/snapshots/%s/config.json", FA, fx->ca);
+	path_of(fx, rel, path, sizeof(path));
+	assert_int_equal(unlink(path), 0);
+
+	fmt(line, sizeof(line), "hub_entry_missing 0 0 %s", rel);
+	run(fx, 0, 0, line, NULL);
+	assert_false(exists(fx, rel));
+	fmt(line, sizeof(line), "hub_entry_missing 0 1 %s", rel);
+	run(fx, 1, 0, line, NULL);
+	assert_clean(fx);
+	n = readlink(path, target, sizeof(target) - 1);
+	assert_true(n > 0);
+	target[n] = '\0';
+	fmt(line, sizeof(line), "../../blobs/%s", fx->a_cfg.gitsha1);
+	assert_string_equal(target, line);
+}
+
+static void
+test_hub_snapshot_stray(void **state)
+{
+	struct fx *fx = *state;
+	char rel[PATH], line[PATH + 64];
+
+	fmt(rel, sizeof(rel), "hub/%s/snapshots/%s", FA,
+	    "dddddddddddddddddddddddddddddddddddddddd");
+	assert_int_equal(store_mkdirs(&fx->store, rel), 0);
+
+	fmt(line, sizeof(line), "hub_snapshot_stray 0 0 %s", rel);
+	run(fx, 0, 0, line, NULL);
+	assert_true(exists(fx, rel));
+	fmt(line, sizeof(line), "hub_snapshot_stray 0 1 %s", rel);
+	run(fx, 1, 0, line, NULL);
+	assert_false(exists(fx, rel));
+	assert_clean(fx);
+	/* The real snapshot stays. */
+	fmt(rel, sizeof(rel), "hub/%s/snapshots/%s/config.json", FA, fx->ca);
+	assert_true(exists(fx, rel));
+	assert_true(exists(fx, "hub/" FA "/refs/main"));
+}
+
+static void
+test_hub_snapshot_missing(void **state)
+{
+	struct fx *fx = *state;
+
+	/* A view folder a removal stopped in, with no manifest left. */
+	assert_int_equal(store_mkdirs(&fx->store,
+			     "hub/models--org--ghost/blobs"),
+	    0);
+
+	run(fx, 0, 0,
+	    "hub_snapshot_missing 1 0 hub/models--org--ghost/snapshots", NULL);
+	assert_true(exists(fx, "hub/models--org--ghost"));
+	run(fx, 1, 0,
+	    "hub_snapshot_missing 1 1 hub/models--org--ghost/snapshots", NULL);
+	assert_false(exists(fx, "hub/models--org--ghost"));
+	assert_clean(fx);
+	assert_true(exists(fx, "hub/" FA "/refs/main"));
+	assert_true(exists(fx, "hub/" FB "/refs/main"));
+}
+
+static void
+test_blob_stray(void **state)
+{
+	static const char rel[] = "blobs/sha256/00/notahash";
+	struct fx *fx = *state;
+
+	assert_int_equal(store_write_atomic(&fx->store, rel, "stray", 5, 0444),
+	    0);
+
+	run(fx, 0, 0, "blob_stray 0 0 blobs/sha256/00/notahash", NULL);
+	assert_true(exists(fx, rel));
+	run(fx, 1, 0, "blob_stray 0 1 blobs/sha256/00/notahash", NULL);
+	assert_false(exists(fx, rel));
+	assert_int_equal(quarantined(fx, ".notahash.stray"), 1);
+	assert_clean(fx);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_clean, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_blob_corrupt, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_blob_missing, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_blob_mode, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_blob_orphan, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_tmp_stale, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_claim_stale, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_manifest_unindexed, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_index_stale, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_manifest_bad, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_hub_ref_bad, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_hub_entry_missing, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_hub_snapshot_stray, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_hub_snapshot_missing,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_blob_stray, setup,
+		    teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

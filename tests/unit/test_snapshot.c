@@ -1,0 +1,788 @@
+/*
+ * test_snapshot: unit tests for src/snapshot.c, publishing and removing a
+ * model revision as a whole.
+ *
+ * A publish is checked in each of the three places it writes: the manifest
+ * file (loaded back from disk), the hub view (refs byte for byte, snapshot
+ * links followed to the store blob's inode) and the index rows.  A second
+ * publish of the same commit must merge with the first (revisions added,
+ * created and pinned kept); a publish of another commit under a taken name
+ * must take the name off the older manifest on disk as well as move the
+ * index ref.  Removal must undo all three and delete exactly the blobs no
+ * other snapshot uses, counting their bytes, and must leave alone a blob
+ * whose claim someone else holds.  Every test runs in its own temporary
+ * store, built from real blobs ingested through store.h.
+ */
+#include "config.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "unit.h"
+
+#include "claim.h"
+#include "hub.h"
+#include "index.h"
+#include "manifest.h"
+#include "snapshot.h"
+#include "store.h"
+
+#define PATH 4400
+#define MAXSNAP 8
+#define MAXFILE 8
+
+/* Per-test state: a temporary folder holding a store and source files. */
+struct fx {
+	char *dir;
+	char root[512]; /* dir/store */
+	char src[512];	/* dir/src: files to ingest */
+	unsigned nsrc;
+	struct store store;
+	struct index index;
+};
+
+struct blob {
+	char sha256[DIGEST_HEX_MAX];
+	char gitsha1[DIGEST_HEX_MAX];
+	uint64_t size;
+};
+
+/* A copy of what index_each_snapshot() gives, valid after the call. */
+struct snap {
+	int64_t id;
+	char repo[128], folder[REF_FOLDER_MAX], commit[DIGEST_SHA1_HEX + 1];
+	char refs[256];
+	uint64_t size, nfiles;
+	int64_t created, updated;
+	int pinned;
+};
+
+struct snaps {
+	struct snap v[MAXSNAP];
+	size_t n;
+};
+
+struct file {
+	char path[64];
+	uint64_t size;
+	char sha256[DIGEST_HEX_MAX], etag[DIGEST_HEX_MAX];
+};
+
+struct files {
+	struct file v[MAXFILE];
+	size_t n;
+};
+
+/* snprintf that fails the test rather than cut a path short. */
+static void fmt(char *buf, size_t len, const char *f, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void
+fmt(char *buf, size_t len, const char *f, ...)
+{
+	va_list ap;
+	int n;
+
+	va_start(ap, f);
+	n = vsnprintf(buf, len, f, ap);
+	va_end(ap);
+	assert_true(n >= 0 && (size_t)n < len);
+}
+
+static int
+setup(void **state)
+{
+	struct fx *fx = calloc(1, sizeof(*fx));
+
+	assert_non_null(fx);
+	fx->dir = unit_tmpdir();
+	fmt(fx->root, sizeof(fx->root), "%s/store", fx->dir);
+	fmt(fx->src, sizeof(fx->src), "%s/src", fx->dir);
+	assert_int_equal(store_open(&fx->store, fx->root, 1), 0);
+	assert_int_equal(index_open(&fx->index, &fx->store), 0);
+	*state = fx;
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	struct fx *fx = *state;
+
+	index_close(&fx->index);
+	store_release(&fx->store);
+	unit_rmdir(fx->dir);
+	free(fx);
+	return 0;
+}
+
+/* Ingests and publishes len bytes of content as a store blob. */
+static void
+make_blob(struct fx *fx, const void *content, size_t len, struct blob *b)
+{
+	char name[32], path[PATH];
+	struct ingest in;
+	int fd;
+
+	fmt(name, sizeof(name), "f%u", fx->nsrc++);
+	unit_write(fx->src, name, content, len);
+	fmt(path, sizeof(path), "%s/%s", fx->src, name);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	assert_true(fd >= 0);
+	assert_int_equal(store_ingest(&fx->store, fd, 1, &in), 0);
+	close(fd);
+	assert_int_equal(in.size, len);
+	assert_int_equal(store_blob_publish(&fx->store, in.tmp, in.sha256), 0);
+	memcpy(b->sha256, in.sha256, sizeof(b->sha256));
+	memcpy(b->gitsha1, in.gitsha1, sizeof(b->gitsha1));
+	b->size = in.size;
+}
+
+/*
+ * Adds path with content (a published blob) to m.  lfs picks the etag: the
+ * SHA-256 as for an LFS file, else the git blob SHA-1.
+ */
+static void
+add_file(struct fx *fx, struct manifest *m, const char *path,
+    const char *content, int lfs, struct blob *out)
+{
+	struct blob b;
+
+	make_blob(fx, content, strlen(content), &b);
+	assert_int_equal(manifest_add_file(m, path, b.size, b.sha256,
+			     lfs ? b.sha256 : b.gitsha1),
+	    0);
+	if (out != NULL)
+		*out = b;
+}
+
+static void
+start(struct manifest *m, const char *repo)
+{
+	manifest_init(m);
+	assert_int_equal(manifest_set_origin(m, REPO_MODEL, repo,
+			     "file:///models/x"),
+	    0);
+}
+
+/* Names m's revisions, derives its commit and copies it out. */
+static void
+finish(struct manifest *m, const char *rev1, const char *rev2, char *commit)
+{
+	if (rev1 != NULL)
+		assert_int_equal(manifest_add_revision(m, rev1), 0);
+	if (rev2 != NULL)
+		assert_int_equal(manifest_add_revision(m, rev2), 0);
+	assert_int_equal(manifest_derive_commit(m), 0);
+	fmt(commit, DIGEST_SHA1_HEX + 1, "%s", m->commit);
+}
+
+static int
+collect_snap(void *arg, const struct index_snapshot *s)
+{
+	struct snaps *out = arg;
+	struct snap *v;
+
+	assert_true(out->n < MAXSNAP);
+	v = &out->v[out->n++];
+	v->id = s->id;
+	fmt(v->repo, sizeof(v->repo), "%s", s->repo);
+	fmt(v->folder, sizeof(v->folder), "%s", s->folder);
+	fmt(v->commit, sizeof(v->commit), "%s", s->commit);
+	fmt(v->refs, sizeof(v->refs), "%s", s->refs);
+	v->size = s->size;
+	v->nfiles = s->nfiles;
+	v->created = s->created;
+	v->updated = s->updated;
+	v->pinned = s->pinned;
+	return 0;
+}
+
+static void
+list(struct fx *fx, const char *commit, struct snaps *out)
+{
+	memset(out, 0, sizeof(*out));
+	assert_int_equal(index_each_snapshot(&fx->index, REPO_MODEL, NULL,
+			     commit, collect_snap, out),
+	    0);
+}
+
+/* The one index row of commit. */
+static struct snap
+one(struct fx *fx, const char *commit)
+{
+	struct snaps s;
+
+	list(fx, commit, &s);
+	assert_int_equal(s.n, 1);
+	return s.v[0];
+}
+
+static int
+collect_file(void *arg, const char *path, uint64_t size, const char *sha256,
+    const char *etag)
+{
+	struct files *out = arg;
+	struct file *f;
+
+	assert_true(out->n < MAXFILE);
+	f = &out->v[out->n++];
+	fmt(f->path, sizeof(f->path), "%s", path);
+	f->size = size;
+	fmt(f->sha256, sizeof(f->sha256), "%s", sha256);
+	fmt(f->etag, sizeof(f->etag), "%s", etag);
+	return 0;
+}
+
+/* A ref list "a,b" holds name as a whole item. */
+static int
+refs_have(const char *refs, const char *name)
+{
+	size_t n = strlen(name);
+	const char *p = refs;
+
+	while ((p = strstr(p, name)) != NULL) {
+		if ((p == refs || p[-1] == ',') &&
+		    (p[n] == ',' || p[n] == '\0'))
+			return 1;
+		p += n;
+	}
+	return 0;
+}
+
+/* Loads the manifest of folder/commit from its file. */
+static void
+load(struct fx *fx, const char *folder, const char *commit, struct manifest *m)
+{
+	char rel[PATH];
+	const char *why = NULL;
+
+	fmt(rel, sizeof(rel), "manifests/%s/%s.json", folder, commit);
+	manifest_init(m);
+	assert_int_equal(manifest_load(&fx->store, rel, m, &why), 0);
+	assert_string_equal(m->commit, commit);
+}
+
+static int
+exists(struct fx *fx, const char *rel)
+{
+	char path[PATH];
+	struct stat st;
+
+	fmt(path, sizeof(path), "%s/%s", fx->root, rel);
+	return lstat(path, &st) == 0;
+}
+
+/* Checks that the ref file holds exactly commit, no newline. */
+static void
+assert_ref(struct fx *fx, const char *folder, const char *name,
+    const char *commit)
+{
+	char path[PATH], buf[128];
+	ssize_t n;
+	int fd;
+
+	fmt(path, sizeof(path), "%s/hub/%s/refs/%s", fx->root, folder, name);
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	assert_true(fd >= 0);
+	n = read(fd, buf, sizeof(buf));
+	close(fd);
+	assert_int_equal(n, DIGEST_SHA1_HEX);
+	assert_memory_equal(buf, commit, DIGEST_SHA1_HEX);
+}
+
+/*
+ * The hub view of m's snapshot: each entry a symlink that reaches the store
+ * blob's inode, and each hub blob a hard link of that inode.
+ */
+static void
+assert_view(struct fx *fx, const char *folder, const struct manifest *m)
+{
+	char path[PATH], rel[PATH];
+	struct stat sb, lb;
+	size_t i;
+
+	for (i = 0; i < m->nfiles; i++) {
+		const struct manifest_file *f = &m->files[i];
+
+		assert_int_equal(store_blob_path(f->sha256, rel, sizeof(rel)),
+		    0);
+		fmt(path, sizeof(path), "%s/%s", fx->root, rel);
+		assert_int_equal(lstat(path, &sb), 0);
+		fmt(path, sizeof(path), "%s/hub/%s/snapshots/%s/%s", fx->root,
+		    folder, m->commit, f->path);
+		assert_int_equal(lstat(path, &lb), 0);
+		assert_true(S_ISLNK(lb.st_mode));
+		assert_int_equal(stat(path, &lb), 0);
+		assert_int_equal(lb.st_ino, sb.st_ino);
+		assert_int_equal((uint64_t)lb.st_size, f->size);
+		fmt(path, sizeof(path), "%s/hub/%s/blobs/%s", fx->root, folder,
+		    f->etag);
+		assert_int_equal(lstat(path, &lb), 0);
+		assert_true(S_ISREG(lb.st_mode));
+		assert_int_equal(lb.st_ino, sb.st_ino);
+	}
+}
+
+static int
+count_blob(const char *sha256, const char *rel, void *arg)
+{
+	(*(int *)arg)++;
+	return 0;
+}
+
+static int
+blob_count(struct fx *fx)
+{
+	int n = 0;
+
+	assert_int_equal(store_blob_each(&fx->store, count_blob, &n), 0);
+	return n;
+}
+
+/* Fails if the store-relative directory holds anything. */
+static void
+assert_empty_dir(struct fx *fx, const char *rel)
+{
+	char path[PATH];
+	struct dirent *e;
+	DIR *d;
+
+	fmt(path, sizeof(path), "%s/%s", fx->root, rel);
+	d = opendir(path);
+	assert_non_null(d);
+	while ((e = readdir(d)) != NULL)
+		if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0)
+			fail_msg("%s/ holds %s", rel, e->d_name);
+	closedir(d);
+}
+
+static void
+test_publish(void **state)
+{
+	static const char F[] = "models--org--a";
+	struct fx *fx = *state;
+	struct blob cfg, model;
+	struct manifest m, got;
+	struct files files;
+	struct snap s;
+	char C[DIGEST_SHA1_HEX + 1], commit[DIGEST_SHA1_HEX + 1];
+	const char *why;
+	int64_t refs;
+
+	start(&m, "org/a");
+	add_file(fx, &m, "config.json", "{\"a\":1}\n", 0, &cfg);
+	add_file(fx, &m, "model.safetensors", "weights", 1, &model);
+	finish(&m, "main", NULL, C);
+	assert_int_equal(snapshot_publish(&fx->store, &fx->index, &m, 1000), 0);
+	assert_int_equal(m.created, 1000);
+	assert_int_equal(m.updated, 1000);
+	manifest_release(&m);
+
+	/* The manifest, read back from its file. */
+	load(fx, F, C, &got);
+	assert_string_equal(got.repo, "org/a");
+	assert_int_equal(got.type, REPO_MODEL);
+	assert_string_equal(got.source, "file:///models/x");
+	assert_int_equal(got.nrevisions, 1);
+	assert_string_equal(got.revisions[0], "main");
+	assert_int_equal(got.created, 1000);
+	assert_int_equal(got.updated, 1000);
+	assert_int_equal(got.pinned, 0);
+	assert_int_equal(got.nfiles, 2);
+	assert_string_equal(got.files[0].path, "config.json");
+	assert_int_equal(got.files[0].size, cfg.size);
+	assert_string_equal(got.files[0].sha256, cfg.sha256);
+	assert_string_equal(got.files[0].etag, cfg.gitsha1);
+	assert_string_equal(got.files[1].path, "model.safetensors");
+	assert_int_equal(got.files[1].size, model.size);
+	assert_string_equal(got.files[1].sha256, model.sha256);
+	assert_string_equal(got.files[1].etag, model.sha256);
+
+	/* The hub view: links to the store blobs, the ref. */
+	assert_view(fx, F, &got);
+	assert_ref(fx, F, "main", C);
+	manifest_release(&got);
+
+	/* snapshot_manifest() finds the same file. */
+	manifest_init(&got);
+	assert_int_equal(snapshot_manifest(&fx->store, F, C, &got, &why), 0);
+	assert_string_equal(got.commit, C);
+	assert_int_equal(got.nfiles, 2);
+	manifest_release(&got);
+
+	/* The index rows. */
+	s = one(fx, C);
+	assert_string_equal(s.repo, "org/a");
+	assert_string_equal(s.folder, F);
+	assert_string_equal(s.refs, "main");
+	assert_int_equal(s.size, cfg.size + model.size);
+	assert_int_equal(s.nfiles, 2);
+	assert_int_equal(s.created, 1000);
+	assert_int_equal(s.updated, 1000);
+	assert_int_equal(s.pinned, 0);
+	memset(&files, 0, sizeof(files));
+	assert_int_equal(index_each_file(&fx->index, s.id, collect_file,
+			     &files),
+	    0);
+	assert_int_equal(files.n, 2);
+	assert_string_equal(files.v[0].path, "config.json");
+	assert_string_equal(files.v[0].sha256, cfg.sha256);
+	assert_string_equal(files.v[0].etag, cfg.gitsha1);
+	assert_int_equal(files.v[0].size, cfg.size);
+	assert_string_equal(files.v[1].path, "model.safetensors");
+	assert_string_equal(files.v[1].sha256, model.sha256);
+	assert_string_equal(files.v[1].etag, model.sha256);
+	assert_int_equal(index_resolve(&fx->index, REPO_MODEL, "org/a", "main",
+			     commit),
+	    0);
+	assert_string_equal(commit, C);
+	assert_int_equal(index_blob_refs(&fx->index, cfg.sha256, &refs), 0);
+	assert_int_equal(refs, 1);
+	assert_int_equal(index_blob_refs(&fx->index, model.sha256, &refs), 0);
+	assert_int_equal(refs, 1);
+}
+
+static void
+test_publish_merges(void **state)
+{
+	static const char F[] = "models--org--a";
+	struct fx *fx = *state;
+	struct manifest m, got;
+	struct snaps all;
+	struct snap s;
+	char C[DIGEST_SHA1_HEX + 1], C2[DIGEST_SHA1_HEX + 1];
+
+	start(&m, "org/a");
+	add_file(fx, &m, "config.json", "{}\n", 0, NULL);
+	m.pinned = 1;
+	finish(&m, "main", NULL, C);
+	assert_int_equal(snapshot_publish(&fx->store, &fx->index, &m, 1000), 0);
+	manifest_release(&m);
+
+	/* The same files again, later, under another name and unpinned. */
+	start(&m, "org/a");
+	add_file(fx, &m, "config.json", "{}\n", 0, NULL);
+	finish(&m, "v1", NULL, C2);
+	assert_string_equal(C2, C);
+	assert_int_equal(m.pinned, 0);
+	assert_int_equal(snapshot_publish(&fx->store, &fx->index, &m, 2000), 0);
+	/* m itself holds the merge. */
+	assert_int_equal(m.created, 1000);
+	assert_int_equal(m.updated, 2000);
+	assert_int_equal(m.pinned, 1);
+	manifest_release(&m);
+
+	load(fx, F, C, &got);
+	assert_int_equal(got.nrevisions, 2);
+	assert_true(manifest_has_revision(&got, "main"));
+	assert_true(manifest_has_revision(&got, "v1"));
+	assert_int_equal(got.created, 1000);
+	assert_int_equal(got.updated, 2000);
+	assert_int_equal(got.pinned, 1);
+	assert_int_equal(got.nfiles, 1);
+	manifest_release(&got);
+
+	/* Still one snapshot, with both names, pinned. */
+	list(fx, NULL, &all);
+	assert_int_equal(all.n, 1);
+	s = all.v[0];
+	assert_string_equal(s.commit, C);
+	assert_true(refs_have(s.refs, "main"));
+	assert_true(refs_have(s.refs, "v1"));
+	assert_int_equal(strlen(s.refs), strlen("main,v1"));
+	assert_int_equal(s.created, 1000);
+	assert_int_equal(s.updated, 2000);
+	assert_int_equal(s.pinned, 1);
+	assert_ref(fx, F, "main", C);
+	assert_ref(fx, F, "v1", C);
+}
+
+static void
+test_publish_moves_ref(void **state)
+{
+	static const char F[] = "models--org--a";
+	struct fx *fx = *state;
+	struct manifest m, got;
+	struct snap s1, s2;
+	char C1[DIGEST_SHA1_HEX + 1], C2[DIGEST_SHA1_HEX + 1];
+	char commit[DIGEST_SHA1_HEX + 1];
+
+	start(&m, "org/a");
+	add_file(fx, &m, "config.json", "one\n", 0, NULL);
+	finish(&m, "main", "v1", C1);
+	assert_int_equal(snapshot_publish(&fx->store, &fx->index, &m, 1000), 0);
+	manifest_release(&m);
+	assert_int_equal(index_resolve(&fx->index, REPO_MODEL, "org/a", "main",
+			     commit),
+	    0);
+	assert_string_equal(commit, C1);
+
+	start(&m, "org/a");
+	add_file(fx, &m, "config.json", "two\n", 0, NULL);
+	finish(&m, "main", NULL, C2);
+	assert_string_not_equal(C1, C2);
+	assert_int_equal(snapshot_publish(&fx->store, &fx->index, &m, 2000), 0);
+	manifest_release(&m);
+
+	/* On disk, "main" left the first manifest; "v1" stayed. */
+	load(fx, F, C1, &got);
+	assert_int_equal(got.nrevisions, 1);
+	assert_string_equal(got.revisions[0], "v1");
+	assert_false(manifest_has_revision(&got, "main"));
+	assert_int_equal(got.updated, 1000);
+	manifest_release(&got);
+	load(fx, F, C2, &got);
+	assert_int_equal(got.nrevisions, 1);
+	assert_string_equal(got.revisions[0], "main");
+	manifest_release(&got);
+
+	/* In the index the ref moved. */
+	assert_int_equal(index_resolve(&fx->index, REPO_MODEL, "org/a", "main",
+			     commit),
+	    0);
+	assert_string_equal(commit, C2);
+	assert_int_equal(index_resolve(&fx->index, REPO_MODEL, "org/a", "v1",
+			     commit),
+	    0);
+	assert_string_equal(commit, C1);
+	s1 = one(fx, C1);
+	s2 = one(fx, C2);
+	assert_string_equal(s1.refs, "v1");
+	assert_string_equal(s2.refs, "main");
+
+	/* And in the view. */
+	assert_ref(fx, F, "main", C2);
+	assert_ref(fx, F, "v1", C1);
+
+	/* A rebuild from the files agrees. */
+	assert_int_equal(index_rebuild(&fx->index, &fx->store), 0);
+	assert_int_equal(index_resolve(&fx->index, REPO_MODEL, "org/a", "main",
+			     commit),
+	    0);
+	assert_string_equal(commit, C2);
+}
+
+static void
+test_remove(void **state)
+{
+	static const char F[] = "models--org--a";
+	struct fx *fx = *state;
+	struct hub_report r = { NULL, NULL, 0 };
+	struct blob shared, a, b;
+	struct manifest m;
+	struct snap s1, s2;
+	struct snaps all;
+	uint64_t freed;
+	char C1[DIGEST_SHA1_HEX + 1], C2[DIGEST_SHA1_HEX + 1], rel[PATH];
+	const char *why;
+	int64_t refs;
+
+	start(&m, "org/a");
+	add_file(fx, &m, "shared.bin", "shared bytes, shared", 1, &shared);
+	add_file(fx, &m, "a.json", "only a", 0, &a);
+	finish(&m, "v1", NULL, C1);
+	assert_int_equal(snapshot_publish(&fx->store, &fx->index, &m, 1000), 0);
+	manifest_release(&m);
+	start(&m, "org/a");
+	add_file(fx, &m, "shared.bin", "shared bytes, shared", 1, NULL);
+	add_file(fx, &m, "b.json", "only b, longer", 0, &b);
+	finish(&m, "main", NULL, C2);
+	assert_int_equal(snapshot_publish(&fx->store, &fx->index, &m, 2000), 0);
+	manifest_release(&m);
+	assert_int_equal(blob_count(fx), 3);
+	s1 = one(fx, C1);
+	s2 = one(fx, C2);
+
+	/* The first goes: its own blob with it, the shared one stays. */
+	freed = 0;
+	assert_int_equal(snapshot_remove(&fx->store, &fx->index, F, C1, s1.id,
+			     60000, &freed),
+	    0);
+	assert_int_equal(freed, a.size);
+	assert_int_equal(store_blob_stat(&fx->store, a.sha256, NULL), -ENOENT);
+	assert_int_equal(store_blob_stat(&fx->store, shared.sha256, NULL), 0);
+	assert_int_equal(store_blob_stat(&fx->store, b.sha256, NULL), 0);
+	assert_int_equal(blob_count(fx), 2);
+	fmt(rel, sizeof(rel), "hub/%s/snapshots/%s", F, C1);
+	assert_false(exists(fx, rel));
+	fmt(rel, sizeof(rel), "hub/%s/refs/v1", F);
+	assert_false(exists(fx, rel));
+	fmt(rel, sizeof(rel), "hub/%s/blobs/%s", F, a.gitsha1);
+	assert_false(exists(fx, rel));
+	fmt(rel, sizeof(rel), "hub/%s/blobs/%s", F, shared.sha256);
+	assert_true(exists(fx, rel));
+	fmt(rel, sizeof(rel), "manifests/%s/%s.json", F, C1);
+	assert_false(exists(fx, rel));
+	manifest_init(&m);
+	assert_int_equal(snapshot_manifest(&fx->store, F, C1, &m, &why),
+	    -ENOENT);
+	manifest_release(&m);
+	list(fx, NULL, &all);
+	assert_int_equal(all.n, 1);
+	assert_string_equal(all.v[0].commit, C2);
+	assert_int_equal(index_blob_refs(&fx->index, shared.sha256, &refs), 0);
+	assert_int_equal(refs, 1);
+
+	/* The second's view and files are untouched. */
+	load(fx, F, C2, &m);
+	assert_int_equal(hub_check(&fx->store, &m, &r), 0);
+	assert_view(fx, F, &m);
+	manifest_release(&m);
+	assert_ref(fx, F, "main", C2);
+
+	/* The second goes, and the shared blob with it. */
+	freed = 0;
+	assert_int_equal(snapshot_remove(&fx->store, &fx->index, F, C2, s2.id,
+			     60000, &freed),
+	    0);
+	assert_int_equal(freed, shared.size + b.size);
+	assert_int_equal(blob_count(fx), 0);
+	fmt(rel, sizeof(rel), "hub/%s", F);
+	assert_false(exists(fx, rel));
+	fmt(rel, sizeof(rel), "manifests/%s/%s.json", F, C2);
+	assert_false(exists(fx, rel));
+	list(fx, NULL, &all);
+	assert_int_equal(all.n, 0);
+	assert_empty_dir(fx, "claims");
+	assert_empty_dir(fx, "tmp");
+}
+
+static int
+collect_orphan(void *arg, const char *sha256)
+{
+	char *buf = arg;
+
+	assert_int_equal(buf[0], '\0'); /* one expected */
+	fmt(buf, DIGEST_HEX_MAX, "%s", sha256);
+	return 0;
+}
+
+static void
+test_remove_claimed(void **state)
+{
+	static const char F[] = "models--org--a";
+	struct fx *fx = *state;
+	struct claim held = { 0 };
+	struct blob a, b;
+	struct manifest m;
+	struct snaps all;
+	uint64_t freed = 0;
+	char C[DIGEST_SHA1_HEX + 1], rel[PATH], *line = NULL;
+	char orphan[DIGEST_HEX_MAX] = "";
+	size_t len = 0;
+
+	start(&m, "org/a");
+	add_file(fx, &m, "a.bin", "bytes of a", 1, &a);
+	add_file(fx, &m, "b.bin", "bytes of b!", 1, &b);
+	finish(&m, "main", NULL, C);
+	assert_int_equal(snapshot_publish(&fx->store, &fx->index, &m, 1000), 0);
+	manifest_release(&m);
+
+	/* Someone live (another claim of this process) holds a's claim. */
+	assert_int_equal(claim_try(&fx->store, &held, a.sha256, claim_now_ms(),
+			     60000),
+	    0);
+	assert_true(held.held);
+
+	/* The removal waits about 2 s for it; never more than the alarm. */
+	alarm(60);
+	assert_int_equal(snapshot_remove(&fx->store, &fx->index, F, C,
+			     one(fx, C).id, 60000, &freed),
+	    0);
+	alarm(0);
+
+	/* The claimed blob is left, the other one deleted and counted. */
+	assert_int_equal(store_blob_stat(&fx->store, a.sha256, NULL), 0);
+	assert_int_equal(store_blob_stat(&fx->store, b.sha256, NULL), -ENOENT);
+	assert_int_equal(freed, b.size);
+	/* Everything else of the snapshot is gone. */
+	fmt(rel, sizeof(rel), "manifests/%s/%s.json", F, C);
+	assert_false(exists(fx, rel));
+	fmt(rel, sizeof(rel), "hub/%s", F);
+	assert_false(exists(fx, rel));
+	list(fx, NULL, &all);
+	assert_int_equal(all.n, 0);
+	/* The claim is still the holder's, untouched. */
+	fmt(rel, sizeof(rel), "claims/%s", a.sha256);
+	assert_int_equal(store_read_file(&fx->store, rel, 1024, &line, &len),
+	    0);
+	assert_string_equal(line, held.line);
+	free(line);
+	/* The blob is an orphan in the index, for fsck to clear later. */
+	assert_int_equal(index_each_orphan(&fx->index, collect_orphan, orphan),
+	    0);
+	assert_string_equal(orphan, a.sha256);
+
+	claim_release(&fx->store, &held);
+	assert_empty_dir(fx, "claims");
+}
+
+static void
+test_pin(void **state)
+{
+	static const char F[] = "models--org--a";
+	struct fx *fx = *state;
+	struct manifest m, got;
+	char C[DIGEST_SHA1_HEX + 1];
+	int64_t id;
+
+	start(&m, "org/a");
+	add_file(fx, &m, "config.json", "{}\n", 0, NULL);
+	finish(&m, "main", NULL, C);
+	assert_int_equal(snapshot_publish(&fx->store, &fx->index, &m, 1000), 0);
+	manifest_release(&m);
+	id = one(fx, C).id;
+	assert_int_equal(one(fx, C).pinned, 0);
+
+	assert_int_equal(snapshot_pin(&fx->store, &fx->index, F, C, id, 1), 0);
+	load(fx, F, C, &got);
+	assert_int_equal(got.pinned, 1);
+	/* Nothing else of the manifest changes. */
+	assert_int_equal(got.nrevisions, 1);
+	assert_string_equal(got.revisions[0], "main");
+	assert_int_equal(got.created, 1000);
+	assert_int_equal(got.nfiles, 1);
+	manifest_release(&got);
+	assert_int_equal(one(fx, C).pinned, 1);
+
+	/* Pinning twice is harmless. */
+	assert_int_equal(snapshot_pin(&fx->store, &fx->index, F, C, id, 1), 0);
+	assert_int_equal(one(fx, C).pinned, 1);
+
+	assert_int_equal(snapshot_pin(&fx->store, &fx->index, F, C, id, 0), 0);
+	load(fx, F, C, &got);
+	assert_int_equal(got.pinned, 0);
+	manifest_release(&got);
+	assert_int_equal(one(fx, C).pinned, 0);
+
+	/* The pin lives in the files: a rebuilt index has it. */
+	assert_int_equal(snapshot_pin(&fx->store, &fx->index, F, C, id, 1), 0);
+	assert_int_equal(index_rebuild(&fx->index, &fx->store), 0);
+	assert_int_equal(one(fx, C).pinned, 1);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_publish, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_publish_merges, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_publish_moves_ref, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_remove, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_remove_claimed, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_pin, setup, teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
