@@ -145,7 +145,7 @@ pull_one(struct cli *cli, struct pull_args *a, struct fetch *fetch,
 	struct manifest m;
 	struct ref ref;
 	enum pull_error e;
-	const char *why;
+	const char *why = NULL;
 	size_t n = 0;
 	char *canon;
 	int code;

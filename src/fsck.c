@@ -32,6 +32,8 @@
 #include "hub.h"
 #include "snapshot.h"
 
+#define PARTIAL_KEEP_MS (24LL * 3600 * 1000)
+
 struct strset {
 	char **slot;
 	size_t cap, n;
@@ -572,6 +574,10 @@ pass_blob(const char *name, const char *rel, void *arg)
 static int
 tmp_alive(struct fsck *f, const char *name, const struct stat *st)
 {
+	/* A pull's partial file resumes a later pull: kept for a day. */
+	if (strncmp(name, "partial.", 8) == 0)
+		return claim_now_ms() - (int64_t)st->st_mtim.tv_sec * 1000 <=
+		    PARTIAL_KEEP_MS;
 	switch (store_owner_state(f->store, name)) {
 	case OWNER_ALIVE:
 		return 1;

@@ -103,6 +103,7 @@ struct pull {
 	size_t n, started, finished;
 	unsigned downloading; /* files in HEAD .. publish */
 	int driving;
+	unsigned closing; /* handles whose close callback is pending */
 	uint64_t chunk;
 	uv_timer_t tick; /* heartbeats and progress */
 	int stopping;
@@ -472,10 +473,8 @@ job_finish(struct job *j, enum state st)
 		stop_all(p);
 	else
 		drive(p);
-	if (settled(p)) {
+	if (settled(p))
 		uv_timer_stop(&p->tick);
-		uv_stop(p->loop);
-	}
 }
 
 /* Verified bytes become a blob, under the blob's claim. */
@@ -994,6 +993,14 @@ add_files(struct manifest *m, const struct pull_file *files, size_t n)
 }
 
 static void
+closed(uv_handle_t *h)
+{
+	struct pull *p = h->loop->data;
+
+	p->closing--;
+}
+
+static void
 cleanup(struct pull *p)
 {
 	size_t i;
@@ -1001,22 +1008,34 @@ cleanup(struct pull *p)
 	for (i = 0; i < p->n; i++) {
 		struct job *j = &p->jobs[i];
 
-		claim_release(p->store, &j->claim);
-		claim_release(p->store, &j->blob_claim);
 		if (j->fd >= 0)
 			close(j->fd);
-		/* A shared partial stays for the next attempt to resume. */
-		if (j->tmp[0] != '\0' && j->ranges[0] == '\0')
+		/*
+		 * A shared partial stays for the next attempt to resume,
+		 * unless the volume is full: then nothing is left behind.
+		 * Either way, before the claim that guards it is let go.
+		 */
+		if (j->tmp[0] != '\0' &&
+		    (j->ranges[0] == '\0' || p->r->error == PULL_NO_SPACE))
 			unlinkat(p->store->dirfd, j->tmp, 0);
+		if (j->ranges[0] != '\0' && p->r->error == PULL_NO_SPACE)
+			unlinkat(p->store->dirfd, j->ranges, 0);
+		claim_release(p->store, &j->claim);
+		claim_release(p->store, &j->blob_claim);
 		digest_release(&j->d256);
 		digest_release(&j->d1);
 		free(j->chunks);
 		free(j->location);
-		if (j->timer_open)
-			uv_close((uv_handle_t *)&j->timer, NULL);
+		if (j->timer_open) {
+			p->closing++;
+			uv_close((uv_handle_t *)&j->timer, closed);
+		}
 	}
-	uv_close((uv_handle_t *)&p->tick, NULL);
-	uv_run(p->loop, UV_RUN_NOWAIT); /* let the close callbacks run */
+	p->closing++;
+	uv_close((uv_handle_t *)&p->tick, closed);
+	/* The handles live in p->jobs and p: free only once closed. */
+	while (p->closing > 0)
+		uv_run(p->loop, UV_RUN_ONCE);
 	free(p->jobs);
 }
 
@@ -1057,9 +1076,10 @@ pull_run(uv_loop_t *loop, struct store *store, struct index *index,
 	uv_timer_init(loop, &p.tick);
 	p.tick.data = &p;
 	uv_timer_start(&p.tick, tick, 1000, 1000);
+	loop->data = &p;
 	drive(&p);
-	if (n > 0 && !settled(&p))
-		uv_run(loop, UV_RUN_DEFAULT);
+	while (n > 0 && !settled(&p))
+		uv_run(loop, UV_RUN_ONCE);
 	tick(&p.tick);
 	if (result->error == PULL_OK) {
 		/* Every blob is in; the claims are held until the index has it. */

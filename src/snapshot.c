@@ -33,6 +33,39 @@ snapshot_manifest(struct store *store, const char *folder, const char *commit,
 	return manifest_load(store, rel, m, why);
 }
 
+static int
+path_cmp(const void *key, const void *f)
+{
+	return strcmp(key, ((const struct manifest_file *)f)->path);
+}
+
+/*
+ * One commit has one set of files: a filtered pull publishes a part of it,
+ * and a later pull of another part adds to what is there, never drops it
+ * (its blobs and hub links stay referenced).
+ */
+static int
+merge_files(struct manifest *m, const struct manifest *old)
+{
+	size_t i, n;
+	int rc;
+
+	if ((rc = manifest_sort(m)) < 0)
+		return rc;
+	n = m->nfiles;
+	for (i = 0; i < old->nfiles; i++) {
+		const struct manifest_file *f = &old->files[i];
+
+		if (bsearch(f->path, m->files, n, sizeof(*m->files),
+			path_cmp) != NULL)
+			continue;
+		if ((rc = manifest_add_file(m, f->path, f->size, f->sha256,
+			 f->etag)) < 0)
+			return rc;
+	}
+	return manifest_sort(m);
+}
+
 /* Carries what an existing manifest of the same commit already says. */
 static int
 merge_existing(struct store *store, struct manifest *m)
@@ -57,6 +90,8 @@ merge_existing(struct store *store, struct manifest *m)
 		m->pinned = m->pinned || old.pinned;
 		for (i = 0; rc == 0 && i < old.nrevisions; i++)
 			rc = manifest_add_revision(m, old.revisions[i]);
+		if (rc == 0)
+			rc = merge_files(m, &old);
 	}
 	manifest_release(&old);
 	return rc;

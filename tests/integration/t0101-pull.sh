@@ -17,6 +17,9 @@ grep -q "pulled org/demo@main" "$T/out"
 ok $? "pull reports what it pulled"
 run_ok "verify the pulled model" mc verify
 run_ok "fsck is clean" mc fsck
+run_ok "pulling a model already present" mc pull org/demo
+grep -q " 0 B from the origin" "$T/out"
+ok $? "takes nothing from the origin"
 
 # The same files imported under another name give the same files and view.
 run_ok "import the same directory" mc import "$T/repo" org/imported
@@ -84,6 +87,11 @@ run_ok "--include keeps the matching files" \
     mc pull --include '*.json' --include '*.txt' org/demo
 is "$(mc show --json org/demo | json '.[0].file_list | map(.path) | join(" ")')" \
     "config.json merges.txt sub/dir/notes.txt" "only those files are pulled"
+run_ok "a second filtered pull of the same commit" \
+    mc pull --include '*.safetensors' org/demo
+is "$(mc show --json org/demo | json '.[0].file_list | length')" 5 \
+    "adds its files to the snapshot, keeping the first ones"
+run_ok "fsck is clean after the two filtered pulls" mc fsck
 
 repull
 pids=
