@@ -71,6 +71,7 @@ struct job {
 	struct claim claim;	 /* the blob's, or a git file's oid */
 	struct claim blob_claim; /* a git file's, once its SHA-256 is known */
 	int downloading;	 /* counted in pull.downloading */
+	int relocate; /* the location expired: HEAD again when idle */
 	int reused;
 	int fd;
 	char tmp[STORE_PATH_MAX];    /* the partial file */
@@ -165,6 +166,21 @@ url_host(const char *url, char *buf, size_t len)
 		memcpy(buf, s, (size_t)(e - s));
 		buf[e - s] = '\0';
 	}
+}
+
+/* A Location made absolute against the URL it answered (RFC 9110). */
+static char *
+absolute(const char *base, const char *loc)
+{
+	const char *s = strstr(base, "://"), *e;
+	char *out;
+
+	if (loc[0] != '/' || s == NULL)
+		return strdup(loc);
+	e = s + 3 + strcspn(s + 3, "/?#");
+	if (asprintf(&out, "%.*s%s", (int)(e - base), base, loc) < 0)
+		return NULL;
+	return out;
 }
 
 static void
@@ -595,9 +611,13 @@ start_chunk(struct job *j, struct chunk *c)
 {
 	struct pull *p = j->p;
 	struct fetch_xfer *x;
-	uint64_t from = c->start + c->got;
+	uint64_t from;
 	int rc;
 
+	/* Without ranges there is no resuming: the whole file, from 0. */
+	if (j->plain)
+		c->got = 0;
+	from = c->start + c->got;
 	x = fetch_xfer_new(p->fetch, j->location);
 	if (x == NULL)
 		return -ENOMEM;
@@ -626,7 +646,9 @@ fetch_next(struct job *j)
 	unsigned cap = j->p->o->per_file ? j->p->o->per_file : 8;
 	size_t i;
 
-	for (i = 0; i < j->nchunks && j->active < cap && !j->p->stopping; i++)
+	for (i = 0; i < j->nchunks && j->active < cap && !j->p->stopping &&
+	     !j->relocate;
+	     i++)
 		if (!j->chunks[i].done && j->chunks[i].xfer == NULL &&
 		    start_chunk(j, &j->chunks[i]) < 0) {
 			fail(j->p, PULL_INTERNAL, "cannot start '%s'",
@@ -675,7 +697,16 @@ chunk_done(struct fetch_xfer *x)
 		restart_file(j, "ranges refused");
 		return;
 	}
-	if ((e = final_error(x)) != PULL_OK) {
+	if ((e = final_error(x)) != PULL_OK && !j->same_host &&
+	    (e == PULL_FORBIDDEN || e == PULL_UNAUTHORIZED) &&
+	    ++j->tries < (j->p->o->attempts ? j->p->o->attempts : 8)) {
+		/* A signed CDN URL expired: ask the origin again. */
+		j->relocate = 1;
+		retry_later(j, x);
+		fetch_xfer_free(x);
+		return;
+	}
+	if (e != PULL_OK) {
 		fail_http(j, x, e);
 		goto out;
 	}
@@ -789,21 +820,22 @@ head_done(struct fetch_xfer *x)
 	}
 	/* A redirect points at the bytes (an LFS CDN); else the URL itself. */
 	free(j->location);
-	j->location =
-	    strdup(x->status >= 300 && x->status < 400 && x->location[0] != '\0'
-		    ? x->location
-		    : j->file->url);
-	url_host(j->location, host, sizeof(host));
-	j->same_host =
-	    strcmp(host, p->origin_host) == 0 || j->location[0] == '/';
+	j->location = absolute(j->file->url,
+	    x->status >= 300 && x->status < 400 && x->location[0] != '\0'
+		? x->location
+		: j->file->url);
 	fetch_xfer_free(x);
 	if (j->location == NULL) {
 		fail(p, PULL_INTERNAL, "out of memory");
 		job_finish(j, S_FAILED);
 		return;
 	}
+	url_host(j->location, host, sizeof(host));
+	j->same_host = strcmp(host, p->origin_host) == 0;
+	j->relocate = 0;
 	j->state = S_FETCH;
-	if ((rc = open_partial(j)) < 0) {
+	/* A second HEAD only refreshes an expired location. */
+	if (j->fd < 0 && (rc = open_partial(j)) < 0) {
 		fail(p, rc == -ENOSPC ? PULL_NO_SPACE : PULL_INTERNAL,
 		    "cannot store '%s': %s", j->file->path, strerror(-rc));
 		drop_partial(j);
@@ -882,6 +914,11 @@ job_step(struct job *j)
 		return; /* a late timer of a finished file */
 	if (p->stopping) {
 		job_finish(j, S_FAILED);
+		return;
+	}
+	if (j->state == S_FETCH && j->relocate) {
+		if (j->active == 0)
+			start_head(j);
 		return;
 	}
 	if (j->state == S_FETCH) {
