@@ -68,13 +68,20 @@ progress(void *arg, uint64_t done, uint64_t total, uint64_t reused)
 
 	if (pr->cli->json || !pr->cli->tty) {
 		/* One JSON line a second on stderr: scripts and logs. */
-		fprintf(stderr,
-		    "{\"event\":\"progress\",\"model\":\"%s\","
-		    "\"done_bytes\":%llu,\"reused_bytes\":%llu,"
-		    "\"total_bytes\":%llu,\"seconds\":%.1f}\n",
-		    pr->name, (unsigned long long)done,
-		    (unsigned long long)reused, (unsigned long long)total,
-		    secs);
+		json_t *line = json_pack("{s:s, s:s, s:I, s:I, s:I, s:f}",
+		    "event", "progress", "model", pr->name, "done_bytes",
+		    (json_int_t)done, "reused_bytes", (json_int_t)reused,
+		    "total_bytes", (json_int_t)total, "seconds", secs);
+		char *text = line != NULL
+		    ? json_dumps(line,
+			  JSON_COMPACT | JSON_PRESERVE_ORDER |
+			      JSON_REAL_PRECISION(3))
+		    : NULL;
+
+		if (text != NULL)
+			fprintf(stderr, "%s\n", text);
+		free(text);
+		json_decref(line);
 		return;
 	}
 	fprintf(stderr, "\rpulling %s: %s of %s, %s/s, ETA %.0f s   ", pr->name,

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <jansson.h>
 
@@ -18,6 +19,7 @@
 
 #define HF_PAGES_MAX 1000
 #define HF_URL_MAX 4096
+#define HF_API_TRIES 5
 
 static void
 xfer_done(struct fetch_xfer *x)
@@ -27,7 +29,7 @@ xfer_done(struct fetch_xfer *x)
 
 /* Runs one GET to memory on the fetch engine's loop until it is done. */
 static struct fetch_xfer *
-get(struct fetch *fetch, const char *url, const char *token)
+get_once(struct fetch *fetch, const char *url, const char *token)
 {
 	struct fetch_xfer *x = fetch_xfer_new(fetch, url);
 	char line[1024];
@@ -49,6 +51,39 @@ get(struct fetch *fetch, const char *url, const char *token)
 	while (!done)
 		uv_run(fetch->loop, UV_RUN_ONCE);
 	return x;
+}
+
+static int
+transient(const struct fetch_xfer *x)
+{
+	return x->result != FETCH_OK || x->status == 408 || x->status == 429 ||
+	    x->status >= 500;
+}
+
+/*
+ * The API calls, retried like the downloads: network errors, 408, 429 and
+ * 5xx, up to HF_API_TRIES times, after Retry-After or 0.5, 1, 2, 4 s.
+ */
+static struct fetch_xfer *
+get(struct fetch *fetch, const char *url, const char *token)
+{
+	struct fetch_xfer *x;
+	struct timespec ts;
+	int64_t ms;
+	int i;
+
+	for (i = 0;; i++) {
+		x = get_once(fetch, url, token);
+		if (x == NULL || !transient(x) || i + 1 >= HF_API_TRIES)
+			return x;
+		ms = x->retry_after_s >= 0 && x->retry_after_s <= 60
+		    ? x->retry_after_s * 1000
+		    : 500LL << i;
+		fetch_xfer_free(x);
+		ts.tv_sec = ms / 1000;
+		ts.tv_nsec = (ms % 1000) * 1000000;
+		nanosleep(&ts, NULL);
+	}
 }
 
 /* Maps a failed API answer to an error and a sentence. */

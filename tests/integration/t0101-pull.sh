@@ -48,7 +48,8 @@ repull() {
 }
 
 for fault in 'truncate:100000*2' 'status:500*3' 'norange*1' 'badrange*1' \
-    'status:503*2' 'corrupt@/cdn/*1' 'status:403@/cdn/*1'; do
+    'status:503*2' 'corrupt@/cdn/*1' 'status:403@/cdn/*1' \
+    'status:503@/api/*2'; do
 	start_origin --repo org/demo="$T/repo" --token sekrit --fault "$fault"
 	repull
 	run_ok "pull recovers from $fault" mc pull --chunk-size 1MiB org/demo
