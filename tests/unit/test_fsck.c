@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "unit.h"
+#include "unit_store.h"
 
 #include "claim.h"
 #include "fsck.h"
@@ -34,17 +35,11 @@
 #include "snapshot.h"
 #include "store.h"
 
-#define PATH 4400
+#define PATH UNIT_PATH
 #define STALE_MS 60000
 
 #define FA "models--org--a"
 #define FB "models--org--b"
-
-struct blob {
-	char sha256[DIGEST_HEX_MAX];
-	char gitsha1[DIGEST_HEX_MAX];
-	uint64_t size;
-};
 
 /*
  * Per-test state: a temporary folder holding a store and source files, and
@@ -67,22 +62,6 @@ struct list {
 	char **v;
 	size_t n, cap;
 };
-
-/* snprintf that fails the test rather than cut a path short. */
-static void fmt(char *buf, size_t len, const char *f, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void
-fmt(char *buf, size_t len, const char *f, ...)
-{
-	va_list ap;
-	int n;
-
-	va_start(ap, f);
-	n = vsnprintf(buf, len, f, ap);
-	va_end(ap);
-	assert_true(n >= 0 && (size_t)n < len);
-}
 
 static void list_add(struct list *l, const char *f, ...)
     __attribute__((format(printf, 2, 3)));
@@ -158,23 +137,7 @@ blob_rel(const struct blob *b, char *buf, size_t len)
 static void
 make_blob(struct fx *fx, const char *content, struct blob *b)
 {
-	char name[32], path[PATH];
-	size_t len = strlen(content);
-	struct ingest in;
-	int fd;
-
-	fmt(name, sizeof(name), "f%u", fx->nsrc++);
-	unit_write(fx->src, name, content, len);
-	fmt(path, sizeof(path), "%s/%s", fx->src, name);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	assert_true(fd >= 0);
-	assert_int_equal(store_ingest(&fx->store, fd, 1, &in), 0);
-	close(fd);
-	assert_int_equal(in.size, len);
-	assert_int_equal(store_blob_publish(&fx->store, in.tmp, in.sha256), 0);
-	memcpy(b->sha256, in.sha256, sizeof(b->sha256));
-	memcpy(b->gitsha1, in.gitsha1, sizeof(b->gitsha1));
-	b->size = in.size;
+	unit_blob(&fx->store, fx->src, &fx->nsrc, content, strlen(content), b);
 }
 
 static void
@@ -192,7 +155,7 @@ publish(struct fx *fx, struct manifest *m, int64_t now, char *commit)
 {
 	assert_int_equal(manifest_add_revision(m, "main"), 0);
 	assert_int_equal(manifest_derive_commit(m), 0);
-	fmt(commit, DIGEST_SHA1_HEX + 1, "%s", m->commit);
+	unit_fmt(commit, DIGEST_SHA1_HEX + 1, "%s", m->commit);
 	assert_int_equal(snapshot_publish(&fx->store, &fx->index, m, now), 0);
 	manifest_release(m);
 }
@@ -205,8 +168,8 @@ setup(void **state)
 
 	assert_non_null(fx);
 	fx->dir = unit_tmpdir();
-	fmt(fx->root, sizeof(fx->root), "%s/store", fx->dir);
-	fmt(fx->src, sizeof(fx->src), "%s/src", fx->dir);
+	unit_fmt(fx->root, sizeof(fx->root), "%s/store", fx->dir);
+	unit_fmt(fx->src, sizeof(fx->src), "%s/src", fx->dir);
 	assert_int_equal(store_open(&fx->store, fx->root, 1), 0);
 	assert_int_equal(index_open(&fx->index, &fx->store), 0);
 
@@ -315,14 +278,14 @@ exists(struct fx *fx, const char *rel)
 	char path[PATH];
 	struct stat st;
 
-	fmt(path, sizeof(path), "%s/%s", fx->root, rel);
+	unit_fmt(path, sizeof(path), "%s/%s", fx->root, rel);
 	return lstat(path, &st) == 0;
 }
 
 static void
 path_of(struct fx *fx, const char *rel, char *buf, size_t len)
 {
-	fmt(buf, len, "%s/%s", fx->root, rel);
+	unit_fmt(buf, len, "%s/%s", fx->root, rel);
 }
 
 /* The number of index rows of commit. */
@@ -409,8 +372,8 @@ dead_owner(struct fx *fx, char *buf, size_t len)
 	const char *dot = strrchr(fx->store.owner, '.');
 
 	assert_non_null(dot);
-	fmt(buf, len, "%.*s.%ld", (int)(dot - fx->store.owner), fx->store.owner,
-	    (long)dead_pid());
+	unit_fmt(buf, len, "%.*s.%ld", (int)(dot - fx->store.owner),
+	    fx->store.owner, (long)dead_pid());
 	assert_int_equal(store_owner_state(&fx->store, buf), OWNER_DEAD);
 }
 
@@ -448,10 +411,10 @@ test_blob_corrupt(void **state)
 
 	/* Sizes match: only hashing finds it. */
 	run(fx, 0, 0, NULL);
-	fmt(line, sizeof(line), "blob_corrupt 0 0 %s", rel);
+	unit_fmt(line, sizeof(line), "blob_corrupt 0 0 %s", rel);
 	run(fx, 0, 1, line, NULL);
 
-	fmt(line, sizeof(line), "blob_corrupt 0 1 %s", rel);
+	unit_fmt(line, sizeof(line), "blob_corrupt 0 1 %s", rel);
 	run(fx, 1, 1, line, NULL);
 	assert_clean(fx);
 	/* The bad bytes are kept aside; the snapshot using them is gone. */
@@ -461,7 +424,7 @@ test_blob_corrupt(void **state)
 	assert_int_equal(store_blob_stat(&fx->store, fx->a_cfg.sha256, NULL),
 	    -ENOENT);
 	assert_int_equal(indexed(fx, fx->ca), 0);
-	fmt(rel, sizeof(rel), "manifests/%s/%s.json", FA, fx->ca);
+	unit_fmt(rel, sizeof(rel), "manifests/%s/%s.json", FA, fx->ca);
 	assert_false(exists(fx, rel));
 	assert_false(exists(fx, "hub/" FA));
 	/* B is untouched. */
@@ -481,9 +444,9 @@ test_blob_missing(void **state)
 	path_of(fx, rel, path, sizeof(path));
 	assert_int_equal(unlink(path), 0);
 
-	fmt(line, sizeof(line), "blob_missing 0 0 %s", rel);
+	unit_fmt(line, sizeof(line), "blob_missing 0 0 %s", rel);
 	run(fx, 0, 0, line, NULL);
-	fmt(line, sizeof(line), "blob_missing 0 1 %s", rel);
+	unit_fmt(line, sizeof(line), "blob_missing 0 1 %s", rel);
 	run(fx, 1, 0, line, NULL);
 	assert_clean(fx);
 	/* A snapshot without its bytes is undone; B stays. */
@@ -506,11 +469,11 @@ test_blob_mode(void **state)
 	path_of(fx, rel, path, sizeof(path));
 	assert_int_equal(chmod(path, 0644), 0);
 
-	fmt(line, sizeof(line), "blob_mode 0 0 %s", rel);
+	unit_fmt(line, sizeof(line), "blob_mode 0 0 %s", rel);
 	run(fx, 0, 0, line, NULL);
 	assert_int_equal(stat(path, &st), 0);
 	assert_int_equal(st.st_mode & 07777, 0644);
-	fmt(line, sizeof(line), "blob_mode 0 1 %s", rel);
+	unit_fmt(line, sizeof(line), "blob_mode 0 1 %s", rel);
 	run(fx, 1, 0, line, NULL);
 	assert_int_equal(stat(path, &st), 0);
 	assert_int_equal(st.st_mode & 07777, 0444);
@@ -529,10 +492,10 @@ test_blob_orphan(void **state)
 	make_blob(fx, "an orphan", &o);
 	blob_rel(&o, rel, sizeof(rel));
 
-	fmt(line, sizeof(line), "blob_orphan 1 0 %s", rel);
+	unit_fmt(line, sizeof(line), "blob_orphan 1 0 %s", rel);
 	run(fx, 0, 0, line, NULL);
 	assert_int_equal(store_blob_stat(&fx->store, o.sha256, NULL), 0);
-	fmt(line, sizeof(line), "blob_orphan 1 1 %s", rel);
+	unit_fmt(line, sizeof(line), "blob_orphan 1 1 %s", rel);
 	run(fx, 1, 0, line, NULL);
 	assert_int_equal(store_blob_stat(&fx->store, o.sha256, NULL), -ENOENT);
 	assert_clean(fx);
@@ -548,17 +511,17 @@ test_tmp_stale(void **state)
 	int fd;
 
 	dead_owner(fx, owner, sizeof(owner));
-	fmt(name, sizeof(name), "tmp/%s.xyz", owner);
+	unit_fmt(name, sizeof(name), "tmp/%s.xyz", owner);
 	assert_int_equal(store_write_atomic(&fx->store, name, "x", 1, 0600), 0);
 	/* A tmp file of this live process: work in flight. */
 	fd = store_tmp_create(&fx->store, ".part", live, sizeof(live));
 	assert_true(fd >= 0);
 	close(fd);
 
-	fmt(line, sizeof(line), "tmp_stale 1 0 %s", name);
+	unit_fmt(line, sizeof(line), "tmp_stale 1 0 %s", name);
 	run(fx, 0, 0, line, NULL);
 	assert_true(exists(fx, name));
-	fmt(line, sizeof(line), "tmp_stale 1 1 %s", name);
+	unit_fmt(line, sizeof(line), "tmp_stale 1 1 %s", name);
 	run(fx, 1, 0, line, NULL);
 	assert_false(exists(fx, name));
 	assert_true(exists(fx, live));
@@ -574,8 +537,8 @@ test_claim_stale(void **state)
 	struct claim live = { 0 };
 
 	dead_owner(fx, owner, sizeof(owner));
-	fmt(rel, sizeof(rel), "claims/%s", fx->a_cfg.sha256);
-	fmt(text, sizeof(text), "%s 123\n", owner);
+	unit_fmt(rel, sizeof(rel), "claims/%s", fx->a_cfg.sha256);
+	unit_fmt(text, sizeof(text), "%s 123\n", owner);
 	assert_int_equal(store_write_atomic(&fx->store, rel, text, strlen(text),
 			     0644),
 	    0);
@@ -584,13 +547,13 @@ test_claim_stale(void **state)
 			     claim_now_ms(), STALE_MS),
 	    0);
 
-	fmt(line, sizeof(line), "claim_stale 1 0 %s", rel);
+	unit_fmt(line, sizeof(line), "claim_stale 1 0 %s", rel);
 	run(fx, 0, 0, line, NULL);
 	assert_true(exists(fx, rel));
-	fmt(line, sizeof(line), "claim_stale 1 1 %s", rel);
+	unit_fmt(line, sizeof(line), "claim_stale 1 1 %s", rel);
 	run(fx, 1, 0, line, NULL);
 	assert_false(exists(fx, rel));
-	fmt(rel, sizeof(rel), "claims/%s", fx->b_cfg.sha256);
+	unit_fmt(rel, sizeof(rel), "claims/%s", fx->b_cfg.sha256);
 	assert_true(exists(fx, rel));
 	assert_clean(fx);
 	assert_true(live.held);
@@ -608,12 +571,12 @@ test_manifest_unindexed(void **state)
 	assert_int_equal(index_remove(&fx->index, id_of(fx, fx->ca)), 0);
 	assert_int_equal(indexed(fx, fx->ca), 0);
 
-	fmt(line, sizeof(line), "manifest_unindexed 1 0 manifests/%s/%s.json",
-	    FA, fx->ca);
+	unit_fmt(line, sizeof(line),
+	    "manifest_unindexed 1 0 manifests/%s/%s.json", FA, fx->ca);
 	run(fx, 0, 0, line, NULL);
 	assert_int_equal(indexed(fx, fx->ca), 0);
-	fmt(line, sizeof(line), "manifest_unindexed 1 1 manifests/%s/%s.json",
-	    FA, fx->ca);
+	unit_fmt(line, sizeof(line),
+	    "manifest_unindexed 1 1 manifests/%s/%s.json", FA, fx->ca);
 	run(fx, 1, 0, line, NULL);
 	assert_clean(fx);
 	/* The row is back, refs with it. */
@@ -631,7 +594,7 @@ test_index_stale(void **state)
 	char rel[PATH], path[PATH], l1[PATH], l2[PATH], l3[PATH], l4[PATH];
 	char r1[PATH], r2[PATH];
 
-	fmt(rel, sizeof(rel), "manifests/%s/%s.json", FA, fx->ca);
+	unit_fmt(rel, sizeof(rel), "manifests/%s/%s.json", FA, fx->ca);
 	path_of(fx, rel, path, sizeof(path));
 	assert_int_equal(unlink(path), 0);
 	blob_rel(&fx->a_cfg, r1, sizeof(r1));
@@ -641,19 +604,21 @@ test_index_stale(void **state)
 	 * Without its manifest the row is stale, the view's snapshot a stray
 	 * and the blobs orphans.
 	 */
-	fmt(l1, sizeof(l1), "index_stale 0 0 manifests/%s/%s.json", FA, fx->ca);
-	fmt(l2, sizeof(l2), "hub_snapshot_stray 0 0 hub/%s/snapshots/%s", FA,
+	unit_fmt(l1, sizeof(l1), "index_stale 0 0 manifests/%s/%s.json", FA,
 	    fx->ca);
-	fmt(l3, sizeof(l3), "blob_orphan 1 0 %s", r1);
-	fmt(l4, sizeof(l4), "blob_orphan 1 0 %s", r2);
+	unit_fmt(l2, sizeof(l2), "hub_snapshot_stray 0 0 hub/%s/snapshots/%s",
+	    FA, fx->ca);
+	unit_fmt(l3, sizeof(l3), "blob_orphan 1 0 %s", r1);
+	unit_fmt(l4, sizeof(l4), "blob_orphan 1 0 %s", r2);
 	run(fx, 0, 0, l1, l2, l3, l4, NULL);
 	assert_int_equal(indexed(fx, fx->ca), 1);
 
-	fmt(l1, sizeof(l1), "index_stale 0 1 manifests/%s/%s.json", FA, fx->ca);
-	fmt(l2, sizeof(l2), "hub_snapshot_stray 0 1 hub/%s/snapshots/%s", FA,
+	unit_fmt(l1, sizeof(l1), "index_stale 0 1 manifests/%s/%s.json", FA,
 	    fx->ca);
-	fmt(l3, sizeof(l3), "blob_orphan 1 1 %s", r1);
-	fmt(l4, sizeof(l4), "blob_orphan 1 1 %s", r2);
+	unit_fmt(l2, sizeof(l2), "hub_snapshot_stray 0 1 hub/%s/snapshots/%s",
+	    FA, fx->ca);
+	unit_fmt(l3, sizeof(l3), "blob_orphan 1 1 %s", r1);
+	unit_fmt(l4, sizeof(l4), "blob_orphan 1 1 %s", r2);
 	run(fx, 1, 0, l1, l2, l3, l4, NULL);
 	assert_clean(fx);
 	assert_int_equal(indexed(fx, fx->ca), 0);
@@ -670,16 +635,16 @@ test_manifest_bad(void **state)
 	struct fx *fx = *state;
 	char rel[PATH], line[PATH + 64];
 
-	fmt(rel, sizeof(rel), "manifests/models--org--c/%s.json",
+	unit_fmt(rel, sizeof(rel), "manifests/models--org--c/%s.json",
 	    "cccccccccccccccccccccccccccccccccccccccc");
 	assert_int_equal(store_write_atomic(&fx->store, rel, garbage,
 			     sizeof(garbage) - 1, 0444),
 	    0);
 
-	fmt(line, sizeof(line), "manifest_bad 0 0 %s", rel);
+	unit_fmt(line, sizeof(line), "manifest_bad 0 0 %s", rel);
 	run(fx, 0, 0, line, NULL);
 	assert_true(exists(fx, rel));
-	fmt(line, sizeof(line), "manifest_bad 0 1 %s", rel);
+	unit_fmt(line, sizeof(line), "manifest_bad 0 1 %s", rel);
 	run(fx, 1, 0, line, NULL);
 	assert_false(exists(fx, rel));
 	assert_int_equal(quarantined(fx, ".json.manifest"), 1);
@@ -695,15 +660,15 @@ test_hub_ref_bad(void **state)
 	char rel[PATH], text[64], line[PATH + 64], *buf = NULL;
 	size_t len = 0;
 
-	fmt(rel, sizeof(rel), "hub/%s/refs/main", FA);
-	fmt(text, sizeof(text), "%s\n", fx->ca);
+	unit_fmt(rel, sizeof(rel), "hub/%s/refs/main", FA);
+	unit_fmt(text, sizeof(text), "%s\n", fx->ca);
 	assert_int_equal(store_write_atomic(&fx->store, rel, text, strlen(text),
 			     0644),
 	    0);
 
-	fmt(line, sizeof(line), "hub_ref_bad 0 0 %s", rel);
+	unit_fmt(line, sizeof(line), "hub_ref_bad 0 0 %s", rel);
 	run(fx, 0, 0, line, NULL);
-	fmt(line, sizeof(line), "hub_ref_bad 0 1 %s", rel);
+	unit_fmt(line, sizeof(line), "hub_ref_bad 0 1 %s", rel);
 	run(fx, 1, 0, line, NULL);
 	assert_clean(fx);
 	/* Written again, exactly 40 hex digits. */
@@ -720,20 +685,21 @@ test_hub_entry_missing(void **state)
 	char rel[PATH], path[PATH], line[PATH + 64], target[PATH];
 	ssize_t n;
 
-	fmt(rel, sizeof(rel), "hub/%s/snapshots/%s/config.json", FA, fx->ca);
+	unit_fmt(rel, sizeof(rel), "hub/%s/snapshots/%s/config.json", FA,
+	    fx->ca);
 	path_of(fx, rel, path, sizeof(path));
 	assert_int_equal(unlink(path), 0);
 
-	fmt(line, sizeof(line), "hub_entry_missing 0 0 %s", rel);
+	unit_fmt(line, sizeof(line), "hub_entry_missing 0 0 %s", rel);
 	run(fx, 0, 0, line, NULL);
 	assert_false(exists(fx, rel));
-	fmt(line, sizeof(line), "hub_entry_missing 0 1 %s", rel);
+	unit_fmt(line, sizeof(line), "hub_entry_missing 0 1 %s", rel);
 	run(fx, 1, 0, line, NULL);
 	assert_clean(fx);
 	n = readlink(path, target, sizeof(target) - 1);
 	assert_true(n > 0);
 	target[n] = '\0';
-	fmt(line, sizeof(line), "../../blobs/%s", fx->a_cfg.gitsha1);
+	unit_fmt(line, sizeof(line), "../../blobs/%s", fx->a_cfg.gitsha1);
 	assert_string_equal(target, line);
 }
 
@@ -743,19 +709,20 @@ test_hub_snapshot_stray(void **state)
 	struct fx *fx = *state;
 	char rel[PATH], line[PATH + 64];
 
-	fmt(rel, sizeof(rel), "hub/%s/snapshots/%s", FA,
+	unit_fmt(rel, sizeof(rel), "hub/%s/snapshots/%s", FA,
 	    "dddddddddddddddddddddddddddddddddddddddd");
 	assert_int_equal(store_mkdirs(&fx->store, rel), 0);
 
-	fmt(line, sizeof(line), "hub_snapshot_stray 0 0 %s", rel);
+	unit_fmt(line, sizeof(line), "hub_snapshot_stray 0 0 %s", rel);
 	run(fx, 0, 0, line, NULL);
 	assert_true(exists(fx, rel));
-	fmt(line, sizeof(line), "hub_snapshot_stray 0 1 %s", rel);
+	unit_fmt(line, sizeof(line), "hub_snapshot_stray 0 1 %s", rel);
 	run(fx, 1, 0, line, NULL);
 	assert_false(exists(fx, rel));
 	assert_clean(fx);
 	/* The real snapshot stays. */
-	fmt(rel, sizeof(rel), "hub/%s/snapshots/%s/config.json", FA, fx->ca);
+	unit_fmt(rel, sizeof(rel), "hub/%s/snapshots/%s/config.json", FA,
+	    fx->ca);
 	assert_true(exists(fx, rel));
 	assert_true(exists(fx, "hub/" FA "/refs/main"));
 }

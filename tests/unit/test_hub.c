@@ -24,12 +24,13 @@
 #include <unistd.h>
 
 #include "unit.h"
+#include "unit_store.h"
 
 #include "hub.h"
 #include "manifest.h"
 #include "store.h"
 
-#define PATH 4400
+#define PATH UNIT_PATH
 
 /* Per-test state: a temporary folder holding a store and source files. */
 struct fx {
@@ -41,33 +42,11 @@ struct fx {
 };
 
 /* What make_blob() learnt about a published store blob. */
-struct blob {
-	char sha256[DIGEST_HEX_MAX];
-	char gitsha1[DIGEST_HEX_MAX];
-	uint64_t size;
-};
-
 /* A growable list of strings, to compare trees and reports as sets. */
 struct list {
 	char **v;
 	size_t n, cap;
 };
-
-/* snprintf that fails the test rather than cut a path short. */
-static void fmt(char *buf, size_t len, const char *f, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void
-fmt(char *buf, size_t len, const char *f, ...)
-{
-	va_list ap;
-	int n;
-
-	va_start(ap, f);
-	n = vsnprintf(buf, len, f, ap);
-	va_end(ap);
-	assert_true(n >= 0 && (size_t)n < len);
-}
 
 static void list_add(struct list *l, const char *f, ...)
     __attribute__((format(printf, 2, 3)));
@@ -156,8 +135,8 @@ setup(void **state)
 
 	assert_non_null(fx);
 	fx->dir = unit_tmpdir();
-	fmt(fx->root, sizeof(fx->root), "%s/store", fx->dir);
-	fmt(fx->src, sizeof(fx->src), "%s/src", fx->dir);
+	unit_fmt(fx->root, sizeof(fx->root), "%s/store", fx->dir);
+	unit_fmt(fx->src, sizeof(fx->src), "%s/src", fx->dir);
 	assert_int_equal(store_open(&fx->store, fx->root, 1), 0);
 	*state = fx;
 	return 0;
@@ -178,24 +157,7 @@ teardown(void **state)
 static void
 make_blob(struct fx *fx, const char *content, struct blob *b)
 {
-	char name[32], path[PATH];
-	struct ingest in;
-	size_t len = strlen(content);
-	int fd;
-
-	fmt(name, sizeof(name), "f%u", fx->nsrc++);
-	unit_write(fx->src, name, content, len);
-	fmt(path, sizeof(path), "%s/%s", fx->src, name);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	assert_true(fd >= 0);
-	assert_int_equal(store_ingest(&fx->store, fd, 1, &in), 0);
-	close(fd);
-	assert_int_equal(in.size, len);
-	assert_int_equal(strlen(in.gitsha1), DIGEST_SHA1_HEX);
-	assert_int_equal(store_blob_publish(&fx->store, in.tmp, in.sha256), 0);
-	memcpy(b->sha256, in.sha256, sizeof(b->sha256));
-	memcpy(b->gitsha1, in.gitsha1, sizeof(b->gitsha1));
-	b->size = in.size;
+	unit_blob(&fx->store, fx->src, &fx->nsrc, content, strlen(content), b);
 }
 
 /*
@@ -243,15 +205,15 @@ walk_tree(const char *root, const char *rel, struct list *l)
 	ssize_t n;
 	DIR *d;
 
-	fmt(path, sizeof(path), "%s/%s", root, rel);
+	unit_fmt(path, sizeof(path), "%s/%s", root, rel);
 	d = opendir(path);
 	assert_non_null(d);
 	while ((e = readdir(d)) != NULL) {
 		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
 			continue;
-		fmt(sub, sizeof(sub), "%s%s%s", rel, rel[0] ? "/" : "",
+		unit_fmt(sub, sizeof(sub), "%s%s%s", rel, rel[0] ? "/" : "",
 		    e->d_name);
-		fmt(path, sizeof(path), "%s/%s", root, sub);
+		unit_fmt(path, sizeof(path), "%s/%s", root, sub);
 		assert_int_equal(lstat(path, &st), 0);
 		if (S_ISDIR(st.st_mode)) {
 			list_add(l, "d %s", sub);
@@ -276,7 +238,7 @@ assert_hub_tree(struct fx *fx, struct list *want)
 	struct list got = { 0 };
 	char hub[PATH];
 
-	fmt(hub, sizeof(hub), "%s/hub", fx->root);
+	unit_fmt(hub, sizeof(hub), "%s/hub", fx->root);
 	walk_tree(hub, "", &got);
 	assert_same("hub/ tree", &got, want);
 	list_free(&got);
@@ -289,7 +251,7 @@ assert_tmp_empty(struct fx *fx)
 	struct list got = { 0 }, want = { 0 };
 	char tmp[PATH];
 
-	fmt(tmp, sizeof(tmp), "%s/tmp", fx->root);
+	unit_fmt(tmp, sizeof(tmp), "%s/tmp", fx->root);
 	walk_tree(tmp, "", &got);
 	assert_same("tmp/", &got, &want);
 	list_free(&got);
@@ -304,10 +266,10 @@ target_of(const char *path, const char *etag, char *buf, size_t len)
 
 	for (p = path; *p != '\0'; p++)
 		if (*p == '/') {
-			fmt(buf + off, len - off, "../");
+			unit_fmt(buf + off, len - off, "../");
 			off += 3;
 		}
-	fmt(buf + off, len - off, "../../blobs/%s", etag);
+	unit_fmt(buf + off, len - off, "../../blobs/%s", etag);
 }
 
 /*
@@ -333,7 +295,7 @@ want_manifest(struct list *want, const struct manifest *m, const char *F)
 		target_of(f->path, f->etag, target, sizeof(target));
 		list_add(want, "l %s/snapshots/%s/%s -> %s", F, m->commit,
 		    f->path, target);
-		fmt(dir, sizeof(dir), "%s", f->path);
+		unit_fmt(dir, sizeof(dir), "%s", f->path);
 		while ((slash = strrchr(dir, '/')) != NULL) {
 			*slash = '\0';
 			list_add(want, "d %s/snapshots/%s/%s", F, m->commit,
@@ -351,7 +313,7 @@ assert_ref(struct fx *fx, const char *rel, const char *commit)
 	ssize_t n;
 	int fd;
 
-	fmt(path, sizeof(path), "%s/%s", fx->root, rel);
+	unit_fmt(path, sizeof(path), "%s/%s", fx->root, rel);
 	assert_int_equal(lstat(path, &st), 0);
 	assert_true(S_ISREG(st.st_mode));
 	assert_int_equal(st.st_size, DIGEST_SHA1_HEX);
@@ -384,17 +346,17 @@ assert_links(struct fx *fx, const struct manifest *m, const char *F,
 
 		assert_int_equal(store_blob_path(f->sha256, rel, sizeof(rel)),
 		    0);
-		fmt(blob, sizeof(blob), "%s/%s", fx->root, rel);
+		unit_fmt(blob, sizeof(blob), "%s/%s", fx->root, rel);
 		assert_int_equal(lstat(blob, &sb), 0);
-		fmt(path, sizeof(path), "%s/hub/%s/blobs/%s", fx->root, F,
+		unit_fmt(path, sizeof(path), "%s/hub/%s/blobs/%s", fx->root, F,
 		    f->etag);
 		assert_int_equal(lstat(path, &hb), 0);
 		assert_true(S_ISREG(hb.st_mode));
 		assert_int_equal(hb.st_ino, sb.st_ino);
 		assert_int_equal(hb.st_dev, sb.st_dev);
 
-		fmt(path, sizeof(path), "%s/hub/%s/snapshots/%s/%s", fx->root,
-		    F, m->commit, f->path);
+		unit_fmt(path, sizeof(path), "%s/hub/%s/snapshots/%s/%s",
+		    fx->root, F, m->commit, f->path);
 		assert_int_equal(lstat(path, &lb), 0);
 		assert_true(S_ISLNK(lb.st_mode));
 		n = readlink(path, cur, sizeof(cur) - 1);
@@ -524,11 +486,11 @@ test_publish_layout(void **state)
 
 	/* A hard link, never a copy or a symlink: two names, one inode. */
 	assert_int_equal(store_blob_path(model.sha256, rel, sizeof(rel)), 0);
-	fmt(path, sizeof(path), "%s/%s", fx->root, rel);
+	unit_fmt(path, sizeof(path), "%s/%s", fx->root, rel);
 	assert_int_equal(lstat(path, &st), 0);
 	assert_int_equal(st.st_nlink, 2);
 
-	fmt(rel, sizeof(rel), "hub/%s/refs/main", F);
+	unit_fmt(rel, sizeof(rel), "hub/%s/refs/main", F);
 	assert_ref(fx, rel, C);
 	assert_tmp_empty(fx);
 
@@ -571,7 +533,7 @@ test_publish_nested_ref_and_types(void **state)
 	assert_ref(fx, "hub/models--gpt2/refs/v1.0", g.commit);
 	assert_links(fx, &d, "datasets--org--name", NULL);
 	assert_links(fx, &g, "models--gpt2", NULL);
-	fmt(rel, sizeof(rel), "%s/hub/models--org--name", fx->root);
+	unit_fmt(rel, sizeof(rel), "%s/hub/models--org--name", fx->root);
 	assert_int_equal(access(rel, F_OK), -1);
 	assert_tmp_empty(fx);
 
@@ -586,7 +548,7 @@ lstat_rel(struct fx *fx, const char *rel, struct stat *st)
 {
 	char path[PATH];
 
-	fmt(path, sizeof(path), "%s/%s", fx->root, rel);
+	unit_fmt(path, sizeof(path), "%s/%s", fx->root, rel);
 	assert_int_equal(lstat(path, st), 0);
 }
 
@@ -605,10 +567,11 @@ test_publish_idempotent(void **state)
 	finish(&m, "main");
 	assert_int_equal(hub_publish(&fx->store, &m), 0);
 
-	fmt(ref, sizeof(ref), "hub/models--org--name/refs/main");
-	fmt(link, sizeof(link), "hub/models--org--name/snapshots/%s/%s",
+	unit_fmt(ref, sizeof(ref), "hub/models--org--name/refs/main");
+	unit_fmt(link, sizeof(link), "hub/models--org--name/snapshots/%s/%s",
 	    m.commit, "sub/w.bin");
-	fmt(snap, sizeof(snap), "hub/models--org--name/snapshots/%s", m.commit);
+	unit_fmt(snap, sizeof(snap), "hub/models--org--name/snapshots/%s",
+	    m.commit);
 	lstat_rel(fx, ref, &ref1);
 	lstat_rel(fx, link, &link1);
 	lstat_rel(fx, snap, &snap1);
@@ -668,17 +631,17 @@ test_publish_shared_blob(void **state)
 	assert_links(fx, &b, F, NULL);
 
 	/* One hub blob for the shared file, linked from both snapshots. */
-	fmt(path, sizeof(path), "%s/hub/%s/snapshots/%s/config.json", fx->root,
-	    F, a.commit);
+	unit_fmt(path, sizeof(path), "%s/hub/%s/snapshots/%s/config.json",
+	    fx->root, F, a.commit);
 	assert_int_equal(stat(path, &sa), 0);
-	fmt(path, sizeof(path), "%s/hub/%s/snapshots/%s/config.json", fx->root,
-	    F, b.commit);
+	unit_fmt(path, sizeof(path), "%s/hub/%s/snapshots/%s/config.json",
+	    fx->root, F, b.commit);
 	assert_int_equal(stat(path, &sb), 0);
-	fmt(path, sizeof(path), "%s/hub/%s/blobs/%s", fx->root, F,
+	unit_fmt(path, sizeof(path), "%s/hub/%s/blobs/%s", fx->root, F,
 	    shared.gitsha1);
 	assert_int_equal(lstat(path, &hub), 0);
 	assert_int_equal(store_blob_path(shared.sha256, rel, sizeof(rel)), 0);
-	fmt(path, sizeof(path), "%s/%s", fx->root, rel);
+	unit_fmt(path, sizeof(path), "%s/%s", fx->root, rel);
 	assert_int_equal(lstat(path, &store), 0);
 	assert_int_equal(sa.st_ino, hub.st_ino);
 	assert_int_equal(sb.st_ino, hub.st_ino);
@@ -686,7 +649,7 @@ test_publish_shared_blob(void **state)
 	assert_int_equal(store.st_nlink, 2);
 
 	/* main moved to the newer revision. */
-	fmt(rel, sizeof(rel), "hub/%s/refs/main", F);
+	unit_fmt(rel, sizeof(rel), "hub/%s/refs/main", F);
 	assert_ref(fx, rel, b.commit);
 	assert_tmp_empty(fx);
 
@@ -701,7 +664,7 @@ relink(struct fx *fx, const char *rel, const char *target)
 {
 	char path[PATH];
 
-	fmt(path, sizeof(path), "%s/%s", fx->root, rel);
+	unit_fmt(path, sizeof(path), "%s/%s", fx->root, rel);
 	assert_int_equal(unlink(path), 0);
 	assert_int_equal(symlink(target, path), 0);
 }
@@ -714,7 +677,7 @@ recopy(struct fx *fx, const char *rel)
 	ssize_t n;
 	int fd;
 
-	fmt(path, sizeof(path), "%s/%s", fx->root, rel);
+	unit_fmt(path, sizeof(path), "%s/%s", fx->root, rel);
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	assert_true(fd >= 0);
 	n = read(fd, buf, sizeof(buf));
@@ -761,26 +724,26 @@ test_check_and_repair(void **state)
 	want_manifest(&tree, &m, F);
 	list_add(&tree, "f %s/refs/main", F);
 	assert_check(fx, &m, &want);
-	fmt(snap, sizeof(snap), "hub/%s/snapshots/%s", F, m.commit);
+	unit_fmt(snap, sizeof(snap), "hub/%s/snapshots/%s", F, m.commit);
 
 	/* A snapshot entry deleted: half-built. */
-	fmt(rel, sizeof(rel), "%s/config.json", snap);
-	fmt(path, sizeof(path), "%s/%s", fx->root, rel);
+	unit_fmt(rel, sizeof(rel), "%s/config.json", snap);
+	unit_fmt(path, sizeof(path), "%s/%s", fx->root, rel);
 	assert_int_equal(unlink(path), 0);
 	list_add(&want, "hub_entry_missing %s", rel);
 	assert_check(fx, &m, &want);
 	assert_repaired(fx, &m, &tree);
 
 	/* A link pointing at another, existing blob of the folder. */
-	fmt(rel, sizeof(rel), "%s/x/a.json", snap);
-	fmt(target, sizeof(target), "../../../blobs/%s", model.sha256);
+	unit_fmt(rel, sizeof(rel), "%s/x/a.json", snap);
+	unit_fmt(target, sizeof(target), "../../../blobs/%s", model.sha256);
 	relink(fx, rel, target);
 	list_add(&want, "hub_link_wrong %s", rel);
 	assert_check(fx, &m, &want);
 	assert_repaired(fx, &m, &tree);
 
 	/* A link pointing nowhere: wrong, and dangling. */
-	fmt(rel, sizeof(rel), "%s/config.json", snap);
+	unit_fmt(rel, sizeof(rel), "%s/config.json", snap);
 	relink(fx, rel, "../../blobs/0000000000000000000000000000000000000000");
 	list_add(&want, "hub_link_wrong %s", rel);
 	list_add(&want, "hub_link_dangling %s", rel);
@@ -788,15 +751,15 @@ test_check_and_repair(void **state)
 	assert_repaired(fx, &m, &tree);
 
 	/* The right target, but the hub blob is gone. */
-	fmt(blob, sizeof(blob), "hub/%s/blobs/%s", F, xa.gitsha1);
-	fmt(path, sizeof(path), "%s/%s", fx->root, blob);
+	unit_fmt(blob, sizeof(blob), "hub/%s/blobs/%s", F, xa.gitsha1);
+	unit_fmt(path, sizeof(path), "%s/%s", fx->root, blob);
 	assert_int_equal(unlink(path), 0);
 	list_add(&want, "hub_link_dangling %s/x/a.json", snap);
 	assert_check(fx, &m, &want);
 	assert_repaired(fx, &m, &tree);
 
 	/* A hub blob replaced by a copy: same bytes, another inode. */
-	fmt(blob, sizeof(blob), "hub/%s/blobs/%s", F, model.sha256);
+	unit_fmt(blob, sizeof(blob), "hub/%s/blobs/%s", F, model.sha256);
 	recopy(fx, blob);
 	list_add(&want, "hub_blob_unlinked %s", blob);
 	assert_check(fx, &m, &want);
@@ -806,13 +769,13 @@ test_check_and_repair(void **state)
 	 * A hub blob replaced by a symlink into the store: HF tools would
 	 * delete the store blob through it.
 	 */
-	fmt(blob, sizeof(blob), "hub/%s/blobs/%s", F, cfg.gitsha1);
+	unit_fmt(blob, sizeof(blob), "hub/%s/blobs/%s", F, cfg.gitsha1);
 	assert_int_equal(store_blob_path(cfg.sha256, store_blob,
 			     sizeof(store_blob)),
 	    0);
-	fmt(target, sizeof(target), "../../../%s", store_blob);
+	unit_fmt(target, sizeof(target), "../../../%s", store_blob);
 	relink(fx, blob, target);
-	fmt(path, sizeof(path), "%s/%s", fx->root, blob);
+	unit_fmt(path, sizeof(path), "%s/%s", fx->root, blob);
 	assert_int_equal(access(path, R_OK), 0); /* it does resolve */
 	list_add(&want, "hub_blob_unlinked %s", blob);
 	assert_check(fx, &m, &want);
@@ -825,7 +788,7 @@ test_check_and_repair(void **state)
 	assert_repaired(fx, &m, &tree);
 
 	/* A ref with a newline, as a careless writer leaves it. */
-	fmt(path, sizeof(path), "%s\n", m.commit);
+	unit_fmt(path, sizeof(path), "%s\n", m.commit);
 	unit_write(fx->root, "hub/models--org--name/refs/main", path,
 	    strlen(path));
 	assert_int_equal(hub_publish(&fx->store, &m), 0);
@@ -891,11 +854,11 @@ test_check_folder(void **state)
 	check_folder(fx, &known, &want);
 
 	/* A trailing newline makes the ref unreadable to HF. */
-	fmt(buf, sizeof(buf), "%s\n", m.commit);
+	unit_fmt(buf, sizeof(buf), "%s\n", m.commit);
 	unit_write(fx->root, "hub/models--org--name/refs/nl", buf, strlen(buf));
 	list_add(&want, "hub_ref_bad %s/nl", R);
 	/* Upper case is not the commit either; nor is a short sha. */
-	fmt(buf, sizeof(buf), "%s", m.commit);
+	unit_fmt(buf, sizeof(buf), "%s", m.commit);
 	buf[0] = 'A';
 	buf[1] = 'B';
 	unit_write(fx->root, "hub/models--org--name/refs/up", buf, 40);
@@ -908,7 +871,7 @@ test_check_folder(void **state)
 	unit_write(fx->root, "hub/models--org--name/refs/refs/pr/9", NONE, 40);
 	list_add(&want, "hub_ref_dangling %s/refs/pr/9", R);
 	/* A snapshot that no manifest describes. */
-	fmt(path, sizeof(path),
+	unit_fmt(path, sizeof(path),
 	    "hub/models--org--name/snapshots/%s/config.json", MISSING);
 	unit_write(fx->root, path, "{}", 2);
 	list_add(&want, "hub_snapshot_stray hub/models--org--name/snapshots/%s",
@@ -998,10 +961,10 @@ test_unpublish(void **state)
 	assert_hub_tree(fx, &want);
 	assert_links(fx, &b, F, NULL);
 	assert_ref(fx, "hub/models--org--name/refs/dev", b.commit);
-	fmt(path, sizeof(path), "%s/hub/%s/blobs/%s", fx->root, F,
+	unit_fmt(path, sizeof(path), "%s/hub/%s/blobs/%s", fx->root, F,
 	    only_a.sha256);
 	assert_int_equal(access(path, F_OK), -1);
-	fmt(path, sizeof(path), "%s/hub/%s/blobs/%s", fx->root, F,
+	unit_fmt(path, sizeof(path), "%s/hub/%s/blobs/%s", fx->root, F,
 	    shared.gitsha1);
 	assert_int_equal(access(path, F_OK), 0);
 	/* The store blobs are the store's: the view never deletes them. */
@@ -1015,7 +978,7 @@ test_unpublish(void **state)
 
 	/* The last snapshot takes the whole folder with it. */
 	assert_int_equal(hub_unpublish(&fx->store, F, b.commit), 0);
-	fmt(path, sizeof(path), "%s/hub/%s", fx->root, F);
+	unit_fmt(path, sizeof(path), "%s/hub/%s", fx->root, F);
 	assert_int_equal(access(path, F_OK), -1);
 	{
 		struct manifest o;

@@ -31,6 +31,7 @@
 #include <sqlite3.h>
 
 #include "unit.h"
+#include "unit_store.h"
 
 #include "gc.h"
 #include "hub.h"
@@ -39,7 +40,7 @@
 #include "snapshot.h"
 #include "store.h"
 
-#define PATH 4400
+#define PATH UNIT_PATH
 #define MAXSNAP 16
 #define MAXFILE 16
 
@@ -57,12 +58,6 @@ struct fx {
 	unsigned nsrc;
 	struct store store;
 	struct index index;
-};
-
-struct blob {
-	char sha256[DIGEST_HEX_MAX];
-	char gitsha1[DIGEST_HEX_MAX];
-	uint64_t size;
 };
 
 /* A copy of what index_each_snapshot() gives, valid after the call. */
@@ -92,22 +87,6 @@ struct files {
 	size_t n;
 };
 
-/* snprintf that fails the test rather than cut a path short. */
-static void fmt(char *buf, size_t len, const char *f, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void
-fmt(char *buf, size_t len, const char *f, ...)
-{
-	va_list ap;
-	int n;
-
-	va_start(ap, f);
-	n = vsnprintf(buf, len, f, ap);
-	va_end(ap);
-	assert_true(n >= 0 && (size_t)n < len);
-}
-
 static int
 setup(void **state)
 {
@@ -115,8 +94,8 @@ setup(void **state)
 
 	assert_non_null(fx);
 	fx->dir = unit_tmpdir();
-	fmt(fx->root, sizeof(fx->root), "%s/store", fx->dir);
-	fmt(fx->src, sizeof(fx->src), "%s/src", fx->dir);
+	unit_fmt(fx->root, sizeof(fx->root), "%s/store", fx->dir);
+	unit_fmt(fx->src, sizeof(fx->src), "%s/src", fx->dir);
 	assert_int_equal(store_open(&fx->store, fx->root, 1), 0);
 	*state = fx;
 	return 0;
@@ -150,22 +129,7 @@ teardown(void **state)
 static void
 make_blob(struct fx *fx, const void *content, size_t len, struct blob *b)
 {
-	char name[32], path[PATH];
-	struct ingest in;
-	int fd;
-
-	fmt(name, sizeof(name), "f%u", fx->nsrc++);
-	unit_write(fx->src, name, content, len);
-	fmt(path, sizeof(path), "%s/%s", fx->src, name);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	assert_true(fd >= 0);
-	assert_int_equal(store_ingest(&fx->store, fd, 1, &in), 0);
-	close(fd);
-	assert_int_equal(in.size, len);
-	assert_int_equal(store_blob_publish(&fx->store, in.tmp, in.sha256), 0);
-	memcpy(b->sha256, in.sha256, sizeof(b->sha256));
-	memcpy(b->gitsha1, in.gitsha1, sizeof(b->gitsha1));
-	b->size = in.size;
+	unit_blob(&fx->store, fx->src, &fx->nsrc, content, len, b);
 }
 
 /* Adds path with content (a published blob) to m; git etag. */
@@ -209,7 +173,7 @@ start(struct manifest *m, enum repo_type type, const char *repo,
 	manifest_init(m);
 	assert_int_equal(manifest_set_origin(m, type, repo, "file:///models/x"),
 	    0);
-	fmt(m->commit, sizeof(m->commit), "%s", commit);
+	unit_fmt(m->commit, sizeof(m->commit), "%s", commit);
 	m->created = updated;
 	m->updated = updated;
 }
@@ -230,12 +194,12 @@ collect_snap(void *arg, const struct index_snapshot *s)
 	v = &out->v[out->n++];
 	v->id = s->id;
 	v->type = s->type;
-	fmt(v->repo, sizeof(v->repo), "%s", s->repo);
-	fmt(v->folder, sizeof(v->folder), "%s", s->folder);
-	fmt(v->commit, sizeof(v->commit), "%s", s->commit);
-	fmt(v->source, sizeof(v->source), "%s", s->source);
-	fmt(v->trust, sizeof(v->trust), "%s", s->trust);
-	fmt(v->refs, sizeof(v->refs), "%s", s->refs);
+	unit_fmt(v->repo, sizeof(v->repo), "%s", s->repo);
+	unit_fmt(v->folder, sizeof(v->folder), "%s", s->folder);
+	unit_fmt(v->commit, sizeof(v->commit), "%s", s->commit);
+	unit_fmt(v->source, sizeof(v->source), "%s", s->source);
+	unit_fmt(v->trust, sizeof(v->trust), "%s", s->trust);
+	unit_fmt(v->refs, sizeof(v->refs), "%s", s->refs);
 	v->size = s->size;
 	v->nfiles = s->nfiles;
 	v->created = s->created;
@@ -275,10 +239,10 @@ collect_file(void *arg, const char *path, uint64_t size, const char *sha256,
 
 	assert_true(out->n < MAXFILE);
 	f = &out->v[out->n++];
-	fmt(f->path, sizeof(f->path), "%s", path);
+	unit_fmt(f->path, sizeof(f->path), "%s", path);
 	f->size = size;
-	fmt(f->sha256, sizeof(f->sha256), "%s", sha256);
-	fmt(f->etag, sizeof(f->etag), "%s", etag);
+	unit_fmt(f->sha256, sizeof(f->sha256), "%s", sha256);
+	unit_fmt(f->etag, sizeof(f->etag), "%s", etag);
 	return 0;
 }
 
@@ -314,7 +278,7 @@ sql_text(struct fx *fx, const char *sql, char *buf, size_t len)
 	    SQLITE_OK);
 	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
 	t = sqlite3_column_text(st, 0);
-	fmt(buf, len, "%s", t == NULL ? "" : (const char *)t);
+	unit_fmt(buf, len, "%s", t == NULL ? "" : (const char *)t);
 	sqlite3_finalize(st);
 }
 
@@ -329,7 +293,7 @@ collect_orphan(void *arg, const char *sha256)
 	struct digests *d = arg;
 
 	assert_true(d->n < MAXFILE);
-	fmt(d->v[d->n++], DIGEST_HEX_MAX, "%s", sha256);
+	unit_fmt(d->v[d->n++], DIGEST_HEX_MAX, "%s", sha256);
 	return 0;
 }
 
@@ -351,7 +315,7 @@ orphans(struct fx *fx, char *out, size_t len)
 	qsort(d.v, d.n, sizeof(d.v[0]), digest_cmp);
 	out[0] = '\0';
 	for (i = 0; i < d.n; i++) {
-		fmt(out + n, len - n, "%s%s", i > 0 ? "," : "", d.v[i]);
+		unit_fmt(out + n, len - n, "%s%s", i > 0 ? "," : "", d.v[i]);
 		n += strlen(out + n);
 	}
 }
@@ -361,9 +325,9 @@ static void
 pair(const char *a, const char *b, char *out, size_t len)
 {
 	if (strcmp(a, b) < 0)
-		fmt(out, len, "%s,%s", a, b);
+		unit_fmt(out, len, "%s,%s", a, b);
 	else
-		fmt(out, len, "%s,%s", b, a);
+		unit_fmt(out, len, "%s,%s", b, a);
 }
 
 static void
@@ -373,7 +337,7 @@ test_open_schema(void **state)
 	struct stat st;
 	char path[PATH], buf[256];
 
-	fmt(path, sizeof(path), "%s/index.db", fx->root);
+	unit_fmt(path, sizeof(path), "%s/index.db", fx->root);
 	assert_int_equal(access(path, F_OK), -1);
 	assert_int_equal(index_open(&fx->index, &fx->store), 0);
 	assert_int_equal(lstat(path, &st), 0);
@@ -419,7 +383,7 @@ test_open_newer_version(void **state)
 	/* Made by a newer modelcache: refused, and left where it is. */
 	assert_int_equal(index_open(&fx->index, &fx->store), -EPROTO);
 	assert_null(fx->index.db);
-	fmt(path, sizeof(path), "%s/index.db", fx->root);
+	unit_fmt(path, sizeof(path), "%s/index.db", fx->root);
 	assert_int_equal(access(path, F_OK), 0);
 }
 
@@ -851,8 +815,8 @@ test_pin_touch_lru(void **state)
 	assert_int_equal(s.v[0].last_used, 50);
 	assert_int_equal(s.v[1].id, ib);
 	assert_int_equal(s.v[2].id, ia);
-	fmt(sql, sizeof(sql), "SELECT uses FROM access WHERE snapshot=%lld",
-	    (long long)ia);
+	unit_fmt(sql, sizeof(sql),
+	    "SELECT uses FROM access WHERE snapshot=%lld", (long long)ia);
 	assert_int_equal(sql_int(fx, sql), 1);
 
 	/* Re-adding a manifest keeps its last use. */
@@ -936,7 +900,7 @@ describe(struct fx *fx, char *out, size_t len)
 	for (i = 0; i < s.n; i++) {
 		struct snap *v = &s.v[i];
 
-		fmt(out + n, len - n,
+		unit_fmt(out + n, len - n,
 		    "%d %s %s %s src=%s trust=%s refs=%s size=%llu n=%llu"
 		    " %lld %lld %lld pin=%d\n",
 		    (int)v->type, v->repo, v->folder, v->commit, v->source,
@@ -946,9 +910,9 @@ describe(struct fx *fx, char *out, size_t len)
 		n += strlen(out + n);
 		files_of(fx, v->id, &f);
 		for (j = 0; j < f.n; j++) {
-			fmt(out + n, len - n, "  %s %llu %s %s\n", f.v[j].path,
-			    (unsigned long long)f.v[j].size, f.v[j].sha256,
-			    f.v[j].etag);
+			unit_fmt(out + n, len - n, "  %s %llu %s %s\n",
+			    f.v[j].path, (unsigned long long)f.v[j].size,
+			    f.v[j].sha256, f.v[j].etag);
 			n += strlen(out + n);
 		}
 	}
@@ -1006,7 +970,8 @@ unlink_index(struct fx *fx)
 	size_t i;
 
 	for (i = 0; i < sizeof(parts) / sizeof(parts[0]); i++) {
-		fmt(path, sizeof(path), "%s/index.db%s", fx->root, parts[i]);
+		unit_fmt(path, sizeof(path), "%s/index.db%s", fx->root,
+		    parts[i]);
 		assert_true(unlink(path) == 0 || errno == ENOENT);
 	}
 }
@@ -1072,7 +1037,7 @@ test_corrupt(void **state)
 
 	for (i = 0; i < sizeof(garbage); i++)
 		garbage[i] = (char)("not a database "[i % 15] ^ (i >> 8));
-	fmt(path, sizeof(path), "%s/index.db", fx->root);
+	unit_fmt(path, sizeof(path), "%s/index.db", fx->root);
 	fd = open(path, O_WRONLY | O_TRUNC | O_CLOEXEC);
 	assert_true(fd >= 0);
 	assert_int_equal(write(fd, garbage, sizeof(garbage)), sizeof(garbage));
@@ -1085,13 +1050,13 @@ test_corrupt(void **state)
 	assert_string_equal(after, before);
 
 	/* The bad file was moved aside intact, for a post-mortem. */
-	fmt(tmp, sizeof(tmp), "%s/tmp", fx->root);
+	unit_fmt(tmp, sizeof(tmp), "%s/tmp", fx->root);
 	d = opendir(tmp);
 	assert_non_null(d);
 	while ((e = readdir(d)) != NULL)
 		if (strncmp(e->d_name, "index.db.corrupt.", 17) == 0 &&
 		    strchr(e->d_name + 17, '-') == NULL)
-			fmt(found, sizeof(found), "%s/%s", tmp, e->d_name);
+			unit_fmt(found, sizeof(found), "%s/%s", tmp, e->d_name);
 	closedir(d);
 	assert_true(found[0] != '\0');
 	assert_int_equal(stat(found, &st), 0);
@@ -1192,7 +1157,7 @@ test_concurrent_open(void **state)
 	assert_non_null(after);
 	for (round = 0; round < RACE_ROUNDS; round++) {
 		/* A store that does not exist yet. */
-		fmt(root, sizeof(root), "%s/new%u", fx->dir, round);
+		unit_fmt(root, sizeof(root), "%s/new%u", fx->dir, round);
 		builds = 0;
 		race_open(root, 0, round % 2, &builds);
 		assert_true(builds >= 1);
@@ -1347,7 +1312,7 @@ publish(struct fx *fx, struct manifest *m, const char *revname, int64_t now,
 {
 	rev(m, revname);
 	assert_int_equal(manifest_derive_commit(m), 0);
-	fmt(commit, DIGEST_SHA1_HEX + 1, "%s", m->commit);
+	unit_fmt(commit, DIGEST_SHA1_HEX + 1, "%s", m->commit);
 	assert_int_equal(snapshot_publish(&fx->store, &fx->index, m, now), 0);
 	manifest_release(m);
 }
@@ -1511,7 +1476,7 @@ assert_empty_dir(struct fx *fx, const char *rel)
 	struct dirent *e;
 	DIR *d;
 
-	fmt(path, sizeof(path), "%s/%s", fx->root, rel);
+	unit_fmt(path, sizeof(path), "%s/%s", fx->root, rel);
 	d = opendir(path);
 	assert_non_null(d);
 	while ((e = readdir(d)) != NULL)
@@ -1562,8 +1527,8 @@ test_gc_run(void **state)
 	/* B's view is whole, A's snapshot is gone from it. */
 	assert_int_equal(hub_check(&fx->store, &m, &r), 0);
 	manifest_release(&m);
-	fmt(path, sizeof(path), "%s/hub/models--org--a/snapshots/%s", fx->root,
-	    g.ca);
+	unit_fmt(path, sizeof(path), "%s/hub/models--org--a/snapshots/%s",
+	    fx->root, g.ca);
 	assert_int_equal(access(path, F_OK), -1);
 	orphans(fx, buf, sizeof(buf));
 	assert_string_equal(buf, "");
@@ -1583,7 +1548,7 @@ test_gc_run(void **state)
 	assert_int_equal(store_blob_stat(&fx->store, g.b.sha256, NULL),
 	    -ENOENT);
 	assert_blobs(fx, 2);
-	fmt(path, sizeof(path), "%s/hub/models--org--a", fx->root);
+	unit_fmt(path, sizeof(path), "%s/hub/models--org--a", fx->root);
 	assert_int_equal(access(path, F_OK), -1);
 
 	/* Down to the pinned one, which no plan removes. */

@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "unit.h"
+#include "unit_store.h"
 
 #include "digest.h"
 #include "index.h"
@@ -34,7 +35,7 @@
 #include "origin_dir.h"
 #include "store.h"
 
-#define PATH 4400
+#define PATH UNIT_PATH
 #define MIB (1024 * 1024)
 #define MAXCALLS 4096
 
@@ -54,22 +55,6 @@ struct calls {
 	size_t n;
 };
 
-/* snprintf that fails the test rather than cut a path short. */
-static void fmt(char *buf, size_t len, const char *f, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void
-fmt(char *buf, size_t len, const char *f, ...)
-{
-	va_list ap;
-	int n;
-
-	va_start(ap, f);
-	n = vsnprintf(buf, len, f, ap);
-	va_end(ap);
-	assert_true(n >= 0 && (size_t)n < len);
-}
-
 static int
 setup(void **state)
 {
@@ -77,8 +62,8 @@ setup(void **state)
 
 	assert_non_null(fx);
 	fx->dir = unit_tmpdir();
-	fmt(fx->root, sizeof(fx->root), "%s/store", fx->dir);
-	fmt(fx->src, sizeof(fx->src), "%s/src", fx->dir);
+	unit_fmt(fx->root, sizeof(fx->root), "%s/store", fx->dir);
+	unit_fmt(fx->src, sizeof(fx->src), "%s/src", fx->dir);
 	assert_int_equal(mkdir(fx->src, 0755), 0);
 	assert_int_equal(store_open(&fx->store, fx->root, 1), 0);
 	assert_int_equal(index_open(&fx->index, &fx->store), 0);
@@ -113,7 +98,7 @@ put(struct fx *fx, const char *name, int c, size_t size)
 static void
 src_path(struct fx *fx, const char *name, char *buf, size_t len)
 {
-	fmt(buf, len, "%s/%s", fx->src, name);
+	unit_fmt(buf, len, "%s/%s", fx->src, name);
 }
 
 static void
@@ -178,7 +163,7 @@ test_list_nested(void **state)
 	for (i = 0; i < l.n; i++) {
 		assert_string_equal(l.files[i].path, files[i].path);
 		assert_int_equal(l.files[i].size, files[i].size);
-		fmt(want, sizeof(want), "%s/%s", real, files[i].path);
+		unit_fmt(want, sizeof(want), "%s/%s", real, files[i].path);
 		assert_string_equal(l.files[i].src, want);
 		total += files[i].size;
 	}
@@ -188,7 +173,7 @@ test_list_nested(void **state)
 	assert_int_equal(l.n, 0);
 
 	/* The same tree through a path with a trailing slash and a "..". */
-	fmt(want, sizeof(want), "%s/a/../", fx->src);
+	unit_fmt(want, sizeof(want), "%s/a/../", fx->src);
 	assert_int_equal(dir_list(want, &l, err, sizeof(err)), 0);
 	assert_string_equal(l.root, real);
 	assert_int_equal(l.n, sizeof(files) / sizeof(files[0]));
@@ -217,7 +202,7 @@ reset_src(struct fx *fx)
 {
 	char cmd[PATH + 32];
 
-	fmt(cmd, sizeof(cmd), "rm -rf '%s'", fx->src);
+	unit_fmt(cmd, sizeof(cmd), "rm -rf '%s'", fx->src);
 	assert_int_equal(system(cmd), 0);
 	assert_int_equal(mkdir(fx->src, 0755), 0);
 	put(fx, "good.json", 'g', 10);
@@ -230,7 +215,7 @@ test_list_rejects(void **state)
 	struct fx *fx = *state;
 	char path[PATH], outside[PATH];
 
-	fmt(outside, sizeof(outside), "%s/outside.bin", fx->dir);
+	unit_fmt(outside, sizeof(outside), "%s/outside.bin", fx->dir);
 	unit_write(fx->dir, "outside.bin", "secret", 6);
 
 	reset_src(fx);
@@ -297,14 +282,14 @@ test_list_symlink_inside(void **state)
 	assert_int_equal(l.n, 5);
 	f = find(&l, "alias.bin");
 	assert_int_equal(f->size, 123);
-	fmt(want, sizeof(want), "%s/real.bin", real);
+	unit_fmt(want, sizeof(want), "%s/real.bin", real);
 	assert_string_equal(f->src, want);
 	f = find(&l, "sub/up.bin");
 	assert_int_equal(f->size, 123);
 	assert_string_equal(f->src, want);
 	f = find(&l, "sub/same.json");
 	assert_int_equal(f->size, 7);
-	fmt(want, sizeof(want), "%s/sub/real.json", real);
+	unit_fmt(want, sizeof(want), "%s/sub/real.json", real);
 	assert_string_equal(f->src, want);
 	assert_int_equal(l.total, 123 * 3 + 7 * 2);
 	dir_listing_release(&l);
@@ -326,14 +311,14 @@ test_list_bad_dir(void **state)
 	assert_int_equal(dir_list(fx->src, &l, err, sizeof(err)), -ENOENT);
 
 	/* Missing. */
-	fmt(path, sizeof(path), "%s/missing", fx->dir);
+	unit_fmt(path, sizeof(path), "%s/missing", fx->dir);
 	err[0] = '\0';
 	assert_int_equal(dir_list(path, &l, err, sizeof(err)), -ENOENT);
 	assert_non_null(strstr(err, "missing"));
 
 	/* A file. */
 	put(fx, "file.txt", 'f', 3);
-	fmt(path, sizeof(path), "%s/file.txt", fx->src);
+	unit_fmt(path, sizeof(path), "%s/file.txt", fx->src);
 	err[0] = '\0';
 	assert_int_equal(dir_list(path, &l, err, sizeof(err)), -ENOTDIR);
 	assert_non_null(strstr(err, "file.txt"));
@@ -407,7 +392,7 @@ entries(struct fx *fx, const char *rel)
 	int n = 0;
 	DIR *d;
 
-	fmt(path, sizeof(path), "%s/%s", fx->root, rel);
+	unit_fmt(path, sizeof(path), "%s/%s", fx->root, rel);
 	d = opendir(path);
 	if (d == NULL)
 		return 0;
@@ -416,7 +401,7 @@ entries(struct fx *fx, const char *rel)
 			continue;
 		n++;
 		if (e->d_type == DT_DIR) {
-			fmt(sub, sizeof(sub), "%s/%s", rel, e->d_name);
+			unit_fmt(sub, sizeof(sub), "%s/%s", rel, e->d_name);
 			n += entries(fx, sub);
 		}
 	}
@@ -540,16 +525,16 @@ test_import(void **state)
 	assert_string_equal(m.repo, "org/imp");
 	assert_int_equal(m.type, REPO_MODEL);
 	assert_non_null(realpath(fx->src, real));
-	fmt(path, sizeof(path), "file://%s", real);
+	unit_fmt(path, sizeof(path), "file://%s", real);
 	assert_string_equal(m.source, path);
 	assert_int_equal(m.nrevisions, 1);
 	assert_string_equal(m.revisions[0], "main");
 	assert_int_equal(strlen(m.commit), DIGEST_SHA1_HEX);
-	fmt(C, sizeof(C), "%s", m.commit);
+	unit_fmt(C, sizeof(C), "%s", m.commit);
 	manifest_release(&m);
 
 	/* The one on disk says the same. */
-	fmt(rel, sizeof(rel), "manifests/models--org--imp/%s.json", C);
+	unit_fmt(rel, sizeof(rel), "manifests/models--org--imp/%s.json", C);
 	manifest_init(&disk);
 	assert_int_equal(manifest_load(&fx->store, rel, &disk, &why), 0);
 	check_files(&disk, w, 6);
@@ -563,7 +548,7 @@ test_import(void **state)
 		    0);
 	/* Published as a whole: index row and view. */
 	assert_int_equal(snapshots(fx), 1);
-	fmt(path, sizeof(path), "%s/hub/models--org--imp/snapshots/%s/%s",
+	unit_fmt(path, sizeof(path), "%s/hub/models--org--imp/snapshots/%s/%s",
 	    fx->root, C, w[0].path);
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	assert_true(fd >= 0);

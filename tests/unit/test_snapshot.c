@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "unit.h"
+#include "unit_store.h"
 
 #include "claim.h"
 #include "hub.h"
@@ -34,7 +35,7 @@
 #include "snapshot.h"
 #include "store.h"
 
-#define PATH 4400
+#define PATH UNIT_PATH
 #define MAXSNAP 8
 #define MAXFILE 8
 
@@ -46,12 +47,6 @@ struct fx {
 	unsigned nsrc;
 	struct store store;
 	struct index index;
-};
-
-struct blob {
-	char sha256[DIGEST_HEX_MAX];
-	char gitsha1[DIGEST_HEX_MAX];
-	uint64_t size;
 };
 
 /* A copy of what index_each_snapshot() gives, valid after the call. */
@@ -80,22 +75,6 @@ struct files {
 	size_t n;
 };
 
-/* snprintf that fails the test rather than cut a path short. */
-static void fmt(char *buf, size_t len, const char *f, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void
-fmt(char *buf, size_t len, const char *f, ...)
-{
-	va_list ap;
-	int n;
-
-	va_start(ap, f);
-	n = vsnprintf(buf, len, f, ap);
-	va_end(ap);
-	assert_true(n >= 0 && (size_t)n < len);
-}
-
 static int
 setup(void **state)
 {
@@ -103,8 +82,8 @@ setup(void **state)
 
 	assert_non_null(fx);
 	fx->dir = unit_tmpdir();
-	fmt(fx->root, sizeof(fx->root), "%s/store", fx->dir);
-	fmt(fx->src, sizeof(fx->src), "%s/src", fx->dir);
+	unit_fmt(fx->root, sizeof(fx->root), "%s/store", fx->dir);
+	unit_fmt(fx->src, sizeof(fx->src), "%s/src", fx->dir);
 	assert_int_equal(store_open(&fx->store, fx->root, 1), 0);
 	assert_int_equal(index_open(&fx->index, &fx->store), 0);
 	*state = fx;
@@ -127,22 +106,7 @@ teardown(void **state)
 static void
 make_blob(struct fx *fx, const void *content, size_t len, struct blob *b)
 {
-	char name[32], path[PATH];
-	struct ingest in;
-	int fd;
-
-	fmt(name, sizeof(name), "f%u", fx->nsrc++);
-	unit_write(fx->src, name, content, len);
-	fmt(path, sizeof(path), "%s/%s", fx->src, name);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	assert_true(fd >= 0);
-	assert_int_equal(store_ingest(&fx->store, fd, 1, &in), 0);
-	close(fd);
-	assert_int_equal(in.size, len);
-	assert_int_equal(store_blob_publish(&fx->store, in.tmp, in.sha256), 0);
-	memcpy(b->sha256, in.sha256, sizeof(b->sha256));
-	memcpy(b->gitsha1, in.gitsha1, sizeof(b->gitsha1));
-	b->size = in.size;
+	unit_blob(&fx->store, fx->src, &fx->nsrc, content, len, b);
 }
 
 /*
@@ -181,7 +145,7 @@ finish(struct manifest *m, const char *rev1, const char *rev2, char *commit)
 	if (rev2 != NULL)
 		assert_int_equal(manifest_add_revision(m, rev2), 0);
 	assert_int_equal(manifest_derive_commit(m), 0);
-	fmt(commit, DIGEST_SHA1_HEX + 1, "%s", m->commit);
+	unit_fmt(commit, DIGEST_SHA1_HEX + 1, "%s", m->commit);
 }
 
 static int
@@ -193,10 +157,10 @@ collect_snap(void *arg, const struct index_snapshot *s)
 	assert_true(out->n < MAXSNAP);
 	v = &out->v[out->n++];
 	v->id = s->id;
-	fmt(v->repo, sizeof(v->repo), "%s", s->repo);
-	fmt(v->folder, sizeof(v->folder), "%s", s->folder);
-	fmt(v->commit, sizeof(v->commit), "%s", s->commit);
-	fmt(v->refs, sizeof(v->refs), "%s", s->refs);
+	unit_fmt(v->repo, sizeof(v->repo), "%s", s->repo);
+	unit_fmt(v->folder, sizeof(v->folder), "%s", s->folder);
+	unit_fmt(v->commit, sizeof(v->commit), "%s", s->commit);
+	unit_fmt(v->refs, sizeof(v->refs), "%s", s->refs);
 	v->size = s->size;
 	v->nfiles = s->nfiles;
 	v->created = s->created;
@@ -234,10 +198,10 @@ collect_file(void *arg, const char *path, uint64_t size, const char *sha256,
 
 	assert_true(out->n < MAXFILE);
 	f = &out->v[out->n++];
-	fmt(f->path, sizeof(f->path), "%s", path);
+	unit_fmt(f->path, sizeof(f->path), "%s", path);
 	f->size = size;
-	fmt(f->sha256, sizeof(f->sha256), "%s", sha256);
-	fmt(f->etag, sizeof(f->etag), "%s", etag);
+	unit_fmt(f->sha256, sizeof(f->sha256), "%s", sha256);
+	unit_fmt(f->etag, sizeof(f->etag), "%s", etag);
 	return 0;
 }
 
@@ -264,7 +228,7 @@ load(struct fx *fx, const char *folder, const char *commit, struct manifest *m)
 	char rel[PATH];
 	const char *why = NULL;
 
-	fmt(rel, sizeof(rel), "manifests/%s/%s.json", folder, commit);
+	unit_fmt(rel, sizeof(rel), "manifests/%s/%s.json", folder, commit);
 	manifest_init(m);
 	assert_int_equal(manifest_load(&fx->store, rel, m, &why), 0);
 	assert_string_equal(m->commit, commit);
@@ -276,7 +240,7 @@ exists(struct fx *fx, const char *rel)
 	char path[PATH];
 	struct stat st;
 
-	fmt(path, sizeof(path), "%s/%s", fx->root, rel);
+	unit_fmt(path, sizeof(path), "%s/%s", fx->root, rel);
 	return lstat(path, &st) == 0;
 }
 
@@ -289,7 +253,8 @@ assert_ref(struct fx *fx, const char *folder, const char *name,
 	ssize_t n;
 	int fd;
 
-	fmt(path, sizeof(path), "%s/hub/%s/refs/%s", fx->root, folder, name);
+	unit_fmt(path, sizeof(path), "%s/hub/%s/refs/%s", fx->root, folder,
+	    name);
 	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 	assert_true(fd >= 0);
 	n = read(fd, buf, sizeof(buf));
@@ -314,17 +279,17 @@ assert_view(struct fx *fx, const char *folder, const struct manifest *m)
 
 		assert_int_equal(store_blob_path(f->sha256, rel, sizeof(rel)),
 		    0);
-		fmt(path, sizeof(path), "%s/%s", fx->root, rel);
+		unit_fmt(path, sizeof(path), "%s/%s", fx->root, rel);
 		assert_int_equal(lstat(path, &sb), 0);
-		fmt(path, sizeof(path), "%s/hub/%s/snapshots/%s/%s", fx->root,
-		    folder, m->commit, f->path);
+		unit_fmt(path, sizeof(path), "%s/hub/%s/snapshots/%s/%s",
+		    fx->root, folder, m->commit, f->path);
 		assert_int_equal(lstat(path, &lb), 0);
 		assert_true(S_ISLNK(lb.st_mode));
 		assert_int_equal(stat(path, &lb), 0);
 		assert_int_equal(lb.st_ino, sb.st_ino);
 		assert_int_equal((uint64_t)lb.st_size, f->size);
-		fmt(path, sizeof(path), "%s/hub/%s/blobs/%s", fx->root, folder,
-		    f->etag);
+		unit_fmt(path, sizeof(path), "%s/hub/%s/blobs/%s", fx->root,
+		    folder, f->etag);
 		assert_int_equal(lstat(path, &lb), 0);
 		assert_true(S_ISREG(lb.st_mode));
 		assert_int_equal(lb.st_ino, sb.st_ino);
@@ -355,7 +320,7 @@ assert_empty_dir(struct fx *fx, const char *rel)
 	struct dirent *e;
 	DIR *d;
 
-	fmt(path, sizeof(path), "%s/%s", fx->root, rel);
+	unit_fmt(path, sizeof(path), "%s/%s", fx->root, rel);
 	d = opendir(path);
 	assert_non_null(d);
 	while ((e = readdir(d)) != NULL)
@@ -611,15 +576,15 @@ test_remove(void **state)
 	assert_int_equal(store_blob_stat(&fx->store, shared.sha256, NULL), 0);
 	assert_int_equal(store_blob_stat(&fx->store, b.sha256, NULL), 0);
 	assert_int_equal(blob_count(fx), 2);
-	fmt(rel, sizeof(rel), "hub/%s/snapshots/%s", F, C1);
+	unit_fmt(rel, sizeof(rel), "hub/%s/snapshots/%s", F, C1);
 	assert_false(exists(fx, rel));
-	fmt(rel, sizeof(rel), "hub/%s/refs/v1", F);
+	unit_fmt(rel, sizeof(rel), "hub/%s/refs/v1", F);
 	assert_false(exists(fx, rel));
-	fmt(rel, sizeof(rel), "hub/%s/blobs/%s", F, a.gitsha1);
+	unit_fmt(rel, sizeof(rel), "hub/%s/blobs/%s", F, a.gitsha1);
 	assert_false(exists(fx, rel));
-	fmt(rel, sizeof(rel), "hub/%s/blobs/%s", F, shared.sha256);
+	unit_fmt(rel, sizeof(rel), "hub/%s/blobs/%s", F, shared.sha256);
 	assert_true(exists(fx, rel));
-	fmt(rel, sizeof(rel), "manifests/%s/%s.json", F, C1);
+	unit_fmt(rel, sizeof(rel), "manifests/%s/%s.json", F, C1);
 	assert_false(exists(fx, rel));
 	manifest_init(&m);
 	assert_int_equal(snapshot_manifest(&fx->store, F, C1, &m, &why),
@@ -645,9 +610,9 @@ test_remove(void **state)
 	    0);
 	assert_int_equal(freed, shared.size + b.size);
 	assert_int_equal(blob_count(fx), 0);
-	fmt(rel, sizeof(rel), "hub/%s", F);
+	unit_fmt(rel, sizeof(rel), "hub/%s", F);
 	assert_false(exists(fx, rel));
-	fmt(rel, sizeof(rel), "manifests/%s/%s.json", F, C2);
+	unit_fmt(rel, sizeof(rel), "manifests/%s/%s.json", F, C2);
 	assert_false(exists(fx, rel));
 	list(fx, NULL, &all);
 	assert_int_equal(all.n, 0);
@@ -661,7 +626,7 @@ collect_orphan(void *arg, const char *sha256)
 	char *buf = arg;
 
 	assert_int_equal(buf[0], '\0'); /* one expected */
-	fmt(buf, DIGEST_HEX_MAX, "%s", sha256);
+	unit_fmt(buf, DIGEST_HEX_MAX, "%s", sha256);
 	return 0;
 }
 
@@ -704,14 +669,14 @@ test_remove_claimed(void **state)
 	assert_int_equal(store_blob_stat(&fx->store, b.sha256, NULL), -ENOENT);
 	assert_int_equal(freed, b.size);
 	/* Everything else of the snapshot is gone. */
-	fmt(rel, sizeof(rel), "manifests/%s/%s.json", F, C);
+	unit_fmt(rel, sizeof(rel), "manifests/%s/%s.json", F, C);
 	assert_false(exists(fx, rel));
-	fmt(rel, sizeof(rel), "hub/%s", F);
+	unit_fmt(rel, sizeof(rel), "hub/%s", F);
 	assert_false(exists(fx, rel));
 	list(fx, NULL, &all);
 	assert_int_equal(all.n, 0);
 	/* The claim is still the holder's, untouched. */
-	fmt(rel, sizeof(rel), "claims/%s", a.sha256);
+	unit_fmt(rel, sizeof(rel), "claims/%s", a.sha256);
 	assert_int_equal(store_read_file(&fx->store, rel, 1024, &line, &len),
 	    0);
 	assert_string_equal(line, held.line);
