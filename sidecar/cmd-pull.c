@@ -1,7 +1,8 @@
 /*
  * modelcache pull: models from their origin into the store, every byte
- * verified, shared blobs fetched once across processes (claims).  Today:
- * Hugging Face references (hf://org/name@rev, datasets/ too).
+ * verified, shared blobs fetched once across processes (claims).  Hugging
+ * Face references (hf://org/name@rev, datasets/ too) are pulled one by one;
+ * the https:// URLs of one command make one model together.
  */
 #include "config.h"
 
@@ -17,11 +18,15 @@
 
 #include "cli.h"
 #include "origin_hf.h"
+#include "origin_https.h"
 
 struct pull_args {
 	struct hf_origin hf;
 	const char *ca_file;
 	uint64_t chunk;
+	const char *name;     /* of the model the URLs make */
+	const char *revision; /* its revision name */
+	int tofu;	      /* URLs without a digest are taken on trust */
 };
 
 static int
@@ -37,6 +42,12 @@ pull_opt(void *arg, int opt, const char *value)
 		a->ca_file = value;
 	else if (opt == 'k')
 		return conf_parse_size(value, &a->chunk) < 0 || a->chunk == 0;
+	else if (opt == 'n')
+		a->name = value;
+	else if (opt == 'r')
+		a->revision = value;
+	else if (opt == 't')
+		a->tofu = 1;
 	else
 		return 1;
 	return 0;
@@ -46,6 +57,7 @@ struct progress {
 	struct cli *cli;
 	const char *name;
 	struct timespec t0;
+	int lines; /* drawn on the terminal last time, to draw over */
 };
 
 static double
@@ -58,37 +70,102 @@ since(const struct timespec *t0)
 	    (double)(t.tv_nsec - t0->tv_nsec) / 1e9;
 }
 
+/* A file worth a line: one being worked on, or one that failed. */
+static int
+busy(const struct pull_file_progress *f)
+{
+	return f->state != PULL_QUEUED && f->state != PULL_DONE &&
+	    f->state != PULL_REUSED;
+}
+
+/* One JSON line on stderr: scripts and logs. */
 static void
-progress(void *arg, uint64_t done, uint64_t total, uint64_t reused)
+progress_json(struct progress *pr, const struct pull_progress *pp, double secs)
+{
+	json_t *line, *files = json_array();
+	char *text;
+	size_t i;
+
+	for (i = 0; files != NULL && i < pp->nfiles; i++)
+		if (busy(&pp->files[i]))
+			json_array_append_new(files,
+			    json_pack("{s:s, s:s, s:I, s:I, s:i}", "path",
+				pp->files[i].file->path, "state",
+				pull_state_name(pp->files[i].state),
+				"done_bytes", (json_int_t)pp->files[i].bytes,
+				"size", (json_int_t)pp->files[i].file->size,
+				"ranges", (int)pp->files[i].ranges));
+	line = json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:f, s:o*}",
+	    "event", "progress", "model", pr->name, "done_bytes",
+	    (json_int_t)pp->done, "reused_bytes", (json_int_t)pp->reused,
+	    "total_bytes", (json_int_t)pp->total, "files_finished",
+	    (json_int_t)pp->nfinished, "files", (json_int_t)pp->nfiles,
+	    "seconds", secs, "active", files);
+	text = line != NULL
+	    ? json_dumps(line,
+		  JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(3))
+	    : NULL;
+	if (text != NULL)
+		fprintf(stderr, "%s\n", text);
+	free(text);
+	json_decref(line);
+}
+
+/*
+ * On a terminal: a bar with bytes, rate and ETA, then one line per file
+ * being worked on (at most 8), drawn over the previous ones.
+ */
+static void
+progress_bar(struct progress *pr, const struct pull_progress *pp, double secs)
+{
+	double rate = secs > 0 ? (double)pp->done / secs : 0;
+	uint64_t have = pp->done + pp->reused,
+		 left = pp->total > have ? pp->total - have : 0,
+		 shown = have < pp->total ? have : pp->total;
+	int width = 24,
+	    fill = pp->total > 0 ? (int)((uint64_t)width * shown / pp->total)
+				 : width;
+	char a[32], b[32], r[32];
+	size_t i;
+	int lines = 0;
+
+	if (pr->lines > 0)
+		fprintf(stderr, "\033[%dA", pr->lines);
+	fprintf(stderr,
+	    "\r\033[Jpulling %s [%.*s%*s] %s of %s, %s/s, ETA %.0f s,"
+	    " %zu/%zu files\n",
+	    pr->name, fill, "########################", width - fill, "",
+	    cli_size(have, a, sizeof(a)), cli_size(pp->total, b, sizeof(b)),
+	    cli_size((uint64_t)rate, r, sizeof(r)),
+	    rate > 0 ? (double)left / rate : 0.0, pp->nfinished, pp->nfiles);
+	for (i = 0; i < pp->nfiles && lines < 8; i++) {
+		const struct pull_file_progress *f = &pp->files[i];
+
+		if (!busy(f))
+			continue;
+		fprintf(stderr, "  %-40.40s %-9s %5.1f%%", f->file->path,
+		    pull_state_name(f->state),
+		    f->file->size > 0
+			? 100.0 * (double)f->bytes / (double)f->file->size
+			: 100.0);
+		if (f->ranges > 1)
+			fprintf(stderr, " (%u ranges)", f->ranges);
+		fputc('\n', stderr);
+		lines++;
+	}
+	pr->lines = lines + 1;
+}
+
+static void
+progress(void *arg, const struct pull_progress *pp)
 {
 	struct progress *pr = arg;
-	double secs = since(&pr->t0), rate = secs > 0 ? (double)done / secs : 0;
-	uint64_t left = total > done + reused ? total - done - reused : 0;
-	char a[32], b[32], r[32];
+	double secs = since(&pr->t0);
 
-	if (pr->cli->json || !pr->cli->tty) {
-		/* One JSON line a second on stderr: scripts and logs. */
-		json_t *line = json_pack("{s:s, s:s, s:I, s:I, s:I, s:f}",
-		    "event", "progress", "model", pr->name, "done_bytes",
-		    (json_int_t)done, "reused_bytes", (json_int_t)reused,
-		    "total_bytes", (json_int_t)total, "seconds", secs);
-		char *text = line != NULL
-		    ? json_dumps(line,
-			  JSON_COMPACT | JSON_PRESERVE_ORDER |
-			      JSON_REAL_PRECISION(3))
-		    : NULL;
-
-		if (text != NULL)
-			fprintf(stderr, "%s\n", text);
-		free(text);
-		json_decref(line);
-		return;
-	}
-	fprintf(stderr, "\rpulling %s: %s of %s, %s/s, ETA %.0f s   ", pr->name,
-	    cli_size(done + reused, a, sizeof(a)),
-	    cli_size(total, b, sizeof(b)),
-	    cli_size((uint64_t)rate, r, sizeof(r)),
-	    rate > 0 ? (double)left / rate : 0.0);
+	if (pr->cli->json || !pr->cli->tty)
+		progress_json(pr, pp, secs);
+	else
+		progress_bar(pr, pp, secs);
 }
 
 static int
@@ -114,101 +191,219 @@ exit_for(enum pull_error e)
 }
 
 static void
-summary(struct cli *cli, const struct ref *ref, const char *commit,
+summary(struct cli *cli, const struct manifest *m, const char *revision,
     size_t nfiles, const struct pull_result *r, double secs)
 {
 	char a[32], b[32], c[32];
 
 	if (cli->json) {
-		cli_print_json(
-		    json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:f}",
-			"repo", ref->repo, "revision", ref_revision(ref),
-			"commit", commit, "files", (json_int_t)nfiles,
-			"bytes_origin", (json_int_t)r->bytes_origin,
-			"bytes_reused", (json_int_t)r->bytes_reused,
-			"bytes_total", (json_int_t)r->bytes_total, "seconds",
-			secs));
+		cli_print_json(json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:I, "
+					 "s:I, s:I, s:I,"
+					 " s:f}",
+		    "repo", m->repo, "revision", revision, "commit", m->commit,
+		    "trust", m->trust, "files", (json_int_t)nfiles,
+		    "bytes_origin", (json_int_t)r->bytes_origin, "bytes_reused",
+		    (json_int_t)r->bytes_reused, "bytes_total",
+		    (json_int_t)r->bytes_total, "hedged_ranges",
+		    (json_int_t)r->hedges, "rate_limited_ms",
+		    (json_int_t)r->ratelimit_ms, "seconds", secs));
 		return;
 	}
 	printf("pulled %s@%s (commit %.12s): %zu files, %s from the origin, %s"
 	       " reused, %.2f s, %s/s\n",
-	    ref->repo, ref_revision(ref), commit, nfiles,
+	    m->repo, revision, m->commit, nfiles,
 	    cli_size(r->bytes_origin, a, sizeof(a)),
 	    cli_size(r->bytes_reused, b, sizeof(b)), secs,
 	    cli_size(secs > 0 ? (uint64_t)((double)r->bytes_origin / secs) : 0,
 		c, sizeof(c)));
 }
 
-/* Pulls one reference; returns an exit code. */
+/*
+ * Pulls files into the store as model m (origin and revision set; the
+ * commit too, unless it is to be derived); returns an exit code.
+ */
 static int
-pull_one(struct cli *cli, struct pull_args *a, struct fetch *fetch,
-    const char *text)
+run(struct cli *cli, struct pull_args *a, struct fetch *fetch,
+    const char *label, const char *revision, struct pull_file *files, size_t n,
+    struct manifest *m)
 {
-	char commit[DIGEST_SHA1_HEX + 1], err[600], source[1200];
-	struct progress pr = { cli, text, { 0, 0 } };
-	struct pull_file *files = NULL;
+	struct progress pr = { cli, label, { 0, 0 }, 0 };
 	struct pull_opts o;
 	struct pull_result r;
+
+	clock_gettime(CLOCK_MONOTONIC, &pr.t0);
+	memset(&o, 0, sizeof(o));
+	/* The Hugging Face token is for the Hub, never for other URLs. */
+	o.token = m->source != NULL && strncmp(m->source, "hf://", 5) == 0
+	    ? a->hf.token
+	    : NULL;
+	o.chunk = a->chunk;
+	o.stale_ms = (int64_t)cli->conf.stale_s * 1000;
+	o.progress = progress;
+	o.arg = &pr;
+	pull_run(fetch->loop, &cli->store, &cli->index, fetch, files, n, &o, m,
+	    &r);
+	if (r.error != PULL_OK) {
+		cli_err("cannot pull '%s': %s", label, r.message);
+		return exit_for(r.error);
+	}
+	summary(cli, m, revision, n, &r, since(&pr.t0));
+	return EXIT_OK;
+}
+
+/* Pulls one Hugging Face reference; returns an exit code. */
+static int
+pull_hf(struct cli *cli, struct pull_args *a, struct fetch *fetch,
+    const struct ref *ref, const char *text)
+{
+	char commit[DIGEST_SHA1_HEX + 1], err[600], source[1200];
+	struct pull_file *files = NULL;
 	struct manifest m;
-	struct ref ref;
 	enum pull_error e;
-	const char *why = NULL;
 	size_t n = 0;
 	char *canon;
 	int code;
 
-	ref_init(&ref);
 	manifest_init(&m);
-	memset(&r, 0, sizeof(r));
-	clock_gettime(CLOCK_MONOTONIC, &pr.t0);
-	if (ref_parse(&ref, text, &why) < 0 || ref.kind != REF_HF) {
-		cli_err("cannot pull '%s': %s", text,
-		    ref.kind != REF_HF && why == NULL
-			? "only hf:// references can be pulled yet"
-			: why);
-		code = EXIT_USAGE;
-		goto out;
-	}
-	e = hf_resolve(&a->hf, fetch, &ref, commit, err, sizeof(err));
+	e = hf_resolve(&a->hf, fetch, ref, commit, err, sizeof(err));
 	if (e == PULL_OK)
-		e = hf_list(&a->hf, fetch, &ref, commit, &files, &n, err,
+		e = hf_list(&a->hf, fetch, ref, commit, &files, &n, err,
 		    sizeof(err));
 	if (e != PULL_OK) {
 		cli_err("cannot pull '%s': %s", text, err);
 		code = exit_for(e);
 		goto out;
 	}
-	canon = ref_canonical(&ref);
+	canon = ref_canonical(ref);
 	snprintf(source, sizeof(source), "%s", canon != NULL ? canon : text);
 	free(canon);
-	if (manifest_set_origin(&m, ref.type, ref.repo, source) < 0 ||
-	    manifest_add_revision(&m, ref_revision(&ref)) < 0) {
+	if (manifest_set_origin(&m, ref->type, ref->repo, source) < 0 ||
+	    manifest_add_revision(&m, ref_revision(ref)) < 0) {
 		code = EXIT_FAIL;
 		goto out;
 	}
 	memcpy(m.commit, commit, sizeof(m.commit));
-	memset(&o, 0, sizeof(o));
-	o.token = a->hf.token;
-	o.chunk = a->chunk;
-	o.stale_ms = (int64_t)cli->conf.stale_s * 1000;
-	o.progress = progress;
-	o.arg = &pr;
-	pull_run(fetch->loop, &cli->store, &cli->index, fetch, files, n, &o, &m,
-	    &r);
-	if (cli->tty && !cli->json)
-		fputc('\n', stderr);
-	if (r.error != PULL_OK) {
-		cli_err("cannot pull '%s': %s", text, r.message);
-		code = exit_for(r.error);
-		goto out;
-	}
-	summary(cli, &ref, commit, n, &r, since(&pr.t0));
-	code = EXIT_OK;
+	code = run(cli, a, fetch, text, ref_revision(ref), files, n, &m);
 out:
-	hf_files_free(files, n);
+	pull_files_free(files, n);
 	manifest_release(&m);
-	ref_release(&ref);
 	return code;
+}
+
+/*
+ * Pulls the URLs as one model: a->name, or "<host>/<file>" for a single
+ * URL.  Its commit is derived from its files; its trust is "tofu" when a
+ * URL came without a digest.  Returns an exit code.
+ */
+static int
+pull_urls(struct cli *cli, struct pull_args *a, struct fetch *fetch,
+    const struct ref *urls, size_t n)
+{
+	char name[2 * REF_REPO_MAX + 2], err[600];
+	struct pull_file *files = NULL;
+	struct manifest m;
+	enum pull_error e;
+	char *source;
+	size_t i;
+	int code, tofu = 0;
+
+	for (i = 0; i < n; i++)
+		tofu |= urls[i].sha256[0] == '\0';
+	manifest_init(&m);
+	snprintf(name, sizeof(name), "%s", a->name != NULL ? a->name : "");
+	e = https_list(fetch, urls, n, &files, err, sizeof(err));
+	if (e != PULL_OK) {
+		cli_err("cannot pull '%s': %s", urls[0].url, err);
+		manifest_release(&m);
+		return exit_for(e);
+	}
+	source = ref_canonical(&urls[0]);
+	if (source == NULL ||
+	    (name[0] == '\0' &&
+		https_default_name(&urls[0], name, sizeof(name)) < 0) ||
+	    manifest_set_origin(&m, REPO_MODEL, name, source) < 0 ||
+	    manifest_add_revision(&m,
+		a->revision != NULL ? a->revision : "main") < 0) {
+		cli_err("cannot pull '%s': out of memory", urls[0].url);
+		code = EXIT_FAIL;
+	} else {
+		if (tofu)
+			snprintf(m.trust, sizeof(m.trust), "tofu");
+		code = run(cli, a, fetch, name,
+		    a->revision != NULL ? a->revision : "main", files, n, &m);
+	}
+	free(source);
+	pull_files_free(files, n);
+	manifest_release(&m);
+	return code;
+}
+
+/*
+ * Checks every operand before anything is fetched: refs[0..argc) parsed,
+ * the https:// ones moved to the front (*nurls of them), with their text in
+ * argv.  Returns 0 or an exit code.
+ */
+static int
+parse_refs(struct pull_args *a, char **argv, int argc, struct ref *refs,
+    size_t *nurls)
+{
+	char name[2 * REF_REPO_MAX + 2], *text;
+	const char *why = NULL;
+	struct ref tmp;
+	int i;
+
+	*nurls = 0;
+	for (i = 0; i < argc; i++) {
+		if (ref_parse(&refs[i], argv[i], &why) < 0) {
+			cli_err("cannot pull '%s': %s", argv[i], why);
+			return EXIT_USAGE;
+		}
+		if (refs[i].kind == REF_HTTPS) {
+			if (refs[i].sha256[0] == '\0' && !a->tofu) {
+				cli_err("cannot pull '%s': no #sha256= digest;"
+					" add one, or accept whatever the "
+					"origin"
+					" sends with --trust-on-first-use",
+				    argv[i]);
+				return EXIT_USAGE;
+			}
+			tmp = refs[*nurls];
+			refs[*nurls] = refs[i];
+			refs[i] = tmp;
+			text = argv[*nurls];
+			argv[*nurls] = argv[i];
+			argv[i] = text;
+			++*nurls;
+		} else if (refs[i].kind != REF_HF) {
+			cli_err("cannot pull '%s': only hf:// and https://"
+				" references can be pulled yet",
+			    argv[i]);
+			return EXIT_USAGE;
+		}
+	}
+	if ((a->name != NULL || a->revision != NULL) && *nurls == 0) {
+		cli_err("--name and --revision name what https:// URLs make");
+		return EXIT_USAGE;
+	}
+	if (a->name != NULL && ref_check_repo(a->name, &why) < 0) {
+		cli_err("bad model name '%s': %s", a->name, why);
+		return EXIT_USAGE;
+	}
+	if (a->revision != NULL && ref_check_revision(a->revision, &why) < 0) {
+		cli_err("bad revision '%s': %s", a->revision, why);
+		return EXIT_USAGE;
+	}
+	if (a->name == NULL && *nurls > 1) {
+		cli_err("several URLs make one model: name it with --name");
+		return EXIT_USAGE;
+	}
+	if (a->name == NULL && *nurls == 1 &&
+	    https_default_name(&refs[0], name, sizeof(name)) < 0) {
+		cli_err("cannot name a model after '%s': give --name",
+		    refs[0].url);
+		return EXIT_USAGE;
+	}
+	return 0;
 }
 
 int
@@ -219,11 +414,16 @@ cmd_pull(struct cli *cli, int argc, char **argv)
 		{ "exclude", required_argument, NULL, 'x' },
 		{ "ca-file", required_argument, NULL, 'c' },
 		{ "chunk-size", required_argument, NULL, 'k' },
+		{ "name", required_argument, NULL, 'n' },
+		{ "revision", required_argument, NULL, 'r' },
+		{ "trust-on-first-use", no_argument, NULL, 't' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct pull_args a;
 	struct fetch_opts fo;
 	struct fetch fetch;
+	struct ref *refs = NULL;
+	size_t nurls = 0, k, nrefs = 0;
 	uv_loop_t loop;
 	char *token = NULL;
 	int i, code, rc;
@@ -233,7 +433,10 @@ cmd_pull(struct cli *cli, int argc, char **argv)
 	    "  --include GLOB  only files matching GLOB (repeatable)\n"
 	    "  --exclude GLOB  not files matching GLOB (repeatable)\n"
 	    "  --ca-file FILE  trust this CA bundle for TLS\n"
-	    "  --chunk-size SIZE  range size for large files (default 32MiB)\n",
+	    "  --chunk-size SIZE  range size for large files (default 32MiB)\n"
+	    "  --name ORG/NAME  the model the https:// URLs make\n"
+	    "  --revision REV  its revision name (default main)\n"
+	    "  --trust-on-first-use  accept URLs without #sha256=\n",
 	    pull_opt, &a, &code);
 	if (i < 0)
 		return code;
@@ -241,8 +444,15 @@ cmd_pull(struct cli *cli, int argc, char **argv)
 		cli_err("usage: modelcache %s", cli_find("pull")->usage);
 		return EXIT_USAGE;
 	}
-	if ((rc = cli_open(cli, 1)) < 0)
-		return cli_exit_code(rc);
+	nrefs = (size_t)(argc - i);
+	if ((refs = calloc(nrefs, sizeof(*refs))) == NULL)
+		return EXIT_FAIL;
+	if ((code = parse_refs(&a, argv + i, argc - i, refs, &nurls)) != 0)
+		goto refs;
+	if ((rc = cli_open(cli, 1)) < 0) {
+		code = cli_exit_code(rc);
+		goto refs;
+	}
 	a.hf.endpoint = cli->conf.hf_endpoint;
 	a.hf.token = token = hf_token(cli->conf.hf_token_path);
 	memset(&fo, 0, sizeof(fo));
@@ -253,12 +463,17 @@ cmd_pull(struct cli *cli, int argc, char **argv)
 		code = EXIT_FAIL;
 		goto out;
 	}
-	for (code = EXIT_OK; i < argc && code == EXIT_OK; i++)
-		code = pull_one(cli, &a, &fetch, argv[i]);
+	code = nurls > 0 ? pull_urls(cli, &a, &fetch, refs, nurls) : EXIT_OK;
+	for (k = nurls; k < nrefs && code == EXIT_OK; k++)
+		code = pull_hf(cli, &a, &fetch, &refs[k], argv[i + (int)k]);
 	fetch_close(&fetch);
 out:
 	uv_run(&loop, UV_RUN_DEFAULT);
 	uv_loop_close(&loop);
 	free(token);
+refs:
+	for (k = 0; k < nrefs; k++)
+		ref_release(&refs[k]);
+	free(refs);
 	return code;
 }

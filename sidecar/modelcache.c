@@ -26,7 +26,8 @@ const struct cmd cli_cmds[] = {
 	    cmd_import },
 	{ "pull",
 	    "pull [--include GLOB] [--exclude GLOB] [--ca-file FILE]"
-	    " [--chunk-size SIZE] [--json] REF ...",
+	    " [--chunk-size SIZE] [--name NAME] [--revision REV]"
+	    " [--trust-on-first-use] [--json] REF ...",
 	    "Pull models from their origin, verifying every byte", cmd_pull },
 	{ "ls", "ls [--json]", "List the models in the store", cmd_ls },
 	{ "show", "show [--json] MODEL", "Show a model's revisions and files",

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <curl/curl.h>
@@ -442,6 +443,12 @@ fetch_xfer_follow(struct fetch_xfer *x)
 }
 
 void
+fetch_xfer_fresh(struct fetch_xfer *x)
+{
+	curl_easy_setopt(x->easy, CURLOPT_FRESH_CONNECT, 1L);
+}
+
+void
 fetch_xfer_to_memory(struct fetch_xfer *x, size_t max)
 {
 	x->fd = -1;
@@ -519,6 +526,70 @@ check_done(struct fetch *f)
 		finish(x, msg->data.result);
 		f->running--;
 		x->done(x);
+	}
+}
+
+static void
+call_done(struct fetch_xfer *x)
+{
+	*(int *)x->arg = 1;
+}
+
+/* One request to memory, the loop run until it is done. */
+static struct fetch_xfer *
+call_once(struct fetch *f, const char *url, const char *const *headers,
+    int head)
+{
+	struct fetch_xfer *x = fetch_xfer_new(f, url);
+	int done = 0;
+
+	if (x == NULL)
+		return NULL;
+	for (; headers != NULL && *headers != NULL; headers++)
+		if (fetch_xfer_header(x, *headers) < 0) {
+			fetch_xfer_free(x);
+			return NULL;
+		}
+	if (head)
+		fetch_xfer_head(x);
+	fetch_xfer_follow(x);
+	fetch_xfer_to_memory(x, FETCH_BODY_MAX);
+	if (fetch_xfer_start(x, call_done, &done) < 0) {
+		fetch_xfer_free(x);
+		return NULL;
+	}
+	while (!done)
+		uv_run(f->loop, UV_RUN_ONCE);
+	return x;
+}
+
+int
+fetch_transient(const struct fetch_xfer *x)
+{
+	return x->result != FETCH_OK || x->status == 408 || x->status == 429 ||
+	    x->status >= 500;
+}
+
+struct fetch_xfer *
+fetch_call(struct fetch *f, const char *url, const char *const *headers,
+    int head, unsigned tries)
+{
+	struct fetch_xfer *x;
+	struct timespec ts;
+	int64_t ms;
+	unsigned i;
+
+	for (i = 0;; i++) {
+		x = call_once(f, url, headers, head);
+		if (x == NULL || !fetch_transient(x) || i + 1 >= tries)
+			return x;
+		ms = x->retry_after_s >= 0 && x->retry_after_s <= 60
+		    ? x->retry_after_s * 1000
+		    : 500LL << (i < 6 ? i : 6);
+		fetch_xfer_free(x);
+		ts.tv_sec = ms / 1000;
+		ts.tv_nsec = (ms % 1000) * 1000000;
+		nanosleep(&ts, NULL);
 	}
 }
 

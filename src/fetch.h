@@ -103,6 +103,8 @@ int fetch_xfer_header(struct fetch_xfer *xfer, const char *line);
 void fetch_xfer_head(struct fetch_xfer *xfer);
 /* Follows redirects (default: not), dropping credentials across hosts. */
 void fetch_xfer_follow(struct fetch_xfer *xfer);
+/* On a new connection, not one already open (a hedge). */
+void fetch_xfer_fresh(struct fetch_xfer *xfer);
 /* Body to memory, at most max bytes (default FETCH_BODY_MAX). */
 void fetch_xfer_to_memory(struct fetch_xfer *xfer, size_t max);
 /*
@@ -116,6 +118,18 @@ int fetch_xfer_start(struct fetch_xfer *xfer,
     void (*done)(struct fetch_xfer *xfer), void *arg);
 /* Stops a running transfer without calling done(). */
 void fetch_xfer_cancel(struct fetch_xfer *xfer);
+
+/* A failure worth retrying: no answer, 408, 429 or 5xx. */
+int fetch_transient(const struct fetch_xfer *x);
+/*
+ * A blocking call for the few requests made before a pull: GET (or HEAD)
+ * url to memory with the NULL-ended header lines, following redirects, the
+ * loop run until the answer.  Transient failures are retried up to tries
+ * times, after Retry-After or 0.5, 1, 2, 4... s.  Returns the finished
+ * transfer (the caller frees it) or NULL when out of memory.
+ */
+struct fetch_xfer *fetch_call(struct fetch *f, const char *url,
+    const char *const *headers, int head, unsigned tries);
 
 /* Percent-encodes s into buf; keep_slash keeps '/' as is. */
 int fetch_escape(const char *s, int keep_slash, char *buf, size_t len);

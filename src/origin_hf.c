@@ -11,7 +11,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <jansson.h>
 
@@ -21,69 +20,18 @@
 #define HF_URL_MAX 4096
 #define HF_API_TRIES 5
 
-static void
-xfer_done(struct fetch_xfer *x)
-{
-	*(int *)x->arg = 1;
-}
-
-/* Runs one GET to memory on the fetch engine's loop until it is done. */
-static struct fetch_xfer *
-get_once(struct fetch *fetch, const char *url, const char *token)
-{
-	struct fetch_xfer *x = fetch_xfer_new(fetch, url);
-	char line[1024];
-	int done = 0;
-
-	if (x == NULL)
-		return NULL;
-	if (token != NULL) {
-		snprintf(line, sizeof(line), "Authorization: Bearer %s", token);
-		fetch_xfer_header(x, line);
-	}
-	fetch_xfer_header(x, "Accept: application/json");
-	fetch_xfer_follow(x);
-	fetch_xfer_to_memory(x, FETCH_BODY_MAX);
-	if (fetch_xfer_start(x, xfer_done, &done) < 0) {
-		fetch_xfer_free(x);
-		return NULL;
-	}
-	while (!done)
-		uv_run(fetch->loop, UV_RUN_ONCE);
-	return x;
-}
-
-static int
-transient(const struct fetch_xfer *x)
-{
-	return x->result != FETCH_OK || x->status == 408 || x->status == 429 ||
-	    x->status >= 500;
-}
-
-/*
- * The API calls, retried like the downloads: network errors, 408, 429 and
- * 5xx, up to HF_API_TRIES times, after Retry-After or 0.5, 1, 2, 4 s.
- */
+/* One API call, retried like the downloads. */
 static struct fetch_xfer *
 get(struct fetch *fetch, const char *url, const char *token)
 {
-	struct fetch_xfer *x;
-	struct timespec ts;
-	int64_t ms;
-	int i;
+	const char *headers[3] = { "Accept: application/json", NULL, NULL };
+	char auth[1024];
 
-	for (i = 0;; i++) {
-		x = get_once(fetch, url, token);
-		if (x == NULL || !transient(x) || i + 1 >= HF_API_TRIES)
-			return x;
-		ms = x->retry_after_s >= 0 && x->retry_after_s <= 60
-		    ? x->retry_after_s * 1000
-		    : 500LL << i;
-		fetch_xfer_free(x);
-		ts.tv_sec = ms / 1000;
-		ts.tv_nsec = (ms % 1000) * 1000000;
-		nanosleep(&ts, NULL);
+	if (token != NULL) {
+		snprintf(auth, sizeof(auth), "Authorization: Bearer %s", token);
+		headers[1] = auth;
 	}
+	return fetch_call(fetch, url, headers, 0, HF_API_TRIES);
 }
 
 /* Maps a failed API answer to an error and a sentence. */
@@ -182,18 +130,6 @@ wanted(const struct hf_origin *o, const char *path)
 	for (i = 0; in && i < o->nexclude; i++)
 		in = fnmatch(o->exclude[i], path, 0) != 0;
 	return in;
-}
-
-void
-hf_files_free(struct pull_file *files, size_t n)
-{
-	size_t i;
-
-	for (i = 0; files != NULL && i < n; i++) {
-		free(files[i].path);
-		free(files[i].url);
-	}
-	free(files);
 }
 
 struct listing {
@@ -337,7 +273,7 @@ out:
 	json_decref(root);
 	fetch_xfer_free(x);
 	if (e != PULL_OK) {
-		hf_files_free(l.files, l.n);
+		pull_files_free(l.files, l.n);
 		return e;
 	}
 	*files = l.files;

@@ -38,12 +38,11 @@ enum pull_error hf_resolve(const struct hf_origin *o, struct fetch *fetch,
 
 /*
  * Lists the files at commit, filtered by the include and exclude globs.
- * On PULL_OK *files (n entries) belongs to the caller: hf_files_free().
+ * On PULL_OK *files (n entries) belongs to the caller: pull_files_free().
  */
 enum pull_error hf_list(const struct hf_origin *o, struct fetch *fetch,
     const struct ref *ref, const char *commit, struct pull_file **files,
     size_t *n, char *err, size_t errlen);
-void hf_files_free(struct pull_file *files, size_t n);
 
 /* The token from HF_TOKEN, else the file HF_TOKEN_PATH names; or NULL. */
 char *hf_token(const char *token_path);

@@ -18,6 +18,7 @@
  */
 #include "config.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -41,6 +42,8 @@
 #define HASH_BLOCK (4 * 1024 * 1024)
 #define WAIT_MS 100
 #define BACKOFF_MAX_MS 8000
+#define HEDGE_STALL_MS 3000 /* no byte for this long: hedge */
+#define HEDGE_SLOW 2	    /* or this many times the usual range time */
 
 enum state {
 	S_IDLE,
@@ -60,18 +63,26 @@ struct chunk {
 	uint64_t start, end; /* inclusive */
 	uint64_t got;	     /* bytes written so far (resume point) */
 	struct fetch_xfer *xfer;
+	struct fetch_xfer *hedge; /* the same bytes on a fresh connection */
+	uint64_t started_ms, moved_ms; /* loop time: start, last byte */
 	unsigned tries;
-	int done;
+	int done, hedged;
 };
 
 struct job {
 	struct pull *p;
 	struct pull_file *file;
 	enum state state;
-	struct claim claim;	 /* the blob's, or a git file's oid */
-	struct claim blob_claim; /* a git file's, once its SHA-256 is known */
-	int downloading;	 /* counted in pull.downloading */
-	int relocate; /* the location expired: HEAD again when idle */
+	struct claim claim;	 /* the blob's, or the key's */
+	struct claim blob_claim; /* a keyed file's, once its SHA-256 is known */
+	/*
+	 * The claim name of a file whose SHA-256 is not known in advance: a
+	 * git file's oid, or the SHA-256 of the URL of a file taken on trust.
+	 */
+	char key[DIGEST_HEX_MAX];
+	int tofu;	 /* no digest to check: whatever arrives is the file */
+	int downloading; /* counted in pull.downloading */
+	int relocate;	 /* the location expired: HEAD again when idle */
 	int reused;
 	int fd;
 	char tmp[STORE_PATH_MAX];    /* the partial file */
@@ -80,7 +91,8 @@ struct job {
 	int same_host;		     /* location on the origin's host */
 	struct chunk *chunks;
 	size_t nchunks, active;
-	int plain; /* ranges refused: one GET from 0 */
+	uint64_t chunk_ms, chunks_timed; /* finished ranges' total time */
+	int plain;			 /* ranges refused: one GET from 0 */
 	unsigned tries;
 	/* hashing, in order */
 	uint64_t hashed, hash_until;
@@ -106,7 +118,8 @@ struct pull {
 	int driving;
 	unsigned closing; /* handles whose close callback is pending */
 	uint64_t chunk;
-	uv_timer_t tick; /* heartbeats and progress */
+	uv_timer_t tick;		  /* heartbeats and progress */
+	struct pull_file_progress *shown; /* what tick() reports */
 	int stopping;
 	char origin_host[256];
 };
@@ -121,6 +134,15 @@ static void
 job_timer(uv_timer_t *t)
 {
 	job_step(t->data);
+}
+
+const char *
+pull_state_name(enum pull_state s)
+{
+	static const char *const names[] = { "queued", "waiting", "starting",
+		"fetching", "verifying", "done", "reused", "failed" };
+
+	return names[s];
 }
 
 const char *
@@ -213,6 +235,60 @@ backoff_ms(struct fetch_xfer *x, unsigned tries)
 	if (getrandom(&rnd, 1, 0) != 1)
 		rnd = 128;
 	return ms / 2 + (ms / 2) * rnd / 255; /* jitter: 50-100 % */
+}
+
+/*
+ * Rate limits are shared by everyone on the store (DESIGN.md section 4): a
+ * 429 from a host is noted in tmp/ratelimit.<host> as the time it ends (ms
+ * since the epoch), and every pull waits until then before asking that
+ * host again.
+ */
+static void
+ratelimit_path(const char *url, char *rel, size_t len)
+{
+	char host[256];
+	size_t i;
+
+	url_host(url, host, sizeof(host));
+	for (i = 0; host[i] != '\0'; i++)
+		if (!isalnum((unsigned char)host[i]) && host[i] != '.' &&
+		    host[i] != '-')
+			host[i] = '_';
+	snprintf(rel, len, "tmp/ratelimit.%s", host);
+}
+
+static void
+ratelimit_note(struct pull *p, const char *url, int64_t ms)
+{
+	char rel[STORE_PATH_MAX], buf[32];
+	int n;
+
+	ratelimit_path(url, rel, sizeof(rel));
+	n = snprintf(buf, sizeof(buf), "%lld\n",
+	    (long long)(claim_now_ms() + ms));
+	store_write_atomic(p->store, rel, buf, (size_t)n, 0644);
+}
+
+/* How long to wait before asking url's host; the longest is reported. */
+static int64_t
+ratelimit_wait(struct pull *p, const char *url)
+{
+	char rel[STORE_PATH_MAX], *buf;
+	int64_t left = 0;
+	size_t len;
+
+	ratelimit_path(url, rel, sizeof(rel));
+	if (store_read_file(p->store, rel, 64, &buf, &len) < 0)
+		return 0;
+	left = strtoll(buf, NULL, 10) - claim_now_ms();
+	free(buf);
+	if (left <= 0)
+		return 0;
+	if (left > 3600 * 1000)
+		left = 3600 * 1000; /* a clock gone wrong is not a ban */
+	if ((uint64_t)left > p->r->ratelimit_ms)
+		p->r->ratelimit_ms = (uint64_t)left;
+	return left;
 }
 
 /* How an HTTP failure ends a pull, or 0 when it is worth retrying. */
@@ -430,6 +506,16 @@ hash_more(struct job *j)
 	uv_queue_work(j->p->loop, &j->work, hash_work, hash_done);
 }
 
+static void
+drop_hedge(struct chunk *c)
+{
+	if (c->hedge != NULL) {
+		fetch_xfer_cancel(c->hedge);
+		fetch_xfer_free(c->hedge);
+		c->hedge = NULL;
+	}
+}
+
 /* After a failure: stop every transfer and wait; nothing half is kept. */
 static void
 stop_all(struct pull *p)
@@ -439,6 +525,8 @@ stop_all(struct pull *p)
 	for (i = 0; i < p->n; i++) {
 		struct job *j = &p->jobs[i];
 
+		for (k = 0; k < j->nchunks; k++)
+			drop_hedge(&j->chunks[k]);
 		for (k = 0; k < j->nchunks; k++)
 			if (j->chunks[k].xfer != NULL) {
 				fetch_xfer_cancel(j->chunks[k].xfer);
@@ -503,7 +591,7 @@ publish(struct job *j)
 	if (j->file->sha256[0] == '\0')
 		snprintf(j->file->sha256, sizeof(j->file->sha256), "%s",
 		    j->sha256);
-	if (j->file->gitsha1[0] != '\0' && !j->blob_claim.held) {
+	if (j->key[0] != '\0' && !j->blob_claim.held) {
 		rc = claim_try(p->store, &j->blob_claim, j->sha256,
 		    claim_now_ms(), p->o->stale_ms);
 		if (rc == -EBUSY &&
@@ -515,7 +603,7 @@ publish(struct job *j)
 			return;
 		}
 		if (rc == -EBUSY || rc == -EAGAIN) {
-			/* A git file whose blob someone else is publishing. */
+			/* A keyed file whose blob another is publishing. */
 			j->state = S_HASH;
 			uv_timer_start(&j->timer, job_timer, WAIT_MS, 0);
 			return;
@@ -532,8 +620,8 @@ publish(struct job *j)
 	j->tmp[0] = '\0';
 	if (j->ranges[0] != '\0')
 		unlinkat(p->store->dirfd, j->ranges, 0);
-	/* Waiters on a git file's oid learn where its bytes went. */
-	if (j->file->gitsha1[0] != '\0')
+	/* Waiters on a key learn where its bytes went. */
+	if (j->key[0] != '\0')
 		claim_note(p->store, &j->claim, j->sha256);
 	job_finish(j, S_DONE);
 }
@@ -585,7 +673,8 @@ hash_done(uv_work_t *w, int status)
 		hash_more(j);
 		return;
 	}
-	ok = j->file->gitsha1[0] != '\0'
+	ok = j->tofu ? 1
+	    : j->file->gitsha1[0] != '\0'
 	    ? strcmp(j->gitsha1, j->file->gitsha1) == 0
 	    : strcmp(j->sha256, j->file->sha256) == 0;
 	if (!ok) {
@@ -604,6 +693,8 @@ count_bytes(struct fetch_xfer *x, size_t n)
 	struct chunk *c = x->arg;
 
 	c->job->p->r->bytes_origin += n;
+	if (x == c->xfer)
+		c->moved_ms = uv_now(c->job->p->loop);
 }
 
 static int
@@ -635,6 +726,7 @@ start_chunk(struct job *j, struct chunk *c)
 		return rc;
 	}
 	c->xfer = x;
+	c->started_ms = c->moved_ms = uv_now(p->loop);
 	j->active++;
 	return 0;
 }
@@ -644,8 +736,14 @@ static void
 fetch_next(struct job *j)
 {
 	unsigned cap = j->p->o->per_file ? j->p->o->per_file : 8;
+	int64_t wait;
 	size_t i;
 
+	if (!j->relocate && (wait = ratelimit_wait(j->p, j->location)) > 0) {
+		uv_timer_start(&j->timer, job_timer, (uint64_t)wait, 0);
+		hash_more(j);
+		return;
+	}
 	for (i = 0; i < j->nchunks && j->active < cap && !j->p->stopping &&
 	     !j->relocate;
 	     i++)
@@ -658,11 +756,15 @@ fetch_next(struct job *j)
 	hash_more(j);
 }
 
+/* Again after a pause; a 429 makes everyone on the store pause. */
 static void
-retry_later(struct job *j, struct fetch_xfer *x)
+retry_later(struct job *j, struct fetch_xfer *x, const char *url)
 {
-	uv_timer_start(&j->timer, job_timer, (uint64_t)backoff_ms(x, j->tries),
-	    0);
+	int64_t ms = backoff_ms(x, j->tries);
+
+	if (x->result == FETCH_OK && x->status == 429)
+		ratelimit_note(j->p, url, ms);
+	uv_timer_start(&j->timer, job_timer, (uint64_t)ms, 0);
 }
 
 static void
@@ -676,6 +778,7 @@ chunk_done(struct fetch_xfer *x)
 	j->active--;
 	c->xfer = NULL;
 	c->got += x->got;
+	drop_hedge(c); /* this one answered first */
 	if (j->p->stopping)
 		goto out;
 	if (x->result == FETCH_WRITE) {
@@ -685,7 +788,8 @@ chunk_done(struct fetch_xfer *x)
 		    strerror(x->write_errno));
 		goto out;
 	}
-	if (x->result == FETCH_RANGE_IGNORED) {
+	if (x->result == FETCH_RANGE_IGNORED ||
+	    (x->result == FETCH_OK && x->status == 416)) {
 		/* The origin will not do ranges: one plain GET from 0. */
 		fetch_xfer_free(x);
 		if (j->active > 0) {
@@ -702,7 +806,7 @@ chunk_done(struct fetch_xfer *x)
 	    ++j->tries < (j->p->o->attempts ? j->p->o->attempts : 8)) {
 		/* A signed CDN URL expired: ask the origin again. */
 		j->relocate = 1;
-		retry_later(j, x);
+		retry_later(j, x, j->location);
 		fetch_xfer_free(x);
 		return;
 	}
@@ -710,14 +814,11 @@ chunk_done(struct fetch_xfer *x)
 		fail_http(j, x, e);
 		goto out;
 	}
-	if (x->result == FETCH_OK && x->status == 416) {
-		fetch_xfer_free(x);
-		restart_file(j, "the origin refused the range");
-		return;
-	}
 	if (x->result == FETCH_OK && x->status >= 200 && x->status < 300 &&
 	    c->got >= want) {
 		c->done = 1;
+		j->chunk_ms += uv_now(j->p->loop) - c->started_ms;
+		j->chunks_timed++;
 		fault_point("pull-range-done");
 		save_ranges(j);
 		fetch_xfer_free(x);
@@ -742,13 +843,95 @@ chunk_done(struct fetch_xfer *x)
 		    what);
 		goto out;
 	}
-	retry_later(j, x);
+	retry_later(j, x, j->location);
 	fetch_xfer_free(x);
 	return;
 out:
 	fetch_xfer_free(x);
 	if (j->active == 0 && !j->hashing)
 		job_finish(j, S_FAILED);
+}
+
+/*
+ * A hedge that answered first completes its range: the slow transfer is
+ * dropped.  One that failed is dropped; the slow one carries on.
+ */
+static void
+hedge_done(struct fetch_xfer *x)
+{
+	struct chunk *c = x->arg;
+	struct job *j = c->job;
+
+	c->hedge = NULL;
+	if (j->p->stopping || c->xfer == NULL || x->result != FETCH_OK ||
+	    x->status < 200 || x->status >= 300 ||
+	    x->range_start + x->got < c->end + 1) {
+		fetch_xfer_free(x);
+		return;
+	}
+	fetch_xfer_free(x);
+	fetch_xfer_cancel(c->xfer);
+	fetch_xfer_free(c->xfer);
+	c->xfer = NULL;
+	j->active--;
+	c->got = c->end - c->start + 1;
+	c->done = 1;
+	save_ranges(j);
+	fetch_next(j);
+}
+
+/* Asks again, on a fresh connection, for what a slow range still lacks. */
+static void
+start_hedge(struct job *j, struct chunk *c)
+{
+	uint64_t from = c->start + c->got + c->xfer->got;
+	struct fetch_xfer *x;
+
+	c->hedged = 1;
+	if (from > c->end ||
+	    (x = fetch_xfer_new(j->p->fetch, j->location)) == NULL)
+		return;
+	add_auth(j->p, x, j->same_host);
+	if (j->same_host)
+		fetch_xfer_follow(x);
+	fetch_xfer_fresh(x);
+	fetch_xfer_to_fd(x, j->fd, from, from, c->end);
+	x->progress = count_bytes;
+	if (fetch_xfer_start(x, hedge_done, c) < 0) {
+		fetch_xfer_free(x);
+		return;
+	}
+	c->hedge = x;
+	j->p->r->hedges++;
+}
+
+/*
+ * Once every range of a file is finished or in flight (the tail), a range
+ * that has moved no byte for HEDGE_STALL_MS, or has taken HEDGE_SLOW times
+ * as long as the file's finished ranges took on average, is hedged once.
+ */
+static void
+hedge_tail(struct job *j)
+{
+	uint64_t now = uv_now(j->p->loop), usual;
+	size_t i;
+
+	if (j->state != S_FETCH || j->plain || j->relocate || j->p->stopping)
+		return;
+	for (i = 0; i < j->nchunks; i++)
+		if (!j->chunks[i].done && j->chunks[i].xfer == NULL)
+			return; /* not the tail yet */
+	usual = j->chunks_timed > 0 ? j->chunk_ms / j->chunks_timed : 0;
+	for (i = 0; i < j->nchunks; i++) {
+		struct chunk *c = &j->chunks[i];
+
+		if (c->xfer == NULL || c->hedged)
+			continue;
+		if (now - c->moved_ms >= HEDGE_STALL_MS ||
+		    (usual > 0 &&
+			now - c->started_ms > HEDGE_SLOW * usual + 1000))
+			start_hedge(j, c);
+	}
 }
 
 static void head_done(struct fetch_xfer *x);
@@ -760,6 +943,7 @@ start_head(struct job *j)
 	struct pull *p = j->p;
 	unsigned cap = p->o->files ? p->o->files : 4;
 	struct fetch_xfer *x;
+	int64_t wait;
 
 	/* Claims are taken for every file at once; downloads are capped. */
 	if (!j->downloading && p->downloading >= cap) {
@@ -769,6 +953,11 @@ start_head(struct job *j)
 	if (!j->downloading) {
 		j->downloading = 1;
 		p->downloading++;
+	}
+	if ((wait = ratelimit_wait(p, j->file->url)) > 0) {
+		j->state = S_CLAIM; /* the claim is held: ask after the wait */
+		uv_timer_start(&j->timer, job_timer, (uint64_t)wait, 0);
+		return;
 	}
 	x = fetch_xfer_new(p->fetch, j->file->url);
 	j->state = S_HEAD;
@@ -813,8 +1002,7 @@ head_done(struct fetch_xfer *x)
 			goto failed;
 		}
 		j->state = S_CLAIM; /* ask again after a pause */
-		uv_timer_start(&j->timer, job_timer,
-		    (uint64_t)backoff_ms(x, j->tries), 0);
+		retry_later(j, x, j->file->url);
 		fetch_xfer_free(x);
 		return;
 	}
@@ -850,23 +1038,22 @@ failed:
 }
 
 /*
- * A git file is claimed by its oid while it is fetched.  Whoever gets the
- * claim after another process let it go finds that process's file in the
- * index, by etag, and reuses its blob.
+ * A keyed file is claimed by its key while it is fetched.  Whoever gets the
+ * claim after another process let it go finds the digest that process
+ * noted, or (a git file) its file in the index by etag, and reuses the blob.
  */
 static void
-git_claim(struct job *j)
+key_claim(struct job *j)
 {
 	struct pull *p = j->p;
 	char sha[DIGEST_HEX_MAX];
 	uint64_t size;
 	int rc;
 
-	rc = claim_try(p->store, &j->claim, j->file->gitsha1, claim_now_ms(),
+	rc = claim_try(p->store, &j->claim, j->key, claim_now_ms(),
 	    p->o->stale_ms);
 	if (rc == -EBUSY &&
-	    claim_note_read(p->store, j->file->gitsha1, sha, sizeof(sha)) ==
-		0 &&
+	    claim_note_read(p->store, j->key, sha, sizeof(sha)) == 0 &&
 	    ref_is_hex(sha, DIGEST_SHA256_HEX) &&
 	    store_blob_stat(p->store, sha, &size) == 0 &&
 	    size == j->file->size) {
@@ -887,7 +1074,8 @@ git_claim(struct job *j)
 		job_finish(j, S_FAILED);
 		return;
 	}
-	if (index_find_etag(p->index, j->file->gitsha1, sha, &size) == 0 &&
+	if (j->file->gitsha1[0] != '\0' &&
+	    index_find_etag(p->index, j->key, sha, &size) == 0 &&
 	    size == j->file->size &&
 	    store_blob_stat(p->store, sha, &size) == 0 &&
 	    size == j->file->size) {
@@ -929,8 +1117,8 @@ job_step(struct job *j)
 		publish(j);
 		return;
 	}
-	if (j->file->gitsha1[0] != '\0' && !j->claim.held) {
-		git_claim(j);
+	if (j->key[0] != '\0' && !j->claim.held) {
+		key_claim(j);
 		return;
 	}
 	if (j->file->sha256[0] != '\0' && !j->claim.held) {
@@ -996,19 +1184,115 @@ drive(struct pull *p)
 			start_head(&p->jobs[i]);
 }
 
-/* Heartbeats for held claims; progress for people. */
+/*
+ * How far another process has got with a blob we wait for: the ranges its
+ * partial file's range state says are finished.
+ */
+static uint64_t
+others_bytes(struct pull *p, const struct pull_file *f)
+{
+	char rel[STORE_PATH_MAX], *buf, *c;
+	uint64_t size, chunk = 0, n = 0;
+	size_t len;
+
+	if (f->sha256[0] == '\0')
+		return 0;
+	snprintf(rel, sizeof(rel), "tmp/partial.%s.ranges", f->sha256);
+	if (store_read_file(p->store, rel, 1 << 20, &buf, &len) < 0)
+		return 0;
+	if (sscanf(buf, "%" SCNu64 " %" SCNu64, &size, &chunk) == 2 &&
+	    size == f->size)
+		for (c = strchr(buf, '\n'); c != NULL && c[1] != '\0';
+		     c = strchr(c + 1, '\n'))
+			n++;
+	free(buf);
+	return n * chunk < f->size ? n * chunk : f->size;
+}
+
+/* One file's state and bytes in place, for progress. */
+static void
+job_progress(struct job *j, struct pull_file_progress *fp)
+{
+	size_t i;
+
+	fp->file = j->file;
+	fp->bytes = 0;
+	fp->ranges = (unsigned)j->active;
+	switch (j->state) {
+	case S_IDLE:
+	case S_READY:
+		fp->state = PULL_QUEUED;
+		break;
+	case S_CLAIM:
+		fp->state = j->claim.held ? PULL_STARTING : PULL_WAITING;
+		if (!j->claim.held) {
+			fp->bytes = others_bytes(j->p, j->file);
+			return;
+		}
+		break;
+	case S_HEAD:
+		fp->state = PULL_STARTING;
+		break;
+	case S_FETCH:
+		fp->state = PULL_FETCHING;
+		break;
+	case S_HASH:
+		fp->state = PULL_VERIFYING;
+		break;
+	case S_DONE:
+		fp->state = j->reused ? PULL_REUSED : PULL_DONE;
+		fp->bytes = j->file->size;
+		return;
+	case S_FAILED:
+		fp->state = PULL_FAILED;
+		break;
+	}
+	for (i = 0; i < j->nchunks; i++)
+		fp->bytes += j->chunks[i].got +
+		    (j->chunks[i].xfer != NULL ? j->chunks[i].xfer->got : 0);
+	if (fp->bytes > j->file->size)
+		fp->bytes = j->file->size;
+	if (fp->state == PULL_FETCHING && fp->bytes == j->file->size &&
+	    j->active == 0)
+		fp->state = PULL_VERIFYING;
+}
+
+/* Heartbeats for held claims; hedges for slow tails; progress for people. */
 static void
 tick(uv_timer_t *t)
 {
 	struct pull *p = t->data;
+	struct pull_progress pp;
 	size_t i;
 
-	for (i = 0; i < p->n; i++)
+	for (i = 0; i < p->n; i++) {
 		if (p->jobs[i].claim.held)
 			claim_touch(p->store, &p->jobs[i].claim);
-	if (p->o->progress != NULL)
-		p->o->progress(p->o->arg, p->r->bytes_origin, p->r->bytes_total,
-		    p->r->bytes_reused);
+		hedge_tail(&p->jobs[i]);
+	}
+	if (p->o->progress == NULL)
+		return;
+	pp.done = p->r->bytes_origin;
+	pp.total = p->r->bytes_total;
+	pp.reused = p->r->bytes_reused;
+	pp.nfiles = p->n;
+	pp.nfinished = p->finished;
+	pp.files = p->shown;
+	for (i = 0; i < p->n; i++)
+		job_progress(&p->jobs[i], &p->shown[i]);
+	p->o->progress(p->o->arg, &pp);
+}
+
+void
+pull_files_free(struct pull_file *files, size_t n)
+{
+	size_t i;
+
+	for (i = 0; files != NULL && i < n; i++) {
+		free(files[i].path);
+		free(files[i].url);
+	}
+	free(files);
 }
 
 static int
@@ -1074,6 +1358,28 @@ cleanup(struct pull *p)
 	while (p->closing > 0)
 		uv_run(p->loop, UV_RUN_ONCE);
 	free(p->jobs);
+	free(p->shown);
+}
+
+/* Sets a job's key: the git oid, or for a file on trust its URL's SHA-256. */
+static int
+job_key(struct job *j)
+{
+	const struct pull_file *f = j->file;
+	struct digest d;
+	int rc;
+
+	j->tofu = f->sha256[0] == '\0' && f->gitsha1[0] == '\0';
+	if (f->gitsha1[0] != '\0')
+		snprintf(j->key, sizeof(j->key), "%s", f->gitsha1);
+	if (!j->tofu)
+		return 0;
+	if ((rc = digest_init(&d, DIGEST_SHA256, 0)) < 0)
+		return rc;
+	if ((rc = digest_update(&d, f->url, strlen(f->url))) == 0)
+		rc = digest_final(&d, j->key);
+	digest_release(&d);
+	return rc;
 }
 
 int
@@ -1099,12 +1405,23 @@ pull_run(uv_loop_t *loop, struct store *store, struct index *index,
 	if (n > 0)
 		url_host(files[0].url, p.origin_host, sizeof(p.origin_host));
 	p.jobs = calloc(n ? n : 1, sizeof(*p.jobs));
-	if (p.jobs == NULL)
+	p.shown = calloc(n ? n : 1, sizeof(*p.shown));
+	if (p.jobs == NULL || p.shown == NULL) {
+		free(p.jobs);
+		free(p.shown);
 		return -ENOMEM;
+	}
 	for (i = 0; i < n; i++) {
 		p.jobs[i].p = &p;
 		p.jobs[i].file = &files[i];
 		p.jobs[i].fd = -1;
+		if ((rc = job_key(&p.jobs[i])) < 0) {
+			free(p.jobs);
+			free(p.shown);
+			return rc;
+		}
+	}
+	for (i = 0; i < n; i++) {
 		uv_timer_init(loop, &p.jobs[i].timer);
 		p.jobs[i].timer.data = &p.jobs[i];
 		p.jobs[i].timer_open = 1;
@@ -1120,7 +1437,9 @@ pull_run(uv_loop_t *loop, struct store *store, struct index *index,
 	tick(&p.tick);
 	if (result->error == PULL_OK) {
 		/* Every blob is in; the claims are held until the index has it. */
-		if ((rc = add_files(m, files, n)) == 0)
+		if ((rc = add_files(m, files, n)) == 0 && m->commit[0] == '\0')
+			rc = manifest_derive_commit(m);
+		if (rc == 0)
 			rc = snapshot_publish(store, index, m,
 			    (int64_t)time(NULL));
 		if (rc < 0) {

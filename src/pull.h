@@ -43,6 +43,38 @@ struct pull_file {
 	char gitsha1[DIGEST_HEX_MAX]; /* git files: the oid to check */
 };
 
+/* Frees files[0..n) and the array. */
+void pull_files_free(struct pull_file *files, size_t n);
+
+/* Where one file is, for progress displays. */
+enum pull_state {
+	PULL_QUEUED,	/* not started: waits for a download slot */
+	PULL_WAITING,	/* another process fetches it: wait, then reuse */
+	PULL_STARTING,	/* asking the origin where the bytes are */
+	PULL_FETCHING,	/* ranges in flight */
+	PULL_VERIFYING, /* every byte in: last hash, fsync, publish */
+	PULL_DONE,	/* fetched, verified, published */
+	PULL_REUSED,	/* in the store already */
+	PULL_FAILED,
+};
+
+struct pull_file_progress {
+	const struct pull_file *file;
+	enum pull_state state;
+	uint64_t bytes;	 /* of the file in place so far */
+	unsigned ranges; /* in flight */
+};
+
+struct pull_progress {
+	uint64_t done, total, reused; /* bytes: from the origin, in all,
+					 found in the store */
+	size_t nfiles, nfinished;
+	const struct pull_file_progress *files; /* nfiles of them */
+};
+
+/* "queued", "waiting", "fetching"...: the names of enum pull_state. */
+const char *pull_state_name(enum pull_state s);
+
 struct pull_opts {
 	const char *token; /* sent to the origin's host only */
 	uint64_t chunk;	   /* range size, 0: 32 MiB */
@@ -50,8 +82,8 @@ struct pull_opts {
 	unsigned files;	   /* files in flight, 0: 4 */
 	unsigned attempts; /* per file, 0: 8 */
 	int64_t stale_ms;
-	void (*progress)(void *arg, uint64_t done, uint64_t total,
-	    uint64_t reused); /* about once a second; may be NULL */
+	/* About once a second, and once at the end; may be NULL. */
+	void (*progress)(void *arg, const struct pull_progress *pp);
 	void *arg;
 };
 
@@ -61,6 +93,8 @@ struct pull_result {
 	uint64_t bytes_origin; /* body bytes received */
 	uint64_t bytes_reused; /* bytes found in the store already */
 	uint64_t bytes_total;
+	unsigned hedges; /* slow ranges asked again on a fresh connection */
+	uint64_t ratelimit_ms; /* longest wait for a noted rate limit */
 };
 
 /*

@@ -14,7 +14,8 @@
  *			passed ref_check_revision(); url is NULL.
  *	REF_HTTPS	url is "https://host[:port]/path[?query]" with a
  *			lowercased host and no fragment or credentials;
- *			sha256 is 64 lowercase hex digits.
+ *			sha256 is 64 lowercase hex digits, or "" when the
+ *			URL had no fragment (trust on first use).
  *	REF_S3		url is "bucket" or "bucket/prefix"; the prefix passed
  *			ref_check_path() (so it has no trailing slash).
  *	REF_OCI		url is "registry/repo"; at least one of revision (the
@@ -445,7 +446,7 @@ lowercase(char *s, size_t len)
 			s[i] = (char)(s[i] - 'A' + 'a');
 }
 
-/* "https://host[:port]/path[?query]#sha256=HEX". */
+/* "https://host[:port]/path[?query][#sha256=HEX]". */
 static int
 parse_https(struct ref *ref, const char *text, const char **why)
 {
@@ -456,11 +457,11 @@ parse_https(struct ref *ref, const char *text, const char **why)
 
 	ref->kind = REF_HTTPS;
 	if ((hash = strchr(auth, '#')) == NULL)
-		return fail(why, "https reference needs #sha256=HEX");
-	if (!has_prefix(hash, "#sha256="))
+		hash = auth + strlen(auth); /* no digest: the caller decides */
+	else if (!has_prefix(hash, "#sha256="))
 		return fail(why, "unsupported URL fragment, expected #sha256=");
-	if ((rc = parse_sha256(hash + strlen("#sha256="),
-		 strlen(hash + strlen("#sha256=")), ref->sha256, why)) < 0)
+	else if ((rc = parse_sha256(hash + strlen("#sha256="),
+		      strlen(hash + strlen("#sha256=")), ref->sha256, why)) < 0)
 		return rc;
 	path = auth + strcspn(auth, "/?#");
 	auth_len = (size_t)(path - auth);
@@ -804,7 +805,9 @@ ref_canonical(const struct ref *ref)
 	case REF_HF:
 		return canonical_hf(ref);
 	case REF_HTTPS:
-		return ref_format("%s#sha256=%s", ref->url, ref->sha256);
+		return ref->sha256[0] == '\0'
+		    ? strdup(ref->url)
+		    : ref_format("%s#sha256=%s", ref->url, ref->sha256);
 	case REF_S3:
 		return ref_format("s3://%s", ref->url);
 	case REF_OCI:

@@ -6,6 +6,7 @@
  *	hf://org/name@rev		Hugging Face model (rev defaults to main)
  *	hf://datasets/org/name@rev	Hugging Face dataset (also spaces/)
  *	https://host/path#sha256=HEX	one file over HTTPS, digest pinned
+ *					(without it: trust on first use)
  *	s3://bucket/prefix		an S3 prefix
  *	oci://registry/repo:tag		an OCI artifact (or @sha256:HEX)
  *	file:///abs/dir			a directory, e.g. baked into an image

@@ -3,6 +3,17 @@
 #
 # Each test runs in its own temporary directory ($T), removed at exit, with
 # its own store ($STORE).  Nothing is shared between test scripts.
+#
+# Origins, each on ephemeral loopback ports and stopped at exit:
+#   start_origin ARGS...  the HF-compatible test origin (tests/origin/);
+#                         stats JQ reads its byte counters
+#   make_ca DIR           a test CA and a server certificate for 127.0.0.1
+#                         and localhost, made at test time; sets CA_FILE
+#   start_nginx DOCROOT   nginx serving DOCROOT over HTTP and over HTTPS
+#                         with HTTP/2; sets NGINX_HTTP, NGINX_HTTPS and
+#                         NGINX_LOG; nginx_bytes SUBSTRING sums the body
+#                         bytes it served for the URIs holding SUBSTRING
+#                         (these three live in nginx.sh, sourced below)
 
 set -u
 
@@ -11,6 +22,9 @@ set -u
 MC="$top_builddir/modelcache"
 T=$(mktemp -d "${TMPDIR:-/tmp}/mc-test.XXXXXX")
 STORE="$T/store"
+# make_ca, start_nginx, nginx_bytes and the rest: in nginx.sh, under $T.
+. "$top_srcdir/tests/lib/nginx.sh"
+NGINX_WORK=$T
 export MODELCACHE_STORE="$STORE"
 unset MODELCACHE_CONFIG MODELCACHE_CRASH_AT MODELCACHE_CRASH_TRACE
 tap_n=0
@@ -19,10 +33,16 @@ tap_failed=0
 tap_cleanup() {
 	[ -n "${ORIGIN_PID:-}" ] && kill "$ORIGIN_PID" 2>/dev/null &&
 		wait "$ORIGIN_PID" 2>/dev/null
+	[ -n "${NGINX_PID:-}" ] && kill "$NGINX_PID" 2>/dev/null &&
+		wait "$NGINX_PID" 2>/dev/null
 	[ -n "${KEEP:-}" ] && return; chmod -R u+w "$T" 2>/dev/null
 	rm -rf "$T"
 }
 trap tap_cleanup EXIT
+# A signal exits through the EXIT trap: no origin outlives its test.
+trap 'exit 129' HUP
+trap 'exit 130' INT
+trap 'exit 143' TERM
 
 ok() {	# ok CONDITION-EXIT-CODE DESCRIPTION
 	tap_n=$((tap_n + 1))
@@ -36,6 +56,11 @@ ok() {	# ok CONDITION-EXIT-CODE DESCRIPTION
 
 diag() {
 	printf '%s\n' "$@" | sed 's/^/# /'
+}
+
+# nginx.sh's failures, as TAP diagnostics.
+nginx_diag() {
+	diag "$@"
 }
 
 # is GOT WANT DESCRIPTION
@@ -52,12 +77,10 @@ is() {
 run_ok() {
 	desc=$1
 	shift
-	if "$@" >"$T/out" 2>"$T/err"; then
-		ok 0 "$desc"
-	else
-		ok 1 "$desc"
-		diag "exit $? from: $*" "$(cat "$T/err")"
-	fi
+	rc=0
+	"$@" >"$T/out" 2>"$T/err" || rc=$?
+	ok "$rc" "$desc"
+	[ "$rc" -eq 0 ] || diag "exit $rc from: $*" "$(cat "$T/err")"
 }
 
 # run_fails CODE PATTERN DESCRIPTION CMD...: exit CODE, stderr ~ PATTERN.

@@ -13,8 +13,13 @@ Usage:
                --port-file FILE [--host 127.0.0.1] [--cdn-host localhost]
                [--revision main] [--tag NAME=main ...] [--token TOKEN]
                [--gated auto|manual|ORG/NAME=auto|ORG/NAME=manual ...]
-               [--page-size N] [--fault SPEC ...]
+               [--page-size N] [--fault SPEC ...] [--relative-redirects]
                [--tls-cert FILE --tls-key FILE] [--verbose]
+
+--relative-redirects makes /resolve/ answer an LFS file with a Location
+that is a path only (/cdn/SHA256?expires=...&sig=...), without scheme or
+host, so the bytes come from this same server on the host the client
+asked; without it the Location is absolute, on --cdn-host.
 
 Fault SPEC: KIND[:ARG][@MATCH][*COUNT]; KIND is one of truncate:N,
 status:CODE, ratelimit:SECS, stall:SECS, corrupt, norange, badrange,
@@ -22,7 +27,22 @@ slow:BYTES_PER_SEC.  Without @MATCH a spec applies to GETs of /cdn/ and
 /resolve/ paths; with it, to GETs and HEADs whose path contains MATCH.
 Each request gets at most one fault: the first spec, in command-line
 order, that matches, still has count left, and can apply to the response
-(a body fault never fires on a 302, a 416 or a HEAD).
+(a body fault never fires on a 302, a 416 or a HEAD).  status:404 answers
+as the Hub does for a missing file: X-Error-Code: EntryNotFound and
+X-Error-Message: Entry not found; other status codes carry no X-Error-*
+headers.
+
+Absolute form: a request whose target is a whole URL (RFC 9112 section
+3.2.2, "GET http://HOST:PORT/PATH HTTP/1.1"), as a client sends it to a
+forward proxy, is served as if it had come to HOST:PORT: the scheme and
+authority are stripped before routing, the authority stands for the Host
+header (in Link headers, error messages and the per-host counts), and
+redirects name the hosts they name without a proxy (--cdn-host and this
+port for LFS files).  So
+this origin can be the proxy a client is told to use with http_proxy while
+the host names in its URLs resolve nowhere.  Such requests are counted in
+/_stats as "proxied" and per host name as "proxied_hosts".  CONNECT (the
+tunnel a client asks a proxy for to reach an https:// URL) is not served.
 
 Control endpoints (never faulted, never counted): GET /_stats, POST /_reset.
 """
@@ -50,6 +70,10 @@ LFS_MIN_SIZE = 10 * 1024 * 1024
 CHUNK = 1024 * 1024
 HEX40 = re.compile(r"^[0-9a-f]{40}$")
 HEX64 = re.compile(r"^[0-9a-f]{64}$")
+# A request target in absolute form (RFC 9112 3.2.2): scheme, authority,
+# then the path and query.
+ABSOLUTE_FORM = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://([^/?#]*)(.*)$",
+                           re.S)
 DISCONNECT_ERRORS = (BrokenPipeError, ConnectionResetError,
                      ConnectionAbortedError, TimeoutError, socket.timeout,
                      ssl.SSLError, ssl.SSLEOFError)
@@ -310,12 +334,18 @@ class State:
             self.bytes_by_sha = {}
             self.requests = {}
             self.auth_seen = {}
+            self.proxied = 0
+            self.proxied_hosts = {}
 
-    def count_request(self, key, host, has_auth):
+    def count_request(self, key, host, has_auth, proxied):
         with self.stats_lock:
             self.requests[key] = self.requests.get(key, 0) + 1
             if has_auth:
                 self.auth_seen[host] = self.auth_seen.get(host, 0) + 1
+            if proxied:
+                self.proxied += 1
+                self.proxied_hosts[host] = self.proxied_hosts.get(host,
+                                                                  0) + 1
 
     def add_bytes(self, sha, n):
         if n <= 0:
@@ -330,6 +360,8 @@ class State:
                     "bytes_by_sha256": dict(self.bytes_by_sha),
                     "requests": dict(self.requests),
                     "auth_seen": dict(self.auth_seen),
+                    "proxied": self.proxied,
+                    "proxied_hosts": dict(self.proxied_hosts),
                     "faults": {f.spec: f.fired for f in self.faults}}
 
     def repo_hashed(self, repo):
@@ -441,6 +473,10 @@ class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "hf-origin/1.0"
     timeout = 120
+    # The authority of an absolute-form request target, else None; the
+    # request target in origin form (path and query).
+    target_authority = None
+    target = "/"
 
     def version_string(self):
         return self.server_version
@@ -488,6 +524,10 @@ class Handler(BaseHTTPRequestHandler):
         return self.rfile.read(n) if n > 0 else b""
 
     def host_header(self):
+        # RFC 9112 3.2.2: an absolute-form target's authority overrides
+        # the Host header.
+        if self.target_authority:
+            return self.target_authority
         h = self.headers.get("Host")
         if not h:
             h = "%s:%d" % (self.server.state.args.host, self.server.state.port)
@@ -524,12 +564,17 @@ class Handler(BaseHTTPRequestHandler):
 
     def dispatch(self):
         st = self.server.state
+        self.target_authority = None
+        self.target = raw = self.path
+        m = ABSOLUTE_FORM.match(raw)
+        if m is not None:               # as to a forward proxy
+            self.target_authority = m.group(1).rpartition("@")[2]
+            raw = m.group(2)
+            if not raw.startswith("/"):
+                raw = "/" + raw
+            self.target = raw
         try:
             body = self.drain_body()
-            raw = self.path
-            if raw.startswith("http://") or raw.startswith("https://"):
-                raw = "/" + raw.split("/", 3)[-1] if raw.count("/") >= 3 \
-                    else "/"
             raw_path, _, query = raw.partition("?")
             self.raw_path = raw_path
             self.query = urllib.parse.parse_qs(query, keep_blank_values=True)
@@ -537,7 +582,8 @@ class Handler(BaseHTTPRequestHandler):
                 return self.control(raw_path)
             st.count_request("%s %s" % (self.command, raw_path),
                              self.host_name(),
-                             self.headers.get("Authorization") is not None)
+                             self.headers.get("Authorization") is not None,
+                             m is not None)
             dec_path = urllib.parse.unquote(raw_path)
             if self.command in ("GET", "HEAD"):
                 f = self.pick_fault(raw_path, dec_path, PRE_FAULTS, None)
@@ -577,7 +623,10 @@ class Handler(BaseHTTPRequestHandler):
         return None
 
     def send_pre_fault(self, f):
-        if f.kind == "status":
+        if f.kind == "status" and f.arg == 404:
+            self.send_hf_error(HTTPError(404, "Entry not found",
+                                         "EntryNotFound"))
+        elif f.kind == "status":
             self.send_json(f.arg, {"error": "injected fault: status %d" %
                                             f.arg})
         else:
@@ -629,7 +678,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def repo_url(self):
         return "%s://%s%s" % (self.server.state.scheme, self.host_header(),
-                              self.path)
+                              self.target)
 
     def check_auth(self, kind, rid, for_files):
         """Hub-like auth; returns the Repo."""
@@ -828,9 +877,11 @@ class Handler(BaseHTTPRequestHandler):
             return self.serve_file(fe, hc + [("ETag", '"%s"' % fe.oid),
                                              ("Accept-Ranges", "bytes")])
         expires = int(time.time()) + 3600
-        loc = "%s://%s:%d/cdn/%s?expires=%d&sig=%s" % (
-            st.scheme, st.args.cdn_host, st.port, fe.sha256, expires,
-            st.sign(fe.sha256, expires))
+        loc = "/cdn/%s?expires=%d&sig=%s" % (fe.sha256, expires,
+                                             st.sign(fe.sha256, expires))
+        if not st.args.relative_redirects:
+            loc = "%s://%s:%d%s" % (st.scheme, st.args.cdn_host, st.port,
+                                    loc)
         self.send_simple(302, hc + [
             ("Location", loc),
             ("X-Linked-Etag", '"%s"' % fe.sha256),
@@ -1042,6 +1093,8 @@ def main(argv=None):
                     metavar="auto|manual|ORG/NAME=MODE")
     ap.add_argument("--page-size", type=int, default=1000)
     ap.add_argument("--fault", action="append", metavar="SPEC")
+    ap.add_argument("--relative-redirects", action="store_true",
+                    help="LFS Location without scheme and host")
     ap.add_argument("--tls-cert")
     ap.add_argument("--tls-key")
     ap.add_argument("--verbose", action="store_true")

@@ -235,6 +235,40 @@ for p in $pids; do wait "$p"; done
 sleep 0.3
 $C -o "$T/b" "$B/org/m/resolve/main/sub/hello.txt"
 is "$(cat "$T/b")" "Hello, World!" "server alive after 16 clients aborted mid-body"
+
+# ---- absolute form: the origin as a forward proxy ------------------------------
+# Host names under .invalid resolve nowhere: only a request sent to the
+# proxy in absolute form (GET http://hub.invalid:PORT/... HTTP/1.1) reaches
+# them.  --noproxy '' keeps a no_proxy in the environment out of it.
+P() { curl -s -S --max-time 30 --noproxy '' -x "$B" "$@"; }
+H="http://hub.invalid:$PORT"
+$C -X POST -o /dev/null "$B/_reset"
+P -D "$T/h" -o "$T/b" "$H/api/models/org/m/revision/main"
+is "$(code "$T/h"):$(js "$T/b" 'd["sha"]')" "200:$COMMIT" \
+	"absolute form: the API answers through the proxy"
+# RFC 9112 3.2.2: the target's authority, not the Host header, is the host.
+P -D "$T/h" -o /dev/null -H "Host: elsewhere.test" "$H/api/models/org/m/tree/main?recursive=true&expand=false"
+case "$(hdr "$T/h" Link)" in "<$H/api/models/org/m/tree/main?"*"cursor=2>; rel=\"next\"") ok 0 "absolute form: Link names the target's host, not Host's" ;;
+*) ok 1 "absolute form: Link names the target's host, not Host's: $(hdr "$T/h" Link)" ;; esac
+P -I -D "$T/h" -o /dev/null "$H/org/m/resolve/main/big.dat"
+case "$(code "$T/h"):$(hdr "$T/h" Location)" in
+"302:http://localhost:$PORT/cdn/$BIGSHA?expires="*) ok 0 "absolute form: the LFS redirect still names --cdn-host" ;;
+*) ok 1 "absolute form: LFS redirect $(code "$T/h") $(hdr "$T/h" Location)" ;; esac
+P -L -o "$T/b" "$H/org/m/resolve/main/big.dat"
+is "$(cmp -s "$T/b" "$R/big.dat"; echo $?)" 0 "absolute form: resolve and redirect through the proxy, content ok"
+P -D "$T/h" -o /dev/null "$H/api/models/org/nope/revision/main"
+is "$(code "$T/h"):$(hdr "$T/h" X-Error-Message)" \
+	"401:Repository Not Found for url: $H/api/models/org/nope/revision/main." \
+	"absolute form: error messages name the URL asked for"
+$C -o /dev/null "$B/org/m/resolve/main/sub/hello.txt"
+$C -o "$T/b" "$B/_stats"
+is "$(js "$T/b" '[d["proxied"], d["proxied_hosts"]]')" \
+	'[6, {"hub.invalid": 5, "localhost": 1}]' \
+	"stats: proxied requests, per host (origin-form ones not counted)"
+is "$(js "$T/b" 'sorted(k for k in d["requests"] if "://" in k)')" '[]' \
+	"stats: proxied requests are counted by their path"
+is "$(js "$T/b" 'd["requests"]["GET /api/models/org/m/revision/main"]')" 1 \
+	"stats: ... the API call under its path"
 ok "$(grep -qi traceback "$LOG"; [ $? -ne 0 ]; echo $?)" "no traceback in the log"
 stop
 
@@ -296,6 +330,19 @@ is "$(cat "$T/c")" 200 "server still answers during/after the abandoned stall"
 s0=$(date +%s)
 stop
 ok "$([ $(($(date +%s) - s0)) -le 3 ]; echo $?)" "SIGTERM exits promptly with a stalled handler"
+
+# ---- relative redirects, 404 faults ---------------------------------------------
+start rel --repo org/m="$R" --relative-redirects --fault "status:404@config.json"
+$C -I -D "$T/h" -o /dev/null "$B/org/m/resolve/main/big.dat"
+case "$(code "$T/h"):$(hdr "$T/h" Location)" in
+"302:/cdn/$BIGSHA?expires="*"&sig="*) ok 0 "--relative-redirects: Location is a path" ;;
+*) ok 1 "--relative-redirects: Location $(hdr "$T/h" Location)" ;; esac
+$C -L -o "$T/b" "$B/org/m/resolve/main/big.dat"
+is "$(cmp -s "$T/b" "$R/big.dat"; echo $?)" 0 "--relative-redirects: served by the same server"
+$C -I -D "$T/h" -o /dev/null "$B/org/m/resolve/main/config.json"
+is "$(code "$T/h"):$(hdr "$T/h" X-Error-Code):$(hdr "$T/h" X-Error-Message)" \
+	"404:EntryNotFound:Entry not found" "status:404: EntryNotFound and its message"
+stop
 
 # ---- auth ----------------------------------------------------------------------
 start auth --repo org/m="$R" --repo org/g="$R" --repo org/h="$R" \
