@@ -17,8 +17,8 @@
 #include <uv.h>
 
 #include "cli.h"
-#include "origin_hf.h"
 #include "origin_https.h"
+#include "pull_ref.h"
 
 struct pull_args {
 	struct hf_origin hf;
@@ -191,27 +191,28 @@ exit_for(enum pull_error e)
 }
 
 static void
-summary(struct cli *cli, const struct manifest *m, const char *revision,
-    size_t nfiles, const struct pull_result *r, double secs)
+summary(struct cli *cli, const struct pull_ref_result *rr, double secs)
 {
+	const struct pull_result *r = &rr->pull;
 	char a[32], b[32], c[32];
 
 	if (cli->json) {
-		cli_print_json(json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:I, "
-					 "s:I, s:I, s:I,"
-					 " s:f}",
-		    "repo", m->repo, "revision", revision, "commit", m->commit,
-		    "trust", m->trust, "files", (json_int_t)nfiles,
-		    "bytes_origin", (json_int_t)r->bytes_origin, "bytes_reused",
-		    (json_int_t)r->bytes_reused, "bytes_total",
-		    (json_int_t)r->bytes_total, "hedged_ranges",
-		    (json_int_t)r->hedges, "rate_limited_ms",
-		    (json_int_t)r->ratelimit_ms, "seconds", secs));
+		cli_print_json(
+		    json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:I,"
+			      " s:I, s:I, s:f}",
+			"repo", rr->repo, "revision", rr->revision, "commit",
+			rr->commit, "trust", rr->trust, "files",
+			(json_int_t)rr->nfiles, "bytes_origin",
+			(json_int_t)r->bytes_origin, "bytes_reused",
+			(json_int_t)r->bytes_reused, "bytes_total",
+			(json_int_t)r->bytes_total, "hedged_ranges",
+			(json_int_t)r->hedges, "rate_limited_ms",
+			(json_int_t)r->ratelimit_ms, "seconds", secs));
 		return;
 	}
 	printf("pulled %s@%s (commit %.12s): %zu files, %s from the origin, %s"
 	       " reused, %.2f s, %s/s\n",
-	    m->repo, revision, m->commit, nfiles,
+	    rr->repo, rr->revision, rr->commit, rr->nfiles,
 	    cli_size(r->bytes_origin, a, sizeof(a)),
 	    cli_size(r->bytes_reused, b, sizeof(b)), secs,
 	    cli_size(secs > 0 ? (uint64_t)((double)r->bytes_origin / secs) : 0,
@@ -219,123 +220,34 @@ summary(struct cli *cli, const struct manifest *m, const char *revision,
 }
 
 /*
- * Pulls files into the store as model m (origin and revision set; the
- * commit too, unless it is to be derived); returns an exit code.
+ * Pulls refs[0..n) (one hf:// reference, or the https:// URLs of one
+ * model) and reports it; returns an exit code.
  */
 static int
-run(struct cli *cli, struct pull_args *a, struct fetch *fetch,
-    const char *label, const char *revision, struct pull_file *files, size_t n,
-    struct manifest *m)
+pull_one(struct cli *cli, struct pull_args *a, struct fetch *fetch,
+    const struct ref *refs, size_t n, const char *label)
 {
 	struct progress pr = { cli, label, { 0, 0 }, 0 };
-	struct pull_opts o;
-	struct pull_result r;
+	struct pull_ref_result r;
+	struct pull_ref_opts o;
 
 	clock_gettime(CLOCK_MONOTONIC, &pr.t0);
 	memset(&o, 0, sizeof(o));
-	/* The Hugging Face token is for the Hub, never for other URLs. */
-	o.token = m->source != NULL && strncmp(m->source, "hf://", 5) == 0
-	    ? a->hf.token
-	    : NULL;
-	o.chunk = a->chunk;
-	o.stale_ms = (int64_t)cli->conf.stale_s * 1000;
-	o.progress = progress;
-	o.arg = &pr;
-	pull_run(fetch->loop, &cli->store, &cli->index, fetch, files, n, &o, m,
+	o.hf = a->hf;
+	o.name = a->name;
+	o.revision = a->revision;
+	o.pull.chunk = a->chunk;
+	o.pull.stale_ms = (int64_t)cli->conf.stale_s * 1000;
+	o.pull.progress = progress;
+	o.pull.arg = &pr;
+	pull_ref_run(fetch->loop, &cli->store, &cli->index, fetch, refs, n, &o,
 	    &r);
-	if (r.error != PULL_OK) {
-		cli_err("cannot pull '%s': %s", label, r.message);
-		return exit_for(r.error);
+	if (r.pull.error != PULL_OK) {
+		cli_err("cannot pull '%s': %s", label, r.pull.message);
+		return exit_for(r.pull.error);
 	}
-	summary(cli, m, revision, n, &r, since(&pr.t0));
+	summary(cli, &r, since(&pr.t0));
 	return EXIT_OK;
-}
-
-/* Pulls one Hugging Face reference; returns an exit code. */
-static int
-pull_hf(struct cli *cli, struct pull_args *a, struct fetch *fetch,
-    const struct ref *ref, const char *text)
-{
-	char commit[DIGEST_SHA1_HEX + 1], err[600], source[1200];
-	struct pull_file *files = NULL;
-	struct manifest m;
-	enum pull_error e;
-	size_t n = 0;
-	char *canon;
-	int code;
-
-	manifest_init(&m);
-	e = hf_resolve(&a->hf, fetch, ref, commit, err, sizeof(err));
-	if (e == PULL_OK)
-		e = hf_list(&a->hf, fetch, ref, commit, &files, &n, err,
-		    sizeof(err));
-	if (e != PULL_OK) {
-		cli_err("cannot pull '%s': %s", text, err);
-		code = exit_for(e);
-		goto out;
-	}
-	canon = ref_canonical(ref);
-	snprintf(source, sizeof(source), "%s", canon != NULL ? canon : text);
-	free(canon);
-	if (manifest_set_origin(&m, ref->type, ref->repo, source) < 0 ||
-	    manifest_add_revision(&m, ref_revision(ref)) < 0) {
-		code = EXIT_FAIL;
-		goto out;
-	}
-	memcpy(m.commit, commit, sizeof(m.commit));
-	code = run(cli, a, fetch, text, ref_revision(ref), files, n, &m);
-out:
-	pull_files_free(files, n);
-	manifest_release(&m);
-	return code;
-}
-
-/*
- * Pulls the URLs as one model: a->name, or "<host>/<file>" for a single
- * URL.  Its commit is derived from its files; its trust is "tofu" when a
- * URL came without a digest.  Returns an exit code.
- */
-static int
-pull_urls(struct cli *cli, struct pull_args *a, struct fetch *fetch,
-    const struct ref *urls, size_t n)
-{
-	char name[2 * REF_REPO_MAX + 2], err[600];
-	struct pull_file *files = NULL;
-	struct manifest m;
-	enum pull_error e;
-	char *source;
-	size_t i;
-	int code, tofu = 0;
-
-	for (i = 0; i < n; i++)
-		tofu |= urls[i].sha256[0] == '\0';
-	manifest_init(&m);
-	snprintf(name, sizeof(name), "%s", a->name != NULL ? a->name : "");
-	e = https_list(fetch, urls, n, &files, err, sizeof(err));
-	if (e != PULL_OK) {
-		cli_err("cannot pull '%s': %s", urls[0].url, err);
-		manifest_release(&m);
-		return exit_for(e);
-	}
-	source = ref_canonical(&urls[0]);
-	if (source == NULL ||
-	    (name[0] == '\0' &&
-		https_default_name(&urls[0], name, sizeof(name)) < 0) ||
-	    manifest_set_origin(&m, REPO_MODEL, name, source) < 0 ||
-	    manifest_add_revision(&m,
-		a->revision != NULL ? a->revision : "main") < 0) {
-		cli_err("cannot pull '%s': out of memory", urls[0].url);
-		code = EXIT_FAIL;
-	} else {
-		if (tofu)
-			snprintf(m.trust, sizeof(m.trust), "tofu");
-		code = run(cli, a, fetch, name,
-		    a->revision != NULL ? a->revision : "main", files, n, &m);
-	}
-	free(source);
-	pull_files_free(files, n);
-	manifest_release(&m);
-	return code;
 }
 
 /*
@@ -463,9 +375,11 @@ cmd_pull(struct cli *cli, int argc, char **argv)
 		code = EXIT_FAIL;
 		goto out;
 	}
-	code = nurls > 0 ? pull_urls(cli, &a, &fetch, refs, nurls) : EXIT_OK;
+	code = nurls > 0 ? pull_one(cli, &a, &fetch, refs, nurls,
+			       a.name != NULL ? a.name : argv[i])
+			 : EXIT_OK;
 	for (k = nurls; k < nrefs && code == EXIT_OK; k++)
-		code = pull_hf(cli, &a, &fetch, &refs[k], argv[i + (int)k]);
+		code = pull_one(cli, &a, &fetch, &refs[k], 1, argv[i + (int)k]);
 	fetch_close(&fetch);
 out:
 	uv_run(&loop, UV_RUN_DEFAULT);

@@ -16,7 +16,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <curl/curl.h>
@@ -24,6 +23,21 @@
 #include "fetch.h"
 
 #define ERROR_BODY_MAX (64 * 1024)
+
+struct fetch_call {
+	struct fetch *fetch;
+	struct fetch_call *next; /* in fetch.calls */
+	char *url;
+	char **headers; /* NULL-ended copies */
+	int head;
+	unsigned tries, tried;
+	struct fetch_xfer *x; /* in flight */
+	uv_timer_t timer;     /* the pause before a retry */
+	void (*done)(void *arg, struct fetch_xfer *x);
+	void *arg;
+};
+
+static void call_end(struct fetch_call *c);
 
 struct fetch_sock {
 	uv_poll_t poll;
@@ -150,9 +164,19 @@ fetch_init(struct fetch *f, uv_loop_t *loop, const struct fetch_opts *o)
 void
 fetch_close(struct fetch *f)
 {
+	struct fetch_call *c;
+
 	if (f->multi == NULL)
 		return;
 	f->closing = 1;
+	/* Calls in flight end without their done callbacks. */
+	while ((c = f->calls) != NULL) {
+		if (c->x != NULL) {
+			fetch_xfer_cancel(c->x);
+			fetch_xfer_free(c->x);
+		}
+		call_end(c);
+	}
 	uv_timer_stop(&f->timer);
 	uv_close((uv_handle_t *)&f->timer, NULL);
 	curl_multi_cleanup(f->multi);
@@ -530,37 +554,117 @@ check_done(struct fetch *f)
 }
 
 static void
-call_done(struct fetch_xfer *x)
+call_free(uv_handle_t *h)
 {
-	*(int *)x->arg = 1;
+	struct fetch_call *c = h->data;
+	char **hp;
+
+	for (hp = c->headers; hp != NULL && *hp != NULL; hp++)
+		free(*hp);
+	free(c->headers);
+	free(c->url);
+	free(c);
 }
 
-/* One request to memory, the loop run until it is done. */
-static struct fetch_xfer *
-call_once(struct fetch *f, const char *url, const char *const *headers,
-    int head)
+/* Takes c off the engine's list and frees it once its timer closes. */
+static void
+call_end(struct fetch_call *c)
 {
-	struct fetch_xfer *x = fetch_xfer_new(f, url);
-	int done = 0;
+	struct fetch_call **pp;
 
-	if (x == NULL)
-		return NULL;
-	for (; headers != NULL && *headers != NULL; headers++)
-		if (fetch_xfer_header(x, *headers) < 0) {
-			fetch_xfer_free(x);
-			return NULL;
+	for (pp = &c->fetch->calls; *pp != NULL; pp = &(*pp)->next)
+		if (*pp == c) {
+			*pp = c->next;
+			break;
 		}
-	if (head)
-		fetch_xfer_head(x);
-	fetch_xfer_follow(x);
-	fetch_xfer_to_memory(x, FETCH_BODY_MAX);
-	if (fetch_xfer_start(x, call_done, &done) < 0) {
+	uv_close((uv_handle_t *)&c->timer, call_free);
+}
+
+static void call_try(uv_timer_t *t);
+
+static void
+call_answered(struct fetch_xfer *x)
+{
+	struct fetch_call *c = x->arg;
+	int64_t ms;
+
+	c->x = NULL;
+	if (fetch_transient(x) && ++c->tried < c->tries) {
+		ms = x->retry_after_s >= 0 && x->retry_after_s <= 60
+		    ? x->retry_after_s * 1000
+		    : 500LL << (c->tried < 6 ? c->tried - 1 : 5);
 		fetch_xfer_free(x);
-		return NULL;
+		uv_timer_start(&c->timer, call_try, (uint64_t)ms, 0);
+		return;
 	}
-	while (!done)
-		uv_run(f->loop, UV_RUN_ONCE);
-	return x;
+	c->done(c->arg, x);
+	call_end(c);
+}
+
+static void
+call_try(uv_timer_t *t)
+{
+	struct fetch_call *c = t->data;
+	struct fetch_xfer *x = fetch_xfer_new(c->fetch, c->url);
+	char **hp;
+
+	for (hp = c->headers; x != NULL && *hp != NULL; hp++)
+		if (fetch_xfer_header(x, *hp) < 0) {
+			fetch_xfer_free(x);
+			x = NULL;
+		}
+	if (x != NULL) {
+		if (c->head)
+			fetch_xfer_head(x);
+		fetch_xfer_follow(x);
+		fetch_xfer_to_memory(x, FETCH_BODY_MAX);
+		if (fetch_xfer_start(x, call_answered, c) == 0) {
+			c->x = x;
+			return;
+		}
+		fetch_xfer_free(x);
+	}
+	c->done(c->arg, NULL);
+	call_end(c);
+}
+
+int
+fetch_call_start(struct fetch *f, const char *url, const char *const *headers,
+    int head, unsigned tries, void (*done)(void *arg, struct fetch_xfer *x),
+    void *arg)
+{
+	struct fetch_call *c = calloc(1, sizeof(*c));
+	size_t n = 0, i;
+
+	while (headers != NULL && headers[n] != NULL)
+		n++;
+	if (c == NULL || (c->url = strdup(url)) == NULL ||
+	    (c->headers = calloc(n + 1, sizeof(char *))) == NULL)
+		goto nomem;
+	for (i = 0; i < n; i++)
+		if ((c->headers[i] = strdup(headers[i])) == NULL)
+			goto nomem;
+	c->fetch = f;
+	c->head = head;
+	c->tries = tries > 0 ? tries : 1;
+	c->done = done;
+	c->arg = arg;
+	uv_timer_init(f->loop, &c->timer);
+	c->timer.data = c;
+	c->next = f->calls;
+	f->calls = c;
+	/* From the loop, so that done() never runs inside this call. */
+	uv_timer_start(&c->timer, call_try, 0, 0);
+	return 0;
+nomem:
+	if (c != NULL) {
+		for (i = 0; c->headers != NULL && c->headers[i] != NULL; i++)
+			free(c->headers[i]);
+		free(c->headers);
+		free(c->url);
+	}
+	free(c);
+	return -ENOMEM;
 }
 
 int
@@ -570,27 +674,31 @@ fetch_transient(const struct fetch_xfer *x)
 	    x->status >= 500;
 }
 
+struct sync_call {
+	struct fetch_xfer *x;
+	int done;
+};
+
+static void
+sync_done(void *arg, struct fetch_xfer *x)
+{
+	struct sync_call *s = arg;
+
+	s->x = x;
+	s->done = 1;
+}
+
 struct fetch_xfer *
 fetch_call(struct fetch *f, const char *url, const char *const *headers,
     int head, unsigned tries)
 {
-	struct fetch_xfer *x;
-	struct timespec ts;
-	int64_t ms;
-	unsigned i;
+	struct sync_call s = { NULL, 0 };
 
-	for (i = 0;; i++) {
-		x = call_once(f, url, headers, head);
-		if (x == NULL || !fetch_transient(x) || i + 1 >= tries)
-			return x;
-		ms = x->retry_after_s >= 0 && x->retry_after_s <= 60
-		    ? x->retry_after_s * 1000
-		    : 500LL << (i < 6 ? i : 6);
-		fetch_xfer_free(x);
-		ts.tv_sec = ms / 1000;
-		ts.tv_nsec = (ms % 1000) * 1000000;
-		nanosleep(&ts, NULL);
-	}
+	if (fetch_call_start(f, url, headers, head, tries, sync_done, &s) < 0)
+		return NULL;
+	while (!s.done)
+		uv_run(f->loop, UV_RUN_ONCE);
+	return s.x;
 }
 
 int

@@ -40,7 +40,8 @@ struct fetch {
 	void *multi; /* CURLM * */
 	uv_timer_t timer;
 	struct fetch_opts opts;
-	unsigned running; /* transfers started, not yet done */
+	unsigned running;	  /* transfers started, not yet done */
+	struct fetch_call *calls; /* fetch_call_start()'s in flight */
 	int closing;
 };
 
@@ -122,12 +123,18 @@ void fetch_xfer_cancel(struct fetch_xfer *xfer);
 /* A failure worth retrying: no answer, 408, 429 or 5xx. */
 int fetch_transient(const struct fetch_xfer *x);
 /*
- * A blocking call for the few requests made before a pull: GET (or HEAD)
- * url to memory with the NULL-ended header lines, following redirects, the
- * loop run until the answer.  Transient failures are retried up to tries
- * times, after Retry-After or 0.5, 1, 2, 4... s.  Returns the finished
- * transfer (the caller frees it) or NULL when out of memory.
+ * A call, for the few small requests around a pull (API calls, HEADs):
+ * GET (or HEAD) url to memory with the NULL-ended header lines (copied),
+ * following redirects.  Transient failures are retried up to tries times,
+ * after Retry-After or 0.5, 1, 2, 4... s.  done() gets the last transfer
+ * (the caller frees it), or NULL when out of memory; it is called from the
+ * loop, never from inside fetch_call_start().  Returns 0 or -ENOMEM.
  */
+struct fetch_call;
+int fetch_call_start(struct fetch *f, const char *url,
+    const char *const *headers, int head, unsigned tries,
+    void (*done)(void *arg, struct fetch_xfer *x), void *arg);
+/* The same, blocking: runs the loop until the answer.  NULL: no memory. */
 struct fetch_xfer *fetch_call(struct fetch *f, const char *url,
     const char *const *headers, int head, unsigned tries);
 

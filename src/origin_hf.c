@@ -1,6 +1,6 @@
 /*
- * origin_hf: see origin_hf.h.  The two API calls are made one at a time,
- * each running the caller's loop until its transfer is done; the files
+ * origin_hf: see origin_hf.h.  One operation is a chain of API calls on the
+ * fetch engine's loop (revision, then each page of the tree); the files
  * themselves are fetched by pull.c.
  */
 #include "config.h"
@@ -19,20 +19,6 @@
 #define HF_PAGES_MAX 1000
 #define HF_URL_MAX 4096
 #define HF_API_TRIES 5
-
-/* One API call, retried like the downloads. */
-static struct fetch_xfer *
-get(struct fetch *fetch, const char *url, const char *token)
-{
-	const char *headers[3] = { "Accept: application/json", NULL, NULL };
-	char auth[1024];
-
-	if (token != NULL) {
-		snprintf(auth, sizeof(auth), "Authorization: Bearer %s", token);
-		headers[1] = auth;
-	}
-	return fetch_call(fetch, url, headers, 0, HF_API_TRIES);
-}
 
 /* Maps a failed API answer to an error and a sentence. */
 static enum pull_error
@@ -79,44 +65,6 @@ type_path(enum repo_type t)
 	return t == REPO_DATASET ? "datasets"
 	    : t == REPO_SPACE	 ? "spaces"
 				 : "models";
-}
-
-enum pull_error
-hf_resolve(const struct hf_origin *o, struct fetch *fetch,
-    const struct ref *ref, char *commit, char *err, size_t errlen)
-{
-	char url[HF_URL_MAX], rev[1024];
-	struct fetch_xfer *x;
-	enum pull_error e = PULL_OK;
-	const char *sha;
-	json_t *root;
-
-	if (ref_is_hex(ref_revision(ref), DIGEST_SHA1_HEX)) {
-		snprintf(commit, DIGEST_SHA1_HEX + 1, "%s", ref_revision(ref));
-		return PULL_OK;
-	}
-	if (fetch_escape(ref_revision(ref), 0, rev, sizeof(rev)) < 0)
-		return PULL_INTERNAL;
-	snprintf(url, sizeof(url), "%s/api/%s/%s/revision/%s", o->endpoint,
-	    type_path(ref->type), ref->repo, rev);
-	if ((x = get(fetch, url, o->token)) == NULL)
-		return PULL_INTERNAL;
-	if (x->result != FETCH_OK || x->status != 200) {
-		e = api_error(x, ref, err, errlen);
-		goto out;
-	}
-	root = json_loadb(x->body != NULL ? x->body : "", x->body_len, 0, NULL);
-	sha = json_string_value(json_object_get(root, "sha"));
-	if (sha == NULL || !ref_is_hex(sha, DIGEST_SHA1_HEX)) {
-		snprintf(err, errlen, "the origin sent no commit for '%s'",
-		    ref->repo);
-		e = PULL_NETWORK;
-	} else
-		snprintf(commit, DIGEST_SHA1_HEX + 1, "%s", sha);
-	json_decref(root);
-out:
-	fetch_xfer_free(x);
-	return e;
 }
 
 static int
@@ -209,76 +157,218 @@ same_origin(const char *endpoint, const char *url)
 	return strncmp(url, endpoint, n) == 0 && url[n] == '/';
 }
 
-enum pull_error
-hf_list(const struct hf_origin *o, struct fetch *fetch, const struct ref *ref,
-    const char *commit, struct pull_file **files, size_t *n, char *err,
-    size_t errlen)
+struct hf_op {
+	const struct hf_origin *o;
+	struct fetch *fetch;
+	const struct ref *ref;
+	int list;
+	struct origin_desc *d;
+	struct listing l;
+	unsigned pages;
+	void (*done)(void *arg);
+	void *arg;
+};
+
+/* A revision or a tree page: one API call, retried like the downloads. */
+static int
+api_call(struct hf_op *op, const char *url,
+    void (*done)(void *arg, struct fetch_xfer *x))
 {
-	struct listing l = { o, ref, commit, NULL, 0, 0 };
+	const char *headers[3] = { "Accept: application/json", NULL, NULL };
+	char auth[1024];
+
+	if (op->o->token != NULL) {
+		snprintf(auth, sizeof(auth), "Authorization: Bearer %s",
+		    op->o->token);
+		headers[1] = auth;
+	}
+	return fetch_call_start(op->fetch, url, headers, 0, HF_API_TRIES, done,
+	    op);
+}
+
+/* Ends the operation: the description is the caller's from here. */
+static void
+op_end(struct hf_op *op, enum pull_error e)
+{
+	struct origin_desc *d = op->d;
+
+	d->error = e;
+	if (e == PULL_OK) {
+		d->files = op->l.files;
+		d->nfiles = op->l.n;
+	} else {
+		pull_files_free(op->l.files, op->l.n);
+		if (e == PULL_INTERNAL && d->message[0] == '\0')
+			snprintf(d->message, sizeof(d->message),
+			    "out of memory");
+	}
+	op->done(op->arg);
+	free(op);
+}
+
+static void page_done(void *arg, struct fetch_xfer *x);
+
+static void
+list_page(struct hf_op *op, const char *url)
+{
+	if (++op->pages > HF_PAGES_MAX) {
+		snprintf(op->d->message, sizeof(op->d->message),
+		    "the origin's listing of '%s' has over %d pages",
+		    op->ref->repo, HF_PAGES_MAX);
+		op_end(op, PULL_NETWORK);
+	} else if (api_call(op, url, page_done) < 0)
+		op_end(op, PULL_INTERNAL);
+}
+
+/* Lists the files at the commit, from the first page. */
+static void
+list_start(struct hf_op *op)
+{
 	char url[HF_URL_MAX];
-	struct fetch_xfer *x = NULL;
-	enum pull_error e = PULL_OK;
-	json_t *root = NULL, *entry;
-	size_t i, page;
 
 	snprintf(url, sizeof(url),
-	    "%s/api/%s/%s/tree/%s?recursive=true"
-	    "&expand=false",
-	    o->endpoint, type_path(ref->type), ref->repo, commit);
-	for (page = 0; page < HF_PAGES_MAX && url[0] != '\0'; page++) {
-		if ((x = get(fetch, url, o->token)) == NULL) {
-			e = PULL_INTERNAL;
-			break;
-		}
-		if (x->result != FETCH_OK || x->status != 200) {
-			e = api_error(x, ref, err, errlen);
-			break;
-		}
-		root = json_loadb(x->body != NULL ? x->body : "", x->body_len,
-		    0, NULL);
-		if (!json_is_array(root)) {
-			snprintf(err, errlen, "the origin sent a bad listing");
-			e = PULL_NETWORK;
-			break;
-		}
-		json_array_foreach(root, i,
-		    entry) if (add_entry(&l, entry, err, errlen) < 0)
-		{
+	    "%s/api/%s/%s/tree/%s?recursive=true&expand=false", op->o->endpoint,
+	    type_path(op->ref->type), op->ref->repo, op->d->commit);
+	op->l.commit = op->d->commit;
+	list_page(op, url);
+}
+
+/* One page of the tree: its entries, then the next page or the end. */
+static void
+page_done(void *arg, struct fetch_xfer *x)
+{
+	struct hf_op *op = arg;
+	struct origin_desc *d = op->d;
+	enum pull_error e = PULL_OK;
+	char next[HF_URL_MAX] = "";
+	json_t *root = NULL, *entry;
+	size_t i;
+
+	if (x == NULL) {
+		op_end(op, PULL_INTERNAL);
+		return;
+	}
+	if (x->result != FETCH_OK || x->status != 200) {
+		e = api_error(x, op->ref, d->message, sizeof(d->message));
+		goto out;
+	}
+	root = json_loadb(x->body != NULL ? x->body : "", x->body_len, 0, NULL);
+	if (!json_is_array(root)) {
+		snprintf(d->message, sizeof(d->message),
+		    "the origin sent a bad listing");
+		e = PULL_NETWORK;
+		goto out;
+	}
+	json_array_foreach(root, i, entry)
+	{
+		if (add_entry(&op->l, entry, d->message, sizeof(d->message)) <
+		    0) {
 			e = PULL_INTERNAL;
 			goto out;
 		}
-		url[0] = '\0';
-		if (x->link_next[0] != '\0') {
-			if (!same_origin(o->endpoint, x->link_next)) {
-				snprintf(err, errlen,
-				    "the origin's next page"
-				    " leaves it: refused");
-				e = PULL_NETWORK;
-				break;
-			}
-			snprintf(url, sizeof(url), "%s", x->link_next);
-		}
-		json_decref(root);
-		root = NULL;
-		fetch_xfer_free(x);
-		x = NULL;
 	}
-	if (e == PULL_OK && l.n == 0) {
-		snprintf(err, errlen, "'%s' has no files%s", ref->repo,
-		    o->ninclude + o->nexclude > 0 ? " that match the filters"
-						  : "");
-		e = PULL_NOT_FOUND;
-	}
+	if (x->link_next[0] != '\0' &&
+	    !same_origin(op->o->endpoint, x->link_next)) {
+		snprintf(d->message, sizeof(d->message),
+		    "the origin's next page leaves it: refused");
+		e = PULL_NETWORK;
+	} else
+		snprintf(next, sizeof(next), "%s", x->link_next);
 out:
 	json_decref(root);
 	fetch_xfer_free(x);
-	if (e != PULL_OK) {
-		pull_files_free(l.files, l.n);
-		return e;
+	if (e == PULL_OK && next[0] != '\0') {
+		list_page(op, next);
+		return;
 	}
-	*files = l.files;
-	*n = l.n;
-	return PULL_OK;
+	if (e == PULL_OK && op->l.n == 0) {
+		snprintf(d->message, sizeof(d->message), "'%s' has no files%s",
+		    op->ref->repo,
+		    op->o->ninclude + op->o->nexclude > 0
+			? " that match the filters"
+			: "");
+		e = PULL_NOT_FOUND;
+	}
+	op_end(op, e);
+}
+
+/* The revision's commit; then the listing, if asked for. */
+static void
+revision_done(void *arg, struct fetch_xfer *x)
+{
+	struct hf_op *op = arg;
+	struct origin_desc *d = op->d;
+	enum pull_error e = PULL_OK;
+	const char *sha;
+	json_t *root;
+
+	if (x == NULL) {
+		op_end(op, PULL_INTERNAL);
+		return;
+	}
+	if (x->result != FETCH_OK || x->status != 200) {
+		e = api_error(x, op->ref, d->message, sizeof(d->message));
+		fetch_xfer_free(x);
+		op_end(op, e);
+		return;
+	}
+	root = json_loadb(x->body != NULL ? x->body : "", x->body_len, 0, NULL);
+	sha = json_string_value(json_object_get(root, "sha"));
+	if (sha == NULL || !ref_is_hex(sha, DIGEST_SHA1_HEX)) {
+		snprintf(d->message, sizeof(d->message),
+		    "the origin sent no commit for '%s'", op->ref->repo);
+		e = PULL_NETWORK;
+	} else
+		snprintf(d->commit, sizeof(d->commit), "%s", sha);
+	json_decref(root);
+	fetch_xfer_free(x);
+	if (e != PULL_OK || !op->list)
+		op_end(op, e);
+	else
+		list_start(op);
+}
+
+int
+hf_describe_start(const struct hf_origin *o, struct fetch *fetch,
+    const struct ref *ref, int list, struct origin_desc *d,
+    void (*done)(void *arg), void *arg)
+{
+	char url[HF_URL_MAX], rev[1024];
+	struct hf_op *op;
+
+	memset(d, 0, sizeof(*d));
+	if ((op = calloc(1, sizeof(*op))) == NULL)
+		return -ENOMEM;
+	op->o = o;
+	op->fetch = fetch;
+	op->ref = ref;
+	op->list = list;
+	op->d = d;
+	op->done = done;
+	op->arg = arg;
+	op->l.o = o;
+	op->l.ref = ref;
+	if (ref_is_hex(ref_revision(ref), DIGEST_SHA1_HEX)) {
+		/* A commit id needs no asking: straight to the listing. */
+		if (!list) {
+			free(op);
+			return -EINVAL;
+		}
+		snprintf(d->commit, sizeof(d->commit), "%s", ref_revision(ref));
+		list_start(op);
+		return 0;
+	}
+	if (fetch_escape(ref_revision(ref), 0, rev, sizeof(rev)) < 0) {
+		free(op);
+		return -ENAMETOOLONG;
+	}
+	snprintf(url, sizeof(url), "%s/api/%s/%s/revision/%s", o->endpoint,
+	    type_path(ref->type), ref->repo, rev);
+	if (api_call(op, url, revision_done) < 0) {
+		free(op);
+		return -ENOMEM;
+	}
+	return 0;
 }
 
 char *

@@ -30,19 +30,18 @@ struct hf_origin {
 };
 
 /*
- * Resolves ref's revision into commit (41 bytes).  Returns PULL_OK or why
- * not, with a message for people in err.
+ * Describes ref at the Hub: resolves its revision to a commit (a full
+ * commit id needs no call) and, when list is set, lists the files at that
+ * commit, filtered by the include and exclude globs.  done(arg) is called
+ * from the loop once d is filled in: d->error says how it went, with a
+ * message for people; on PULL_OK with list, d->files belongs to the caller
+ * (pull_files_free()).  o, ref and d must live until then.  Returns 0, or
+ * a negative errno (-EINVAL: a commit id without list) and then done() is
+ * never called.
  */
-enum pull_error hf_resolve(const struct hf_origin *o, struct fetch *fetch,
-    const struct ref *ref, char *commit, char *err, size_t errlen);
-
-/*
- * Lists the files at commit, filtered by the include and exclude globs.
- * On PULL_OK *files (n entries) belongs to the caller: pull_files_free().
- */
-enum pull_error hf_list(const struct hf_origin *o, struct fetch *fetch,
-    const struct ref *ref, const char *commit, struct pull_file **files,
-    size_t *n, char *err, size_t errlen);
+int hf_describe_start(const struct hf_origin *o, struct fetch *fetch,
+    const struct ref *ref, int list, struct origin_desc *d,
+    void (*done)(void *arg), void *arg);
 
 /* The token from HF_TOKEN, else the file HF_TOKEN_PATH names; or NULL. */
 char *hf_token(const char *token_path);

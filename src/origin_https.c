@@ -78,68 +78,158 @@ head_error(const struct fetch_xfer *x, const char *url, char *err, size_t len)
 	}
 }
 
-/* One URL into f: its name, and its size from a HEAD. */
-static enum pull_error
-describe(struct fetch *fetch, const struct ref *ref, struct pull_file *f,
-    char *err, size_t len)
+struct https_op {
+	const struct ref *refs;
+	size_t n, pending;
+	struct origin_desc *d;
+	struct pull_file *files;
+	void (*done)(void *arg);
+	void *arg;
+};
+
+struct https_head {
+	struct https_op *op;
+	size_t i;
+};
+
+static void
+op_end(struct https_op *op)
 {
-	char name[REF_NAME_MAX + 1];
-	struct fetch_xfer *x;
+	struct origin_desc *d = op->d;
+	size_t i, k;
+
+	for (i = 0; i < op->n && d->error == PULL_OK; i++)
+		for (k = 0; k < i && d->error == PULL_OK; k++)
+			if (strcmp(op->files[k].path, op->files[i].path) == 0) {
+				snprintf(d->message, sizeof(d->message),
+				    "two URLs give the same file name '%s'",
+				    op->files[i].path);
+				d->error = PULL_NOT_FOUND;
+			}
+	if (d->error == PULL_OK) {
+		d->files = op->files;
+		d->nfiles = op->n;
+	} else
+		pull_files_free(op->files, op->n);
+	op->done(op->arg);
+	free(op);
+}
+
+/* Records the first failure of the operation. */
+static void
+op_fail(struct https_op *op, enum pull_error e)
+{
+	if (op->d->error == PULL_OK)
+		op->d->error = e;
+	else if (op->d->message[0] == '\0')
+		snprintf(op->d->message, sizeof(op->d->message),
+		    "out of memory");
+}
+
+/* One URL's HEAD: its size, or why not. */
+static void
+head_done(void *arg, struct fetch_xfer *x)
+{
+	struct https_head *h = arg;
+	struct https_op *op = h->op;
+	const struct ref *ref = &op->refs[h->i];
+	struct pull_file *f = &op->files[h->i];
+	char err[sizeof(op->d->message)];
 	enum pull_error e = PULL_OK;
+
+	err[0] = '\0';
+	if (x == NULL)
+		e = PULL_INTERNAL;
+	else if (x->result != FETCH_OK || x->status < 200 || x->status >= 300)
+		e = head_error(x, ref->url, err, sizeof(err));
+	else if (x->content_length < 0) {
+		snprintf(err, sizeof(err), "'%s' does not say how large it is",
+		    ref->url);
+		e = PULL_NOT_FOUND;
+	} else
+		f->size = (uint64_t)x->content_length;
+	if (e != PULL_OK && op->d->error == PULL_OK) {
+		op->d->error = e;
+		snprintf(op->d->message, sizeof(op->d->message), "%s",
+		    err[0] != '\0' ? err : "out of memory");
+	}
+	fetch_xfer_free(x);
+	free(h);
+	if (--op->pending == 0)
+		op_end(op);
+}
+
+/* One URL into its pull_file: its name, path and digest. */
+static int
+name_file(struct https_op *op, size_t i)
+{
+	const struct ref *ref = &op->refs[i];
+	struct pull_file *f = &op->files[i];
+	char name[REF_NAME_MAX + 1];
 	const char *why;
 
 	if (url_file_name(ref->url, name, sizeof(name), &why) < 0) {
-		snprintf(err, len, "'%s': %s", ref->url, why);
-		return PULL_NOT_FOUND;
+		snprintf(op->d->message, sizeof(op->d->message), "'%s': %s",
+		    ref->url, why);
+		op->d->error = PULL_NOT_FOUND;
+		return -EINVAL;
 	}
-	if ((x = fetch_call(fetch, ref->url, NULL, 1, HTTPS_TRIES)) == NULL)
-		return PULL_INTERNAL;
-	if (x->result != FETCH_OK || x->status < 200 || x->status >= 300)
-		e = head_error(x, ref->url, err, len);
-	else if (x->content_length < 0) {
-		snprintf(err, len, "'%s' does not say how large it is",
-		    ref->url);
-		e = PULL_NOT_FOUND;
-	}
-	if (e == PULL_OK) {
-		f->size = (uint64_t)x->content_length;
-		snprintf(f->sha256, sizeof(f->sha256), "%s", ref->sha256);
-		if ((f->path = strdup(name)) == NULL ||
-		    (f->url = strdup(ref->url)) == NULL)
-			e = PULL_INTERNAL;
-	}
-	fetch_xfer_free(x);
-	return e;
+	snprintf(f->sha256, sizeof(f->sha256), "%s", ref->sha256);
+	if ((f->path = strdup(name)) == NULL ||
+	    (f->url = strdup(ref->url)) == NULL)
+		return -ENOMEM;
+	return 0;
 }
 
-enum pull_error
-https_list(struct fetch *fetch, const struct ref *refs, size_t n,
-    struct pull_file **files, char *err, size_t errlen)
+/* Starts the HEAD that learns file i's size. */
+static int
+start_head(struct https_op *op, struct fetch *fetch, size_t i)
 {
-	struct pull_file *f = calloc(n ? n : 1, sizeof(*f));
-	enum pull_error e = PULL_OK;
-	size_t i, k;
+	struct https_head *h = calloc(1, sizeof(*h));
 
-	if (f == NULL)
-		return PULL_INTERNAL;
-	for (i = 0; i < n && e == PULL_OK; i++) {
-		e = describe(fetch, &refs[i], &f[i], err, errlen);
-		for (k = 0; k < i && e == PULL_OK; k++)
-			if (strcmp(f[k].path, f[i].path) == 0) {
-				snprintf(err, errlen,
-				    "two URLs give the same file name '%s'",
-				    f[i].path);
-				e = PULL_NOT_FOUND;
-			}
+	if (h == NULL)
+		return -ENOMEM;
+	h->op = op;
+	h->i = i;
+	if (fetch_call_start(fetch, op->refs[i].url, NULL, 1, HTTPS_TRIES,
+		head_done, h) < 0) {
+		free(h);
+		return -ENOMEM;
 	}
-	if (e != PULL_OK) {
-		if (e == PULL_INTERNAL)
-			snprintf(err, errlen, "out of memory");
-		pull_files_free(f, n);
-		return e;
+	op->pending++;
+	return 0;
+}
+
+int
+https_describe_start(struct fetch *fetch, const struct ref *refs, size_t n,
+    struct origin_desc *d, void (*done)(void *arg), void *arg)
+{
+	struct https_op *op = calloc(1, sizeof(*op));
+	size_t i;
+	int rc = 0;
+
+	memset(d, 0, sizeof(*d));
+	if (op == NULL ||
+	    (op->files = calloc(n ? n : 1, sizeof(*op->files))) == NULL) {
+		free(op);
+		return -ENOMEM;
 	}
-	*files = f;
-	return PULL_OK;
+	op->refs = refs;
+	op->n = n;
+	op->d = d;
+	op->done = done;
+	op->arg = arg;
+	for (i = 0; i < n && rc == 0; i++)
+		rc = name_file(op, i);
+	for (i = 0; i < n && rc == 0; i++)
+		if ((rc = start_head(op, fetch, i)) < 0)
+			op_fail(op, PULL_INTERNAL); /* the others still end */
+	if (op->pending == 0) {
+		pull_files_free(op->files, n);
+		free(op);
+		return rc < 0 ? rc : -EINVAL;
+	}
+	return 0;
 }
 
 int

@@ -2,7 +2,7 @@
  * origin_https: single files over HTTPS (https://host/path#sha256=HEX).
  *
  * Each URL is one file of a model, named by the last component of the
- * URL's path.  A HEAD (following redirects, retried like the downloads)
+ * URL's path.  A HEAD (following redirects, retried like the API calls)
  * learns each file's size, so that the pull can reserve space and fetch
  * large files as parallel ranges.  The digest in the URL is what the bytes
  * are checked against; a URL without one gives a file whose digest is
@@ -19,12 +19,15 @@
 #include "ref.h"
 
 /*
- * The files of refs[0..n) (all REF_HTTPS).  On PULL_OK *files (n entries)
- * belongs to the caller: pull_files_free().  Two URLs with the same file name
- * are refused.
+ * Describes refs[0..n) (all REF_HTTPS) as the files of one model: names
+ * from the URLs, sizes from HEADs made in parallel.  done(arg) is called
+ * from the loop once d is filled in (see hf_describe_start()); two URLs
+ * with the same file name fail it.  refs and d must live until then.
+ * Returns 0, or a negative errno and then done() is never called
+ * (-EINVAL: a URL whose file name is unusable, said in d->message).
  */
-enum pull_error https_list(struct fetch *fetch, const struct ref *refs,
-    size_t n, struct pull_file **files, char *err, size_t errlen);
+int https_describe_start(struct fetch *fetch, const struct ref *refs, size_t n,
+    struct origin_desc *d, void (*done)(void *arg), void *arg);
 
 /*
  * A model name for a single URL: "<host>/<file name>" when that is a valid

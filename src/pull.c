@@ -43,7 +43,8 @@
 #define WAIT_MS 100
 #define BACKOFF_MAX_MS 8000
 #define HEDGE_STALL_MS 3000 /* no byte for this long: hedge */
-#define HEDGE_SLOW 2	    /* or this many times the usual range time */
+#define HEDGE_SLOW 4	    /* or this many times the usual range time, */
+#define HEDGE_SLACK_MS 2000 /* plus this */
 
 enum state {
 	S_IDLE,
@@ -102,7 +103,6 @@ struct job {
 	int work_rc;
 	char sha256[DIGEST_HEX_MAX], gitsha1[DIGEST_HEX_MAX];
 	uv_timer_t timer; /* waits and backoff */
-	int timer_open;
 };
 
 struct pull {
@@ -118,8 +118,14 @@ struct pull {
 	int driving;
 	unsigned closing; /* handles whose close callback is pending */
 	uint64_t chunk;
-	uv_timer_t tick;		  /* heartbeats and progress */
+	uv_timer_t tick;  /* heartbeats and progress */
+	uv_check_t check; /* after each turn of the loop: settled? */
 	struct pull_file_progress *shown; /* what tick() reports */
+	struct manifest *m;
+	struct pull_file *files;
+	void (*done)(void *arg);
+	void *done_arg;
+	int ended;
 	int stopping;
 	char origin_host[256];
 };
@@ -150,7 +156,7 @@ pull_error_name(enum pull_error e)
 {
 	static const char *const names[] = { "ok", "not_found", "unauthorized",
 		"forbidden", "integrity", "origin_unavailable", "no_space",
-		"internal" };
+		"internal", "shutting_down" };
 
 	return names[e];
 }
@@ -464,6 +470,9 @@ hash_work(uv_work_t *w)
 		digest_update(&j->d256, buf, (size_t)got);
 		if (j->d1.ctx != NULL)
 			digest_update(&j->d1, buf, (size_t)got);
+		/* Start the write-back now: the final fsync finds little. */
+		sync_file_range(j->fd, (off_t)j->hashed, got,
+		    SYNC_FILE_RANGE_WRITE);
 		j->hashed += (uint64_t)got;
 	}
 	free(buf);
@@ -577,8 +586,6 @@ job_finish(struct job *j, enum state st)
 		stop_all(p);
 	else
 		drive(p);
-	if (settled(p))
-		uv_timer_stop(&p->tick);
 }
 
 /* Verified bytes become a blob, under the blob's claim. */
@@ -908,7 +915,8 @@ start_hedge(struct job *j, struct chunk *c)
 /*
  * Once every range of a file is finished or in flight (the tail), a range
  * that has moved no byte for HEDGE_STALL_MS, or has taken HEDGE_SLOW times
- * as long as the file's finished ranges took on average, is hedged once.
+ * as long as the file's finished ranges took on average (plus
+ * HEDGE_SLACK_MS), is hedged once.
  */
 static void
 hedge_tail(struct job *j)
@@ -929,7 +937,8 @@ hedge_tail(struct job *j)
 			continue;
 		if (now - c->moved_ms >= HEDGE_STALL_MS ||
 		    (usual > 0 &&
-			now - c->started_ms > HEDGE_SLOW * usual + 1000))
+			now - c->started_ms >
+			    HEDGE_SLOW * usual + HEDGE_SLACK_MS))
 			start_hedge(j, c);
 	}
 }
@@ -1272,14 +1281,17 @@ tick(uv_timer_t *t)
 	}
 	if (p->o->progress == NULL)
 		return;
-	pp.done = p->r->bytes_origin;
+	memset(&pp, 0, sizeof(pp));
 	pp.total = p->r->bytes_total;
 	pp.reused = p->r->bytes_reused;
 	pp.nfiles = p->n;
 	pp.nfinished = p->finished;
 	pp.files = p->shown;
-	for (i = 0; i < p->n; i++)
+	for (i = 0; i < p->n; i++) {
 		job_progress(&p->jobs[i], &p->shown[i]);
+		if (p->shown[i].state != PULL_REUSED)
+			pp.done += p->shown[i].bytes;
+	}
 	p->o->progress(p->o->arg, &pp);
 }
 
@@ -1313,14 +1325,28 @@ add_files(struct manifest *m, const struct pull_file *files, size_t n)
 	return manifest_sort(m);
 }
 
+/* The handles live in p and p->jobs: those are freed once all are closed. */
 static void
-closed(uv_handle_t *h)
+handle_closed(uv_handle_t *h)
 {
-	struct pull *p = h->loop->data;
+	struct pull *p = h->data;
 
-	p->closing--;
+	if (--p->closing == 0) {
+		free(p->jobs);
+		free(p->shown);
+		free(p);
+	}
 }
 
+static void
+close_handle(struct pull *p, uv_handle_t *h)
+{
+	h->data = p;
+	p->closing++;
+	uv_close(h, handle_closed);
+}
+
+/* Lets go of partial files, claims and memory the jobs hold. */
 static void
 cleanup(struct pull *p)
 {
@@ -1347,18 +1373,73 @@ cleanup(struct pull *p)
 		digest_release(&j->d1);
 		free(j->chunks);
 		free(j->location);
-		if (j->timer_open) {
-			p->closing++;
-			uv_close((uv_handle_t *)&j->timer, closed);
+	}
+}
+
+/* Closes every handle; p is freed by the last close callback. */
+static void
+close_all(struct pull *p)
+{
+	size_t i;
+
+	p->closing = 1; /* a hold, until every close below is started */
+	for (i = 0; i < p->n; i++)
+		close_handle(p, (uv_handle_t *)&p->jobs[i].timer);
+	close_handle(p, (uv_handle_t *)&p->tick);
+	close_handle(p, (uv_handle_t *)&p->check);
+	handle_closed((uv_handle_t *)&p->check); /* the hold */
+}
+
+/* Every file settled: publish the snapshot, report, let everything go. */
+static void
+finish(struct pull *p)
+{
+	int rc = 0;
+
+	tick(&p->tick);
+	if (p->r->error == PULL_OK) {
+		/* Every blob is in; the claims are held until the index has it. */
+		if ((rc = add_files(p->m, p->files, p->n)) == 0 &&
+		    p->m->commit[0] == '\0')
+			rc = manifest_derive_commit(p->m);
+		if (rc == 0)
+			rc = snapshot_publish(p->store, p->index, p->m,
+			    (int64_t)time(NULL));
+		if (rc < 0) {
+			p->r->error =
+			    rc == -ENOSPC ? PULL_NO_SPACE : PULL_INTERNAL;
+			snprintf(p->r->message, sizeof(p->r->message),
+			    "cannot publish the snapshot: %s", strerror(-rc));
 		}
 	}
-	p->closing++;
-	uv_close((uv_handle_t *)&p->tick, closed);
-	/* The handles live in p->jobs and p: free only once closed. */
-	while (p->closing > 0)
-		uv_run(p->loop, UV_RUN_ONCE);
-	free(p->jobs);
-	free(p->shown);
+	cleanup(p);
+	p->done(p->done_arg);
+	close_all(p);
+}
+
+/* After each turn of the loop: has everything settled? */
+static void
+check(uv_check_t *h)
+{
+	struct pull *p = h->data;
+
+	if (!p->ended && settled(p)) {
+		p->ended = 1;
+		uv_check_stop(h);
+		uv_timer_stop(&p->tick);
+		finish(p);
+	}
+}
+
+void
+pull_stop(struct pull *p, enum pull_error why, const char *message)
+{
+	if (p->ended)
+		return;
+	fail(p, why, "%s", message);
+	stop_all(p);
+	/* Wake the loop: check() finishes once hashing jobs are back. */
+	uv_timer_start(&p->tick, tick, 0, 1000);
 }
 
 /* Sets a job's key: the git oid, or for a file on trust its URL's SHA-256. */
@@ -1382,73 +1463,104 @@ job_key(struct job *j)
 	return rc;
 }
 
+static void
+pull_free(struct pull *p)
+{
+	free(p->jobs);
+	free(p->shown);
+	free(p);
+}
+
+static struct pull *
+pull_new(size_t n)
+{
+	struct pull *p = calloc(1, sizeof(*p));
+
+	if (p == NULL)
+		return NULL;
+	p->jobs = calloc(n ? n : 1, sizeof(*p->jobs));
+	p->shown = calloc(n ? n : 1, sizeof(*p->shown));
+	if (p->jobs == NULL || p->shown == NULL) {
+		pull_free(p);
+		return NULL;
+	}
+	p->n = n;
+	return p;
+}
+
+int
+pull_start(uv_loop_t *loop, struct store *store, struct index *index,
+    struct fetch *fetch, struct pull_file *files, size_t n,
+    const struct pull_opts *opts, struct manifest *m,
+    struct pull_result *result, void (*done)(void *arg), void *arg,
+    struct pull **out)
+{
+	struct pull *p;
+	size_t i;
+	int rc;
+
+	memset(result, 0, sizeof(*result));
+	if ((p = pull_new(n)) == NULL)
+		return -ENOMEM;
+	for (i = 0; i < n; i++) {
+		p->jobs[i].p = p;
+		p->jobs[i].file = &files[i];
+		p->jobs[i].fd = -1;
+		if ((rc = job_key(&p->jobs[i])) < 0) {
+			pull_free(p);
+			return rc;
+		}
+		result->bytes_total += files[i].size;
+	}
+	p->loop = loop;
+	p->store = store;
+	p->index = index;
+	p->fetch = fetch;
+	p->o = opts;
+	p->r = result;
+	p->m = m;
+	p->files = files;
+	p->done = done;
+	p->done_arg = arg;
+	p->chunk = opts->chunk ? opts->chunk : CHUNK_DEFAULT;
+	if (n > 0)
+		url_host(files[0].url, p->origin_host, sizeof(p->origin_host));
+	for (i = 0; i < n; i++) {
+		uv_timer_init(loop, &p->jobs[i].timer);
+		p->jobs[i].timer.data = &p->jobs[i];
+	}
+	uv_timer_init(loop, &p->tick);
+	p->tick.data = p;
+	uv_check_init(loop, &p->check);
+	p->check.data = p;
+	uv_check_start(&p->check, check);
+	drive(p);
+	/* Settled already (every blob in the store): the loop must turn. */
+	uv_timer_start(&p->tick, tick, settled(p) ? 0 : 1000, 1000);
+	if (out != NULL)
+		*out = p;
+	return 0;
+}
+
+static void
+flag(void *arg)
+{
+	*(int *)arg = 1;
+}
+
 int
 pull_run(uv_loop_t *loop, struct store *store, struct index *index,
     struct fetch *fetch, struct pull_file *files, size_t n,
     const struct pull_opts *opts, struct manifest *m,
     struct pull_result *result)
 {
-	struct pull p;
-	size_t i;
-	int rc = 0;
+	int done = 0, rc;
 
-	memset(result, 0, sizeof(*result));
-	memset(&p, 0, sizeof(p));
-	p.loop = loop;
-	p.store = store;
-	p.index = index;
-	p.fetch = fetch;
-	p.o = opts;
-	p.r = result;
-	p.n = n;
-	p.chunk = opts->chunk ? opts->chunk : CHUNK_DEFAULT;
-	if (n > 0)
-		url_host(files[0].url, p.origin_host, sizeof(p.origin_host));
-	p.jobs = calloc(n ? n : 1, sizeof(*p.jobs));
-	p.shown = calloc(n ? n : 1, sizeof(*p.shown));
-	if (p.jobs == NULL || p.shown == NULL) {
-		free(p.jobs);
-		free(p.shown);
-		return -ENOMEM;
-	}
-	for (i = 0; i < n; i++) {
-		p.jobs[i].p = &p;
-		p.jobs[i].file = &files[i];
-		p.jobs[i].fd = -1;
-		if ((rc = job_key(&p.jobs[i])) < 0) {
-			free(p.jobs);
-			free(p.shown);
-			return rc;
-		}
-	}
-	for (i = 0; i < n; i++) {
-		uv_timer_init(loop, &p.jobs[i].timer);
-		p.jobs[i].timer.data = &p.jobs[i];
-		p.jobs[i].timer_open = 1;
-		result->bytes_total += files[i].size;
-	}
-	uv_timer_init(loop, &p.tick);
-	p.tick.data = &p;
-	uv_timer_start(&p.tick, tick, 1000, 1000);
-	loop->data = &p;
-	drive(&p);
-	while (n > 0 && !settled(&p))
+	rc = pull_start(loop, store, index, fetch, files, n, opts, m, result,
+	    flag, &done, NULL);
+	if (rc < 0)
+		return rc;
+	while (!done)
 		uv_run(loop, UV_RUN_ONCE);
-	tick(&p.tick);
-	if (result->error == PULL_OK) {
-		/* Every blob is in; the claims are held until the index has it. */
-		if ((rc = add_files(m, files, n)) == 0 && m->commit[0] == '\0')
-			rc = manifest_derive_commit(m);
-		if (rc == 0)
-			rc = snapshot_publish(store, index, m,
-			    (int64_t)time(NULL));
-		if (rc < 0) {
-			result->error =
-			    rc == -ENOSPC ? PULL_NO_SPACE : PULL_INTERNAL;
-			snprintf(result->message, sizeof(result->message),
-			    "cannot publish the snapshot: %s", strerror(-rc));
-		}
-	}
-	cleanup(&p);
 	return result->error == PULL_OK ? 0 : -EIO;
 }

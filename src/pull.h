@@ -32,6 +32,7 @@ enum pull_error {
 	PULL_NETWORK,	   /* origin unreachable after retries */
 	PULL_NO_SPACE,
 	PULL_INTERNAL,
+	PULL_STOPPED, /* pull_stop(): the process is shutting down */
 };
 
 /* One file as the origin describes it. */
@@ -41,6 +42,15 @@ struct pull_file {
 	uint64_t size;
 	char sha256[DIGEST_HEX_MAX];  /* LFS: known in advance; else "" */
 	char gitsha1[DIGEST_HEX_MAX]; /* git files: the oid to check */
+};
+
+/* What an origin says a model is, before it is pulled. */
+struct origin_desc {
+	enum pull_error error;
+	char message[600];		  /* why not, for people */
+	char commit[DIGEST_SHA1_HEX + 1]; /* "" when the origin has none */
+	struct pull_file *files;
+	size_t nfiles;
 };
 
 /* Frees files[0..n) and the array. */
@@ -66,8 +76,8 @@ struct pull_file_progress {
 };
 
 struct pull_progress {
-	uint64_t done, total, reused; /* bytes: from the origin, in all,
-					 found in the store */
+	uint64_t done, total, reused; /* bytes: fetched and in place, in
+					 all, found in the store */
 	size_t nfiles, nfinished;
 	const struct pull_file_progress *files; /* nfiles of them */
 };
@@ -98,10 +108,28 @@ struct pull_result {
 };
 
 /*
- * Pulls files[0..n) and publishes them as manifest m (origin and revision
- * set by the caller; files are added here).  Runs loop until done.
- * Returns 0 or a negative errno; result says what happened.
+ * Starts pulling files[0..n) into the store, to publish them as manifest m
+ * (origin and revision set by the caller; files are added here, and the
+ * commit is derived from them when m has none).  done(arg) is called once,
+ * from the loop, when the snapshot is published or the pull has failed:
+ * result says which.  files, opts, m and result must live until then; the
+ * pull frees itself after done().  Returns 0 (and the pull in *p, when p is
+ * not NULL) or a negative errno, and then done() is never called.
  */
+struct pull;
+int pull_start(uv_loop_t *loop, struct store *store, struct index *index,
+    struct fetch *fetch, struct pull_file *files, size_t n,
+    const struct pull_opts *opts, struct manifest *m,
+    struct pull_result *result, void (*done)(void *arg), void *arg,
+    struct pull **p);
+
+/*
+ * Ends a pull before its time (the daemon stopping): transfers stop, shared
+ * partial files stay to be resumed, and done() follows with why.
+ */
+void pull_stop(struct pull *p, enum pull_error why, const char *message);
+
+/* pull_start(), then runs loop until done.  0, or -EIO (see result). */
 int pull_run(uv_loop_t *loop, struct store *store, struct index *index,
     struct fetch *fetch, struct pull_file *files, size_t n,
     const struct pull_opts *opts, struct manifest *m,
