@@ -265,7 +265,8 @@ cli_print_json(void *json)
 
 	if (json == NULL)
 		return -ENOMEM;
-	rc = json_dumpf(json, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+	rc = json_dumpf(json, stdout,
+	    JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(6));
 	fputc('\n', stdout);
 	json_decref(json);
 	return rc == 0 ? 0 : -EIO;

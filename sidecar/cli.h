@@ -110,6 +110,7 @@ int cmd_pin(struct cli *, int, char **);
 int cmd_unpin(struct cli *, int, char **);
 int cmd_gc(struct cli *, int, char **);
 int cmd_fsck(struct cli *, int, char **);
+int cmd_status(struct cli *, int, char **);
 
 /* The table, for --help and dispatch. */
 const struct cmd *cli_find(const char *name);

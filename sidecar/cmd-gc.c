@@ -1,6 +1,7 @@
 /*
  * modelcache gc: evict least recently used models until the store fits a
- * size.  Pinned models are never evicted; --dry-run prints the plan only.
+ * size.  Pinned models and models with a live lease (in use by a server on
+ * any node) are never evicted; --dry-run prints the plan only.
  */
 #include "config.h"
 
@@ -14,11 +15,31 @@
 
 #include "cli.h"
 #include "gc.h"
+#include "lease.h"
 
 struct gc_args {
 	const char *max_size;
 	int dry_run;
 };
+
+/* gc_plan()'s skip: a snapshot with a live lease stays. */
+struct gc_leases {
+	struct store *store;
+	int64_t stale_ms;
+	int err; /* the first error reading leases/ */
+};
+
+static int
+gc_leased(void *arg, const char *folder, const char *commit)
+{
+	struct gc_leases *l = arg;
+	int rc;
+
+	rc = lease_live(l->store, folder, commit, l->stale_ms);
+	if (rc < 0 && l->err == 0)
+		l->err = rc;
+	return rc != 0; /* unsure: keep it */
+}
 
 static int
 gc_opt(void *arg, int opt, const char *value)
@@ -52,11 +73,13 @@ print_plan(struct cli *cli, const struct gc_plan *plan, uint64_t max,
 				(json_int_t)plan->victims[i].last_used, "frees",
 				(json_int_t)plan->victims[i].frees));
 		return cli_print_json(
-		    json_pack("{s:b, s:I, s:I, s:I, s:I, s:o}", "dry_run",
-			dry_run, "max_size", (json_int_t)max, "before",
-			(json_int_t)plan->before, "after",
+		    json_pack("{s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:o}",
+			"dry_run", dry_run, "max_size", (json_int_t)max,
+			"before", (json_int_t)plan->before, "after",
 			(json_int_t)plan->after, "freed", (json_int_t)freed,
-			"evicted", victims));
+			"kept_pinned", (json_int_t)plan->kept_pinned,
+			"kept_leased", (json_int_t)plan->kept_leased, "evicted",
+			victims));
 	}
 	for (i = 0; i < plan->n; i++)
 		printf("%s %s@%.12s (%s)\n",
@@ -68,6 +91,12 @@ print_plan(struct cli *cli, const struct gc_plan *plan, uint64_t max,
 	    dry_run ? "would free" : "freed",
 	    cli_size(dry_run ? plan->before - plan->after : freed, c,
 		sizeof(c)));
+	if (plan->kept_leased > 0)
+		printf("kept %s in use (leased)\n",
+		    cli_size(plan->kept_leased, a, sizeof(a)));
+	if (plan->kept_pinned > 0)
+		printf("kept %s pinned\n",
+		    cli_size(plan->kept_pinned, a, sizeof(a)));
 	return 0;
 }
 
@@ -80,6 +109,7 @@ cmd_gc(struct cli *cli, int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	struct gc_args a = { NULL, 0 };
+	struct gc_leases leases;
 	struct gc_plan plan;
 	uint64_t max, freed = 0;
 	char s1[32], s2[32];
@@ -111,9 +141,18 @@ cmd_gc(struct cli *cli, int argc, char **argv)
 	}
 	if ((rc = cli_open(cli, 0)) < 0)
 		return cli_exit_code(rc);
-	if ((rc = gc_plan(&cli->index, max, NULL, NULL, &plan)) < 0) {
+	leases.store = &cli->store;
+	leases.stale_ms = (int64_t)cli->conf.stale_s * 1000;
+	leases.err = 0;
+	if ((rc = gc_plan(&cli->index, max, gc_leased, &leases, &plan)) < 0) {
 		cli_err("cannot plan the eviction: %s", strerror(-rc));
 		return cli_exit_code(rc);
+	}
+	/* Leases that cannot be read may protect anything: evict nothing. */
+	if (leases.err < 0) {
+		cli_err("cannot read the leases: %s", strerror(-leases.err));
+		gc_plan_release(&plan);
+		return cli_exit_code(leases.err);
 	}
 	if (!a.dry_run)
 		rc = gc_run(&cli->store, &cli->index, &plan,
@@ -123,9 +162,12 @@ cmd_gc(struct cli *cli, int argc, char **argv)
 	else
 		print_plan(cli, &plan, max, freed, a.dry_run);
 	if (rc == 0 && plan.after > max) {
-		cli_err("the store stays at %s, above %s: the rest is pinned",
+		cli_err("the store stays at %s, above %s: the rest is %s",
 		    cli_size(plan.after, s1, sizeof(s1)),
-		    cli_size(max, s2, sizeof(s2)));
+		    cli_size(max, s2, sizeof(s2)),
+		    plan.kept_leased == 0	? "pinned"
+			: plan.kept_pinned == 0 ? "in use (leased)"
+						: "pinned or in use (leased)");
 		rc = -ENOSPC;
 	}
 	gc_plan_release(&plan);

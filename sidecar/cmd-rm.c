@@ -2,7 +2,8 @@
  * modelcache rm: remove models (all revisions of a repo, or the one a
  * revision names).  The removal order is the store's (snapshot.h), so a
  * reader never sees a half-removed model and a concurrent import keeps the
- * blobs it shares with what is removed.
+ * blobs it shares with what is removed.  A snapshot with a live lease (a
+ * server on some node uses it) is refused, before anything is removed.
  */
 #include "config.h"
 
@@ -14,6 +15,7 @@
 #include <jansson.h>
 
 #include "cli.h"
+#include "lease.h"
 #include "snapshot.h"
 
 int
@@ -39,6 +41,17 @@ cmd_rm(struct cli *cli, int argc, char **argv)
 	/* Every name is resolved before anything is removed. */
 	for (; rc == 0 && i < argc; i++)
 		rc = cli_pick(cli, argv[i], &vs);
+	/* So is every lease: one model in use stops them all. */
+	for (k = 0; rc == 0 && k < vs.n; k++) {
+		rc = lease_live(&cli->store, vs.v[k].folder, vs.v[k].commit,
+		    (int64_t)cli->conf.stale_s * 1000);
+		if (rc == 1) {
+			cli_err("'%s@%.12s' is in use (leased)", vs.v[k].repo,
+			    vs.v[k].commit);
+			rc = -EBUSY;
+		} else if (rc < 0)
+			cli_err("cannot read the leases: %s", strerror(-rc));
+	}
 	if (cli->json && rc == 0)
 		out = json_array();
 	for (k = 0; rc == 0 && k < vs.n; k++) {

@@ -30,6 +30,8 @@ const struct cmd cli_cmds[] = {
 	    " [--trust-on-first-use] [--json] REF ...",
 	    "Pull models from their origin, verifying every byte", cmd_pull },
 	{ "ls", "ls [--json]", "List the models in the store", cmd_ls },
+	{ "status", "status [--socket PATH] [--ready] [--json]",
+	    "Ask the live daemon what it is doing", cmd_status },
 	{ "show", "show [--json] MODEL", "Show a model's revisions and files",
 	    cmd_show },
 	{ "du", "du [--json]", "Show how much space the store uses", cmd_du },

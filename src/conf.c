@@ -17,6 +17,9 @@
  *	hf_token_path	HF_TOKEN_PATH		""
  *	stale_after	MODELCACHE_STALE_AFTER	30 (seconds, 1..86400)
  *	refresh		MODELCACHE_REFRESH	600 (seconds, 0..31536000)
+ *	socket_group	MODELCACHE_SOCKET_GROUP	"" (the daemon's own group)
+ *	allow_uids	MODELCACHE_ALLOW_UIDS	"" (anyone the socket lets in)
+ *	max_connections	MODELCACHE_MAX_CONNECTIONS 256 (1..65536)
  *
  * The file grammar, one line at a time:
  *	line	= blank | comment | key "=" value [comment]
@@ -54,6 +57,7 @@ enum conf_type {
 	CONF_FORMAT,  /* char *, "text" or "json" */
 	CONF_SIZE,    /* uint64_t, conf_parse_size() */
 	CONF_SECONDS, /* unsigned, between min and max */
+	CONF_COUNT,   /* unsigned, between min and max */
 };
 
 struct conf_key {
@@ -62,7 +66,7 @@ struct conf_key {
 	const char *def;
 	enum conf_type type;
 	size_t offset;
-	unsigned min, max; /* CONF_SECONDS only */
+	unsigned min, max; /* CONF_SECONDS and CONF_COUNT only */
 };
 
 static const struct conf_key keys[] = {
@@ -84,6 +88,12 @@ static const struct conf_key keys[] = {
 	    offsetof(struct conf, stale_s), 1, 86400 },
 	{ "refresh", "MODELCACHE_REFRESH", "600", CONF_SECONDS,
 	    offsetof(struct conf, refresh_s), 0, 31536000 },
+	{ "socket_group", "MODELCACHE_SOCKET_GROUP", "", CONF_STRING,
+	    offsetof(struct conf, socket_group), 0, 0 },
+	{ "allow_uids", "MODELCACHE_ALLOW_UIDS", "", CONF_STRING,
+	    offsetof(struct conf, allow_uids), 0, 0 },
+	{ "max_connections", "MODELCACHE_MAX_CONNECTIONS", "256", CONF_COUNT,
+	    offsetof(struct conf, max_conns), 1, 65536 },
 };
 
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
@@ -241,21 +251,29 @@ conf_parse_size(const char *text, uint64_t *out)
 
 /* A whole number of seconds within [min, max]. */
 static int
-parse_seconds(const char *text, unsigned min, unsigned max, unsigned *out,
-    const char **why)
+parse_count(const char *text, unsigned min, unsigned max, unsigned *out,
+    int seconds, const char **why)
 {
 	uint64_t v = 0;
 	const char *p;
 
 	if (!is_digit((unsigned char)*text))
-		return fail(why, "must be a whole number of seconds");
+		return fail(why,
+		    seconds ? "must be a whole number of seconds"
+			    : "must be a whole number");
 	for (p = text; is_digit((unsigned char)*p); p++)
 		if (add_digit(&v, *p) < 0)
-			return fail(why, "number of seconds out of range");
+			return fail(why,
+			    seconds ? "number of seconds out of range"
+				    : "number out of range");
 	if (*p != '\0')
-		return fail(why, "must be a whole number of seconds");
+		return fail(why,
+		    seconds ? "must be a whole number of seconds"
+			    : "must be a whole number");
 	if (v < min || v > max)
-		return fail(why, "number of seconds out of range");
+		return fail(why,
+		    seconds ? "number of seconds out of range"
+			    : "number out of range");
 	*out = (unsigned)v;
 	return 0;
 }
@@ -335,8 +353,9 @@ conf_set(struct conf *conf, const char *key, const char *value,
 		*(uint64_t *)field(conf, k) = size;
 		return 0;
 	case CONF_SECONDS:
-		return parse_seconds(value, k->min, k->max,
-		    (unsigned *)field(conf, k), why);
+	case CONF_COUNT:
+		return parse_count(value, k->min, k->max,
+		    (unsigned *)field(conf, k), k->type == CONF_SECONDS, why);
 	default:
 		if ((rc = parse_string(k, value, &s, why)) < 0)
 			return rc;
@@ -375,6 +394,8 @@ conf_release(struct conf *conf)
 	free(conf->log_format);
 	free(conf->hf_endpoint);
 	free(conf->hf_token_path);
+	free(conf->socket_group);
+	free(conf->allow_uids);
 	memset(conf, 0, sizeof(*conf));
 }
 

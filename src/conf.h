@@ -30,6 +30,9 @@ struct conf {
 	char *hf_token_path; /* hf_token_path	HF_TOKEN_PATH */
 	unsigned stale_s;    /* stale_after		MODELCACHE_STALE_AFTER */
 	unsigned refresh_s;  /* refresh		MODELCACHE_REFRESH */
+	char *socket_group;  /* socket_group	MODELCACHE_SOCKET_GROUP */
+	char *allow_uids;    /* allow_uids	MODELCACHE_ALLOW_UIDS */
+	unsigned max_conns;  /* max_connections	MODELCACHE_MAX_CONNECTIONS */
 };
 
 /* Fills *conf with the defaults (allocating their strings: 0 or -ENOMEM). */

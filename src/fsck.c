@@ -10,7 +10,9 @@
  *  4. repair only: the view of every manifest is published again, oldest
  *     first, so refs end on the newest manifest that names them.
  *  5. blobs: each must be named by a manifest, be a regular 0444 file.
- *  6. tmp/ and claims/: files of dead owners are residue.
+ *  6. tmp/, claims/ and leases/: files of dead owners are residue; a
+ *     lease file that is not one well-formed line is a problem, as it
+ *     protects nothing: it is quarantined.
  *
  * Sets of names (manifests seen, blobs referenced, blobs checked) are kept
  * in a small open-addressing hash set of strings.
@@ -30,6 +32,7 @@
 #include "claim.h"
 #include "fsck.h"
 #include "hub.h"
+#include "lease.h"
 #include "snapshot.h"
 
 #define PARTIAL_KEEP_MS (24LL * 3600 * 1000)
@@ -623,6 +626,29 @@ pass_dir(struct fsck *f, const char *dir, int claims)
 	return 0;
 }
 
+static int
+pass_lease(void *arg, const char *id, const char *folder, const char *commit,
+    int64_t taken_ms, int live)
+{
+	struct fsck *f = arg;
+	char rel[STORE_PATH_MAX];
+
+	(void)commit;
+	(void)taken_ms;
+	if (live)
+		return 0;
+	snprintf(rel, sizeof(rel), "leases/%s", id);
+	if (folder[0] == '\0')
+		issue(f, "lease_bad", rel,
+		    "not a lease file (\"<folder> <commit> <ms>\")", 0,
+		    f->o->repair && quarantine(f, rel, ".lease") == 0);
+	else
+		issue(f, "lease_stale", rel,
+		    "a lease whose holder is gone or stopped heartbeating", 1,
+		    f->o->repair && unlinkat(f->store->dirfd, rel, 0) == 0);
+	return 0;
+}
+
 int
 fsck_run(struct store *store, struct index *index, const struct fsck_opts *opts,
     struct fsck_result *result)
@@ -647,7 +673,8 @@ fsck_run(struct store *store, struct index *index, const struct fsck_opts *opts,
 		goto out;
 	if ((rc = store_blob_each(store, pass_blob, &f)) < 0 ||
 	    (rc = pass_dir(&f, "tmp", 0)) < 0 ||
-	    (rc = pass_dir(&f, "claims", 1)) < 0)
+	    (rc = pass_dir(&f, "claims", 1)) < 0 ||
+	    (rc = lease_each(store, opts->stale_ms, pass_lease, &f)) < 0)
 		goto out;
 out:
 	strset_release(&f.manifests);

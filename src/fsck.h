@@ -5,8 +5,8 @@
  * the store-relative path and a sentence.  Kinds fall into two classes:
  *
  *  - residue: what an interrupted but correct process leaves behind
- *    (a stale tmp file or claim, an orphan blob, a manifest whose publish
- *    had not reached the index).  It is invisible to readers and harmless.
+ *    (a stale tmp file, claim or lease, an orphan blob, a manifest whose
+ *    publish had not reached the index).  It is invisible to readers and harmless.
  *  - problems: anything a reader could trip on or that breaks a guarantee
  *    (a blob whose bytes do not match its name, a half-built snapshot, a
  *    dangling link, a bad ref, an index row without a manifest).
@@ -35,7 +35,7 @@ struct fsck_issue {
 struct fsck_opts {
 	int repair;
 	int hash;	  /* re-hash every blob (slow, thorough) */
-	int64_t stale_ms; /* claims and tmp files older are dead */
+	int64_t stale_ms; /* claims, leases and tmp files older are dead */
 	void (*report)(void *arg, const struct fsck_issue *issue);
 	void *arg;
 };

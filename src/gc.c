@@ -124,9 +124,12 @@ consider(void *arg, const struct index_snapshot *s)
 
 	if (p->total <= p->max)
 		return 1; /* done: stop the walk */
-	if (s->pinned ||
-	    (p->skip != NULL && p->skip(p->arg, s->folder, s->commit))) {
+	if (s->pinned) {
 		p->plan->kept_pinned += s->size;
+		return 0;
+	}
+	if (p->skip != NULL && p->skip(p->arg, s->folder, s->commit)) {
+		p->plan->kept_leased += s->size;
 		return 0;
 	}
 	v = reallocarray(p->plan->victims, p->plan->n + 1, sizeof(*v));

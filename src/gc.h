@@ -31,14 +31,16 @@ struct gc_plan {
 	size_t n;
 	uint64_t before;      /* store size now */
 	uint64_t after;	      /* store size once the plan has run */
-	uint64_t kept_pinned; /* snapshots that were skipped, in bytes */
+	uint64_t kept_pinned; /* pinned snapshots passed over, in bytes */
+	uint64_t kept_leased; /* those skip() kept (in use), in bytes */
 };
 
 /*
  * Plans the evictions that bring the store to at most max_size bytes.
- * skip, when not NULL, is asked about each candidate.  Returns 0 (check
- * plan->after against max_size: pinned models may keep the store above it)
- * or a negative errno.  Release the plan with gc_plan_release().
+ * skip, when not NULL, is asked about each unpinned candidate: non-zero
+ * keeps it (counted in kept_leased).  Returns 0 (check plan->after against
+ * max_size: pinned and leased models may keep the store above it) or a
+ * negative errno.  Release the plan with gc_plan_release().
  */
 int gc_plan(struct index *index, uint64_t max_size,
     int (*skip)(void *arg, const char *folder, const char *commit), void *arg,

@@ -7,7 +7,8 @@
  *	blobs/sha256/ab/<64 hex>	immutable contents, mode 0444
  *	manifests/<folder>/<commit>.json  one per model revision (manifest.c)
  *	hub/				the Hugging Face cache view (hub.c)
- *	leases/ claims/			cross-process coordination (claim.c)
+ *	leases/ claims/			cross-process coordination (lease.c,
+ *					claim.c)
  *	tmp/				partial files, named <owner>.<random>
  *
  * Every path below the root is handled relative to a directory descriptor

@@ -108,4 +108,12 @@ is "$(stats ".bytes_by_sha256[\"$big\"]")" $((12 * 1024 * 1024)) \
 is "$(stats '.bytes')" "$(find "$T/repo" -type f -printf '%s\n' |
     awk '{ s += $1 } END { print s }')" "every blob was served exactly once"
 run_ok "fsck is clean after them" mc fsck
+
+# The token from the file HF_TOKEN_PATH names, when HF_TOKEN is unset.
+printf 'sekrit\n' >"$T/token"
+repull
+run_fails 4 "needs a token" "no token at all: exit 4" \
+    env -u HF_TOKEN "$MC" pull org/demo
+run_ok "the token read from HF_TOKEN_PATH" \
+    env -u HF_TOKEN HF_TOKEN_PATH="$T/token" "$MC" pull org/demo
 done_testing

@@ -14,23 +14,33 @@
 #                         NGINX_LOG; nginx_bytes SUBSTRING sums the body
 #                         bytes it served for the URIs holding SUBSTRING
 #                         (these three live in nginx.sh, sourced below)
+#
+# The daemon, on $SOCK (MODELCACHE_SOCKET) and $STORE, killed at exit:
+#   start_daemon ARGS...  modelcached, waited for until it answers status
+#   stop_daemon [SIGNAL]  stops it; DAEMON_RC is its exit status
+#   client ARGS...        tests/lib/mcclient.py: hello, then requests
 
 set -u
 
 : "${top_builddir:?run through make check, or set top_builddir}"
 : "${top_srcdir:?run through make check, or set top_srcdir}"
 MC="$top_builddir/modelcache"
+MCD="$top_builddir/modelcached"
 T=$(mktemp -d "${TMPDIR:-/tmp}/mc-test.XXXXXX")
 STORE="$T/store"
 # make_ca, start_nginx, nginx_bytes and the rest: in nginx.sh, under $T.
 . "$top_srcdir/tests/lib/nginx.sh"
 NGINX_WORK=$T
 export MODELCACHE_STORE="$STORE"
+SOCK="$T/run/mc.sock"
+export MODELCACHE_SOCKET="$SOCK"
 unset MODELCACHE_CONFIG MODELCACHE_CRASH_AT MODELCACHE_CRASH_TRACE
 tap_n=0
 tap_failed=0
 
 tap_cleanup() {
+	[ -n "${DAEMON_PID:-}" ] && kill -9 "$DAEMON_PID" 2>/dev/null &&
+		wait "$DAEMON_PID" 2>/dev/null
 	[ -n "${ORIGIN_PID:-}" ] && kill "$ORIGIN_PID" 2>/dev/null &&
 		wait "$ORIGIN_PID" 2>/dev/null
 	[ -n "${NGINX_PID:-}" ] && kill "$NGINX_PID" 2>/dev/null &&
@@ -174,4 +184,33 @@ stop_origin() {
 # stats JQ: a figure from the origin's counters.
 stats() {
 	curl -s "$ORIGIN/_stats" | jq -r "$1"
+}
+
+# start_daemon ARGS...: modelcached on $SOCK and $STORE (log in
+# $T/daemon.log), with ARGS; waits until it answers status.  DAEMON_PID.
+start_daemon() {
+	"$MCD" --store "$STORE" --socket "$SOCK" "$@" >>"$T/daemon.log" 2>&1 &
+	DAEMON_PID=$!
+	i=0
+	until "$MC" status --socket "$SOCK" >/dev/null 2>&1; do
+		kill -0 "$DAEMON_PID" 2>/dev/null || return 1
+		i=$((i + 1))
+		[ $i -lt 1000 ] || return 1
+		sleep 0.01
+	done
+}
+
+# stop_daemon [SIGNAL]: stops it (TERM by default) and sets DAEMON_RC.
+stop_daemon() {
+	DAEMON_RC=
+	[ -n "${DAEMON_PID:-}" ] || return 0
+	kill "-${1:-TERM}" "$DAEMON_PID" 2>/dev/null
+	wait "$DAEMON_PID"
+	DAEMON_RC=$?
+	DAEMON_PID=
+}
+
+# client ARGS...: tests/lib/mcclient.py on $SOCK (see its usage).
+client() {
+	python3 "$top_srcdir/tests/lib/mcclient.py" "$SOCK" "$@"
 }

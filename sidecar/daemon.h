@@ -1,0 +1,147 @@
+/*
+ * daemon: what the parts of modelcached(8) share.
+ *
+ *	modelcached.c	start-up, configuration, signals, shutdown
+ *	server.c	the Unix socket: connections, lines, the handshake
+ *	models.c	acquire and release, pulls in flight, declared models,
+ *			leases and the quota
+ *
+ * Everything runs on one libuv loop, the pull engine included: requests,
+ * transfers, timers and signals.  Only hashing and fsync go to the thread
+ * pool (pull.c).
+ */
+#ifndef MC_DAEMON_H
+#define MC_DAEMON_H
+
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <uv.h>
+
+#include "conf.h"
+#include "fetch.h"
+#include "index.h"
+#include "lease.h"
+#include "proto.h"
+#include "pull_ref.h"
+#include "store.h"
+
+#define CONN_OUT_MAX (4 * 1024 * 1024) /* queued answers: then cut off */
+#define HELLO_TIMEOUT_MS 10000
+#define STOP_TIMEOUT_MS 10000 /* SIGTERM: exit by then, pulls or not */
+
+struct daemon;
+struct flight;
+struct snap;
+
+/* A lease file of the daemon's, shared by the protocol leases on it. */
+struct held {
+	struct held *next;
+	struct lease file;
+	unsigned refs;
+};
+
+/* A lease of the protocol: its id, and the file that makes it real. */
+struct conn_lease {
+	char id[PROTO_LEASE_MAX];
+	struct held *held;
+};
+
+/* One client connection. */
+struct conn {
+	struct daemon *d;
+	struct conn *next;
+	uv_pipe_t pipe;
+	uv_timer_t timer; /* hello, then the acquire's timeout */
+	char *in;	  /* bytes read, not yet a whole line */
+	size_t in_len, in_cap;
+	size_t out_queued; /* bytes written, not yet sent */
+	int hello, closing;
+	int paused; /* an acquire is waiting: no reading */
+	int busy;   /* inside handle_lines() */
+	uint64_t id;
+	uint64_t bad; /* bad requests: the first is logged */
+	pid_t pid;
+	uid_t uid;
+	gid_t gid;
+	/* an acquire waiting for its flight */
+	struct flight *waiting;
+	struct conn *next_waiter;
+	char model[PROTO_MODEL_MAX];
+	/* leases held through this connection */
+	struct conn_lease *leases;
+	size_t nleases;
+};
+
+/* A declared model: pulled at start and kept present. */
+struct keep {
+	char *text;	   /* as declared */
+	const char *state; /* "absent", "pulling", "ready", "failed" */
+	char error[512];
+	char commit[DIGEST_SHA1_HEX + 1];
+};
+
+struct daemon {
+	uv_loop_t *loop;
+	struct conf conf;
+	const char *config_path; /* NULL: none */
+	struct conf flags;	 /* what the command line set */
+	unsigned flag_set;	 /* which keys of flags (bit per key) */
+	struct store store;
+	struct index index;
+	struct fetch fetch;
+	char *token;
+	uv_pipe_t listener;
+	int listening;
+	uv_signal_t sigterm, sigint, sighup;
+	uv_timer_t heartbeat; /* leases, and keeping declared models */
+	uv_timer_t stop_timer;
+	struct conn *conns;
+	unsigned nconns;
+	uint64_t next_conn_id;
+	struct flight *flights;
+	struct snap *snaps; /* whole snapshots seen, newest first */
+	struct held *held;  /* lease files, one per snapshot in use */
+	uint64_t lease_seq;
+	struct keep *keeps;
+	size_t nkeeps;
+	uid_t *allow;
+	size_t nallow;
+	int64_t started_ms;
+	uint64_t kept_ms;	/* loop time of the last models_keep() */
+	int stopping;		/* SIGTERM came */
+	uint64_t stop_deadline; /* loop time: exit, pulls or not */
+};
+
+/* server.c */
+int server_start(struct daemon *d);
+/* socket_group, a name or a number, into *gid ((gid_t)-1 for "").  0 or
+ * -EINVAL. */
+int server_group(const char *name, gid_t *gid);
+void server_stop(struct daemon *d);
+/* Sends one line (consumed; NULL means out of memory, and closes). */
+void conn_send(struct conn *c, char *line);
+void conn_error(struct conn *c, enum proto_error e, const char *message);
+/* Reading resumes after an answer that completes a request. */
+void conn_resume(struct conn *c);
+void conn_close(struct conn *c);
+
+/* models.c */
+void models_acquire(struct conn *c, const struct proto_req *req);
+void models_release(struct conn *c, const struct proto_req *req);
+void models_status(struct conn *c);
+/* The connection is going: its leases end and it stops waiting. */
+void models_conn_gone(struct conn *c);
+/* Pulls the declared models (again): at start, on SIGHUP, on heartbeat. */
+void models_keep(struct daemon *d);
+/* Touches every lease held. */
+void models_heartbeat(struct daemon *d);
+/* Stops every flight (SIGTERM); 1 while some are still ending. */
+int models_stop(struct daemon *d);
+/* Sets d->keeps from d->conf.models; 0 or -EINVAL with why. */
+int models_declare(struct daemon *d, const char *list, char *err,
+    size_t errlen);
+void models_release_all(struct daemon *d);
+void models_cache_free(struct daemon *d);
+
+#endif

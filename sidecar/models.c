@@ -1,0 +1,1065 @@
+/*
+ * models: what modelcached does with models (see daemon.h).
+ *
+ * An acquire is answered from the store when the model is there and its
+ * ref is fresh (confirmed at the origin within the refresh interval; a
+ * commit id or an https:// digest never needs confirming).  Otherwise the
+ * reference goes to a flight: one pull_ref for everyone who wants that
+ * reference, declared models included, with progress sent to each waiter
+ * once a second.  When the origin cannot be reached and the store has the
+ * model, the answer is the stored one, marked stale.  Every ready answer
+ * carries a lease, taken before the snapshot is checked complete.
+ */
+#include "config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "claim.h"
+#include "daemon.h"
+#include "gc.h"
+#include "log.h"
+#include "origin_https.h"
+#include "snapshot.h"
+
+struct flight {
+	struct daemon *d;
+	struct flight *next;
+	char key[PROTO_MODEL_MAX]; /* the reference, canonical */
+	struct ref ref;
+	struct pull_ref_opts o;
+	struct pull_ref_result r;
+	struct pull_ref *op;
+	struct conn *waiters;
+	struct keep *keep;	/* when a declared model's */
+	char *endpoint, *token; /* copies: a reload may change the daemon's */
+	uint64_t done, total, reused;
+	int64_t started_ms;
+};
+
+/*
+ * A snapshot known whole, with its file list rendered once: the acquire of
+ * a present model then costs a lease and two stats, not a manifest parse,
+ * a hundred blob stats and a hundred JSON objects.  An entry holds while
+ * its manifest file is the same file (a later filtered pull of the commit
+ * replaces it by rename) and the snapshot directory exists (removal takes
+ * it first, after looking at the leases).
+ */
+struct snap {
+	struct snap *next;
+	char folder[REF_FOLDER_MAX];
+	char commit[DIGEST_SHA1_HEX + 1];
+	enum repo_type type;
+	char *repo;
+	char *files; /* the ready answer's "files", as JSON text */
+	dev_t dev;
+	ino_t ino;
+	struct timespec mtime;
+	int64_t touched; /* the last use recorded in the index */
+};
+
+#define SNAP_CACHE_MAX 64
+
+/* A model found in the store, leased. */
+struct found {
+	char folder[REF_FOLDER_MAX];
+	char commit[DIGEST_SHA1_HEX + 1];
+	struct snap *snap;
+	int fresh;
+};
+
+static enum proto_error
+proto_of(enum pull_error e)
+{
+	switch (e) {
+	case PULL_OK:
+		return PROTO_OK;
+	case PULL_NOT_FOUND:
+		return PROTO_NOT_FOUND;
+	case PULL_UNAUTHORIZED:
+		return PROTO_UNAUTHORIZED;
+	case PULL_FORBIDDEN:
+		return PROTO_FORBIDDEN;
+	case PULL_INTEGRITY:
+		return PROTO_INTEGRITY;
+	case PULL_NETWORK:
+		return PROTO_ORIGIN_UNAVAILABLE;
+	case PULL_NO_SPACE:
+		return PROTO_NO_SPACE;
+	case PULL_STOPPED:
+		return PROTO_SHUTTING_DOWN;
+	default:
+		return PROTO_INTERNAL;
+	}
+}
+
+/* The repo and revision a reference is stored under. */
+static int
+stored_as(const struct ref *ref, enum repo_type *type, char *repo,
+    size_t repolen, const char **rev)
+{
+	if (ref->kind == REF_HF) {
+		*type = ref->type;
+		snprintf(repo, repolen, "%s", ref->repo);
+		*rev = ref_revision(ref);
+		return 0;
+	}
+	*type = REPO_MODEL;
+	*rev = "main";
+	return https_default_name(ref, repo, repolen);
+}
+
+/*
+ * Reads the hub's ref of folder/rev (40 hex, no newline: the truth of what
+ * a revision names) into commit, and how many seconds ago it was written
+ * or confirmed (its mtime).  0, or -1 when there is none.
+ */
+static int
+read_ref(struct daemon *d, const char *folder, const char *rev, char *commit,
+    int64_t *age)
+{
+	char rel[STORE_PATH_MAX];
+	struct stat st;
+	ssize_t n;
+	int fd;
+
+	snprintf(rel, sizeof(rel), "hub/%s/refs/%s", folder, rev);
+	if ((fd = openat(d->store.dirfd, rel,
+		 O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) < 0)
+		return -1;
+	n = read(fd, commit, DIGEST_SHA1_HEX + 1);
+	if (fstat(fd, &st) == -1)
+		n = -1;
+	close(fd);
+	if (n != DIGEST_SHA1_HEX)
+		return -1;
+	commit[DIGEST_SHA1_HEX] = '\0';
+	if (!ref_is_hex(commit, DIGEST_SHA1_HEX))
+		return -1;
+	*age = (int64_t)time(NULL) - (int64_t)st.st_mtim.tv_sec;
+	return 0;
+}
+
+/*
+ * After the origin confirmed a revision: the ref file's mtime says when
+ * (publishing leaves a ref that already reads right untouched).
+ */
+static void
+confirm_ref(struct daemon *d, const struct ref *ref)
+{
+	char repo[2 * REF_REPO_MAX + 2], folder[REF_FOLDER_MAX];
+	char rel[STORE_PATH_MAX];
+	enum repo_type type;
+	const char *rev;
+
+	if (ref->kind != REF_HF ||
+	    stored_as(ref, &type, repo, sizeof(repo), &rev) < 0 ||
+	    ref_is_hex(rev, DIGEST_SHA1_HEX) ||
+	    ref_folder_of(type, repo, folder, sizeof(folder)) < 0)
+		return;
+	snprintf(rel, sizeof(rel), "hub/%s/refs/%s", folder, rev);
+	utimensat(d->store.dirfd, rel, NULL, AT_SYMLINK_NOFOLLOW);
+}
+
+/* Every blob of m is in the store, at its size. */
+static int
+complete(struct daemon *d, const struct manifest *m)
+{
+	uint64_t size;
+	size_t i;
+
+	for (i = 0; i < m->nfiles; i++)
+		if (store_blob_stat(&d->store, m->files[i].sha256, &size) < 0 ||
+		    size != m->files[i].size)
+			return 0;
+	return 1;
+}
+
+/* Where ref would be in the store: its folder and commit.  1 or 0. */
+static int
+locate(struct daemon *d, const struct ref *ref, struct found *f)
+{
+	char repo[2 * REF_REPO_MAX + 2];
+	enum repo_type type;
+	const char *rev;
+
+	int64_t age;
+
+	memset(f, 0, sizeof(*f));
+	if (stored_as(ref, &type, repo, sizeof(repo), &rev) < 0 ||
+	    ref_folder_of(type, repo, f->folder, sizeof(f->folder)) < 0)
+		return 0;
+	/* A named revision is its ref file; ids and prefixes ask the index. */
+	if (!ref_is_hex(rev, DIGEST_SHA1_HEX) &&
+	    read_ref(d, f->folder, rev, f->commit, &age) == 0) {
+		f->fresh =
+		    ref->kind != REF_HF || age < (int64_t)d->conf.refresh_s;
+		return 1;
+	}
+	if (index_resolve(&d->index, type, repo, rev, f->commit) < 0)
+		return 0;
+	f->fresh = ref->kind != REF_HF || ref_is_hex(rev, DIGEST_SHA1_HEX);
+	return 1;
+}
+
+static void
+snap_free(struct snap *sn)
+{
+	free(sn->repo);
+	free(sn->files);
+	free(sn);
+}
+
+/* A manifest read and checked whole, made a cache entry. */
+static struct snap *
+snap_load(struct daemon *d, const char *folder, const char *commit,
+    const struct stat *st)
+{
+	struct snap *sn = calloc(1, sizeof(*sn));
+	json_t *files = json_array();
+	struct manifest m;
+	const char *why;
+	size_t i;
+	int ok;
+
+	manifest_init(&m);
+	ok = sn != NULL && files != NULL &&
+	    snapshot_manifest(&d->store, folder, commit, &m, &why) == 0 &&
+	    m.nfiles > 0 && complete(d, &m);
+	for (i = 0; ok && i < m.nfiles; i++)
+		ok = json_array_append_new(files,
+			 json_pack("{s:s, s:I, s:s}", "path", m.files[i].path,
+			     "size", (json_int_t)m.files[i].size, "sha256",
+			     m.files[i].sha256)) == 0;
+	if (ok) {
+		snprintf(sn->folder, sizeof(sn->folder), "%s", folder);
+		snprintf(sn->commit, sizeof(sn->commit), "%s", commit);
+		sn->type = m.type;
+		sn->dev = st->st_dev;
+		sn->ino = st->st_ino;
+		sn->mtime = st->st_mtim;
+		ok = (sn->repo = strdup(m.repo)) != NULL &&
+		    (sn->files = json_dumps(files,
+			 JSON_COMPACT | JSON_ENSURE_ASCII)) != NULL;
+	}
+	json_decref(files);
+	manifest_release(&m);
+	if (!ok && sn != NULL) {
+		snap_free(sn);
+		sn = NULL;
+	}
+	return sn;
+}
+
+/* The cache entry of folder/commit, checked or (re)loaded; or NULL. */
+static struct snap *
+snap_get(struct daemon *d, const char *folder, const char *commit)
+{
+	char rel[STORE_PATH_MAX];
+	struct snap **pp, *sn;
+	struct stat st;
+	size_t n = 0;
+
+	snprintf(rel, sizeof(rel), "manifests/%s/%s.json", folder, commit);
+	if (fstatat(d->store.dirfd, rel, &st, 0) == -1)
+		return NULL;
+	for (pp = &d->snaps; (sn = *pp) != NULL; pp = &sn->next, n++)
+		if (strcmp(sn->folder, folder) == 0 &&
+		    strcmp(sn->commit, commit) == 0)
+			break;
+	if (sn != NULL &&
+	    (sn->dev != st.st_dev || sn->ino != st.st_ino ||
+		sn->mtime.tv_sec != st.st_mtim.tv_sec ||
+		sn->mtime.tv_nsec != st.st_mtim.tv_nsec)) {
+		*pp = sn->next; /* replaced since: read again */
+		snap_free(sn);
+		sn = NULL;
+	}
+	if (sn == NULL) {
+		if ((sn = snap_load(d, folder, commit, &st)) == NULL)
+			return NULL;
+		sn->next = d->snaps;
+		d->snaps = sn;
+		for (pp = &d->snaps, n = 0; *pp != NULL; pp = &(*pp)->next)
+			if (++n > SNAP_CACHE_MAX) {
+				snap_free(*pp);
+				*pp = NULL;
+				break;
+			}
+		return sn;
+	}
+	snprintf(rel, sizeof(rel), "hub/%s/snapshots/%s", folder, commit);
+	if (fstatat(d->store.dirfd, rel, &st, AT_SYMLINK_NOFOLLOW) == -1)
+		return NULL; /* being removed */
+	return sn;
+}
+
+void
+models_cache_free(struct daemon *d)
+{
+	struct snap *sn;
+
+	while ((sn = d->snaps) != NULL) {
+		d->snaps = sn->next;
+		snap_free(sn);
+	}
+}
+
+/*
+ * Whether the located snapshot is whole (see struct snap) and, for an
+ * https:// reference, holds the digest asked for.  1 or 0.
+ */
+static int
+whole(struct daemon *d, const struct ref *ref, struct found *f)
+{
+	char want[80];
+
+	if ((f->snap = snap_get(d, f->folder, f->commit)) == NULL)
+		return 0;
+	if (ref->kind == REF_HF)
+		return 1;
+	snprintf(want, sizeof(want), "\"sha256\":\"%s\"", ref->sha256);
+	return strstr(f->snap->files, want) != NULL;
+}
+
+/*
+ * The daemon's lease file on folder/commit, shared by every protocol lease
+ * on that snapshot (so a busy model costs no file per acquire): taken on
+ * the first, dropped with the last.
+ */
+static int
+hold(struct daemon *d, const char *folder, const char *commit,
+    struct held **out)
+{
+	struct held *h;
+	int rc;
+
+	for (h = d->held; h != NULL; h = h->next)
+		if (strcmp(h->file.folder, folder) == 0 &&
+		    strcmp(h->file.commit, commit) == 0) {
+			h->refs++;
+			*out = h;
+			return 0;
+		}
+	if ((h = calloc(1, sizeof(*h))) == NULL)
+		return -ENOMEM;
+	if ((rc = lease_take(&d->store, folder, commit, &h->file)) < 0) {
+		free(h);
+		return rc;
+	}
+	h->refs = 1;
+	h->next = d->held;
+	d->held = h;
+	*out = h;
+	return 0;
+}
+
+static void
+unhold(struct daemon *d, struct held *h)
+{
+	struct held **pp;
+
+	if (--h->refs > 0)
+		return;
+	for (pp = &d->held; *pp != NULL; pp = &(*pp)->next)
+		if (*pp == h) {
+			*pp = h->next;
+			break;
+		}
+	lease_drop(&d->store, &h->file);
+	free(h);
+}
+
+/*
+ * Looks for ref in the store and, when it is there and whole, leases it for
+ * c: the lease first, then the check (see lease.h).  Returns 1 (f filled
+ * in, the lease the last of c's), 0 when absent, or a negative errno.
+ */
+static int
+find(struct conn *c, const struct ref *ref, struct found *f)
+{
+	struct daemon *d = c->d;
+	struct conn_lease *l;
+	int rc;
+
+	if (!locate(d, ref, f))
+		return 0;
+	l = reallocarray(c->leases, c->nleases + 1, sizeof(*l));
+	if (l == NULL)
+		return -ENOMEM;
+	c->leases = l;
+	l = &c->leases[c->nleases];
+	if ((rc = hold(d, f->folder, f->commit, &l->held)) < 0)
+		return rc;
+	snprintf(l->id, sizeof(l->id), "%s.%llu", l->held->file.id,
+	    (unsigned long long)++d->lease_seq);
+	c->nleases++;
+	if (!whole(d, ref, f)) {
+		unhold(d, l->held);
+		c->nleases--;
+		return 0;
+	}
+	return 1;
+}
+
+/* Whether ref is in the store, whole (no lease: for the declared list). */
+static int
+stored(struct daemon *d, const struct ref *ref)
+{
+	struct found f;
+
+	return locate(d, ref, &f) && whole(d, ref, &f);
+}
+
+struct use {
+	int64_t id, last_used;
+};
+
+static int
+snapshot_use(void *arg, const struct index_snapshot *s)
+{
+	struct use *u = arg;
+
+	u->id = s->id;
+	u->last_used = s->last_used;
+	return 1;
+}
+
+/*
+ * Records a use for least-recently-used eviction; at most once a minute
+ * per snapshot, so that a busy model costs the index no write per acquire.
+ */
+static void
+touch(struct daemon *d, struct found *f)
+{
+	struct use u = { -1, 0 };
+	int64_t now = (int64_t)time(NULL);
+
+	if (now - f->snap->touched < 60)
+		return;
+	f->snap->touched = now;
+	if (index_each_snapshot(&d->index, f->snap->type, f->snap->repo,
+		f->commit, snapshot_use, &u) >= 0 &&
+	    u.id >= 0 && now - u.last_used >= 60)
+		index_touch(&d->index, u.id, now);
+}
+
+/* The ready answer for what find() leased. */
+static void
+send_ready(struct conn *c, const char *model, struct found *f, int stale)
+{
+	const struct conn_lease *l = &c->leases[c->nleases - 1];
+	json_t *name = json_string(model);
+	char *quoted = name != NULL
+	    ? json_dumps(name, JSON_ENCODE_ANY | JSON_ENSURE_ASCII)
+	    : NULL;
+	char *line = NULL;
+
+	/* Built as text around the cached file list: no JSON tree per call. */
+	if (quoted == NULL ||
+	    asprintf(&line,
+		"{\"ok\":true,\"event\":\"ready\",\"model\":%s,\"repo\":\"%s\","
+		"\"commit\":\"%s\",\"lease\":\"%s\","
+		"\"dir\":\"hub/%s/snapshots/%s\",\"files\":%s,\"stale\":%s}",
+		quoted, f->snap->repo, f->commit, l->id, f->folder, f->commit,
+		f->snap->files, stale ? "true" : "false") < 0)
+		line = NULL;
+	free(quoted);
+	json_decref(name);
+	touch(c->d, f);
+	log_info("acquire '%s' (connection %llu, pid %d): ready, commit %.12s"
+		 "%s, lease %s",
+	    model, (unsigned long long)c->id, (int)c->pid, f->commit,
+	    stale ? " (stale: the origin is unreachable)" : "", l->id);
+	conn_send(c, line);
+}
+
+static void flight_progress(void *arg, const struct pull_progress *pp);
+
+static void
+flight_free(struct flight *fl)
+{
+	ref_release(&fl->ref);
+	free(fl->endpoint);
+	free(fl->token);
+	free(fl);
+}
+
+static void flight_done(void *arg);
+
+static struct flight *
+flight_find(struct daemon *d, const char *key)
+{
+	struct flight *fl;
+
+	for (fl = d->flights; fl != NULL; fl = fl->next)
+		if (strcmp(fl->key, key) == 0)
+			return fl;
+	return NULL;
+}
+
+/* The flight for ref: the one in the air, or a new one. */
+static struct flight *
+flight_get(struct daemon *d, const char *text, const struct ref *parsed,
+    char *err, size_t errlen)
+{
+	struct flight *fl;
+	char *key = ref_canonical(parsed);
+	const char *why;
+	int rc;
+
+	if (key == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	if ((fl = flight_find(d, key)) != NULL) {
+		free(key);
+		return fl;
+	}
+	if ((fl = calloc(1, sizeof(*fl))) == NULL) {
+		free(key);
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	snprintf(fl->key, sizeof(fl->key), "%s", key);
+	free(key);
+	fl->d = d;
+	ref_init(&fl->ref);
+	ref_parse(&fl->ref, text, &why);
+	fl->endpoint = strdup(d->conf.hf_endpoint);
+	fl->token = d->token != NULL ? strdup(d->token) : NULL;
+	fl->o.hf.endpoint = fl->endpoint != NULL ? fl->endpoint : "";
+	fl->o.hf.token = fl->token;
+	fl->o.pull.stale_ms = (int64_t)d->conf.stale_s * 1000;
+	fl->o.pull.progress = flight_progress;
+	fl->o.pull.arg = fl;
+	fl->started_ms = claim_now_ms();
+	rc = pull_ref_start(d->loop, &d->store, &d->index, &d->fetch, &fl->ref,
+	    1, &fl->o, &fl->r, flight_done, fl, &fl->op);
+	if (rc < 0) {
+		snprintf(err, errlen, "%s", fl->r.pull.message);
+		flight_free(fl);
+		return NULL;
+	}
+	fl->next = d->flights;
+	d->flights = fl;
+	log_info("pull '%s' started", fl->key);
+	return fl;
+}
+
+static void
+flight_progress(void *arg, const struct pull_progress *pp)
+{
+	struct flight *fl = arg;
+	struct conn *c;
+
+	fl->done = pp->done;
+	fl->total = pp->total;
+	fl->reused = pp->reused;
+	for (c = fl->waiters; c != NULL; c = c->next_waiter)
+		conn_send(c,
+		    proto_line(json_pack("{s:s, s:s, s:I, s:I, s:I}", "event",
+			"progress", "model", c->model, "done_bytes",
+			(json_int_t)pp->done, "total_bytes",
+			(json_int_t)pp->total, "reused_bytes",
+			(json_int_t)pp->reused)));
+}
+
+/* Removes a snapshot just pulled that the quota has no room for. */
+static void
+drop_new(struct daemon *d, const struct found *f)
+{
+	struct use u = { -1, 0 };
+
+	if (f->commit[0] == '\0' ||
+	    lease_live(&d->store, f->folder, f->commit,
+		(int64_t)d->conf.stale_s * 1000) != 0 ||
+	    f->snap == NULL ||
+	    index_each_snapshot(&d->index, f->snap->type, f->snap->repo,
+		f->commit, snapshot_use, &u) < 0 ||
+	    u.id < 0)
+		return;
+	if (snapshot_remove(&d->store, &d->index, f->folder, f->commit, u.id,
+		(int64_t)d->conf.stale_s * 1000, NULL) == 0)
+		log_info("quota: removed '%s' (commit %.12s) again", f->folder,
+		    f->commit);
+}
+
+struct quota {
+	struct daemon *d;
+	struct found self; /* the snapshot just pulled */
+};
+
+/* Kept: what a live lease holds, and the snapshot just pulled. */
+static int
+skip_kept(void *arg, const char *folder, const char *commit)
+{
+	struct quota *q = arg;
+
+	if (strcmp(folder, q->self.folder) == 0 &&
+	    strcmp(commit, q->self.commit) == 0)
+		return 1;
+	return lease_live(&q->d->store, folder, commit,
+		   (int64_t)q->d->conf.stale_s * 1000) != 0;
+}
+
+/*
+ * After a pull: evicts least recently used snapshots, neither pinned nor
+ * leased, until the store fits the quota.  When it cannot fit with the
+ * new snapshot in, the new snapshot goes (unless someone holds it) and
+ * the pull fails with no space.
+ */
+static int
+enforce_quota(struct daemon *d, struct flight *fl)
+{
+	struct gc_plan plan;
+	struct quota q;
+	uint64_t freed = 0;
+	int rc;
+
+	if (d->conf.max_size == 0)
+		return 0;
+	memset(&q, 0, sizeof(q));
+	q.d = d;
+	if (locate(d, &fl->ref, &q.self) && !whole(d, &fl->ref, &q.self))
+		q.self.commit[0] = '\0';
+	rc = gc_plan(&d->index, d->conf.max_size, skip_kept, &q, &plan);
+	if (rc == 0 && plan.after > d->conf.max_size) {
+		log_warnx("quota %llu bytes cannot be met with '%s' in the"
+			  " store (%llu bytes kept pinned or leased)",
+		    (unsigned long long)d->conf.max_size, fl->key,
+		    (unsigned long long)plan.after);
+		gc_plan_release(&plan);
+		drop_new(d, &q.self);
+		return -ENOSPC;
+	}
+	if (rc < 0)
+		return rc;
+	rc = gc_run(&d->store, &d->index, &plan,
+	    (int64_t)d->conf.stale_s * 1000, &freed);
+	if (plan.n > 0)
+		log_info("quota: evicted %zu snapshot(s), %llu bytes freed",
+		    plan.n, (unsigned long long)freed);
+	gc_plan_release(&plan);
+	return rc;
+}
+
+/* Answers one waiter of a finished flight. */
+static void
+answer(struct conn *c, struct flight *fl, int quota_rc)
+{
+	enum pull_error e = fl->r.pull.error;
+	struct found f;
+	int rc;
+
+	uv_timer_stop(&c->timer);
+	rc = e == PULL_OK && quota_rc == 0 ? find(c, &fl->ref, &f)
+	    : e == PULL_NETWORK		   ? find(c, &fl->ref, &f)
+					   : 0;
+	if (rc == 1) {
+		send_ready(c, c->model, &f, e != PULL_OK);
+	} else if (quota_rc < 0 && quota_rc != -ENOSPC) {
+		conn_error(c, PROTO_INTERNAL, strerror(-quota_rc));
+	} else if (quota_rc == -ENOSPC) {
+		conn_error(c, PROTO_NO_SPACE,
+		    "the store's quota cannot be met: other models are"
+		    " pinned or in use");
+	} else if (e != PULL_OK) {
+		conn_error(c, proto_of(e), fl->r.pull.message);
+	} else {
+		conn_error(c, PROTO_INTERNAL,
+		    rc < 0 ? strerror(-rc)
+			   : "the model was gone before it could be leased");
+	}
+	conn_resume(c);
+}
+
+static void
+flight_done(void *arg)
+{
+	struct flight *fl = arg, **pp;
+	struct daemon *d = fl->d;
+	struct conn *c, *next;
+	int quota_rc = 0;
+
+	for (pp = &d->flights; *pp != NULL; pp = &(*pp)->next)
+		if (*pp == fl) {
+			*pp = fl->next;
+			break;
+		}
+	if (fl->r.pull.error == PULL_OK) {
+		log_info("pull '%s' done: commit %.12s, %llu bytes from the"
+			 " origin, %llu reused, %.2f s",
+		    fl->key, fl->r.commit,
+		    (unsigned long long)fl->r.pull.bytes_origin,
+		    (unsigned long long)fl->r.pull.bytes_reused,
+		    (double)(claim_now_ms() - fl->started_ms) / 1000);
+		confirm_ref(d, &fl->ref);
+		quota_rc = enforce_quota(d, fl);
+	} else
+		log_warnx("pull '%s' failed (%s): %s", fl->key,
+		    pull_error_name(fl->r.pull.error), fl->r.pull.message);
+	if (fl->keep != NULL) {
+		/* An unreachable origin leaves a stored model ready. */
+		fl->keep->state =
+		    (fl->r.pull.error == PULL_OK && quota_rc == 0) ||
+			(fl->r.pull.error == PULL_NETWORK &&
+			    stored(d, &fl->ref))
+		    ? "ready"
+		    : "failed";
+		snprintf(fl->keep->error, sizeof(fl->keep->error), "%.500s",
+		    fl->r.pull.error != PULL_OK ? fl->r.pull.message
+			: quota_rc < 0		? "the quota cannot be met"
+						: "");
+		snprintf(fl->keep->commit, sizeof(fl->keep->commit), "%s",
+		    fl->r.commit);
+	}
+	for (c = fl->waiters; c != NULL; c = next) {
+		next = c->next_waiter;
+		c->waiting = NULL;
+		c->next_waiter = NULL;
+		answer(c, fl, quota_rc);
+	}
+	flight_free(fl);
+}
+
+static void
+unwait(struct conn *c)
+{
+	struct conn **pp;
+
+	if (c->waiting == NULL)
+		return;
+	for (pp = &c->waiting->waiters; *pp != NULL; pp = &(*pp)->next_waiter)
+		if (*pp == c) {
+			*pp = c->next_waiter;
+			break;
+		}
+	c->waiting = NULL;
+	c->next_waiter = NULL;
+}
+
+static void
+acquire_late(uv_timer_t *t)
+{
+	struct conn *c = t->data;
+
+	if (c->waiting == NULL)
+		return;
+	unwait(c);
+	conn_error(c, PROTO_TIMEOUT, "the model is not ready yet");
+	conn_resume(c);
+}
+
+/* The reference of an acquire, checked: one the daemon can pull. */
+static int
+parse_model(const char *text, struct ref *ref, char *err, size_t len)
+{
+	char name[2 * REF_REPO_MAX + 2];
+	const char *why = NULL;
+
+	if (ref_parse(ref, text, &why) < 0) {
+		snprintf(err, len, "bad model '%.200s': %s", text, why);
+		return -EINVAL;
+	}
+	if (ref->kind == REF_HTTPS && ref->sha256[0] == '\0') {
+		snprintf(err, len, "an https:// model needs #sha256=");
+		return -EINVAL;
+	}
+	if (ref->kind == REF_HTTPS &&
+	    https_default_name(ref, name, sizeof(name)) < 0) {
+		snprintf(err, len, "cannot name a model after '%.200s'",
+		    ref->url);
+		return -EINVAL;
+	}
+	if (ref->kind != REF_HF && ref->kind != REF_HTTPS) {
+		snprintf(err, len, "only hf:// and https:// models");
+		return -EINVAL;
+	}
+	return 0;
+}
+
+void
+models_acquire(struct conn *c, const struct proto_req *req)
+{
+	struct daemon *d = c->d;
+	struct flight *fl;
+	struct ref ref;
+	struct found f;
+	char err[512];
+	int rc;
+
+	ref_init(&ref);
+	snprintf(c->model, sizeof(c->model), "%s", req->model);
+	if (parse_model(req->model, &ref, err, sizeof(err)) < 0) {
+		conn_error(c, PROTO_BAD_REQUEST, err);
+		goto out;
+	}
+	rc = find(c, &ref, &f);
+	if (rc < 0) {
+		conn_error(c, PROTO_INTERNAL, strerror(-rc));
+		goto out;
+	}
+	if (rc == 1 && (f.fresh || !req->wait)) {
+		send_ready(c, req->model, &f, 0);
+		if (!f.fresh) /* refreshed behind the answer */
+			flight_get(d, req->model, &ref, err, sizeof(err));
+		goto out;
+	}
+	if (rc == 1) {
+		/* There, but the ref wants confirming: the flight decides. */
+		unhold(d, c->leases[--c->nleases].held);
+	}
+	if ((fl = flight_get(d, req->model, &ref, err, sizeof(err))) == NULL) {
+		conn_error(c, PROTO_INTERNAL, err);
+		goto out;
+	}
+	if (!req->wait) {
+		conn_send(c,
+		    proto_ok_line(json_pack("{s:s, s:s, s:s, s:I, s:I}",
+			"event", "state", "model", req->model, "state",
+			"pulling", "done_bytes", (json_int_t)fl->done,
+			"total_bytes", (json_int_t)fl->total)));
+		goto out;
+	}
+	log_info("acquire '%s' (connection %llu, pid %d): waiting for the"
+		 " pull",
+	    req->model, (unsigned long long)c->id, (int)c->pid);
+	c->waiting = fl;
+	c->next_waiter = fl->waiters;
+	fl->waiters = c;
+	if (req->timeout_ms > 0)
+		uv_timer_start(&c->timer, acquire_late,
+		    (uint64_t)req->timeout_ms, 0);
+	ref_release(&ref);
+	return; /* answered when the flight lands */
+out:
+	ref_release(&ref);
+	conn_resume(c);
+}
+
+void
+models_release(struct conn *c, const struct proto_req *req)
+{
+	size_t i;
+
+	for (i = 0; i < c->nleases; i++)
+		if (strcmp(c->leases[i].id, req->lease) == 0) {
+			unhold(c->d, c->leases[i].held);
+			c->leases[i] = c->leases[--c->nleases];
+			log_info("release of lease %s (connection %llu)",
+			    req->lease, (unsigned long long)c->id);
+			conn_send(c, proto_ok_line(json_object()));
+			return;
+		}
+	conn_error(c, PROTO_NOT_FOUND, "no such lease on this connection");
+}
+
+void
+models_conn_gone(struct conn *c)
+{
+	size_t i;
+
+	unwait(c);
+	for (i = 0; i < c->nleases; i++)
+		unhold(c->d, c->leases[i].held);
+	if (c->nleases > 0)
+		log_info("connection %llu gone: %zu lease(s) ended",
+		    (unsigned long long)c->id, c->nleases);
+	free(c->leases);
+	c->leases = NULL;
+	c->nleases = 0;
+}
+
+void
+models_heartbeat(struct daemon *d)
+{
+	struct held *h;
+
+	for (h = d->held; h != NULL; h = h->next)
+		if (lease_touch(&d->store, &h->file) == -ENOENT) {
+			/* Removed in a stall past the stale limit: again. */
+			struct lease old = h->file;
+
+			memset(&h->file, 0, sizeof(h->file));
+			if (lease_take(&d->store, old.folder, old.commit,
+				&h->file) < 0) {
+				log_warnx("cannot renew lease %s", old.id);
+				h->file = old;
+			}
+		}
+}
+
+static int
+keeps_ready(const struct daemon *d)
+{
+	size_t i;
+
+	for (i = 0; i < d->nkeeps; i++)
+		if (strcmp(d->keeps[i].state, "ready") != 0)
+			return 0;
+	return 1;
+}
+
+static json_t *
+status_json(struct daemon *d)
+{
+	json_t *models = json_array(), *pulls = json_array(),
+	       *leases = json_array();
+	struct flight *fl;
+	struct conn *c;
+	size_t i;
+
+	for (i = 0; i < d->nkeeps; i++)
+		json_array_append_new(models,
+		    json_pack("{s:s, s:s, s:s, s:s}", "model", d->keeps[i].text,
+			"state", d->keeps[i].state, "commit",
+			d->keeps[i].commit, "error", d->keeps[i].error));
+	for (fl = d->flights; fl != NULL; fl = fl->next) {
+		size_t n = 0;
+
+		for (c = fl->waiters; c != NULL; c = c->next_waiter)
+			n++;
+		json_array_append_new(pulls,
+		    json_pack("{s:s, s:I, s:I, s:I, s:I, s:f}", "model",
+			fl->key, "done_bytes", (json_int_t)fl->done,
+			"total_bytes", (json_int_t)fl->total, "reused_bytes",
+			(json_int_t)fl->reused, "clients", (json_int_t)n,
+			"seconds",
+			(double)(claim_now_ms() - fl->started_ms) / 1000));
+	}
+	for (c = d->conns; c != NULL; c = c->next)
+		for (i = 0; i < c->nleases; i++)
+			json_array_append_new(leases,
+			    json_pack("{s:s, s:s, s:s, s:i, s:i}", "lease",
+				c->leases[i].id, "folder",
+				c->leases[i].held->file.folder, "commit",
+				c->leases[i].held->file.commit, "pid",
+				(int)c->pid, "uid", (int)c->uid));
+	return json_pack("{s:s, s:s, s:f, s:b, s:i, s:o, s:o, s:o}", "server",
+	    "modelcached/" PACKAGE_VERSION, "store", d->conf.store, "uptime_s",
+	    (double)(claim_now_ms() - d->started_ms) / 1000, "ready",
+	    keeps_ready(d), "connections", (int)d->nconns, "models", models,
+	    "pulls", pulls, "leases", leases);
+}
+
+void
+models_status(struct conn *c)
+{
+	conn_send(c, proto_ok_line(status_json(c->d)));
+}
+
+int
+models_declare(struct daemon *d, const char *list, char *err, size_t errlen)
+{
+	struct keep *keeps = NULL;
+	char *copy = strdup(list), *tok, *save = NULL;
+	size_t n = 0, i;
+	struct ref ref;
+	int rc = 0;
+
+	if (copy == NULL)
+		return -ENOMEM;
+	ref_init(&ref);
+	for (tok = strtok_r(copy, ", \t\n", &save); tok != NULL && rc == 0;
+	     tok = strtok_r(NULL, ", \t\n", &save)) {
+		struct keep *k = reallocarray(keeps, n + 1, sizeof(*k));
+
+		if (k == NULL) {
+			rc = -ENOMEM;
+			break;
+		}
+		keeps = k;
+		if ((rc = parse_model(tok, &ref, err, errlen)) < 0)
+			break;
+		memset(&keeps[n], 0, sizeof(keeps[n]));
+		if ((keeps[n].text = strdup(tok)) == NULL)
+			rc = -ENOMEM;
+		keeps[n++].state = "absent";
+	}
+	ref_release(&ref);
+	free(copy);
+	if (rc < 0) {
+		for (i = 0; i < n; i++)
+			free(keeps[i].text);
+		free(keeps);
+		return rc;
+	}
+	/* A model declared before keeps its state: a reload is no restart. */
+	for (i = 0; i < n; i++) {
+		size_t k;
+
+		for (k = 0; k < d->nkeeps; k++)
+			if (strcmp(d->keeps[k].text, keeps[i].text) == 0) {
+				keeps[i].state = d->keeps[k].state;
+				memcpy(keeps[i].error, d->keeps[k].error,
+				    sizeof(keeps[i].error));
+				memcpy(keeps[i].commit, d->keeps[k].commit,
+				    sizeof(keeps[i].commit));
+			}
+	}
+	models_release_all(d);
+	d->keeps = keeps;
+	d->nkeeps = n;
+	return 0;
+}
+
+void
+models_release_all(struct daemon *d)
+{
+	struct flight *fl;
+	size_t i;
+
+	for (fl = d->flights; fl != NULL; fl = fl->next)
+		fl->keep = NULL;
+	for (i = 0; i < d->nkeeps; i++)
+		free(d->keeps[i].text);
+	free(d->keeps);
+	d->keeps = NULL;
+	d->nkeeps = 0;
+}
+
+void
+models_keep(struct daemon *d)
+{
+	struct flight *fl;
+	struct ref ref;
+	char err[512];
+	size_t i;
+
+	for (i = 0; i < d->nkeeps && !d->stopping; i++) {
+		struct keep *k = &d->keeps[i];
+
+		ref_init(&ref);
+		if (parse_model(k->text, &ref, err, sizeof(err)) == 0 &&
+		    (fl = flight_get(d, k->text, &ref, err, sizeof(err))) !=
+			NULL) {
+			fl->keep = k;
+			if (strcmp(k->state, "ready") != 0)
+				k->state = "pulling";
+		} else {
+			k->state = "failed";
+			snprintf(k->error, sizeof(k->error), "%.500s", err);
+		}
+		ref_release(&ref);
+	}
+}
+
+int
+models_stop(struct daemon *d)
+{
+	struct flight *fl;
+
+	for (fl = d->flights; fl != NULL; fl = fl->next)
+		pull_ref_stop(fl->op);
+	return d->flights != NULL;
+}

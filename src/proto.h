@@ -1,0 +1,84 @@
+/*
+ * proto: the messages of the handshake protocol, version 1
+ * (modelcache-protocol(7)).
+ *
+ * Newline-delimited JSON over a Unix stream socket, one object a line, at
+ * most PROTO_LINE_MAX bytes with its newline.  proto_decode() turns one line
+ * into a request, checking everything a client may get wrong: syntax,
+ * types, unknown ops, missing or oversized fields.  Unknown fields are
+ * ignored.  It is a pure function of its input (the fuzz target in
+ * tests/fuzz/ drives it), so the daemon never sees a malformed request.
+ * The encoders build the answers; every answer is one line.
+ */
+#ifndef MC_PROTO_H
+#define MC_PROTO_H
+
+#include <stddef.h>
+
+#include <jansson.h>
+
+#define PROTO_VERSION 1
+#define PROTO_LINE_MAX (1024 * 1024) /* a message with its newline */
+/* Buffer sizes, the NUL included: a field holds at most one byte less. */
+#define PROTO_MODEL_MAX 2048 /* a model reference */
+#define PROTO_LEASE_MAX 256  /* a lease id */
+#define PROTO_CLIENT_MAX 128 /* a client's name */
+
+/* The closed set of error codes (DESIGN.md section 5). */
+enum proto_error {
+	PROTO_OK,
+	PROTO_BAD_REQUEST,
+	PROTO_UNSUPPORTED_PROTOCOL,
+	PROTO_NOT_FOUND,
+	PROTO_UNAUTHORIZED,
+	PROTO_FORBIDDEN,
+	PROTO_ORIGIN_UNAVAILABLE,
+	PROTO_INTEGRITY,
+	PROTO_NO_SPACE,
+	PROTO_TIMEOUT,
+	PROTO_BUSY,
+	PROTO_SHUTTING_DOWN,
+	PROTO_INTERNAL,
+};
+
+enum proto_op { OP_HELLO, OP_ACQUIRE, OP_RELEASE, OP_STATUS };
+
+struct proto_req {
+	enum proto_op op;
+	int protocol;		       /* hello */
+	char client[PROTO_CLIENT_MAX]; /* hello, optional */
+	char model[PROTO_MODEL_MAX];   /* acquire */
+	int wait;		       /* acquire, default 1 */
+	long long timeout_ms;	       /* acquire, 0: none */
+	char lease[PROTO_LEASE_MAX];   /* release */
+};
+
+/*
+ * Decodes one line (without its newline; len bytes, not NUL-ended) into
+ * req, which it clears first.  Returns PROTO_OK, or PROTO_BAD_REQUEST with
+ * a sentence in err (valid UTF-8 unless errlen cuts it).  A hello's
+ * protocol is any integer from 1 to INT_MAX: which ones it speaks is the
+ * daemon's call.
+ */
+enum proto_error proto_decode(const char *line, size_t len,
+    struct proto_req *req, char *err, size_t errlen);
+
+/*
+ * "bad_request", "not_found", ...: the wire names of the codes (static
+ * strings); "internal" for a value outside the enum.
+ */
+const char *proto_error_name(enum proto_error e);
+
+/*
+ * The answers, as JSON lines the caller frees (NULL when out of memory):
+ * an error (a NULL message is empty; bytes of a message that is not valid
+ * UTF-8 show as '?'), and {"ok":true, ...fields of obj} (obj is consumed;
+ * NULL also when obj is NULL or not an object).  Non-ASCII is escaped, so
+ * a line never holds a newline or a byte over 0x7f.
+ */
+char *proto_error_line(enum proto_error e, const char *message);
+char *proto_ok_line(json_t *obj);
+/* Any object as one line (obj is consumed). */
+char *proto_line(json_t *obj);
+
+#endif
