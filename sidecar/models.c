@@ -65,6 +65,7 @@ struct snap {
 	ino_t ino;
 	struct timespec mtime;
 	int64_t touched; /* the last use recorded in the index */
+	int from_hub;	 /* its source is hf://: a ref to confirm there */
 };
 
 #define SNAP_CACHE_MAX 64
@@ -244,6 +245,8 @@ snap_load(struct daemon *d, const char *folder, const char *commit,
 		snprintf(sn->folder, sizeof(sn->folder), "%s", folder);
 		snprintf(sn->commit, sizeof(sn->commit), "%s", commit);
 		sn->type = m.type;
+		sn->from_hub =
+		    m.source != NULL && strncmp(m.source, "hf://", 5) == 0;
 		sn->dev = st->st_dev;
 		sn->ino = st->st_ino;
 		sn->mtime = st->st_mtim;
@@ -809,6 +812,9 @@ models_acquire(struct conn *c, const struct proto_req *req)
 		conn_error(c, PROTO_INTERNAL, strerror(-rc));
 		goto out;
 	}
+	/* An imported model has no origin to confirm its ref with. */
+	if (rc == 1 && !f.snap->from_hub)
+		f.fresh = 1;
 	if (rc == 1 && (f.fresh || !req->wait)) {
 		send_ready(c, req->model, &f, 0);
 		if (!f.fresh) /* refreshed behind the answer */
