@@ -272,7 +272,8 @@ B=$SPAWNED
 wait_ready "$T/run/b.sock" 60
 ok $? "B takes the pull over and completes it"
 took=$(($(date +%s%3N) - t0))
-[ "$took" -ge 2000 ]
+# (File times come from the kernel's coarse clock, a few ms behind t0.)
+[ "$took" -ge 1900 ]
 ok $? "B waited for the stale limit (2 s) before taking over ($took ms)"
 run_ok "mc verify after the takeover" mc verify
 served=$(stats '.bytes')

