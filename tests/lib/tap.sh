@@ -176,6 +176,14 @@ start_origin() {
 stop_origin() {
 	if [ -n "${ORIGIN_PID:-}" ]; then
 		kill "$ORIGIN_PID" 2>/dev/null
+		# Bounded: an origin that does not stop is killed, never waited
+		# on for ever.
+		i=0
+		while kill -0 "$ORIGIN_PID" 2>/dev/null && [ $i -lt 500 ]; do
+			i=$((i + 1))
+			sleep 0.01
+		done
+		kill -9 "$ORIGIN_PID" 2>/dev/null
 		wait "$ORIGIN_PID" 2>/dev/null
 	fi
 	ORIGIN_PID=
