@@ -20,6 +20,7 @@
 #include <time.h>
 
 #include "unit.h"
+#include "unit_store.h"
 
 #include "claim.h"
 #include "store.h"
@@ -28,46 +29,13 @@
 #define SHA_B "fedcba9876543210fedcba9876543210fedcba9876543210fedcba9876543210"
 #define STALE_MS 10000
 
-struct fixture {
-	char *dir;
-	struct store store;
-};
-
 /*
  * A store in a fresh temporary directory, made before each test and
  * removed after it by cmocka, even when the test fails.
  */
-static int
-fixture_setup(void **state)
-{
-	struct fixture *fx = calloc(1, sizeof(*fx));
-
-	if (fx == NULL)
-		return -1;
-	fx->dir = unit_tmpdir();
-	if (store_open(&fx->store, fx->dir, 1) < 0) {
-		unit_rmdir(fx->dir);
-		free(fx);
-		return -1;
-	}
-	*state = fx;
-	return 0;
-}
-
-static int
-fixture_teardown(void **state)
-{
-	struct fixture *fx = *state;
-
-	store_release(&fx->store);
-	unit_rmdir(fx->dir);
-	free(fx);
-	return 0;
-}
-
 /* The absolute path of claims/<sha> (buf of 4200 bytes). */
 static const char *
-claim_file(const struct fixture *fx, const char *sha, char *buf)
+claim_file(const struct unit_fixture *fx, const char *sha, char *buf)
 {
 	int n = snprintf(buf, 4200, "%s/claims/%s", fx->dir, sha);
 
@@ -76,7 +44,7 @@ claim_file(const struct fixture *fx, const char *sha, char *buf)
 }
 
 static int
-claim_exists(const struct fixture *fx, const char *sha)
+claim_exists(const struct unit_fixture *fx, const char *sha)
 {
 	char path[4200];
 	struct stat st;
@@ -86,7 +54,7 @@ claim_exists(const struct fixture *fx, const char *sha)
 
 /* Sets the claim file's mtime to ago_ms before the current time. */
 static void
-age_claim(const struct fixture *fx, const char *sha, int64_t ago_ms)
+age_claim(const struct unit_fixture *fx, const char *sha, int64_t ago_ms)
 {
 	int64_t t = claim_now_ms() - ago_ms;
 	struct timespec ts[2];
@@ -104,7 +72,7 @@ age_claim(const struct fixture *fx, const char *sha, int64_t ago_ms)
  * heartbeat can say whether it is alive.  The mtime is kept.
  */
 static void
-foreign_claim(const struct fixture *fx, const char *sha)
+foreign_claim(const struct unit_fixture *fx, const char *sha)
 {
 	struct stat st;
 	struct timespec ts[2];
@@ -123,7 +91,7 @@ foreign_claim(const struct fixture *fx, const char *sha)
 }
 
 static int64_t
-claim_mtime_ms(const struct fixture *fx, const char *sha)
+claim_mtime_ms(const struct unit_fixture *fx, const char *sha)
 {
 	char path[4200];
 	struct stat st;
@@ -134,7 +102,8 @@ claim_mtime_ms(const struct fixture *fx, const char *sha)
 
 /* The claim file's text (NUL-terminated into buf). */
 static void
-claim_text(const struct fixture *fx, const char *sha, char *buf, size_t len)
+claim_text(const struct unit_fixture *fx, const char *sha, char *buf,
+    size_t len)
 {
 	char path[4200];
 	ssize_t n;
@@ -149,7 +118,7 @@ claim_text(const struct fixture *fx, const char *sha, char *buf, size_t len)
 }
 
 static int
-count_claims_dir(const struct fixture *fx)
+count_claims_dir(const struct unit_fixture *fx)
 {
 	char path[4200];
 	struct dirent *e;
@@ -183,7 +152,7 @@ static void
 test_try_take_and_busy(void **state)
 {
 	struct claim a, b;
-	struct fixture *fx = *state;
+	struct unit_fixture *fx = *state;
 	char text[256], want[256];
 	int64_t now = claim_now_ms();
 
@@ -227,7 +196,7 @@ static void
 test_try_bad_digest(void **state)
 {
 	struct claim c;
-	struct fixture *fx = *state;
+	struct unit_fixture *fx = *state;
 
 	memset(&c, 0, sizeof(c));
 	c.held = 1;
@@ -250,7 +219,7 @@ static void
 test_stale_takeover(void **state)
 {
 	struct claim a, b;
-	struct fixture *fx = *state;
+	struct unit_fixture *fx = *state;
 	char text[256], want[256];
 	int64_t now;
 
@@ -306,7 +275,7 @@ static void
 test_acquire_stale(void **state)
 {
 	struct claim a, b;
-	struct fixture *fx = *state;
+	struct unit_fixture *fx = *state;
 	int64_t t0;
 
 	memset(&a, 0, sizeof(a));
@@ -329,7 +298,7 @@ static void
 test_release(void **state)
 {
 	struct claim a, b;
-	struct fixture *fx = *state;
+	struct unit_fixture *fx = *state;
 
 	memset(&a, 0, sizeof(a));
 	memset(&b, 0, sizeof(b));
@@ -355,7 +324,7 @@ static void
 test_touch(void **state)
 {
 	struct claim a, b;
-	struct fixture *fx = *state;
+	struct unit_fixture *fx = *state;
 	int64_t before;
 
 	memset(&a, 0, sizeof(a));
@@ -393,7 +362,7 @@ static void
 test_acquire_timeout(void **state)
 {
 	struct claim a, b;
-	struct fixture *fx = *state;
+	struct unit_fixture *fx = *state;
 	int64_t t0, took;
 
 	memset(&a, 0, sizeof(a));
@@ -439,7 +408,7 @@ waiter_main(void *arg)
 static void
 test_acquire_after_release(void **state)
 {
-	struct fixture *fx = *state;
+	struct unit_fixture *fx = *state;
 	struct waiter w;
 	struct claim a;
 	pthread_t t;
@@ -490,7 +459,7 @@ test_cross_process(void **state)
 {
 	int report[2], wait[2], status;
 	char rc, text[256], prefix[64];
-	struct fixture *fx = *state;
+	struct unit_fixture *fx = *state;
 	struct claim c;
 	pid_t pid;
 
@@ -537,7 +506,7 @@ static void
 test_dead_holder(void **state)
 {
 	int report[2], wait[2], status;
-	struct fixture *fx = *state;
+	struct unit_fixture *fx = *state;
 	struct claim c;
 	pid_t pid;
 	char rc;
@@ -614,7 +583,7 @@ static void
 test_mutual_exclusion(void **state)
 {
 	pid_t pids[NPROC];
-	struct fixture *fx = *state;
+	struct unit_fixture *fx = *state;
 	int i, status;
 
 	for (i = 0; i < NPROC; i++) {
@@ -637,27 +606,27 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_now_ms),
 		cmocka_unit_test_setup_teardown(test_try_take_and_busy,
-		    fixture_setup, fixture_teardown),
+		    unit_fixture_setup, unit_fixture_teardown),
 		cmocka_unit_test_setup_teardown(test_try_bad_digest,
-		    fixture_setup, fixture_teardown),
+		    unit_fixture_setup, unit_fixture_teardown),
 		cmocka_unit_test_setup_teardown(test_stale_takeover,
-		    fixture_setup, fixture_teardown),
+		    unit_fixture_setup, unit_fixture_teardown),
 		cmocka_unit_test_setup_teardown(test_acquire_stale,
-		    fixture_setup, fixture_teardown),
-		cmocka_unit_test_setup_teardown(test_release, fixture_setup,
-		    fixture_teardown),
-		cmocka_unit_test_setup_teardown(test_touch, fixture_setup,
-		    fixture_teardown),
+		    unit_fixture_setup, unit_fixture_teardown),
+		cmocka_unit_test_setup_teardown(test_release,
+		    unit_fixture_setup, unit_fixture_teardown),
+		cmocka_unit_test_setup_teardown(test_touch, unit_fixture_setup,
+		    unit_fixture_teardown),
 		cmocka_unit_test_setup_teardown(test_acquire_timeout,
-		    fixture_setup, fixture_teardown),
+		    unit_fixture_setup, unit_fixture_teardown),
 		cmocka_unit_test_setup_teardown(test_acquire_after_release,
-		    fixture_setup, fixture_teardown),
+		    unit_fixture_setup, unit_fixture_teardown),
 		cmocka_unit_test_setup_teardown(test_cross_process,
-		    fixture_setup, fixture_teardown),
-		cmocka_unit_test_setup_teardown(test_dead_holder, fixture_setup,
-		    fixture_teardown),
+		    unit_fixture_setup, unit_fixture_teardown),
+		cmocka_unit_test_setup_teardown(test_dead_holder,
+		    unit_fixture_setup, unit_fixture_teardown),
 		cmocka_unit_test_setup_teardown(test_mutual_exclusion,
-		    fixture_setup, fixture_teardown),
+		    unit_fixture_setup, unit_fixture_teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

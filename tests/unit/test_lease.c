@@ -33,42 +33,9 @@
 /* A process on another node: only its heartbeat can tell. */
 #define FOREIGN "node-b.4026531836.1.0123456789abcdef"
 
-struct fixture {
-	char *dir;
-	struct store store;
-};
-
-static int
-fixture_setup(void **state)
-{
-	struct fixture *fx = calloc(1, sizeof(*fx));
-
-	if (fx == NULL)
-		return -1;
-	fx->dir = unit_tmpdir();
-	if (store_open(&fx->store, fx->dir, 1) < 0) {
-		unit_rmdir(fx->dir);
-		free(fx);
-		return -1;
-	}
-	*state = fx;
-	return 0;
-}
-
-static int
-fixture_teardown(void **state)
-{
-	struct fixture *fx = *state;
-
-	store_release(&fx->store);
-	unit_rmdir(fx->dir);
-	free(fx);
-	return 0;
-}
-
 /* The absolute path of leases/<id>. */
 static const char *
-lease_file(const struct fixture *fx, const char *id, char *buf, size_t len)
+lease_file(const struct unit_fixture *fx, const char *id, char *buf, size_t len)
 {
 	unit_fmt(buf, len, "%s/leases/%s", fx->dir, id);
 	return buf;
@@ -76,7 +43,7 @@ lease_file(const struct fixture *fx, const char *id, char *buf, size_t len)
 
 /* Sets leases/<id>'s mtime to age_ms before now. */
 static void
-age_lease(const struct fixture *fx, const char *id, int64_t age_ms)
+age_lease(const struct unit_fixture *fx, const char *id, int64_t age_ms)
 {
 	struct timespec ts[2];
 	char path[UNIT_PATH];
@@ -92,7 +59,7 @@ age_lease(const struct fixture *fx, const char *id, int64_t age_ms)
 }
 
 static int64_t
-lease_mtime_ms(const struct fixture *fx, const char *id)
+lease_mtime_ms(const struct unit_fixture *fx, const char *id)
 {
 	char path[UNIT_PATH];
 	struct stat st;
@@ -103,7 +70,7 @@ lease_mtime_ms(const struct fixture *fx, const char *id)
 
 /* Writes leases/<id> holding text, age_ms old. */
 static void
-put_lease(const struct fixture *fx, const char *id, const char *text,
+put_lease(const struct unit_fixture *fx, const char *id, const char *text,
     int64_t age_ms)
 {
 	char name[512];
@@ -122,7 +89,7 @@ lease_line(char *buf, size_t len, const char *folder, const char *commit)
 }
 
 static int
-count_dir(const struct fixture *fx, const char *sub)
+count_dir(const struct unit_fixture *fx, const char *sub)
 {
 	char path[UNIT_PATH];
 	struct dirent *e;
@@ -156,7 +123,7 @@ dead_pid(void)
 
 /* An id in this host's and PID namespace's name, for pid. */
 static void
-local_id(const struct fixture *fx, pid_t pid, char *buf, size_t len)
+local_id(const struct unit_fixture *fx, pid_t pid, char *buf, size_t len)
 {
 	const char *owner = fx->store.owner, *dot = strrchr(owner, '.');
 
@@ -168,7 +135,7 @@ local_id(const struct fixture *fx, pid_t pid, char *buf, size_t len)
 static void
 test_take_touch_drop(void **state)
 {
-	struct fixture *fx = *state;
+	struct unit_fixture *fx = *state;
 	char path[UNIT_PATH], text[512], want[512];
 	struct lease l;
 	struct stat st;
@@ -241,7 +208,7 @@ test_take_touch_drop(void **state)
 static void
 test_touch_removed(void **state)
 {
-	struct fixture *fx = *state;
+	struct unit_fixture *fx = *state;
 	char path[UNIT_PATH];
 	struct lease l;
 
@@ -257,7 +224,7 @@ test_touch_removed(void **state)
 static void
 test_two_leases(void **state)
 {
-	struct fixture *fx = *state;
+	struct unit_fixture *fx = *state;
 	struct lease a, b;
 
 	memset(&a, 0, sizeof(a));
@@ -281,7 +248,7 @@ test_take_bad_args(void **state)
 	static const char *const commits[] = { "", "0123", CA "0",
 		"0123456789ABCDEF0123456789abcdef01234567",
 		"0123456789abcdef0123456789abcdef0123456g" };
-	struct fixture *fx = *state;
+	struct unit_fixture *fx = *state;
 	struct lease l;
 	size_t i;
 
@@ -305,7 +272,7 @@ test_take_bad_args(void **state)
 static void
 test_local_owner(void **state)
 {
-	struct fixture *fx = *state;
+	struct unit_fixture *fx = *state;
 	char id[LEASE_ID_MAX], line[512];
 
 	lease_line(line, sizeof(line), FA, CA);
@@ -323,7 +290,7 @@ test_local_owner(void **state)
 static void
 test_foreign_owner(void **state)
 {
-	struct fixture *fx = *state;
+	struct unit_fixture *fx = *state;
 	char line[512];
 
 	lease_line(line, sizeof(line), FA, CA);
@@ -345,7 +312,7 @@ test_foreign_owner(void **state)
 static void
 test_other_pidns(void **state)
 {
-	struct fixture *fx = *state;
+	struct unit_fixture *fx = *state;
 	const char *owner = fx->store.owner, *ns = strchr(owner, '.');
 	const char *pid = strrchr(owner, '.');
 	char id[LEASE_ID_MAX], line[512];
@@ -432,7 +399,7 @@ test_malformed(void **state)
 		{ ".hidden.0123456789abcdef", FA " " CA " 5\n" },
 		{ "sp ace.0123456789abcdef", FA " " CA " 5\n" },
 	};
-	struct fixture *fx = *state;
+	struct unit_fixture *fx = *state;
 	char path[UNIT_PATH], big[600], line[512];
 	struct seen s;
 	size_t i;
@@ -494,7 +461,7 @@ test_malformed(void **state)
 static void
 test_each(void **state)
 {
-	struct fixture *fx = *state;
+	struct unit_fixture *fx = *state;
 	char dead[LEASE_ID_MAX], line[512];
 	struct lease mine;
 	struct seen s;
@@ -548,7 +515,7 @@ test_each(void **state)
 static void
 test_no_dir(void **state)
 {
-	struct fixture *fx = *state;
+	struct unit_fixture *fx = *state;
 	char path[UNIT_PATH];
 	struct seen s;
 
@@ -565,25 +532,25 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_take_touch_drop,
-		    fixture_setup, fixture_teardown),
+		    unit_fixture_setup, unit_fixture_teardown),
 		cmocka_unit_test_setup_teardown(test_touch_removed,
-		    fixture_setup, fixture_teardown),
-		cmocka_unit_test_setup_teardown(test_two_leases, fixture_setup,
-		    fixture_teardown),
+		    unit_fixture_setup, unit_fixture_teardown),
+		cmocka_unit_test_setup_teardown(test_two_leases,
+		    unit_fixture_setup, unit_fixture_teardown),
 		cmocka_unit_test_setup_teardown(test_take_bad_args,
-		    fixture_setup, fixture_teardown),
-		cmocka_unit_test_setup_teardown(test_local_owner, fixture_setup,
-		    fixture_teardown),
+		    unit_fixture_setup, unit_fixture_teardown),
+		cmocka_unit_test_setup_teardown(test_local_owner,
+		    unit_fixture_setup, unit_fixture_teardown),
 		cmocka_unit_test_setup_teardown(test_foreign_owner,
-		    fixture_setup, fixture_teardown),
-		cmocka_unit_test_setup_teardown(test_other_pidns, fixture_setup,
-		    fixture_teardown),
-		cmocka_unit_test_setup_teardown(test_malformed, fixture_setup,
-		    fixture_teardown),
-		cmocka_unit_test_setup_teardown(test_each, fixture_setup,
-		    fixture_teardown),
-		cmocka_unit_test_setup_teardown(test_no_dir, fixture_setup,
-		    fixture_teardown),
+		    unit_fixture_setup, unit_fixture_teardown),
+		cmocka_unit_test_setup_teardown(test_other_pidns,
+		    unit_fixture_setup, unit_fixture_teardown),
+		cmocka_unit_test_setup_teardown(test_malformed,
+		    unit_fixture_setup, unit_fixture_teardown),
+		cmocka_unit_test_setup_teardown(test_each, unit_fixture_setup,
+		    unit_fixture_teardown),
+		cmocka_unit_test_setup_teardown(test_no_dir, unit_fixture_setup,
+		    unit_fixture_teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -19,6 +19,7 @@
 #include <jansson.h>
 
 #include "unit.h"
+#include "unit_store.h"
 
 #include "digest.h"
 #include "manifest.h"
@@ -881,45 +882,12 @@ test_decode_rejects_files(void **state)
 
 /* --- through a store --- */
 
-struct fixture {
-	char *dir;
-	struct store store;
-};
-
 /*
  * A store in a fresh temporary directory, made before each test and
  * removed after it by cmocka, even when the test fails.
  */
 static int
-fixture_setup(void **state)
-{
-	struct fixture *fx = calloc(1, sizeof(*fx));
-
-	if (fx == NULL)
-		return -1;
-	fx->dir = unit_tmpdir();
-	if (store_open(&fx->store, fx->dir, 1) < 0) {
-		unit_rmdir(fx->dir);
-		free(fx);
-		return -1;
-	}
-	*state = fx;
-	return 0;
-}
-
-static int
-fixture_teardown(void **state)
-{
-	struct fixture *fx = *state;
-
-	store_release(&fx->store);
-	unit_rmdir(fx->dir);
-	free(fx);
-	return 0;
-}
-
-static int
-fx_stat(const struct fixture *fx, const char *rel, struct stat *st)
+fx_stat(const struct unit_fixture *fx, const char *rel, struct stat *st)
 {
 	char path[4200];
 	int n = snprintf(path, sizeof(path), "%s/%s", fx->dir, rel);
@@ -929,7 +897,7 @@ fx_stat(const struct fixture *fx, const char *rel, struct stat *st)
 }
 
 static int
-count_entries(const struct fixture *fx, const char *rel)
+count_entries(const struct unit_fixture *fx, const char *rel)
 {
 	char path[4200];
 	struct dirent *e;
@@ -951,7 +919,7 @@ test_save_load(void **state)
 {
 	char rel[STORE_PATH_MAX];
 	struct manifest a, b;
-	struct fixture *fx = *state;
+	struct unit_fixture *fx = *state;
 	const char *why;
 	struct stat st;
 
@@ -1029,7 +997,7 @@ seen_count(const struct seen *s, const char *rel)
 }
 
 static void
-save_variant(struct fixture *fx, enum repo_type type, const char *repo,
+save_variant(struct unit_fixture *fx, enum repo_type type, const char *repo,
     uint64_t size, char *rel)
 {
 	struct manifest m;
@@ -1047,7 +1015,7 @@ static void
 test_each(void **state)
 {
 	char rel[3][STORE_PATH_MAX];
-	struct fixture *fx = *state;
+	struct unit_fixture *fx = *state;
 	struct seen s;
 	int i;
 
@@ -1083,7 +1051,7 @@ test_unlink(void **state)
 {
 	char rel1[STORE_PATH_MAX], rel2[STORE_PATH_MAX];
 	struct manifest m;
-	struct fixture *fx = *state;
+	struct unit_fixture *fx = *state;
 	const char *why;
 	struct stat st;
 
@@ -1127,12 +1095,12 @@ main(void)
 		cmocka_unit_test(test_decode_rejects_text),
 		cmocka_unit_test(test_decode_rejects_fields),
 		cmocka_unit_test(test_decode_rejects_files),
-		cmocka_unit_test_setup_teardown(test_save_load, fixture_setup,
-		    fixture_teardown),
-		cmocka_unit_test_setup_teardown(test_each, fixture_setup,
-		    fixture_teardown),
-		cmocka_unit_test_setup_teardown(test_unlink, fixture_setup,
-		    fixture_teardown),
+		cmocka_unit_test_setup_teardown(test_save_load,
+		    unit_fixture_setup, unit_fixture_teardown),
+		cmocka_unit_test_setup_teardown(test_each, unit_fixture_setup,
+		    unit_fixture_teardown),
+		cmocka_unit_test_setup_teardown(test_unlink, unit_fixture_setup,
+		    unit_fixture_teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -16,6 +16,7 @@
 #include <sys/stat.h>
 
 #include "unit.h"
+#include "unit_store.h"
 
 #include "digest.h"
 #include "store.h"
@@ -28,43 +29,10 @@
 #define HELLO_GITSHA1 "b45ef6fec89518d314f546fd6c3025367b721684"
 #define HEX64 "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
 
-struct fixture {
-	char *dir;
-	struct store store;
-};
-
 /*
  * A store in a fresh temporary directory, made before each test and
  * removed after it by cmocka, even when the test fails.
  */
-static int
-fixture_setup(void **state)
-{
-	struct fixture *fx = calloc(1, sizeof(*fx));
-
-	if (fx == NULL)
-		return -1;
-	fx->dir = unit_tmpdir();
-	if (store_open(&fx->store, fx->dir, 1) < 0) {
-		unit_rmdir(fx->dir);
-		free(fx);
-		return -1;
-	}
-	*state = fx;
-	return 0;
-}
-
-static int
-fixture_teardown(void **state)
-{
-	struct fixture *fx = *state;
-
-	store_release(&fx->store);
-	unit_rmdir(fx->dir);
-	free(fx);
-	return 0;
-}
-
 /* dir/rel into buf (a 4200-byte buffer). */
 static const char *
 path_of(const char *dir, const char *rel, char *buf)
@@ -175,7 +143,7 @@ source_fd(const char *dir, const char *name, const void *buf, size_t len)
 
 /* Ingests buf and publishes it; its digest is written to sha256. */
 static void
-put_blob(struct fixture *fx, const void *buf, size_t len, char *sha256)
+put_blob(struct unit_fixture *fx, const void *buf, size_t len, char *sha256)
 {
 	struct ingest in;
 	char src[4200];
@@ -314,7 +282,7 @@ test_tmp_create(void **state)
 {
 	enum { N = 64 };
 	char rel[N][STORE_PATH_MAX], prefix[STORE_PATH_MAX + 8];
-	struct fixture *fx = *state;
+	struct unit_fixture *fx = *state;
 	size_t plen, i, j;
 	char rd[4];
 	int fd;
@@ -364,7 +332,7 @@ static void
 test_ingest_known(void **state)
 {
 	char blob[STORE_PATH_MAX];
-	struct fixture *fx = *state;
+	struct unit_fixture *fx = *state;
 	struct ingest in;
 	uint64_t size = 0;
 	int fd;
@@ -405,7 +373,7 @@ test_ingest_large(void **state)
 	const size_t len = 3 * 1024 * 1024 + 4321;
 	char sha[DIGEST_HEX_MAX], git[DIGEST_HEX_MAX], blob[STORE_PATH_MAX];
 	unsigned char *buf = pattern(len, 7);
-	struct fixture *fx = *state;
+	struct unit_fixture *fx = *state;
 	struct ingest in;
 	int fd;
 
@@ -445,7 +413,7 @@ test_ingest_offset_and_pipe(void **state)
 	const size_t len = 100000, skip = 1000;
 	unsigned char *buf = pattern(len, 11);
 	char sha[DIGEST_HEX_MAX];
-	struct fixture *fx = *state;
+	struct unit_fixture *fx = *state;
 	struct ingest in;
 	int fd, p[2];
 
@@ -479,7 +447,7 @@ static void
 test_ingest_error_leaves_nothing(void **state)
 {
 	char path[4200];
-	struct fixture *fx = *state;
+	struct unit_fixture *fx = *state;
 	struct ingest in;
 	int fd;
 
@@ -501,7 +469,7 @@ test_publish_existing(void **state)
 {
 	char blob[STORE_PATH_MAX], sha[DIGEST_HEX_MAX];
 	struct stat before, after;
-	struct fixture *fx = *state;
+	struct unit_fixture *fx = *state;
 	struct ingest in;
 	int fd;
 
@@ -534,7 +502,7 @@ static void
 test_blob_unlink(void **state)
 {
 	char sha[DIGEST_HEX_MAX];
-	struct fixture *fx = *state;
+	struct unit_fixture *fx = *state;
 
 	put_blob(fx, HELLO, strlen(HELLO), sha);
 	assert_int_equal(store_blob_unlink(&fx->store, sha), 0);
@@ -553,7 +521,7 @@ test_blob_verify(void **state)
 	unsigned char *buf = pattern(len, 3), byte;
 	char sha[DIGEST_HEX_MAX], blob[STORE_PATH_MAX], path[4200];
 	char target[4200];
-	struct fixture *fx = *state;
+	struct unit_fixture *fx = *state;
 	int fd;
 
 	put_blob(fx, buf, len, sha);
@@ -607,7 +575,7 @@ test_write_atomic(void **state)
 	static const char one[] = "{\"v\":1}\n";
 	static const char two[] = "{\"v\":2,\"longer\":true}\n";
 	struct stat st1, st2;
-	struct fixture *fx = *state;
+	struct unit_fixture *fx = *state;
 	char path[4200];
 
 	assert_int_equal(store_write_atomic(&fx->store, "manifests/d/e/f.json",
@@ -660,7 +628,7 @@ test_read_file(void **state)
 	const size_t len = sizeof(data) - 1;
 	static char sentinel;
 	char path[4200], target[4200], *buf = &sentinel;
-	struct fixture *fx = *state;
+	struct unit_fixture *fx = *state;
 	size_t got = 0;
 
 	assert_int_equal(store_write_atomic(&fx->store, "f/data", data, len,
@@ -716,7 +684,7 @@ static void
 test_remove_tree(void **state)
 {
 	char path[4200], target[4200];
-	struct fixture *fx = *state;
+	struct unit_fixture *fx = *state;
 
 	/* Outside the tree removed, though inside the test's directory. */
 	unit_write(fx->dir, "manifests/keep/precious", "p", 1);
@@ -758,7 +726,7 @@ test_remove_tree(void **state)
 static void
 test_sync_tree_and_mkdirs(void **state)
 {
-	struct fixture *fx = *state;
+	struct unit_fixture *fx = *state;
 	struct stat st;
 	char path[4200];
 
@@ -810,7 +778,7 @@ test_blob_each(void **state)
 {
 	char sha[4][DIGEST_HEX_MAX];
 	struct collect c;
-	struct fixture *fx = *state;
+	struct unit_fixture *fx = *state;
 	unsigned char *buf;
 	int i;
 
@@ -844,33 +812,33 @@ main(void)
 		cmocka_unit_test(test_open_create),
 		cmocka_unit_test(test_open_missing),
 		cmocka_unit_test(test_blob_path),
-		cmocka_unit_test_setup_teardown(test_tmp_create, fixture_setup,
-		    fixture_teardown),
+		cmocka_unit_test_setup_teardown(test_tmp_create,
+		    unit_fixture_setup, unit_fixture_teardown),
 		cmocka_unit_test_setup_teardown(test_ingest_known,
-		    fixture_setup, fixture_teardown),
+		    unit_fixture_setup, unit_fixture_teardown),
 		cmocka_unit_test_setup_teardown(test_ingest_large,
-		    fixture_setup, fixture_teardown),
+		    unit_fixture_setup, unit_fixture_teardown),
 		cmocka_unit_test_setup_teardown(test_ingest_offset_and_pipe,
-		    fixture_setup, fixture_teardown),
+		    unit_fixture_setup, unit_fixture_teardown),
 		cmocka_unit_test_setup_teardown(
-		    test_ingest_error_leaves_nothing, fixture_setup,
-		    fixture_teardown),
+		    test_ingest_error_leaves_nothing, unit_fixture_setup,
+		    unit_fixture_teardown),
 		cmocka_unit_test_setup_teardown(test_publish_existing,
-		    fixture_setup, fixture_teardown),
-		cmocka_unit_test_setup_teardown(test_blob_unlink, fixture_setup,
-		    fixture_teardown),
-		cmocka_unit_test_setup_teardown(test_blob_verify, fixture_setup,
-		    fixture_teardown),
+		    unit_fixture_setup, unit_fixture_teardown),
+		cmocka_unit_test_setup_teardown(test_blob_unlink,
+		    unit_fixture_setup, unit_fixture_teardown),
+		cmocka_unit_test_setup_teardown(test_blob_verify,
+		    unit_fixture_setup, unit_fixture_teardown),
 		cmocka_unit_test_setup_teardown(test_write_atomic,
-		    fixture_setup, fixture_teardown),
-		cmocka_unit_test_setup_teardown(test_read_file, fixture_setup,
-		    fixture_teardown),
-		cmocka_unit_test_setup_teardown(test_remove_tree, fixture_setup,
-		    fixture_teardown),
+		    unit_fixture_setup, unit_fixture_teardown),
+		cmocka_unit_test_setup_teardown(test_read_file,
+		    unit_fixture_setup, unit_fixture_teardown),
+		cmocka_unit_test_setup_teardown(test_remove_tree,
+		    unit_fixture_setup, unit_fixture_teardown),
 		cmocka_unit_test_setup_teardown(test_sync_tree_and_mkdirs,
-		    fixture_setup, fixture_teardown),
-		cmocka_unit_test_setup_teardown(test_blob_each, fixture_setup,
-		    fixture_teardown),
+		    unit_fixture_setup, unit_fixture_teardown),
+		cmocka_unit_test_setup_teardown(test_blob_each,
+		    unit_fixture_setup, unit_fixture_teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

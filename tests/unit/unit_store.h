@@ -63,4 +63,38 @@ unit_blob(struct store *store, const char *srcdir, unsigned *n,
 	b->size = in.size;
 }
 
+/* A new store in a temporary directory: cmocka setup and teardown. */
+struct unit_fixture {
+	char *dir;
+	struct store store;
+};
+
+static inline int
+unit_fixture_setup(void **state)
+{
+	struct unit_fixture *fx = calloc(1, sizeof(*fx));
+
+	if (fx == NULL)
+		return -1;
+	fx->dir = unit_tmpdir();
+	if (store_open(&fx->store, fx->dir, 1) < 0) {
+		unit_rmdir(fx->dir);
+		free(fx);
+		return -1;
+	}
+	*state = fx;
+	return 0;
+}
+
+static inline int
+unit_fixture_teardown(void **state)
+{
+	struct unit_fixture *fx = *state;
+
+	store_release(&fx->store);
+	unit_rmdir(fx->dir);
+	free(fx);
+	return 0;
+}
+
 #endif
