@@ -38,7 +38,6 @@ is "$(stats '.auth_seen.localhost // 0')" 0 "the token never reached the CDN hos
 [ "$(stats '.auth_seen["127.0.0.1"] // 0')" -gt 0 ]
 ok $? "the token reached the origin host"
 
-sha_of() { sha256sum <"$1" | cut -c1-64; }
 big=$(sha_of "$T/repo/sub/big.safetensors")
 
 # fault KIND DESCRIPTION: re-pull everything through one fault.

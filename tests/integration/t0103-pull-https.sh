@@ -24,7 +24,6 @@ printf 'bytes pulled with a wrong digest\n' >"$doc/other.bin"
 printf 'bytes pulled from an untrusted origin\n' >"$doc/untrusted.bin"
 printf 'bytes taken on first use\n' >"$doc/tofu.txt"
 
-sha_of() { sha256sum <"$1" | cut -c1-64; }
 big=$(sha_of "$doc/a/big.safetensors")
 cfg=$(sha_of "$doc/config.json")
 tok=$(sha_of "$doc/b/c/tokenizer.json")

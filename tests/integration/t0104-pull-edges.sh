@@ -13,7 +13,6 @@ openssl enc -aes-128-ctr -nosalt -pass pass:shard </dev/zero 2>/dev/null |
     head -c 200000 >"$T/ds/data/shard.bin"
 export HF_TOKEN=sekrit
 
-sha_of() { sha256sum <"$1" | cut -c1-64; }
 st=$(sha_of "$T/repo/model.safetensors")
 wb=$(sha_of "$T/repo/sub/weights.bin")
 openssl enc -aes-128-ctr -nosalt -pass pass:big </dev/zero 2>/dev/null |

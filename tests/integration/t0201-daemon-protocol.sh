@@ -124,15 +124,6 @@ unhold() {
 	eval "kill \$${1}_sleep; wait \$${1}_sleep 2>/dev/null; wait \$${1}_pid"
 }
 
-# wait_for CMD...: until CMD succeeds, polled for at most 30 s.
-wait_for() {
-	n=0
-	until "$@" >/dev/null 2>&1; do
-		n=$((n + 1))
-		[ $n -lt 600 ] || return 1
-		sleep 0.05
-	done
-}
 # has FILE JQ: some line of FILE (JSON lines) satisfies JQ.
 has() {
 	jq -e -s "any(.[]; $2)" "$1" >/dev/null 2>&1
@@ -140,15 +131,6 @@ has() {
 # line N FILE: its Nth line ('$': the last).
 line() {
 	sed -n "${1}p" "$2"
-}
-# jqok DESCRIPTION JSON FILTER: the filter holds (jq -e) for the text.
-jqok() {
-	if printf '%s\n' "$2" | jq -e "$3" >/dev/null 2>&1; then
-		ok 0 "$1"
-	else
-		ok 1 "$1"
-		diag "got:  $2" "want: $3"
-	fi
 }
 # status_is FILTER: the daemon's status satisfies FILTER (for wait_for).
 status_is() {
@@ -167,9 +149,6 @@ daemon_log() {
 	grep -q -- "$1" "$T/daemon.log"
 }
 
-sha_of() {
-	sha256sum <"$1" | cut -c1-64
-}
 # source_files DIR: "path size sha256" of each file of DIR, sorted.
 source_files() {
 	(cd "$1" && find -L . -type f -printf '%P\n' | sort |

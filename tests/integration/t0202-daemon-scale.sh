@@ -84,7 +84,6 @@ mid_pull() {
 	done
 }
 
-sha_of() { sha256sum <"$1" | cut -c1-64; }
 sum_sizes() { find "$1" -type f -printf '%s\n' | awk '{ s += $1 } END { print s }'; }
 MiB=$((1024 * 1024))
 

@@ -135,21 +135,9 @@ api() {
 }
 
 # --- helpers ----------------------------------------------------------------
-# wait_for CMD...: until CMD succeeds, polled for at most 30 s.
-wait_for() {
-	n=0
-	until "$@" >/dev/null 2>&1; do
-		n=$((n + 1))
-		[ $n -lt 600 ] || return 1
-		sleep 0.05
-	done
-}
 # status_is FILTER: the daemon's status satisfies FILTER.
 status_is() {
 	client '{"op":"status"}' | tail -n 1 | jq -e "$1"
-}
-sha_of() {
-	sha256sum <"$1" | cut -c1-64
 }
 # source_files DIR: "path size sha256" of each file of DIR, sorted.
 source_files() {

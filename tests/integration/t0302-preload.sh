@@ -36,15 +36,6 @@ preload() {
 BG=
 trap 'for p in $BG; do kill "$p" 2>/dev/null; done; tap_cleanup' EXIT
 
-# wait_for CMD...: until CMD succeeds, polled for at most 60 s.
-wait_for() {
-	n=0
-	until "$@" >/dev/null 2>&1; do
-		n=$((n + 1))
-		[ $n -lt 1200 ] || return 1
-		sleep 0.05
-	done
-}
 # status_is FILTER: the daemon's status satisfies FILTER (for wait_for).
 status_is() {
 	client '{"op":"status"}' | tail -n 1 | jq -e "$1"
@@ -57,9 +48,6 @@ in_err() {
 # never opens it fails the test instead of hanging it).
 release() {
 	timeout 30 sh -c 'echo go >"$1"' release "$1"
-}
-sha_of() {
-	sha256sum <"$1" | cut -c1-64
 }
 # source_files DIR: "path sha256" of each file of DIR, sorted.
 source_files() {

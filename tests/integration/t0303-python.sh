@@ -118,29 +118,8 @@ drive() {
 	MC="$MC" "$VENV_PY" "$T/drive.py" "$@"
 }
 
-# wait_for CMD...: until CMD succeeds, polled for at most 30 s.
-wait_for() {
-	n=0
-	until "$@" >/dev/null 2>&1; do
-		n=$((n + 1))
-		[ $n -lt 600 ] || return 1
-		sleep 0.05
-	done
-}
-# jqok DESCRIPTION JSON FILTER: the filter holds (jq -e) for the text.
-jqok() {
-	if printf '%s\n' "$2" | jq -e "$3" >/dev/null 2>&1; then
-		ok 0 "$1"
-	else
-		ok 1 "$1"
-		diag "got:  $2" "want: $3"
-	fi
-}
 status_is() {
 	mc status --json | jq -e "$1"
-}
-sha_of() {
-	sha256sum <"$1" | cut -c1-64
 }
 # source_files DIR: "path size sha256" of each file of DIR, sorted.
 source_files() {

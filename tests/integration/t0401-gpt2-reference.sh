@@ -47,24 +47,6 @@ make_model() {
 ref() {
 	"$PY3" "$GPT2/reference.py" "$@"
 }
-# wait_for CMD...: until CMD succeeds, polled for at most 30 s.
-wait_for() {
-	n=0
-	until "$@" >/dev/null 2>&1; do
-		n=$((n + 1))
-		[ $n -lt 600 ] || return 1
-		sleep 0.05
-	done
-}
-# jqok DESCRIPTION JSON FILTER: the filter holds (jq -e) for the text.
-jqok() {
-	if printf '%s\n' "$2" | jq -e "$3" >/dev/null 2>&1; then
-		ok 0 "$1"
-	else
-		ok 1 "$1"
-		diag "got:  $(printf '%s' "$2" | head -c 2000)" "want: $3"
-	fi
-}
 # same_files DIR1 DIR2: the same names and the same bytes.
 same_files() {
 	[ "$(ls -A "$1")" = "$(ls -A "$2")" ] || return 1

@@ -150,16 +150,6 @@ check() {
 	done <"$T/check.out"
 }
 
-# jqok DESCRIPTION JSON FILTER: the filter holds (jq -e) for the text.
-jqok() {
-	if printf '%s\n' "$2" | jq -e "$3" >/dev/null 2>&1; then
-		ok 0 "$1"
-	else
-		ok 1 "$1"
-		diag "got:  $(printf '%s' "$2" | head -c 2000)" "want: $3"
-	fi
-}
-
 P1="The harbor town woke before the sun."
 P2="A shared store keeps one copy, verified once; it's 2024, isn't it?"
 P3=$(printf '  Weights:\tcaf\303\251, na\303\257ve\nand 42 servers <|endoftext|> x')

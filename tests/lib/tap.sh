@@ -19,6 +19,9 @@
 #   start_daemon ARGS...  modelcached, waited for until it answers status
 #   stop_daemon [SIGNAL]  stops it; DAEMON_RC is its exit status
 #   client ARGS...        tests/lib/mcclient.py: hello, then requests
+#
+# Checks: is, ok, run_ok, run_fails, jqok (a jq filter over JSON text);
+# sha_of FILE; wait_for CMD (bounded polling, never a fixed sleep).
 
 set -u
 
@@ -221,4 +224,29 @@ stop_daemon() {
 # client ARGS...: tests/lib/mcclient.py on $SOCK (see its usage).
 client() {
 	python3 "$top_srcdir/tests/lib/mcclient.py" "$SOCK" "$@"
+}
+
+# sha_of FILE: its SHA-256, 64 hex digits.
+sha_of() {
+	sha256sum <"$1" | cut -c1-64
+}
+
+# wait_for CMD...: until CMD succeeds, polled for at most 60 s.
+wait_for() {
+	n=0
+	until "$@" >/dev/null 2>&1; do
+		n=$((n + 1))
+		[ $n -lt 1200 ] || return 1
+		sleep 0.05
+	done
+}
+
+# jqok DESCRIPTION JSON FILTER: the filter holds (jq -e) for the text.
+jqok() {
+	if printf '%s\n' "$2" | jq -e "$3" >/dev/null 2>&1; then
+		ok 0 "$1"
+	else
+		ok 1 "$1"
+		diag "got:  $(printf '%s' "$2" | head -c 2000)" "want: $3"
+	fi
 }
