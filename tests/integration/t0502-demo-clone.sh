@@ -1,0 +1,72 @@
+#!/bin/sh
+# The README's first command from a clean clone: the command is read from
+# the README (the first line of its first code block), run with --no-apt
+# (the test command installed the packages) in a fresh `git clone` of this
+# source tree's commit, building from nothing.  Checked: exit 0; the cold
+# and warm answers and the side-by-side timeline; the origin served the
+# model's bytes once; nothing left running; the clone's tracked files
+# unchanged and everything it wrote ignored by git (build/, demo/).
+# t0501 checks the demo itself in detail with this build's programs.
+#
+# Skipped where there is no clone to make (a tarball's tree: distcheck)
+# and in the sanitizer build: the demo builds its own plain tree, so a
+# second run there would test nothing new.
+. "$top_srcdir/tests/lib/tap.sh"
+
+unset MODEL HF_ENDPOINT DEMO_DIR DEMO_NO_BUILD DEMO_BUILD
+export PYTHONDONTWRITEBYTECODE=1
+
+if ! git -C "$top_srcdir" rev-parse --verify -q HEAD >/dev/null 2>&1; then
+	echo "1..0 # SKIP $top_srcdir is not a git checkout"
+	exit 0
+fi
+case $("$top_builddir/config.status" --config) in
+*--enable-sanitizers*)
+	echo "1..0 # SKIP sanitizer build (the demo builds its own tree)"
+	exit 0
+	;;
+esac
+
+# The first command of the README: "./dev demo" and its comment.
+cmd=$(awk '/^```/ { if (on) exit; on = 1; next } on { print; exit }' \
+    "$top_srcdir/README.md" | sed 's/ *#.*//')
+is "$cmd" "./dev demo" "the README's first command is ./dev demo"
+
+C=$T/clone
+git clone -q "$top_srcdir" "$C" 2>"$T/clone.err"
+ok $? "git clone of $(git -C "$top_srcdir" rev-parse --short HEAD)"
+[ -x "$C/dev" ] && [ ! -e "$C/build" ] && [ ! -e "$C/configure" ]
+ok $? "the clone is clean: no configure, no build/"
+
+rc=0
+(cd "$C" && timeout 1200 $cmd --no-apt) >"$T/demo.out" 2>"$T/demo.err" ||
+	rc=$?
+is "$rc" 0 "$cmd --no-apt exits 0 in the clone"
+[ "$rc" -eq 0 ] || diag "$(tail -30 "$T/demo.out")" "$(tail -30 "$T/demo.err")"
+
+R=$C/demo/run
+for start in cold warm; do
+	jq -e '(.text | type) == "string" and .tokens > 0' \
+	    "$R/$start-1.json" >/dev/null 2>&1
+	ok $? "the $start start answered /generate"
+done
+awk '/^== cold and warm side by side/ { on = 1; next } /^== / { on = 0 }
+    on' "$T/demo.out" >"$T/side"
+steps="pull|verified, ready|warmed|server ready|first response|second response"
+t='\+[0-9]+\.[0-9]{3} s'
+is "$(grep -Ec "^  ($steps) +$t .* $t" "$T/side")" 6 \
+    "it prints the side-by-side timeline of both starts"
+size=$(cat "$C"/demo/models/gpt2-tiny/* | wc -c)
+grep -Eq "^  origin served +$size bytes +0 bytes$" "$T/side"
+ok $? "the origin served the model's $size bytes cold and none warm"
+
+n=0
+for p in /proc/[0-9]*; do
+	l=$(readlink "$p/exe" 2>/dev/null) || continue
+	case $l in "$C"/*) n=$((n + 1)) ;; esac
+done
+is "$n" 0 "nothing the demo started is left running"
+is "$(git -C "$C" status --porcelain)" "" \
+    "the clone's tracked files unchanged, all it wrote ignored"
+
+done_testing
