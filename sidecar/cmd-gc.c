@@ -60,31 +60,38 @@ print_plan(struct cli *cli, const struct gc_plan *plan, uint64_t max,
     uint64_t freed, int dry_run)
 {
 	char a[32], b[32], c[32];
-	json_t *victims;
+	json_t *victims, *busy, *o;
 	size_t i;
 
 	if (cli->json) {
 		victims = json_array();
-		for (i = 0; victims != NULL && i < plan->n; i++)
-			json_array_append_new(victims,
-			    json_pack("{s:s, s:s, s:I, s:I}", "repo",
-				plan->victims[i].repo, "commit",
-				plan->victims[i].commit, "last_used",
-				(json_int_t)plan->victims[i].last_used, "frees",
-				(json_int_t)plan->victims[i].frees));
+		busy = json_array();
+		for (i = 0; victims != NULL && busy != NULL && i < plan->n;
+		     i++) {
+			o = json_pack("{s:s, s:s, s:I, s:I}", "repo",
+			    plan->victims[i].repo, "commit",
+			    plan->victims[i].commit, "last_used",
+			    (json_int_t)plan->victims[i].last_used, "frees",
+			    (json_int_t)plan->victims[i].frees);
+			json_array_append_new(plan->victims[i].kept ? busy
+								    : victims,
+			    o);
+		}
 		return cli_print_json(
-		    json_pack("{s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:o}",
+		    json_pack("{s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:o, s:o}",
 			"dry_run", dry_run, "max_size", (json_int_t)max,
 			"before", (json_int_t)plan->before, "after",
 			(json_int_t)plan->after, "freed", (json_int_t)freed,
 			"kept_pinned", (json_int_t)plan->kept_pinned,
 			"kept_leased", (json_int_t)plan->kept_leased, "evicted",
-			victims));
+			victims, "leased_meanwhile", busy));
 	}
 	for (i = 0; i < plan->n; i++)
 		printf("%s %s@%.12s (%s)\n",
-		    dry_run ? "would evict" : "evicted", plan->victims[i].repo,
-		    plan->victims[i].commit,
+		    plan->victims[i].kept ? "kept, leased meanwhile,"
+			: dry_run	  ? "would evict"
+					  : "evicted",
+		    plan->victims[i].repo, plan->victims[i].commit,
 		    cli_size(plan->victims[i].frees, a, sizeof(a)));
 	printf("store: %s, quota %s, %s %s\n",
 	    cli_size(plan->before, a, sizeof(a)), cli_size(max, b, sizeof(b)),

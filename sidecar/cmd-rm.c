@@ -60,6 +60,11 @@ cmd_rm(struct cli *cli, int argc, char **argv)
 		rc = snapshot_remove(&cli->store, &cli->index, vs.v[k].folder,
 		    vs.v[k].commit, vs.v[k].id,
 		    (int64_t)cli->conf.stale_s * 1000, &freed);
+		if (rc == -EBUSY) {
+			cli_err("'%s@%.12s' is in use (leased)", vs.v[k].repo,
+			    vs.v[k].commit);
+			break;
+		}
 		if (rc < 0) {
 			cli_err("cannot remove %s@%.12s: %s", vs.v[k].repo,
 			    vs.v[k].commit, strerror(-rc));

@@ -51,8 +51,8 @@ struct flight {
  * a present model then costs a lease and two stats, not a manifest parse,
  * a hundred blob stats and a hundred JSON objects.  An entry holds while
  * its manifest file is the same file (a later filtered pull of the commit
- * replaces it by rename) and the snapshot directory exists (removal takes
- * it first, after looking at the leases).
+ * replaces it by rename) and the view's snapshot directory exists (removal
+ * takes it first, then looks at the leases).
  */
 struct snap {
 	struct snap *next;
@@ -272,6 +272,13 @@ snap_get(struct daemon *d, const char *folder, const char *commit)
 	struct stat st;
 	size_t n = 0;
 
+	/*
+	 * The view's snapshot first: removal makes it vanish before it looks
+	 * at the leases (lease.h), so a holder must find it after leasing.
+	 */
+	snprintf(rel, sizeof(rel), "hub/%s/snapshots/%s", folder, commit);
+	if (fstatat(d->store.dirfd, rel, &st, AT_SYMLINK_NOFOLLOW) == -1)
+		return NULL;
 	snprintf(rel, sizeof(rel), "manifests/%s/%s.json", folder, commit);
 	if (fstatat(d->store.dirfd, rel, &st, 0) == -1)
 		return NULL;
@@ -298,11 +305,7 @@ snap_get(struct daemon *d, const char *folder, const char *commit)
 				*pp = NULL;
 				break;
 			}
-		return sn;
 	}
-	snprintf(rel, sizeof(rel), "hub/%s/snapshots/%s", folder, commit);
-	if (fstatat(d->store.dirfd, rel, &st, AT_SYMLINK_NOFOLLOW) == -1)
-		return NULL; /* being removed */
 	return sn;
 }
 
@@ -627,6 +630,7 @@ enforce_quota(struct daemon *d, struct flight *fl)
 	struct gc_plan plan;
 	struct quota q;
 	uint64_t freed = 0;
+	size_t i, n = 0;
 	int rc;
 
 	if (d->conf.max_size == 0)
@@ -649,9 +653,14 @@ enforce_quota(struct daemon *d, struct flight *fl)
 		return rc;
 	rc = gc_run(&d->store, &d->index, &plan,
 	    (int64_t)d->conf.stale_s * 1000, &freed);
-	if (plan.n > 0)
-		log_info("quota: evicted %zu snapshot(s), %llu bytes freed",
-		    plan.n, (unsigned long long)freed);
+	for (i = 0; i < plan.n; i++)
+		n += !plan.victims[i].kept;
+	if (n > 0)
+		log_info("quota: evicted %zu snapshot(s), %llu bytes freed", n,
+		    (unsigned long long)freed);
+	if (n < plan.n)
+		log_info("quota: %zu snapshot(s) leased meanwhile: kept",
+		    plan.n - n);
 	gc_plan_release(&plan);
 	return rc;
 }

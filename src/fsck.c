@@ -318,7 +318,7 @@ drop_snapshot(struct fsck *f, const struct manifest *m, int64_t id)
 	if (id != 0)
 		return snapshot_remove(f->store, f->index, folder, m->commit,
 		    id, f->o->stale_ms, NULL);
-	if ((rc = hub_unpublish(f->store, folder, m->commit)) < 0)
+	if ((rc = hub_unpublish(f->store, folder, m->commit, NULL, NULL)) < 0)
 		return rc;
 	return manifest_unlink(f->store, m);
 }
@@ -461,7 +461,8 @@ folder_bad(void *arg, const char *path, enum hub_problem p)
 	} else if (c->f->o->repair && p == HUB_SNAPSHOT_STRAY) {
 		const char *commit = strrchr(path, '/') + 1;
 
-		repaired = hub_unpublish(c->f->store, c->folder, commit) == 0;
+		repaired = hub_unpublish(c->f->store, c->folder, commit, NULL,
+		    NULL) == 0;
 	} else if (c->f->o->repair) {
 		/* A bad ref goes; the republish pass writes the right one. */
 		repaired = unlinkat(c->f->store->dirfd, path, 0) == 0;

@@ -189,16 +189,22 @@ gc_plan_release(struct gc_plan *plan)
 }
 
 int
-gc_run(struct store *store, struct index *index, const struct gc_plan *plan,
+gc_run(struct store *store, struct index *index, struct gc_plan *plan,
     int64_t stale_ms, uint64_t *freed)
 {
+	struct gc_victim *v;
 	size_t i;
 	int rc = 0;
 
 	*freed = 0;
-	for (i = 0; rc == 0 && i < plan->n; i++)
-		rc = snapshot_remove(store, index, plan->victims[i].folder,
-		    plan->victims[i].commit, plan->victims[i].id, stale_ms,
-		    freed);
+	for (i = 0; rc == 0 && i < plan->n; i++) {
+		v = &plan->victims[i];
+		rc = snapshot_remove(store, index, v->folder, v->commit, v->id,
+		    stale_ms, freed);
+		if (rc == -EBUSY) {
+			v->kept = 1;
+			rc = 0;
+		}
+	}
 	return rc;
 }

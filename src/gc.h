@@ -24,6 +24,7 @@ struct gc_victim {
 	char commit[DIGEST_SHA1_HEX + 1];
 	int64_t last_used;
 	uint64_t frees; /* bytes this eviction frees, in plan order */
+	int kept;	/* gc_run found it leased after all: not removed */
 };
 
 struct gc_plan {
@@ -48,10 +49,11 @@ int gc_plan(struct index *index, uint64_t max_size,
 void gc_plan_release(struct gc_plan *plan);
 
 /*
- * Runs a plan: removes each victim (snapshot_remove).  *freed gets the
- * bytes actually deleted.  Stops at the first error.
+ * Runs a plan: removes each victim (snapshot_remove).  A victim leased
+ * since the plan stays and is marked kept.  *freed gets the bytes actually
+ * deleted.  Stops at the first other error.
  */
-int gc_run(struct store *store, struct index *index, const struct gc_plan *plan,
+int gc_run(struct store *store, struct index *index, struct gc_plan *plan,
     int64_t stale_ms, uint64_t *freed);
 
 #endif

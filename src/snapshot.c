@@ -15,6 +15,7 @@
 #include "claim.h"
 #include "fault.h"
 #include "hub.h"
+#include "lease.h"
 #include "snapshot.h"
 
 #define REMOVE_CLAIM_WAIT_MS 2000
@@ -204,10 +205,26 @@ out:
 	return rc;
 }
 
+struct remove_guard {
+	struct store *store;
+	const char *folder, *commit;
+	int64_t stale_ms;
+};
+
+/* hub_unpublish()'s keep: a live lease (or leases/ unreadable) keeps it. */
+static int
+leased(void *arg)
+{
+	const struct remove_guard *g = arg;
+
+	return lease_live(g->store, g->folder, g->commit, g->stale_ms);
+}
+
 int
 snapshot_remove(struct store *store, struct index *index, const char *folder,
     const char *commit, int64_t id, int64_t stale_ms, uint64_t *freed)
 {
+	struct remove_guard g = { store, folder, commit, stale_ms };
 	struct manifest m;
 	const char *why;
 	size_t i;
@@ -215,7 +232,7 @@ snapshot_remove(struct store *store, struct index *index, const char *folder,
 
 	manifest_init(&m);
 	loaded = snapshot_manifest(store, folder, commit, &m, &why) == 0;
-	if ((rc = hub_unpublish(store, folder, commit)) < 0)
+	if ((rc = hub_unpublish(store, folder, commit, leased, &g)) < 0)
 		goto out;
 	fault_point("remove-hub-done");
 	if (loaded && (rc = manifest_unlink(store, &m)) < 0)

@@ -4,10 +4,12 @@
  * A snapshot is what one manifest describes.  Publishing runs the steps of
  * the store's publish order after the blobs: the manifest (merged with an
  * existing one for the same commit), the hub view, then the index rows.
- * Removal runs them in reverse: the hub view (refs, then the snapshot),
+ * Removal runs them in reverse: the hub view (the snapshot, then its refs),
  * the manifest, the index rows, then each blob that nothing references any
  * more, each under its claim so that a concurrent import that reuses a blob
- * keeps it.  A crash between any two steps leaves a state that fsck
+ * keeps it.  A leased snapshot is never removed: the leases are looked at
+ * once the snapshot has vanished from the view (see hub_unpublish), which
+ * closes the window between a remover's look and its first step.  A crash between any two steps leaves a state that fsck
  * recognises and completes or undoes.
  */
 #ifndef MC_SNAPSHOT_H
@@ -28,9 +30,11 @@ int snapshot_publish(struct store *store, struct index *index,
     struct manifest *m, int64_t now);
 
 /*
- * Removes the snapshot folder/commit (index row id).  Blobs whose claim is
- * held elsewhere past stale_ms are left for fsck --repair.  *freed, when
- * not NULL, gets the bytes of the blobs deleted.
+ * Removes the snapshot folder/commit (index row id), unless a live lease
+ * names it (lease.h; stale_ms as there): then it stays, whole, and this
+ * returns -EBUSY.  Blobs whose claim is held elsewhere past stale_ms are
+ * left for fsck --repair.  *freed, when not NULL, gets the bytes of the
+ * blobs deleted.
  */
 int snapshot_remove(struct store *store, struct index *index,
     const char *folder, const char *commit, int64_t id, int64_t stale_ms,

@@ -10,7 +10,8 @@
  * must take the name off the older manifest on disk as well as move the
  * index ref.  Removal must undo all three and delete exactly the blobs no
  * other snapshot uses, counting their bytes, and must leave alone a blob
- * whose claim someone else holds.  Every test runs in its own temporary
+ * whose claim someone else holds, and must leave whole a snapshot that a
+ * live lease names, however late the lease came.  Every test runs in its own temporary
  * store, built from real blobs ingested through store.h.
  */
 #include "config.h"
@@ -31,6 +32,7 @@
 #include "claim.h"
 #include "hub.h"
 #include "index.h"
+#include "lease.h"
 #include "manifest.h"
 #include "snapshot.h"
 #include "store.h"
@@ -690,6 +692,60 @@ test_remove_claimed(void **state)
 	assert_empty_dir(fx, "claims");
 }
 
+/*
+ * A lease taken after the remover looked (gc plans, rm checks, then they
+ * remove) still keeps the snapshot: snapshot_remove looks again once the
+ * snapshot has vanished from the view, puts it back and answers -EBUSY.
+ */
+static void
+test_remove_leased(void **state)
+{
+	static const char F[] = "models--org--a";
+	struct fx *fx = *state;
+	struct hub_report r = { NULL, NULL, 0 };
+	struct lease l = { 0 };
+	struct blob a;
+	struct manifest m;
+	struct snaps all;
+	uint64_t freed = 0;
+	char C[DIGEST_SHA1_HEX + 1], rel[PATH];
+
+	start(&m, "org/a");
+	add_file(fx, &m, "a.bin", "bytes of a", 1, &a);
+	finish(&m, "main", NULL, C);
+	assert_int_equal(snapshot_publish(&fx->store, &fx->index, &m, 1000), 0);
+	manifest_release(&m);
+	assert_int_equal(lease_live(&fx->store, F, C, 60000), 0);
+	assert_int_equal(lease_take(&fx->store, F, C, &l), 0);
+
+	assert_int_equal(snapshot_remove(&fx->store, &fx->index, F, C,
+			     one(fx, C).id, 60000, &freed),
+	    -EBUSY);
+	assert_int_equal(freed, 0);
+	/* Whole: view (snapshot, links, ref), manifest, row, blob. */
+	load(fx, F, C, &m);
+	assert_int_equal(hub_check(&fx->store, &m, &r), 0);
+	assert_int_equal(r.count, 0);
+	assert_view(fx, F, &m);
+	manifest_release(&m);
+	assert_ref(fx, F, "main", C);
+	list(fx, NULL, &all);
+	assert_int_equal(all.n, 1);
+	assert_int_equal(store_blob_stat(&fx->store, a.sha256, NULL), 0);
+	assert_empty_dir(fx, "tmp");
+
+	/* The lease dropped, it goes. */
+	lease_drop(&fx->store, &l);
+	assert_int_equal(snapshot_remove(&fx->store, &fx->index, F, C,
+			     one(fx, C).id, 60000, &freed),
+	    0);
+	assert_int_equal(freed, a.size);
+	unit_fmt(rel, sizeof(rel), "hub/%s", F);
+	assert_false(exists(fx, rel));
+	list(fx, NULL, &all);
+	assert_int_equal(all.n, 0);
+}
+
 static void
 test_pin(void **state)
 {
@@ -745,6 +801,8 @@ main(void)
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_remove, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_remove_claimed, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_remove_leased, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_pin, setup, teardown),
 	};
