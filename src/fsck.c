@@ -462,7 +462,7 @@ folder_bad(void *arg, const char *path, enum hub_problem p)
 		const char *commit = strrchr(path, '/') + 1;
 
 		repaired = hub_unpublish(c->f->store, c->folder, commit, NULL,
-		    NULL) == 0;
+			       NULL) == 0;
 	} else if (c->f->o->repair) {
 		/* A bad ref goes; the republish pass writes the right one. */
 		repaired = unlinkat(c->f->store->dirfd, path, 0) == 0;
