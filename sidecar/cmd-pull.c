@@ -367,6 +367,13 @@ cmd_pull(struct cli *cli, int argc, char **argv)
 	}
 	a.hf.endpoint = cli->conf.hf_endpoint;
 	a.hf.token = token = hf_token(cli->conf.hf_token_path);
+	/* No --include or --exclude: those of the configuration. */
+	if (a.hf.ninclude == 0 && a.hf.nexclude == 0) {
+		a.hf.ninclude = conf_globs(cli->conf.include, a.hf.include,
+		    HF_PATTERNS_MAX);
+		a.hf.nexclude = conf_globs(cli->conf.exclude, a.hf.exclude,
+		    HF_PATTERNS_MAX);
+	}
 	memset(&fo, 0, sizeof(fo));
 	fo.ca_file = a.ca_file;
 	uv_loop_init(&loop);

@@ -40,8 +40,9 @@ struct flight {
 	struct pull_ref_result r;
 	struct pull_ref *op;
 	struct conn *waiters;
-	struct keep *keep;	/* when a declared model's */
-	char *endpoint, *token; /* copies: a reload may change the daemon's */
+	struct keep *keep;	 /* when a declared model's */
+	char *endpoint, *token;	 /* copies: a reload may change the daemon's */
+	char *include, *exclude; /* copies, split into o.hf's globs */
 	uint64_t done, total, reused;
 	int64_t started_ms;
 };
@@ -497,6 +498,8 @@ flight_free(struct flight *fl)
 	ref_release(&fl->ref);
 	free(fl->endpoint);
 	free(fl->token);
+	free(fl->include);
+	free(fl->exclude);
 	free(fl);
 }
 
@@ -545,6 +548,18 @@ flight_get(struct daemon *d, const char *text, const struct ref *parsed,
 	fl->token = d->token != NULL ? strdup(d->token) : NULL;
 	fl->o.hf.endpoint = fl->endpoint != NULL ? fl->endpoint : "";
 	fl->o.hf.token = fl->token;
+	fl->include = strdup(d->conf.include);
+	fl->exclude = strdup(d->conf.exclude);
+	if (fl->endpoint == NULL || fl->include == NULL ||
+	    fl->exclude == NULL) {
+		snprintf(err, errlen, "out of memory");
+		flight_free(fl);
+		return NULL;
+	}
+	fl->o.hf.ninclude =
+	    conf_globs(fl->include, fl->o.hf.include, HF_PATTERNS_MAX);
+	fl->o.hf.nexclude =
+	    conf_globs(fl->exclude, fl->o.hf.exclude, HF_PATTERNS_MAX);
 	fl->o.pull.stale_ms = (int64_t)d->conf.stale_s * 1000;
 	fl->o.pull.progress = flight_progress;
 	fl->o.pull.arg = fl;

@@ -11,6 +11,8 @@
  *	store		MODELCACHE_STORE	/var/lib/modelcache
  *	socket		MODELCACHE_SOCKET	/run/modelcache/modelcache.sock
  *	models		MODELCACHE_MODELS	""
+ *	include		MODELCACHE_INCLUDE	"" (every file; globs)
+ *	exclude		MODELCACHE_EXCLUDE	"" (none; globs)
  *	max_size	MODELCACHE_MAX_SIZE	0 (no limit; a size, see below)
  *	log_format	MODELCACHE_LOG_FORMAT	text (or json)
  *	hf_endpoint	HF_ENDPOINT		https://huggingface.co
@@ -52,6 +54,7 @@
 enum conf_type {
 	CONF_STRING,  /* char *, any text without control characters */
 	CONF_PATH,    /* char *, like CONF_STRING but not empty */
+	CONF_GLOBS,   /* char *, at most CONF_GLOBS_MAX globs (conf_globs) */
 	CONF_SOCKET,  /* char *, a path that fits in sun_path */
 	CONF_URL,     /* char *, http(s) URL, trailing '/' dropped */
 	CONF_FORMAT,  /* char *, "text" or "json" */
@@ -76,6 +79,10 @@ static const struct conf_key keys[] = {
 	    CONF_SOCKET, offsetof(struct conf, socket), 0, 0 },
 	{ "models", "MODELCACHE_MODELS", "", CONF_STRING,
 	    offsetof(struct conf, models), 0, 0 },
+	{ "include", "MODELCACHE_INCLUDE", "", CONF_GLOBS,
+	    offsetof(struct conf, include), 0, 0 },
+	{ "exclude", "MODELCACHE_EXCLUDE", "", CONF_GLOBS,
+	    offsetof(struct conf, exclude), 0, 0 },
 	{ "max_size", "MODELCACHE_MAX_SIZE", "0", CONF_SIZE,
 	    offsetof(struct conf, max_size), 0, 0 },
 	{ "log_format", "MODELCACHE_LOG_FORMAT", "text", CONF_FORMAT,
@@ -301,6 +308,41 @@ parse_url(const char *text, char **out, const char **why)
 	return 0;
 }
 
+#define GLOB_SEP " \t,"
+
+size_t
+conf_globs(char *list, const char **globs, size_t max)
+{
+	size_t n = 0, len;
+
+	for (;;) {
+		list += strspn(list, GLOB_SEP);
+		if (*list == '\0' || n == max)
+			return n;
+		len = strcspn(list, GLOB_SEP);
+		globs[n++] = list;
+		list += len;
+		if (*list != '\0')
+			*list++ = '\0';
+	}
+}
+
+/* Whether text is at most CONF_GLOBS_MAX globs. */
+static int
+check_globs(const char *text, const char **why)
+{
+	size_t n = 0;
+
+	for (;;) {
+		text += strspn(text, GLOB_SEP);
+		if (*text == '\0')
+			return 0;
+		if (++n > CONF_GLOBS_MAX)
+			return fail(why, "more than 64 patterns");
+		text += strcspn(text, GLOB_SEP);
+	}
+}
+
 /* The new string for a key of a string type, checked. */
 static int
 parse_string(const struct conf_key *k, const char *value, char **out,
@@ -322,6 +364,10 @@ parse_string(const struct conf_key *k, const char *value, char **out,
 	case CONF_PATH:
 		if (*value == '\0')
 			return fail(why, "must not be empty");
+		break;
+	case CONF_GLOBS:
+		if (check_globs(value, why) < 0)
+			return -EINVAL;
 		break;
 	default:
 		break;
@@ -391,6 +437,8 @@ conf_release(struct conf *conf)
 	free(conf->store);
 	free(conf->socket);
 	free(conf->models);
+	free(conf->include);
+	free(conf->exclude);
 	free(conf->log_format);
 	free(conf->hf_endpoint);
 	free(conf->hf_token_path);

@@ -18,11 +18,14 @@
 
 #define CONF_LINE_MAX 4096
 #define CONF_FILE_MAX (1024 * 1024)
+#define CONF_GLOBS_MAX 64 /* patterns in include or exclude */
 
 struct conf {
-	char *store;  /* store		MODELCACHE_STORE */
-	char *socket; /* socket		MODELCACHE_SOCKET */
-	char *models; /* models		MODELCACHE_MODELS */
+	char *store;   /* store		MODELCACHE_STORE */
+	char *socket;  /* socket		MODELCACHE_SOCKET */
+	char *models;  /* models		MODELCACHE_MODELS */
+	char *include; /* include		MODELCACHE_INCLUDE */
+	char *exclude; /* exclude		MODELCACHE_EXCLUDE */
 	uint64_t
 	    max_size;	     /* max_size		MODELCACHE_MAX_SIZE, 0 = none */
 	char *log_format;    /* log_format		MODELCACHE_LOG_FORMAT */
@@ -58,6 +61,14 @@ int conf_load_file(struct conf *conf, const char *path, char *err,
 
 /* Applies each key's environment variable that is set and non-empty. */
 int conf_load_env(struct conf *conf, char *err, size_t errlen);
+
+/*
+ * Splits a list of globs (include, exclude: separated by spaces, tabs or
+ * commas) in place, NUL-terminating each, and points globs[0..n) into
+ * list.  Returns n, at most max; the rest is dropped (conf_set() refuses
+ * more than CONF_GLOBS_MAX).
+ */
+size_t conf_globs(char *list, const char **globs, size_t max);
 
 /*
  * Parses a size: a decimal number with an optional unit, K/M/G/T (powers of

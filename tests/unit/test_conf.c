@@ -119,6 +119,8 @@ test_defaults(void **state)
 	assert_string_equal(f->conf.store, "/var/lib/modelcache");
 	assert_string_equal(f->conf.socket, "/run/modelcache/modelcache.sock");
 	assert_string_equal(f->conf.models, "");
+	assert_string_equal(f->conf.include, "");
+	assert_string_equal(f->conf.exclude, "");
 	assert_true(f->conf.max_size == 0);
 	assert_string_equal(f->conf.log_format, "text");
 	assert_string_equal(f->conf.hf_endpoint, "https://huggingface.co");
@@ -277,6 +279,34 @@ test_set_failure_keeps_value(void **state)
 	assert_int_equal(conf_set(&f->conf, "hf_endpoint", "ftp://x", &why),
 	    -EINVAL);
 	assert_string_equal(f->conf.hf_endpoint, "https://huggingface.co");
+}
+
+/* include/exclude: split on spaces, tabs and commas; at most 64. */
+static void
+test_globs(void **state)
+{
+	struct fixture *f = *state;
+	char list[] = " *.json,\t*.txt ,, onnx/*  ", many[64 * 4 + 8];
+	const char *g[4], *why = NULL;
+	size_t i;
+
+	assert_int_equal(conf_globs(list, g, 4), 3);
+	assert_string_equal(g[0], "*.json");
+	assert_string_equal(g[1], "*.txt");
+	assert_string_equal(g[2], "onnx/*");
+	assert_int_equal(conf_globs(list, g, 4), 1); /* cut at the first */
+	snprintf(list, sizeof(list), "a b c d e");
+	assert_int_equal(conf_globs(list, g, 2), 2);
+	assert_int_equal(conf_globs(list + strlen(list), g, 4), 0);
+
+	for (i = 0; i < 64; i++)
+		memcpy(many + 4 * i, "*.x ", 4);
+	many[4 * 64] = '\0';
+	assert_int_equal(conf_set(&f->conf, "include", many, &why), 0);
+	memcpy(many + 4 * 64, "*.y", 4);
+	assert_int_equal(conf_set(&f->conf, "exclude", many, &why), -EINVAL);
+	assert_string_equal(why, "more than 64 patterns");
+	assert_string_equal(f->conf.exclude, "");
 }
 
 static void
@@ -764,6 +794,7 @@ main(void)
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_set_failure_keeps_value,
 		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_globs, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_set_unknown_key, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_socket_length, setup,
