@@ -31,8 +31,9 @@ M="$T/tiny"
 make_model --out "$M" --size tiny
 ok $? "make-model tiny (fp32)"
 start_server fp32 --model "$M" --threads 2
-ok $? "gpt2-server starts and prints where it listens"
-[ $? -eq 0 ] || diag "$(cat "$T/fp32.err")"
+rc=$?
+ok $rc "gpt2-server starts and prints where it listens"
+[ $rc -eq 0 ] || diag "$(cat "$T/fp32.err")"
 grep -q "loaded '$M'.*F32 (28 tensors in place, 0 widened" "$T/fp32.err"
 ok $? "fp32 tensors are read in place from the mapping"
 
@@ -222,8 +223,9 @@ for spec in "none:--tensor-prefix none" "untied:--untied" \
 	# shellcheck disable=SC2086
 	make_model --out "$T/$name" --size tiny $args
 	start_server "$name" --model "$T/$name"
-	ok $? "$name: gpt2-server loads make-model tiny $args"
-	[ $? -eq 0 ] || diag "$(cat "$T/$name.err")"
+	rc=$?
+	ok $rc "$name: gpt2-server loads make-model tiny $args"
+	[ $rc -eq 0 ] || diag "$(cat "$T/$name.err")"
 	check logits "$T/$name" 1e-4 "$P1" "$P2" "$P3"
 	check generate "$T/$name" 16 "$P2"
 	stop_server

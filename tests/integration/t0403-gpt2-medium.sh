@@ -27,8 +27,9 @@ for dtype in fp32 fp16; do
 	    grep -q '"vocab_size": 50257' "$M/config.json"
 	ok $? "medium $dtype: n_embd 1024, vocab_size 50257"
 	start_server "$dtype" --model "$M" --threads 2
-	ok $? "gpt2-server loads the medium $dtype model"
-	[ $? -eq 0 ] || diag "$(cat "$T/$dtype.err")"
+	rc=$?
+	ok $rc "gpt2-server loads the medium $dtype model"
+	[ $rc -eq 0 ] || diag "$(cat "$T/$dtype.err")"
 	check logits "$M" 1e-4 "$P1" "$P2" "$P3"
 	[ "$dtype" = fp32 ] && check generate "$M" 8 "$P1"
 	stop_server
