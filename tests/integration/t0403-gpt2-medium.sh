@@ -15,10 +15,6 @@
 . "$top_srcdir/tests/lib/python.sh"
 . "$top_srcdir/tests/lib/gpt2.sh"
 
-P1="The harbor town woke before the sun."
-P2="A shared store keeps one copy, verified once; it's 2024, isn't it?"
-P3=$(printf '  Weights:\tcaf\303\251, na\303\257ve\nand 42 servers <|endoftext|> x')
-
 for dtype in fp32 fp16; do
 	M="$T/medium-$dtype"
 	make_model --out "$M" --size medium --dtype "$dtype"

@@ -10,6 +10,9 @@
 #   stop_server               SIGTERM; SERVER_RC its exit status
 #   get PATH [CURL-ARGS...]   the body of URL/PATH; the code in $T/code
 #   check MODE DIR ARG PROMPT...  gpt2check.py's lines as TAP points
+#   P1 P2 P3                  the fixed prompts of the logits checks:
+#                             prose, punctuation and contractions, and
+#                             tabs, accents, a newline and <|endoftext|>
 #
 # Every server started is killed at exit.  Nothing waits on a timer for
 # an event: conditions are polled, bounded.
@@ -23,6 +26,10 @@ if ! "$PY3" -c 'import numpy' 2>/dev/null; then
 	echo "1..0 # SKIP $PY3 has no numpy (Debian: python3-numpy)"
 	exit 0
 fi
+
+P1="The harbor town woke before the sun."
+P2="A shared store keeps one copy, verified once; it's 2024, isn't it?"
+P3=$(printf '  Weights:\tcaf\303\251, na\303\257ve\nand 42 servers <|endoftext|> x')
 
 BG=
 trap 'for p in $BG; do kill -9 "$p" 2>/dev/null; done; tap_cleanup' EXIT
