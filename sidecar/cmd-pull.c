@@ -367,7 +367,10 @@ cmd_pull(struct cli *cli, int argc, char **argv)
 	}
 	a.hf.endpoint = cli->conf.hf_endpoint;
 	a.hf.token = token = hf_token(cli->conf.hf_token_path);
-	/* No --include or --exclude: those of the configuration. */
+	/*
+	 * No --include or --exclude: those of the configuration, split in
+	 * place (nothing reads these strings after this).
+	 */
 	if (a.hf.ninclude == 0 && a.hf.nexclude == 0) {
 		a.hf.ninclude = conf_globs(cli->conf.include, a.hf.include,
 		    HF_PATTERNS_MAX);
