@@ -16,8 +16,11 @@
 unset MODEL HF_ENDPOINT DEMO_DIR DEMO_NO_BUILD DEMO_BUILD
 export PYTHONDONTWRITEBYTECODE=1
 
-if ! git -C "$top_srcdir" rev-parse --verify -q HEAD >/dev/null 2>&1; then
-	echo "1..0 # SKIP $top_srcdir is not a git checkout"
+# A tarball's tree unpacked inside a checkout (distcheck's, under build/)
+# is in a work tree but is not its top: only the top can be cloned.
+top=$(git -C "$top_srcdir" rev-parse --show-toplevel 2>/dev/null)
+if [ -z "$top" ] || [ "$top" != "$(cd "$top_srcdir" && pwd -P)" ]; then
+	echo "1..0 # SKIP $top_srcdir is not the top of a git checkout"
 	exit 0
 fi
 case $("$top_builddir/config.status" --config) in
