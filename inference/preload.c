@@ -9,10 +9,11 @@
  * warms the files into this container's page cache, exports where the
  * model is, and execs COMMAND with the lease's connection still open, so
  * the lease ends exactly when the server does.  With --lock the files stay
- * mapped and locked, which an exec would undo: the program then stays as a
- * small parent that holds them, passes its signals on to COMMAND, reaps
- * what is orphaned to it (it may be a container's PID 1) and exits with
- * COMMAND's status.
+ * mapped and locked, which an exec would undo, and with --keep-lease a
+ * thread takes the lease again when the daemon restarts (keeper.h): the
+ * program then stays as a small parent that holds them, passes its signals
+ * on to COMMAND, reaps what is orphaned to it (it may be a container's
+ * PID 1) and exits with COMMAND's status.
  *
  * Everything up to the answer of the acquire is bounded by --timeout: the
  * wait for the socket by a deadline, the pull by the acquire's timeout_ms,
@@ -37,6 +38,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "keeper.h"
 #include "modelcache.h"
 #include "warm.h"
 
@@ -66,7 +68,7 @@ struct opts {
 	char *store; /* absolute, no trailing '/'; ours */
 	long timeout_s;
 	unsigned concurrency;
-	int lock, warm, verify, warm_only, tty, drawn;
+	int lock, keep, warm, verify, warm_only, tty, drawn;
 	char **command;
 };
 
@@ -87,6 +89,9 @@ usage(FILE *to)
 	    "  --concurrency N    parallel readers while warming (default 8,"
 	    " at most 256)\n"
 	    "  --lock             map and mlock the files (a parent stays)\n"
+	    "  --keep-lease       take the lease again after the daemon"
+	    " restarts\n"
+	    "                     (a parent stays)\n"
 	    "  --no-warm          skip warming\n"
 	    "  --verify           re-hash every file while warming\n"
 	    "  --warm-only        handshake and warm, report, exit\n"
@@ -179,6 +184,7 @@ parse(int argc, char **argv, struct opts *o)
 		{ "timeout", required_argument, NULL, 't' },
 		{ "concurrency", required_argument, NULL, 'c' },
 		{ "lock", no_argument, NULL, 'l' },
+		{ "keep-lease", no_argument, NULL, 'k' },
 		{ "no-warm", no_argument, NULL, 'n' },
 		{ "verify", no_argument, NULL, 'v' },
 		{ "warm-only", no_argument, NULL, 'w' },
@@ -226,6 +232,9 @@ parse(int argc, char **argv, struct opts *o)
 		case 'l':
 			o->lock = 1;
 			break;
+		case 'k':
+			o->keep = 1;
+			break;
 		case 'n':
 			o->warm = 0;
 			break;
@@ -254,6 +263,9 @@ parse(int argc, char **argv, struct opts *o)
 		    "no command to run (or give --warm-only)");
 	if (o->warm_only && *o->command != NULL)
 		return fail(PX_USAGE, "--warm-only runs no command");
+	if (o->warm_only && o->keep)
+		return fail(PX_USAGE,
+		    "--warm-only keeps no lease: drop --keep-lease");
 	if (o->socket == NULL || *o->socket == '\0') {
 		env = getenv("MODELCACHE_SOCKET");
 		o->socket =
@@ -532,14 +544,34 @@ forward(int sig)
 }
 
 /*
- * --lock: this process keeps the mappings (an exec would drop them) and
- * the command is its child.  Signals that stop a pod or a terminal's job
- * are passed on, since a container's runtime signals only its PID 1;
- * orphans are reaped for the same reason.  Returns the command's status.
+ * With --keep-lease, the keeper takes *c over (NULL then); when it cannot
+ * start, the command still runs, its lease then ending with the daemon.
+ */
+static void
+start_keeper(const struct opts *o, mc_client **c, const mc_model *m)
+{
+	int rc = keeper_start(*c, o->socket, o->model, mc_model_commit(m),
+	    o->timeout_s * 1000L);
+
+	if (rc < 0)
+		fail(PX_FAIL,
+		    "cannot keep the lease across the daemon's restarts: %s",
+		    strerror(-rc));
+	else
+		*c = NULL;
+}
+
+/*
+ * --lock, --keep-lease: this process keeps the mappings (an exec would
+ * drop them) or the keeper, and the command is its child.  Signals that
+ * stop a pod or a terminal's job are passed on, since a container's
+ * runtime signals only its PID 1; orphans are reaped for the same reason.
+ * Returns the command's status.
  */
 static int
-run_child(char **command)
+run_child(const struct opts *o, mc_client **c, const mc_model *m)
 {
+	char **command = o->command;
 	struct sigaction sa;
 	sigset_t all, old;
 	int status;
@@ -565,6 +597,8 @@ run_child(char **command)
 		_exit(run(command));
 	}
 	child_pid = pid;
+	if (o->keep)
+		start_keeper(o, c, m); /* its thread takes no signal */
 	sigprocmask(SIG_SETMASK, &old, NULL);
 	for (;;) {
 		got = waitpid(-1, &status, 0);
@@ -674,7 +708,7 @@ main(int argc, char **argv)
 		goto out;
 	}
 	fflush(NULL);
-	code = o.lock ? run_child(o.command) : run(o.command);
+	code = o.lock || o.keep ? run_child(&o, &c, m) : run(o.command);
 out:
 	files_free(files, n);
 	mc_model_free(m);

@@ -130,8 +130,8 @@ preload --help >"$T/out" 2>"$T/err"
 ok $? "--help exits 0"
 grep -q '^usage: modelcache-preload .*--model REF -- COMMAND' "$T/out"
 ok $? "and prints the usage on stdout"
-for o in --socket --store --timeout --concurrency --lock --no-warm --verify \
-    --warm-only --version; do
+for o in --socket --store --timeout --concurrency --lock --keep-lease \
+    --no-warm --verify --warm-only --version; do
 	grep -q -- "$o" "$T/out" || diag "--help lacks $o"
 done
 is "$(preload --version)" \
@@ -150,6 +150,9 @@ usage_fails "no command to run" "no command: exit 2" \
     preload --model org/demo
 usage_fails "--warm-only runs no command" "--warm-only with a command: 2" \
     preload --model org/demo --warm-only -- true
+usage_fails "--warm-only keeps no lease: drop --keep-lease" \
+    "--warm-only with --keep-lease: exit 2" \
+    preload --model org/demo --warm-only --keep-lease
 usage_fails "bad --timeout '0'" "--timeout 0: exit 2" \
     preload --timeout 0 --model org/demo -- true
 usage_fails "bad --timeout 'soon'" "--timeout soon: exit 2" \
