@@ -207,6 +207,8 @@ for v in overlays/rwx overlays/node-local; do
 	    "its startupProbe runs modelcache status --ready, for up to 1 h"
 	prop $v server_preloaded \
 	    "gpt2-server runs under modelcache-preload --model \$(MODEL)"
+	prop $v lease_kept \
+	    "which takes the lease again after a sidecar restart (--keep-lease)"
 	prop $v model_declared "MODEL is one of MODELCACHE_MODELS"
 	prop $v sidecar_configured \
 	    "modelcached takes models and quota from the ConfigMap"
@@ -243,6 +245,7 @@ for v in overlays/podman overlays/podman-2; do
 	    "one pod, restartPolicy OnFailure, host network, both containers"
 	prop $v pull_never "images never pulled"
 	prop $v no_var_refs "no \$(VAR) left in command or args"
+	prop $v lease_kept "modelcache-preload --keep-lease"
 	prop $v podman_server_args \
 	    "--model is MODEL, the server on the loopback"
 	prop $v model_declared "MODEL is one of MODELCACHE_MODELS"
@@ -413,15 +416,18 @@ jq '[.[] | if .kind == "Deployment" then
     .spec.template.spec.containers[0].livenessProbe = {"exec":
     {"command": ["true"]}} else . end]' "$T/overlays-podman.json" \
     >"$T/broken-probe.json"
+jq '[.[] | if .kind == "Deployment" then
+    .spec.template.spec.containers[0].args -= ["--keep-lease"]
+    else . end]' "$T/overlays-rwx.json" >"$T/broken-keep.json"
 fails=
 for c in "broken-ro store_mounts" "broken-sidecar native_sidecar" \
-    "broken-probe no_probes"; do
+    "broken-probe no_probes" "broken-keep lease_kept"; do
 	if $CHECKS "include \"checks\"; ${c#* }" "$T/${c%% *}.json" \
 	    >/dev/null 2>&1; then
 		fails="$fails ${c#* }"
 	fi
 done
 is "${fails:-none}" none \
-    "the checks fail on a read-write store, a plain sidecar, a probe"
+    "the checks fail on a read-write store, a plain sidecar, a probe, no --keep-lease"
 
 done_testing

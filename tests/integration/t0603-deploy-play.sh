@@ -12,8 +12,11 @@
 # socket and the model.  Checked: both pods' gpt2-server answer /generate
 # the same; the origin served each blob once, whichever daemon pulled it;
 # each daemon holds a lease (a file under the store's leases/); deleting
-# one pod releases its lease and the other pod still answers; a second
-# play on the warm store answers with nothing more from the origin.  The
+# one pod releases its lease and the other pod still answers; its sidecar
+# killed (-9) is started again by the pod's restartPolicy, and
+# modelcache-preload --keep-lease takes the server's lease again from the
+# new daemon; a second play on the warm store answers with nothing more
+# from the origin.  The
 # times from kube play to both answers, cold and warm, are printed.
 # Nothing is left running or mounted; no network is changed (host
 # networking only).
@@ -170,14 +173,39 @@ ok $? "its lease is released: one left"
 answer gpt2-server-pod-0
 ok $? "the first pod still answers"
 
+# --- the sidecar crashes --------------------------------------------------------
+# Its daemon killed from the host, as a crash (a kill through podman would
+# be a stop by the user, which no restart policy undoes).
+C=gpt2-server-pod-0-modelcached
+old=$(ls "$(store_dir)/leases")
+kill -9 "$(pm inspect --format '{{.State.Pid}}' "$C")"
+ok $? "the first pod's modelcached killed (-9)"
+# restarted: its container started again, its daemon lists a lease.
+restarted() {
+	[ "$(pm inspect --format '{{.RestartCount}}' "$C")" -ge 1 ] &&
+	    pm exec "$C" modelcache status >"$T/status.txt" 2>&1 &&
+	    grep -q '^  lease .*: models--demo--gpt2-tiny@' "$T/status.txt"
+}
+wait_for restarted
+ok $? "the container is started again (OnFailure); its daemon lists a lease"
+pm logs gpt2-server-pod-0-gpt2-server 2>&1 |
+    grep -q "^modelcache-preload: lease taken again: $MODEL@"
+ok $? "the one modelcache-preload --keep-lease took again"
+[ "$(leases)" -eq 2 ] && test -f "$(store_dir)/leases/$old"
+ok $? "a lease file of the new daemon's, beside the killed one's"
+answer gpt2-server-pod-0
+ok $? "the server still answers"
+
 # --- warm: the store kept, the pods played again ---------------------------
 delete gpt2-server-pod-0 pod1.yaml
 ok $? "the first pod deleted"
+# The killed daemon's file stays: it protects nothing once its heartbeat
+# is older than stale_after, and fsck removes it.
 no_lease() {
-	[ "$(leases)" -eq 0 ]
+	[ "$(ls "$(store_dir)/leases")" = "$old" ]
 }
 wait_for no_lease
-ok $? "both pods down: no lease left, the store volume kept"
+ok $? "both pods down: no live lease left, the store volume kept"
 rm -f "$T"/gpt2-server*.json
 t0=$(podman_now)
 play pod1.yaml pod2.yaml

@@ -107,6 +107,11 @@ def server_preloaded:
     (server.args | index(["--"])) != null and
     (server | [.env[] | named("MODEL")][0].valueFrom.configMapKeyRef) ==
         {"name": [configmap][0].metadata.name, "key": "MODEL"};
+# ... and has it take its lease again when the sidecar restarts: the
+# option before the command's "--".
+def lease_kept:
+    server.args | index(["--keep-lease"]) as $k |
+    $k != null and $k < index(["--"]);
 # The model the server asks for is one the daemon keeps: the startup
 # probe waits for it.
 def model_declared: models as $m | [configmap][0].data.MODEL | IN($m[]);
