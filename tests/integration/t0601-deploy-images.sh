@@ -213,8 +213,8 @@ ec=$(inspect "$INF_IMAGE" \
     '{"e":{{json .Config.Entrypoint}},"c":{{json .Config.Cmd}}}')
 jqok "$INF_IMAGE: ENTRYPOINT modelcache-preload, exec form; CMD its arguments" \
     "$ec" \
-    '.e == ["modelcache-preload"] and .c[0] == "--model" and
-    (.c | index("--")) == 2 and .c[3] == "gpt2-server"'
+    '.e == ["modelcache-preload"] and .c[0] == "--keep-lease" and
+    .c[1] == "--model" and (.c | index("--")) == 3 and .c[4] == "gpt2-server"'
 env=$(inspect "$INF_IMAGE" '{{json .Config.Env}}')
 jqok "$INF_IMAGE: MODELCACHE_STORE=/models, the socket in /run/modelcache" \
     "$env" 'index("MODELCACHE_STORE=/models") != null and
@@ -325,10 +325,10 @@ is "$(pm inspect --format '{{.State.Health.Status}}' mcd 2>/dev/null)" \
 # --- the inference image: preload, handshake, gpt2-server ---------------------
 pm run -d --name inf --network=host \
     -v "$STORE_DIR:/models:ro" -v "$SOCK_DIR:/run/modelcache" \
-    "$INF_IMAGE" --model "$MODEL" -- \
+    "$INF_IMAGE" --keep-lease --model "$MODEL" -- \
     gpt2-server --listen 127.0.0.1:0 --threads 2 >"$T/inf.id" 2>"$T/inf.err"
 rc=$?
-ok $rc "the inference image starts: modelcache-preload -- gpt2-server"
+ok $rc "the inference image starts: modelcache-preload --keep-lease -- gpt2-server"
 [ $rc -eq 0 ] || diag "$(cat "$T/inf.err")"
 listening() {
 	pm logs inf >"$T/inf.log" 2>&1
@@ -361,7 +361,7 @@ jqok "the daemon holds the server's lease on that commit" "$st" \
 
 pm stop -t 30 inf >/dev/null 2>&1
 is "$(pm wait inf 2>&1)" 0 \
-    "SIGTERM: gpt2-server (the container's PID 1) exits 0"
+    "SIGTERM: preload (the container's PID 1) passes it on; gpt2-server exits 0, so does it"
 no_leases() {
 	pm exec mcd modelcache status --json | jq -e '.leases | length == 0'
 }
