@@ -5,7 +5,8 @@
 
 At startup the app asks the daemon for MODEL with the Python client
 (modelcache.acquire: it waits while the model is pulled and holds a lease
-that keeps its files in the store), loads it once with the numpy reference
+that keeps its files in the store, taken again after a restart of the
+daemon), loads it once with the numpy reference
 (../gpt2/reference.py), and releases the lease at shutdown.  Started by
 modelcache-preload, which holds the lease itself, it loads
 MODELCACHE_MODEL_DIR instead and acquires nothing.
@@ -60,7 +61,8 @@ def startup():
         if not name:
             raise RuntimeError("set MODEL (org/name[@revision]), or start "
                                "under modelcache-preload")
-        lease = modelcache.acquire(name)
+        # keep: the lease is taken again if the daemon restarts.
+        lease = modelcache.acquire(name, keep=True)
         state["lease"] = lease
         d = lease.dir
         say("acquired %s at %s (lease %s)", name, d, lease.lease)

@@ -10,13 +10,19 @@ Standard library only.  In a server's startup hook:
     model.release()                            # or: with acquire(...) as m
 
 The lease lives as long as the connection (or until release()), so a
-model in use is never evicted.  Errors are ModelcacheError subclasses named
-after the protocol's error codes (modelcache-protocol(7)).
+model in use is never evicted.  The daemon's end (a sidecar restarted)
+ends it too: with acquire(..., keep=True) a thread takes it again, on the
+same commit, whenever that happens.  Errors are ModelcacheError subclasses
+named after the protocol's error codes (modelcache-protocol(7)).
 """
 
 import json
+import logging
 import os
+import select
 import socket
+import threading
+import time
 
 __all__ = [
     "acquire", "Model", "ModelcacheError", "DaemonUnreachable",
@@ -31,6 +37,15 @@ SOCKET_DEFAULT = "/run/modelcache/modelcache.sock"
 LINE_MAX = 1024 * 1024
 # Seconds past its own timeout that a silent daemon is given.
 GRACE_S = 10
+# keep=True: seconds between tries to take the lease again, growing.
+BACKOFF_MIN_S = 0.1
+BACKOFF_MAX_S = 2.0
+# ... and between two log records of its failures.
+SAY_EVERY_S = 60
+# The longest a keeper thread waits before it looks at its model again.
+KEEP_POLL_S = 5
+
+log = logging.getLogger("modelcache")
 
 
 class ModelcacheError(Exception):
@@ -189,7 +204,43 @@ class _Connection:
             str(err.get("message", "")), code)
 
     def close(self):
+        try:
+            # Wakes a keeper thread waiting on the socket, which close()
+            # alone may not.
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
         self.sock.close()
+
+
+def _pinned(model, commit):
+    """The reference naming model's commit: an hf:// one (or the bare
+    org/name) gets @commit for its revision; any other names its content
+    already."""
+    if not model.startswith("hf://") and "://" in model:
+        return model
+    return model.split("@", 1)[0] + "@" + commit
+
+
+def _take(path, client, model, timeout, progress=None):
+    """A new connection holding a lease on model: (connection, answer)."""
+    conn = _Connection(path, timeout)
+    try:
+        conn.ask({"op": "hello", "protocol": 1, "client": client},
+                 doing="saying hello")
+        req = {"op": "acquire", "model": model, "wait": True}
+        if timeout is not None:
+            req["timeout_ms"] = max(1, int(timeout * 1000))
+            # The daemon's own timeout answers first, with its words;
+            # this one is for a daemon that hangs.
+            conn.sock.settimeout(timeout + GRACE_S)
+        answer = conn.ask(req, progress, doing="acquiring %s" % model)
+        # A release is answered at once; never hang on one.
+        conn.sock.settimeout(GRACE_S)
+        return conn, answer
+    except BaseException:
+        conn.close()
+        raise
 
 
 class Model:
@@ -197,6 +248,8 @@ class Model:
 
     def __init__(self, conn, answer, store):
         self._conn = conn
+        self._lock = threading.Lock()  # _conn, lease: keeper vs release
+        self._released = False
         try:
             self.name = answer["model"]
             self.repo = answer["repo"]
@@ -218,15 +271,80 @@ class Model:
 
     def release(self):
         """Ends the lease and closes the connection; idempotent."""
-        if self._conn is None:
-            return
-        try:
-            self._conn.ask({"op": "release", "lease": self.lease})
-        except ModelcacheError:
-            pass  # the connection's end ends the lease anyway
-        finally:
-            self._conn.close()
-            self._conn = None
+        with self._lock:
+            self._released = True
+            conn, self._conn = self._conn, None
+            if conn is None:
+                return
+            try:
+                conn.ask({"op": "release", "lease": self.lease})
+            except ModelcacheError:
+                pass  # the connection's end ends the lease anyway
+            finally:
+                conn.close()
+
+    def _keep(self, ref, path, client, timeout):
+        """The keeper thread: waits for the connection's end, then takes
+        the lease on ref again, until release()."""
+        while True:
+            conn = self._conn
+            if conn is None:
+                return
+            try:
+                # Bounded: a socket closed by release() while this waits
+                # may not wake it.
+                select.select([conn.sock], [], [], KEEP_POLL_S)
+            except (OSError, ValueError):
+                pass  # closed by release()
+            with self._lock:
+                if self._conn is not conn:
+                    return
+                try:
+                    data = conn.sock.recv(
+                        65536, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+                except BlockingIOError:
+                    continue
+                except OSError:
+                    data = b""
+                if data:  # nothing asked: the daemon's, unasked; dropped
+                    conn.sock.recv(len(data))
+                    continue
+                conn.close()
+                self._conn = None
+            log.warning("the daemon closed the connection, ending the lease "
+                        "on %s (commit %.12s); taking it again",
+                        self.name, self.commit)
+            if not self._retake(ref, path, client, timeout):
+                return
+
+    def _retake(self, ref, path, client, timeout):
+        """Tries until the lease is taken again (True) or the model is
+        released meanwhile (False)."""
+        wait, said = BACKOFF_MIN_S, None
+        while True:
+            try:
+                conn, answer = _take(path, client, ref, timeout)
+                if answer.get("commit") != self.commit:
+                    conn.close()
+                    raise ModelcacheError("the reference names another "
+                                          "commit now")
+                with self._lock:
+                    if self._released:
+                        conn.close()
+                        return False
+                    self._conn, self.lease = conn, answer.get("lease")
+                log.warning("lease taken again: %s, commit %.12s, lease %s",
+                            ref, self.commit, self.lease)
+                return True
+            except ModelcacheError as e:
+                if said is None or time.monotonic() - said >= SAY_EVERY_S:
+                    said = time.monotonic()
+                    log.warning("cannot take the lease again yet (%s); "
+                                "trying on", e)
+            if self._released:
+                return False
+            time.sleep(wait)
+            wait = min(wait * 2, BACKOFF_MAX_S)
 
     def __enter__(self):
         return self
@@ -241,7 +359,8 @@ class Model:
 
 
 def acquire(model, socket_path=None, store=None, timeout=None,
-            progress=None, client="modelcache-python/" + __version__):
+            progress=None, client="modelcache-python/" + __version__,
+            keep=False):
     """Acquires model and returns a Model holding its lease.
 
     socket_path defaults to $MODELCACHE_SOCKET, then the standard path;
@@ -249,26 +368,24 @@ def acquire(model, socket_path=None, store=None, timeout=None,
     Model.dir is absolute when it is known.  timeout is in seconds (None
     or 0: wait as long as the pull takes); the daemon answers Timeout when
     it passes, and the pull goes on without this client.  progress(done,
-    total) is called while the model is pulled.
+    total) is called while the model is pulled.  With keep, a daemon
+    thread takes the lease again, on the same commit, each time the
+    daemon's end ends it, until release(); it logs to the "modelcache"
+    logger.
     """
     path = socket_path or os.environ.get("MODELCACHE_SOCKET") or \
         SOCKET_DEFAULT
     store = store or os.environ.get("MODELCACHE_STORE")
     timeout = timeout if timeout and timeout > 0 else None
-    conn = _Connection(path, timeout)
+    conn, answer = _take(path, client, model, timeout, progress)
     try:
-        conn.ask({"op": "hello", "protocol": 1, "client": client},
-                 doing="saying hello")
-        req = {"op": "acquire", "model": model, "wait": True}
-        if timeout is not None:
-            req["timeout_ms"] = max(1, int(timeout * 1000))
-            # The daemon's own timeout answers first, with its words;
-            # this one is for a daemon that hangs.
-            conn.sock.settimeout(timeout + GRACE_S)
-        answer = conn.ask(req, progress, doing="acquiring %s" % model)
-        # A release is answered at once; never hang on one.
-        conn.sock.settimeout(GRACE_S)
-        return Model(conn, answer, store)
+        m = Model(conn, answer, store)
     except BaseException:
         conn.close()
         raise
+    if keep:
+        threading.Thread(target=m._keep, daemon=True,
+                         name="modelcache-keeper",
+                         args=(_pinned(model, m.commit), path, client,
+                               timeout)).start()
+    return m

@@ -1,13 +1,14 @@
 #!/bin/sh
-# modelcache-preload --keep-lease (modelcache-preload(1)): a server's lease
-# across the daemon's restarts, as when a pod's sidecar container crashes
-# and is started again.  Without the option the lease ends with the daemon
+# A server's lease across the daemon's restarts, as when a pod's sidecar
+# container crashes and is started again: modelcache-preload --keep-lease
+# (modelcache-preload(1)), then the Python client's acquire(keep=True).  Without the option the lease ends with the daemon
 # and a gc evicts the model under the running server (shown first, so that
 # the rest shows something); with it, preload stays as the server's
 # parent and takes the lease again on the same commit, after a kill -9 and
 # after a clean stop, even when the revision it named has moved on at the
 # origin meanwhile; gc then keeps the model; the server's end ends the
-# lease; signals still reach the server.
+# lease; signals still reach the server.  The Python client's keeper does
+# the same after a kill -9, and ends with release().
 #
 # Conditions are polled, bounded (wait_for); nothing waits on a timer.
 . "$top_srcdir/tests/lib/tap.sh"
@@ -151,5 +152,63 @@ is $? 143 "SIGTERM to preload reaches the command: 128 + 15"
 ok $? "and the command is gone"
 wait_for status_is '.leases | length == 0'
 ok $? "and the lease with it"
+
+# --- the Python client: acquire(keep=True) -----------------------------------
+# keep.py MODEL DIR: acquires with keep=True, logging to stderr; writes
+# DIR/py.commit, then does what each line of the fifo DIR/py.cmd says:
+# "release" (then waits for the keeper thread to end, at most 30 s, and
+# writes DIR/py.released with the threads left), "exit".
+cat >"$T/keep.py" <<'EOF'
+import logging, sys, threading, time
+import modelcache
+
+logging.basicConfig(stream=sys.stderr, level=logging.INFO,
+                    format="%(name)s: %(message)s")
+model, d = sys.argv[1], sys.argv[2]
+m = modelcache.acquire(model, keep=True)
+open(d + "/py.commit", "w").write(m.commit)
+while True:
+    with open(d + "/py.cmd") as f:
+        cmd = f.readline().strip()
+    if cmd == "release":
+        m.release()
+        end = time.monotonic() + 30
+        while threading.active_count() > 1 and time.monotonic() < end:
+            time.sleep(0.05)
+        open(d + "/py.released", "w").write(str(threading.active_count()))
+    elif cmd == "exit":
+        break
+EOF
+# py CMD: a line to keep.py (bounded).
+py() {
+	timeout 30 sh -c 'echo "$1" >"$2"' py "$1" "$T/py.cmd"
+}
+mkfifo "$T/py.cmd"
+PYTHONPATH="$top_srcdir/inference/python" python3 "$T/keep.py" \
+    hf://org/demo@main "$T" >"$T/py.out" 2>"$T/py.err" &
+P=$!
+BG="$BG $P"
+wait_for test -s "$T/py.commit"
+ok $? "Python: acquire(keep=True) of hf://org/demo@main"
+pycommit=$(cat "$T/py.commit")
+held="(.leases | length) == 1 and .leases[0].commit == \"$pycommit\""
+wait_for status_is "$held"
+ok $? "which holds a lease"
+restart KILL
+ok $? "the daemon is killed (-9) and started again"
+wait_for status_is "$held"
+ok $? "the keeper thread takes the lease again, on the same commit"
+grep -q "^modelcache: lease taken again: hf://org/demo@$pycommit, " \
+    "$T/py.err"
+ok $? "logging it to the modelcache logger"
+run_fails 7 "in use (leased)" "gc to 0 keeps the model" mc gc --max-size 0
+py release
+wait_for test -s "$T/py.released"
+is "$(cat "$T/py.released")" 1 "release(): the keeper thread ends"
+wait_for status_is '(.leases | length) == 0'
+ok $? "and the lease with it"
+py exit
+wait "$P"
+is $? 0 "the program exits 0"
 
 done_testing
