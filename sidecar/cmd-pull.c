@@ -367,6 +367,7 @@ cmd_pull(struct cli *cli, int argc, char **argv)
 	}
 	a.hf.endpoint = cli->conf.hf_endpoint;
 	a.hf.token = token = hf_token(cli->conf.hf_token_path);
+	hf_token_held(token);
 	/*
 	 * No --include or --exclude: those of the configuration, split in
 	 * place (nothing reads these strings after this).

@@ -204,6 +204,7 @@ reload(struct daemon *d)
 	d->conf = conf;
 	free(d->token);
 	d->token = hf_token(d->conf.hf_token_path);
+	hf_token_held(d->token);
 	uv_timer_start(&d->heartbeat, heartbeat,
 	    (uint64_t)d->conf.stale_s * 250, (uint64_t)d->conf.stale_s * 250);
 	log_info("configuration reloaded: %zu declared model(s), quota %llu"
@@ -365,6 +366,7 @@ start(struct daemon *d)
 		return -1;
 	}
 	d->token = hf_token(d->conf.hf_token_path);
+	hf_token_held(d->token);
 	if (fetch_init(&d->fetch, d->loop, NULL) < 0) {
 		log_warnx("cannot start the HTTP engine");
 		return -1;

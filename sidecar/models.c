@@ -135,12 +135,14 @@ read_ref(struct daemon *d, const char *folder, const char *rev, char *commit,
 	int fd;
 
 	snprintf(rel, sizeof(rel), "hub/%s/refs/%s", folder, rev);
+	/* O_NONBLOCK and a regular file only: a FIFO must not hang us. */
 	if ((fd = openat(d->store.dirfd, rel,
-		 O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) < 0)
+		 O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK)) < 0)
 		return -1;
-	n = read(fd, commit, DIGEST_SHA1_HEX + 1);
-	if (fstat(fd, &st) == -1)
+	if (fstat(fd, &st) == -1 || !S_ISREG(st.st_mode))
 		n = -1;
+	else
+		n = read(fd, commit, DIGEST_SHA1_HEX + 1);
 	close(fd);
 	if (n != DIGEST_SHA1_HEX)
 		return -1;

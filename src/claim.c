@@ -53,13 +53,20 @@ claim_path(const char *sha256, char *buf, size_t len)
 static void
 read_line(struct store *store, const char *rel, char *line, size_t len)
 {
+	struct stat st;
 	ssize_t n;
 	int fd;
 
 	line[0] = '\0';
-	fd = openat(store->dirfd, rel, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	/* O_NONBLOCK: a FIFO planted there must not hang the reader. */
+	fd = openat(store->dirfd, rel,
+	    O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
 	if (fd == -1)
 		return;
+	if (fstat(fd, &st) == -1 || !S_ISREG(st.st_mode)) {
+		close(fd);
+		return;
+	}
 	n = read(fd, line, len - 1);
 	line[n > 0 ? n : 0] = '\0';
 	close(fd);
@@ -75,6 +82,8 @@ claim_stale(struct store *store, const char *rel, int64_t now_ms,
 
 	if (fstatat(store->dirfd, rel, &st, AT_SYMLINK_NOFOLLOW) == -1)
 		return 0;
+	if (!S_ISREG(st.st_mode))
+		return 1; /* no one's claim (a FIFO, a link): residue */
 	read_line(store, rel, line, sizeof(line));
 	owner = store_owner_state(store, line);
 	if (owner == OWNER_DEAD)

@@ -6,6 +6,11 @@
  * callback, never before.  A transfer's CURL easy handle is created with
  * the transfer and cleaned up in fetch_xfer_free().  libcurl's result codes
  * are folded into enum fetch_result here and nowhere else.
+ *
+ * Where requests may go is decided in prereq_cb(), which libcurl calls
+ * with the address of each connection (new or reused) before it sends a
+ * request on it, redirects included: that is the one place that sees the
+ * address a host name resolved to, so the rules are kept there.
  */
 #include "config.h"
 
@@ -17,6 +22,9 @@
 #include <string.h>
 #include <strings.h>
 #include <unistd.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
 
 #include <curl/curl.h>
 
@@ -49,6 +57,7 @@ struct fetch_sock {
 struct xfer_state {
 	int checked; /* the status was looked at, on the first body byte */
 	int to_file;
+	char refused[sizeof(((struct fetch_xfer *)0)->curl_error)];
 };
 
 static void check_done(struct fetch *f);
@@ -183,11 +192,12 @@ fetch_close(struct fetch *f)
 	f->multi = NULL;
 }
 
-/* Copies a header's value (trimmed) when name matches. */
+/* A header's value (trimmed) when its name matches: 1, else 0. */
 static int
-take(const char *line, size_t len, const char *name, char *dst, size_t cap)
+value(const char *line, size_t len, const char *name, const char **v,
+    size_t *vlen)
 {
-	size_t n = strlen(name), v;
+	size_t n = strlen(name);
 
 	if (len <= n || strncasecmp(line, name, n) != 0 || line[n] != ':')
 		return 0;
@@ -199,11 +209,26 @@ take(const char *line, size_t len, const char *name, char *dst, size_t cap)
 	}
 	while (len > 0 &&
 	    (line[len - 1] == '\r' || line[len - 1] == '\n' ||
-		line[len - 1] == ' '))
+		line[len - 1] == ' ' || line[len - 1] == '\t'))
 		len--;
-	v = len < cap - 1 ? len : cap - 1;
-	memcpy(dst, line, v);
-	dst[v] = '\0';
+	*v = line;
+	*vlen = len;
+	return 1;
+}
+
+/* Copies a header's value (trimmed, cut to cap) when name matches. */
+static int
+take(const char *line, size_t len, const char *name, char *dst, size_t cap)
+{
+	const char *v;
+	size_t vlen;
+
+	if (!value(line, len, name, &v, &vlen))
+		return 0;
+	if (vlen > cap - 1)
+		vlen = cap - 1;
+	memcpy(dst, v, vlen);
+	dst[vlen] = '\0';
 	return 1;
 }
 
@@ -232,19 +257,94 @@ ratelimit(struct fetch_xfer *x, const char *v)
 		x->ratelimit_reset_s = strtoll(t + 3, NULL, 10);
 }
 
-/* Link: <url>; rel="next" */
-static void
-link_next(struct fetch_xfer *x, const char *v)
+static const char *
+skip_ws(const char *p, const char *end)
 {
-	const char *lt = strchr(v, '<'), *gt;
+	while (p < end && (*p == ' ' || *p == '\t'))
+		p++;
+	return p;
+}
 
-	if (lt == NULL || strstr(v, "rel=\"next\"") == NULL)
-		return;
-	gt = strchr(lt, '>');
-	if (gt == NULL || (size_t)(gt - lt - 1) >= sizeof(x->link_next))
-		return;
-	memcpy(x->link_next, lt + 1, (size_t)(gt - lt - 1));
-	x->link_next[gt - lt - 1] = '\0';
+/* Whether the space-separated list s (n bytes) holds the word w. */
+static int
+has_word(const char *s, size_t n, const char *w)
+{
+	size_t wl = strlen(w), i = 0, k;
+
+	while (i < n) {
+		while (i < n && s[i] == ' ')
+			i++;
+		for (k = i; k < n && s[k] != ' ';)
+			k++;
+		if (k - i == wl && strncasecmp(s + i, w, wl) == 0)
+			return 1;
+		i = k;
+	}
+	return 0;
+}
+
+/*
+ * Link: <url>; rel="next", <url>; rel="prev" (RFC 8288), parsed whole,
+ * whatever its length: the rel="next" target is kept in full.  -EBADMSG
+ * for a header that does not parse, or a second next link.
+ */
+static int
+parse_link(struct fetch_xfer *x, const char *p, size_t len)
+{
+	const char *end = p + len, *lt, *gt, *name, *val, *q;
+	size_t nlen, vlen;
+	int next;
+
+	for (;;) {
+		while (p < end && (*p == ' ' || *p == '\t' || *p == ','))
+			p++;
+		if (p == end)
+			return 0;
+		if (*p != '<' ||
+		    (gt = memchr(p, '>', (size_t)(end - p))) == NULL)
+			return -EBADMSG;
+		lt = p + 1;
+		p = skip_ws(gt + 1, end);
+		next = 0;
+		while (p < end && *p != ',') {
+			if (*p != ';')
+				return -EBADMSG;
+			p = name = skip_ws(p + 1, end);
+			while (p < end && strchr("=;, \t", *p) == NULL)
+				p++;
+			nlen = (size_t)(p - name);
+			p = skip_ws(p, end);
+			val = p;
+			vlen = 0;
+			if (p < end && *p == '=') {
+				p = skip_ws(p + 1, end);
+				if (p < end && *p == '"') {
+					val = p + 1;
+					q = memchr(val, '"',
+					    (size_t)(end - val));
+					if (q == NULL)
+						return -EBADMSG;
+					vlen = (size_t)(q - val);
+					p = q + 1;
+				} else {
+					for (val = p; p < end &&
+					     strchr(";, \t", *p) == NULL;)
+						p++;
+					vlen = (size_t)(p - val);
+				}
+				p = skip_ws(p, end);
+			}
+			if (nlen == 3 && strncasecmp(name, "rel", 3) == 0 &&
+			    has_word(val, vlen, "next"))
+				next = 1;
+		}
+		if (!next)
+			continue;
+		if (x->link_next != NULL)
+			return -EBADMSG;
+		if ((x->link_next = strndup(lt, (size_t)(gt - lt))) == NULL)
+			return -ENOMEM;
+	}
 }
 
 static void
@@ -252,7 +352,11 @@ reset_headers(struct fetch_xfer *x)
 {
 	x->etag[0] = x->linked_etag[0] = x->repo_commit[0] = '\0';
 	x->error_code[0] = x->error_message[0] = '\0';
-	x->location[0] = x->link_next[0] = x->content_range[0] = '\0';
+	x->content_range[0] = '\0';
+	free(x->location);
+	free(x->link_next);
+	x->location = x->link_next = NULL;
+	x->link_bad = 0;
 	x->linked_size = x->content_length = -1;
 	x->retry_after_s = x->ratelimit_reset_s = -1;
 	x->ratelimit_remaining = -1;
@@ -262,8 +366,9 @@ static size_t
 header_cb(char *p, size_t size, size_t n, void *ud)
 {
 	struct fetch_xfer *x = ud;
-	size_t len = size * n;
+	size_t len = size * n, vlen;
 	char v[FETCH_HEADER_MAX];
+	const char *val;
 
 	if (len >= 5 && strncmp(p, "HTTP/", 5) == 0) {
 		reset_headers(x); /* a new answer (after a redirect) */
@@ -278,10 +383,25 @@ header_cb(char *p, size_t size, size_t n, void *ud)
 		sizeof(x->error_code)) ||
 	    take(p, len, "X-Error-Message", x->error_message,
 		sizeof(x->error_message)) ||
-	    take(p, len, "Location", x->location, sizeof(x->location)) ||
 	    take(p, len, "Content-Range", x->content_range,
 		sizeof(x->content_range)))
 		return len;
+	/* URLs are kept whole, or the header counts as unreadable. */
+	if (value(p, len, "Location", &val, &vlen)) {
+		free(x->location);
+		x->location =
+		    vlen < FETCH_URL_HEADER_MAX ? strndup(val, vlen) : NULL;
+		if (x->location == NULL)
+			snprintf(x->curl_error, sizeof(x->curl_error),
+			    "cannot keep a Location of %zu bytes", vlen);
+		return x->location != NULL ? len : 0;
+	}
+	if (value(p, len, "Link", &val, &vlen)) {
+		if (vlen >= FETCH_URL_HEADER_MAX ||
+		    parse_link(x, val, vlen) < 0)
+			x->link_bad = 1;
+		return len;
+	}
 	if (take(p, len, "X-Linked-Size", v, sizeof(v)))
 		x->linked_size = number(v);
 	else if (take(p, len, "Content-Length", v, sizeof(v)))
@@ -290,8 +410,6 @@ header_cb(char *p, size_t size, size_t n, void *ud)
 		x->retry_after_s = number(v);
 	else if (take(p, len, "RateLimit", v, sizeof(v)))
 		ratelimit(x, v);
-	else if (take(p, len, "Link", v, sizeof(v)))
-		link_next(x, v);
 	return len;
 }
 
@@ -382,6 +500,121 @@ write_cb(char *p, size_t size, size_t n, void *ud)
 	return len;
 }
 
+enum fetch_net
+fetch_net_of(const char *ip)
+{
+	static const unsigned char mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+		0xff, 0xff };
+	unsigned char a[16];
+
+	if (inet_pton(AF_INET6, ip, a) == 1) {
+		if (memcmp(a, mapped, 12) != 0) {
+			if (memcmp(a, in6addr_loopback.s6_addr, 16) == 0 ||
+			    memcmp(a, in6addr_any.s6_addr, 16) == 0)
+				return FETCH_NET_LOOPBACK;
+			if (a[0] == 0xfe && (a[1] & 0xc0) == 0x80)
+				return FETCH_NET_LINKLOCAL;
+			if ((a[0] & 0xfe) == 0xfc)
+				return FETCH_NET_PRIVATE;
+			return FETCH_NET_PUBLIC;
+		}
+		memmove(a, a + 12, 4); /* ::ffff:a.b.c.d is a.b.c.d */
+	} else if (inet_pton(AF_INET, ip, a) != 1)
+		return FETCH_NET_UNKNOWN;
+	if (a[0] == 127 || a[0] == 0)
+		return FETCH_NET_LOOPBACK;
+	if (a[0] == 169 && a[1] == 254)
+		return FETCH_NET_LINKLOCAL;
+	if (a[0] == 10 || (a[0] == 172 && (a[1] & 0xf0) == 16) ||
+	    (a[0] == 192 && a[1] == 168) ||
+	    (a[0] == 100 && (a[1] & 0xc0) == 64))
+		return FETCH_NET_PRIVATE;
+	return FETCH_NET_PUBLIC;
+}
+
+const char *
+fetch_net_name(enum fetch_net net)
+{
+	static const char *const names[] = { "unknown", "public", "private",
+		"link-local", "loopback" };
+
+	return (size_t)net < sizeof(names) / sizeof(names[0]) ? names[net]
+							      : "unknown";
+}
+
+/* Whether url's scheme is http and its host names loopback. */
+static void
+url_facts(const char *url, int *plain, int *loopback)
+{
+	CURLU *u = curl_url();
+	char *scheme = NULL, *host = NULL, *h;
+	size_t n;
+
+	*plain = *loopback = 0;
+	if (u == NULL || curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK)
+		goto out;
+	if (curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) == CURLUE_OK)
+		*plain = strcasecmp(scheme, "http") == 0;
+	if (curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK)
+		goto out;
+	h = host;
+	n = strlen(h);
+	if (n >= 2 && h[0] == '[' && h[n - 1] == ']') {
+		h[n - 1] = '\0';
+		h++;
+	}
+	*loopback = strcasecmp(h, "localhost") == 0 ||
+	    fetch_net_of(h) == FETCH_NET_LOOPBACK;
+out:
+	curl_free(scheme);
+	curl_free(host);
+	curl_url_cleanup(u);
+}
+
+/*
+ * Before each request, on the connection it will use: the address rules
+ * of fetch.h.  A refusal ends the transfer before a byte is sent.
+ */
+static int
+prereq_cb(void *ud, char *ip, char *local_ip, int port, int local_port)
+{
+	struct fetch_xfer *x = ud;
+	struct xfer_state *st = (struct xfer_state *)(x + 1);
+	enum fetch_net net = fetch_net_of(ip);
+	char *got = NULL;
+	const char *url;
+	int plain, loopback;
+
+	(void)local_ip;
+	(void)local_port;
+	curl_easy_getinfo(x->easy, CURLINFO_EFFECTIVE_URL, &got);
+	url = got != NULL ? got : "";
+	x->net = net;
+	if (x->origin_net == FETCH_NET_UNKNOWN)
+		x->origin_net = net;
+	if (net == FETCH_NET_UNKNOWN ||
+	    (net != FETCH_NET_PUBLIC && net != x->origin_net)) {
+		snprintf(st->refused, sizeof(st->refused),
+		    "refused to follow the origin to '%.300s': %s is a %s"
+		    " address and the origin is on a %s one",
+		    url, ip, fetch_net_name(net),
+		    fetch_net_name(x->origin_net));
+		goto refuse;
+	}
+	url_facts(url, &plain, &loopback);
+	if (x->secret && plain && !(loopback && net == FETCH_NET_LOOPBACK)) {
+		snprintf(st->refused, sizeof(st->refused),
+		    "refused to send the token over plain http to"
+		    " '%.300s' (%s port %d): only https, or http to loopback",
+		    url, ip, port);
+		goto refuse;
+	}
+	return CURL_PREREQFUNC_OK;
+refuse:
+	x->result = FETCH_REFUSED;
+	return CURL_PREREQFUNC_ABORT;
+}
+
 struct fetch_xfer *
 fetch_xfer_new(struct fetch *f, const char *url)
 {
@@ -409,6 +642,8 @@ fetch_xfer_new(struct fetch *f, const char *url)
 	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, write_cb);
 	curl_easy_setopt(e, CURLOPT_WRITEDATA, x);
 	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, x->curl_error);
+	curl_easy_setopt(e, CURLOPT_PREREQFUNCTION, prereq_cb);
+	curl_easy_setopt(e, CURLOPT_PREREQDATA, x);
 	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
 	curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
@@ -436,6 +671,8 @@ fetch_xfer_free(struct fetch_xfer *x)
 		return;
 	curl_easy_cleanup(x->easy);
 	curl_slist_free_all(x->headers);
+	free(x->location);
+	free(x->link_next);
 	free(x->body);
 	free(x);
 }
@@ -448,7 +685,15 @@ fetch_xfer_header(struct fetch_xfer *x, const char *line)
 	if (l == NULL)
 		return -ENOMEM;
 	x->headers = l;
+	if (strncasecmp(line, "Authorization:", 14) == 0)
+		x->secret = 1;
 	return 0;
+}
+
+void
+fetch_xfer_origin(struct fetch_xfer *x, enum fetch_net net)
+{
+	x->origin_net = net;
 }
 
 void
@@ -524,7 +769,12 @@ fetch_xfer_cancel(struct fetch_xfer *x)
 static void
 finish(struct fetch_xfer *x, CURLcode rc)
 {
+	struct xfer_state *st = (struct xfer_state *)(x + 1);
+
 	curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &x->status);
+	if (x->result == FETCH_REFUSED) /* libcurl wrote its own words */
+		snprintf(x->curl_error, sizeof(x->curl_error), "%s",
+		    st->refused);
 	if (rc != CURLE_OK && x->result == FETCH_OK) {
 		x->result = FETCH_NETWORK;
 		if (x->curl_error[0] == '\0')
@@ -590,9 +840,9 @@ call_answered(struct fetch_xfer *x)
 
 	c->x = NULL;
 	if (fetch_transient(x) && ++c->tried < c->tries) {
-		ms = x->retry_after_s >= 0 && x->retry_after_s <= 60
-		    ? x->retry_after_s * 1000
-		    : 500LL << (c->tried < 6 ? c->tried - 1 : 5);
+		ms = fetch_wait_ms(x);
+		if (ms < 0)
+			ms = 500LL << (c->tried < 6 ? c->tried - 1 : 5);
 		fetch_xfer_free(x);
 		uv_timer_start(&c->timer, call_try, (uint64_t)ms, 0);
 		return;
@@ -670,8 +920,29 @@ nomem:
 int
 fetch_transient(const struct fetch_xfer *x)
 {
+	if (x->result == FETCH_REFUSED)
+		return 0; /* the same request would be refused again */
 	return x->result != FETCH_OK || x->status == 408 || x->status == 429 ||
 	    x->status >= 500;
+}
+
+int64_t
+fetch_wait_ms(const struct fetch_xfer *x)
+{
+	int64_t s = -1;
+
+	if (x->result != FETCH_OK)
+		return -1;
+	if (x->status == 429 && x->ratelimit_remaining == 0 &&
+	    x->ratelimit_reset_s >= 0) /* and the reset's second itself */
+		s = x->ratelimit_reset_s < FETCH_WAIT_MAX_S
+		    ? x->ratelimit_reset_s + 1
+		    : FETCH_WAIT_MAX_S;
+	else if (x->retry_after_s >= 0)
+		s = x->retry_after_s;
+	if (s < 0)
+		return -1;
+	return (s < FETCH_WAIT_MAX_S ? s : FETCH_WAIT_MAX_S) * 1000;
 }
 
 struct sync_call {

@@ -11,6 +11,18 @@
  * and nothing is written.  Bodies of error answers (status >= 300) go to
  * memory, never to the file.  Accept-Encoding is never sent, TLS is always
  * verified, and the standard proxy variables apply (libcurl reads them).
+ *
+ * Where a request may go is checked at the address actually connected to,
+ * before each request is sent (a redirect followed, a reused connection):
+ * a transfer's origin is the address of its first request, or the one its
+ * caller names (fetch_xfer_origin(), for a redirect's target fetched
+ * later).  A request to a loopback, link-local or private address is made
+ * only when the origin is on an address of that same class; public
+ * addresses are always allowed.  A transfer that carries an Authorization
+ * header never sends it over plain http, except to a URL that names a
+ * loopback host and connects to a loopback address.  Either refusal ends
+ * the transfer with FETCH_REFUSED, the reason in curl_error.  Through a
+ * proxy, the address checked is the proxy's.
  * Everything runs on the loop's thread; callbacks are never re-entered
  * from inside libcurl.
  */
@@ -24,6 +36,17 @@
 
 #define FETCH_BODY_MAX (16 * 1024 * 1024) /* bodies kept in memory */
 #define FETCH_HEADER_MAX 4096		  /* one captured header */
+#define FETCH_URL_HEADER_MAX (128 * 1024) /* a Location or a Link */
+#define FETCH_WAIT_MAX_S 60 /* the longest Retry-After or reset honoured */
+
+/* The classes of address a transfer may reach (see above). */
+enum fetch_net {
+	FETCH_NET_UNKNOWN, /* not connected yet */
+	FETCH_NET_PUBLIC,
+	FETCH_NET_PRIVATE,   /* 10/8 172.16/12 192.168/16 100.64/10 fc00::/7 */
+	FETCH_NET_LINKLOCAL, /* 169.254/16 fe80::/10 */
+	FETCH_NET_LOOPBACK,  /* 127/8 ::1, and this host: 0/8 :: */
+};
 
 struct fetch_opts {
 	const char *ca_file; /* NULL: the system's */
@@ -51,6 +74,8 @@ enum fetch_result {
 	FETCH_RANGE_IGNORED, /* asked a range, got 200 or a wrong range */
 	FETCH_WRITE,	     /* the file could not be written (errno) */
 	FETCH_TOO_LARGE,     /* a memory body over its limit */
+	FETCH_REFUSED,	     /* an address or scheme not allowed (why in
+				curl_error) */
 };
 
 struct fetch_xfer {
@@ -71,13 +96,19 @@ struct fetch_xfer {
 	size_t body_len;
 	char etag[128], linked_etag[128], repo_commit[64];
 	char error_code[64], error_message[512];
-	char location[FETCH_HEADER_MAX], link_next[FETCH_HEADER_MAX];
+	char *location;	 /* Location, whole; NULL when absent */
+	char *link_next; /* Link's rel="next" target, whole; NULL absent */
+	int link_bad;	 /* a Link header could not be parsed */
 	char content_range[128];
 	int64_t linked_size, content_length; /* -1 when absent */
 	int64_t retry_after_s;		     /* -1 when absent */
 	int64_t ratelimit_reset_s;	     /* RateLimit t=, -1 absent */
 	int64_t ratelimit_remaining;	     /* RateLimit r=, -1 absent */
-	char curl_error[256];
+	char curl_error[512];
+	/* where it went (see above) */
+	enum fetch_net origin_net; /* the origin's class */
+	enum fetch_net net;	   /* the last address connected to */
+	int secret;		   /* an Authorization header was added */
 	/* the caller's */
 	void (*done)(struct fetch_xfer *xfer);
 	void *arg;
@@ -98,8 +129,13 @@ void fetch_close(struct fetch *f);
  */
 struct fetch_xfer *fetch_xfer_new(struct fetch *f, const char *url);
 void fetch_xfer_free(struct fetch_xfer *xfer);
-/* Adds a request header line ("Name: value"). */
+/* Adds a request header line ("Name: value"); Authorization is a secret. */
 int fetch_xfer_header(struct fetch_xfer *xfer, const char *line);
+/*
+ * The class of address the transfer's origin is on, for a transfer whose
+ * URL came from a redirect (by default, the class of its first address).
+ */
+void fetch_xfer_origin(struct fetch_xfer *xfer, enum fetch_net net);
 /* HEAD instead of GET. */
 void fetch_xfer_head(struct fetch_xfer *xfer);
 /* Follows redirects (default: not), dropping credentials across hosts. */
@@ -122,6 +158,16 @@ void fetch_xfer_cancel(struct fetch_xfer *xfer);
 
 /* A failure worth retrying: no answer, 408, 429 or 5xx. */
 int fetch_transient(const struct fetch_xfer *x);
+/*
+ * How long the answer asks to wait before the next try, in ms: the
+ * RateLimit reset of a 429 with none remaining, else Retry-After; at most
+ * FETCH_WAIT_MAX_S, whatever the origin sent.  -1 when it says nothing.
+ */
+int64_t fetch_wait_ms(const struct fetch_xfer *x);
+/* The class of a numeric IPv4 or IPv6 address (IPv4-mapped as IPv4). */
+enum fetch_net fetch_net_of(const char *ip);
+/* "public", "private", "link-local", "loopback" or "unknown". */
+const char *fetch_net_name(enum fetch_net net);
 /*
  * A call, for the few small requests around a pull (API calls, HEADs):
  * GET (or HEAD) url to memory with the NULL-ended header lines (copied),

@@ -286,9 +286,10 @@ import_one(struct import *im, struct job *job)
 	struct stat st;
 	int fd, rc;
 
-	fd = open(f->src, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	/* O_NONBLOCK: a FIFO put there since the listing fails, not hangs. */
+	fd = open(f->src, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
 	if (fd == -1 && errno == ELOOP)
-		fd = open(f->src, O_RDONLY | O_CLOEXEC);
+		fd = open(f->src, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
 	if (fd == -1)
 		return -errno;
 	if (fstat(fd, &st) == -1 || !S_ISREG(st.st_mode)) {

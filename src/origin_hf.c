@@ -7,10 +7,14 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <fnmatch.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <jansson.h>
 
@@ -18,7 +22,9 @@
 
 #define HF_PAGES_MAX 1000
 #define HF_URL_MAX 4096
+#define HF_NEXT_MAX (64 * 1024) /* a next page's URL, cursor included */
 #define HF_API_TRIES 5
+#define HF_TOKEN_FILE_MAX 4096
 
 /* Maps a failed API answer to an error and a sentence. */
 static enum pull_error
@@ -27,6 +33,10 @@ api_error(const struct fetch_xfer *x, const struct ref *ref, char *err,
 {
 	const char *msg = x->error_message[0] != '\0' ? x->error_message : "";
 
+	if (x->result == FETCH_REFUSED) {
+		snprintf(err, len, "%s", x->curl_error);
+		return PULL_FORBIDDEN;
+	}
 	if (x->result != FETCH_OK) {
 		snprintf(err, len, "cannot reach the origin: %s",
 		    x->curl_error);
@@ -240,7 +250,7 @@ page_done(void *arg, struct fetch_xfer *x)
 	struct hf_op *op = arg;
 	struct origin_desc *d = op->d;
 	enum pull_error e = PULL_OK;
-	char next[HF_URL_MAX] = "";
+	char *next = NULL;
 	json_t *root = NULL, *entry;
 	size_t i;
 
@@ -267,18 +277,34 @@ page_done(void *arg, struct fetch_xfer *x)
 			goto out;
 		}
 	}
-	if (x->link_next[0] != '\0' &&
+	/* A next page half read would end the listing early: never. */
+	if (x->link_bad) {
+		snprintf(d->message, sizeof(d->message),
+		    "the origin sent a Link header that cannot be read whole"
+		    " (page %u of the listing)",
+		    op->pages);
+		e = PULL_NETWORK;
+	} else if (x->link_next != NULL &&
 	    !same_origin(op->o->endpoint, x->link_next)) {
 		snprintf(d->message, sizeof(d->message),
 		    "the origin's next page leaves it: refused");
 		e = PULL_NETWORK;
-	} else
-		snprintf(next, sizeof(next), "%s", x->link_next);
+	} else if (x->link_next != NULL &&
+	    strlen(x->link_next) >= HF_NEXT_MAX) {
+		snprintf(d->message, sizeof(d->message),
+		    "the origin's next page link is over %d bytes: refused",
+		    HF_NEXT_MAX);
+		e = PULL_NETWORK;
+	} else if (x->link_next != NULL) {
+		next = x->link_next; /* taken over from the transfer */
+		x->link_next = NULL;
+	}
 out:
 	json_decref(root);
 	fetch_xfer_free(x);
-	if (e == PULL_OK && next[0] != '\0') {
+	if (e == PULL_OK && next != NULL) {
 		list_page(op, next);
+		free(next);
 		return;
 	}
 	if (e == PULL_OK && op->l.n == 0) {
@@ -371,23 +397,67 @@ hf_describe_start(const struct hf_origin *o, struct fetch *fetch,
 	return 0;
 }
 
+/*
+ * A token as given, less the whitespace around it (an editor's newline, a
+ * Secret's trailing space); NULL when nothing is left or what is left
+ * holds a space or a control character, which no token has and which
+ * would end the header line it goes into.
+ */
+static char *
+trimmed(const char *s, size_t len)
+{
+	size_t i;
+
+	while (len > 0 && isspace((unsigned char)*s)) {
+		s++;
+		len--;
+	}
+	while (len > 0 && isspace((unsigned char)s[len - 1]))
+		len--;
+	for (i = 0; i < len; i++)
+		if ((unsigned char)s[i] <= ' ' || s[i] == 0x7f)
+			return NULL;
+	return len > 0 ? strndup(s, len) : NULL;
+}
+
 char *
 hf_token(const char *token_path)
 {
 	const char *env = getenv("HF_TOKEN");
-	char buf[512], *p;
-	size_t len;
-	FILE *f;
+	char buf[HF_TOKEN_FILE_MAX + 1];
+	struct stat st;
+	ssize_t n;
+	size_t len = 0;
+	int fd;
 
 	if (env != NULL && *env != '\0')
-		return strdup(env);
-	if (token_path == NULL || *token_path == '\0' ||
-	    (f = fopen(token_path, "re")) == NULL)
+		return trimmed(env, strlen(env));
+	if (token_path == NULL || *token_path == '\0')
 		return NULL;
-	len = fread(buf, 1, sizeof(buf) - 1, f);
-	fclose(f);
-	buf[len] = '\0';
-	for (p = buf + len; p > buf && isspace((unsigned char)p[-1]); p--)
-		p[-1] = '\0';
-	return buf[0] != '\0' ? strdup(buf) : NULL;
+	/* O_NONBLOCK and a regular file only: a FIFO there cannot hang us. */
+	if ((fd = open(token_path, O_RDONLY | O_NONBLOCK | O_CLOEXEC)) < 0)
+		return NULL;
+	if (fstat(fd, &st) == -1 || !S_ISREG(st.st_mode) ||
+	    st.st_size > HF_TOKEN_FILE_MAX) {
+		close(fd);
+		return NULL;
+	}
+	while (len < sizeof(buf) - 1 &&
+	    ((n = read(fd, buf + len, sizeof(buf) - 1 - len)) > 0 ||
+		(n < 0 && errno == EINTR)))
+		if (n > 0)
+			len += (size_t)n;
+	close(fd);
+	return trimmed(buf, len);
+}
+
+void
+hf_token_held(const char *token)
+{
+	/*
+	 * A core dump would carry the token: none from now on.  Never back
+	 * to dumpable: freed memory may still hold a token given up.
+	 */
+	if (token != NULL)
+		prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
 }

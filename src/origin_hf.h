@@ -43,7 +43,18 @@ int hf_describe_start(const struct hf_origin *o, struct fetch *fetch,
     const struct ref *ref, int list, struct origin_desc *d,
     void (*done)(void *arg), void *arg);
 
-/* The token from HF_TOKEN, else the file HF_TOKEN_PATH names; or NULL. */
+/*
+ * The token from HF_TOKEN, else from the file token_path names (a regular
+ * file of at most 4 KiB), with the whitespace around it trimmed; NULL when
+ * there is none, or it holds a space or a control character.  The caller
+ * frees it.
+ */
 char *hf_token(const char *token_path);
+/*
+ * Tells the process it holds token (NULL: none).  From the first token on,
+ * it is not dumpable (PR_SET_DUMPABLE 0: no core dump, /proc/<pid> owned
+ * by root) until it exits, even if it gives the token up.
+ */
+void hf_token_held(const char *token);
 
 #endif

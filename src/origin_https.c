@@ -60,6 +60,10 @@ url_file_name(const char *url, char *buf, size_t len, const char **why)
 static enum pull_error
 head_error(const struct fetch_xfer *x, const char *url, char *err, size_t len)
 {
+	if (x->result == FETCH_REFUSED) {
+		snprintf(err, len, "'%s': %s", url, x->curl_error);
+		return PULL_FORBIDDEN;
+	}
 	if (x->result != FETCH_OK) {
 		snprintf(err, len, "cannot reach '%s': %s", url, x->curl_error);
 		return PULL_NETWORK;

@@ -90,6 +90,7 @@ struct job {
 	char ranges[STORE_PATH_MAX]; /* its saved range state, LFS only */
 	char *location;		     /* where the bytes are */
 	int same_host;		     /* location on the origin's host */
+	enum fetch_net origin_net;   /* the origin's address, from the HEAD */
 	struct chunk *chunks;
 	size_t nchunks, active;
 	uint64_t chunk_ms, chunks_timed; /* finished ranges' total time */
@@ -230,11 +231,8 @@ backoff_ms(struct fetch_xfer *x, unsigned tries)
 	unsigned char rnd;
 	int64_t ms;
 
-	if (x != NULL && x->status == 429 && x->ratelimit_remaining == 0 &&
-	    x->ratelimit_reset_s >= 0)
-		return (x->ratelimit_reset_s + 1) * 1000;
-	if (x != NULL && x->retry_after_s >= 0)
-		return x->retry_after_s * 1000;
+	if (x != NULL && (ms = fetch_wait_ms(x)) >= 0)
+		return ms; /* capped: an origin cannot park a pull */
 	ms = 250LL << (tries < 6 ? tries : 6);
 	if (ms > BACKOFF_MAX_MS)
 		ms = BACKOFF_MAX_MS;
@@ -290,8 +288,8 @@ ratelimit_wait(struct pull *p, const char *url)
 	free(buf);
 	if (left <= 0)
 		return 0;
-	if (left > 3600 * 1000)
-		left = 3600 * 1000; /* a clock gone wrong is not a ban */
+	if (left > FETCH_WAIT_MAX_S * 1000)
+		left = FETCH_WAIT_MAX_S * 1000; /* nor can a clock gone wrong */
 	if ((uint64_t)left > p->r->ratelimit_ms)
 		p->r->ratelimit_ms = (uint64_t)left;
 	return left;
@@ -407,7 +405,7 @@ open_partial(struct job *j)
 {
 	struct pull *p = j->p;
 	struct stat st;
-	int rc;
+	int rc, tries;
 
 	if (make_chunks(j, j->plain || j->file->sha256[0] == '\0') < 0)
 		return -ENOMEM;
@@ -419,11 +417,30 @@ open_partial(struct job *j)
 	snprintf(j->tmp, sizeof(j->tmp), "tmp/partial.%s", j->file->sha256);
 	snprintf(j->ranges, sizeof(j->ranges), "tmp/partial.%s.ranges",
 	    j->file->sha256);
-	j->fd = openat(p->store->dirfd, j->tmp,
-	    O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-	if (j->fd < 0)
-		return -errno;
-	if (fstat(j->fd, &st) == 0 && (uint64_t)st.st_size == j->file->size)
+	/*
+	 * The claim makes the partial ours.  Anything but a regular file
+	 * there (a FIFO, a link) is residue: removed, and the file begun
+	 * afresh, its saved ranges with it.
+	 */
+	for (tries = 0;; tries++) {
+		j->fd = openat(p->store->dirfd, j->tmp,
+		    O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK,
+		    0600);
+		if (j->fd >= 0 && fstat(j->fd, &st) == -1)
+			return -errno;
+		if (j->fd >= 0 && S_ISREG(st.st_mode))
+			break;
+		if ((j->fd >= 0 || errno == ELOOP) && tries == 0) {
+			if (j->fd >= 0)
+				close(j->fd);
+			j->fd = -1;
+			unlinkat(p->store->dirfd, j->tmp, 0);
+			unlinkat(p->store->dirfd, j->ranges, 0);
+			continue;
+		}
+		return j->fd >= 0 ? -EINVAL : -errno;
+	}
+	if ((uint64_t)st.st_size == j->file->size)
 		load_ranges(j);
 	else if (ftruncate(j->fd, 0) == -1)
 		return -errno;
@@ -720,6 +737,7 @@ start_chunk(struct job *j, struct chunk *c)
 	if (x == NULL)
 		return -ENOMEM;
 	add_auth(p, x, j->same_host);
+	fetch_xfer_origin(x, j->origin_net);
 	if (j->same_host)
 		fetch_xfer_follow(x);
 	/* One whole file without a range, or the part still missing. */
@@ -795,6 +813,11 @@ chunk_done(struct fetch_xfer *x)
 		    strerror(x->write_errno));
 		goto out;
 	}
+	if (x->result == FETCH_REFUSED) {
+		fail(j->p, PULL_FORBIDDEN, "cannot fetch '%.150s': %s",
+		    j->file->path, x->curl_error);
+		goto out;
+	}
 	if (x->result == FETCH_RANGE_IGNORED ||
 	    (x->result == FETCH_OK && x->status == 416)) {
 		/* The origin will not do ranges: one plain GET from 0. */
@@ -840,7 +863,7 @@ chunk_done(struct fetch_xfer *x)
 	}
 	/* Network error, 408, 429, 5xx or a short body: again, later. */
 	if (++c->tries >= (j->p->o->attempts ? j->p->o->attempts : 8)) {
-		char what[400];
+		char what[sizeof(x->curl_error)];
 
 		snprintf(what, sizeof(what), "%s",
 		    x->result == FETCH_NETWORK ? x->curl_error : "");
@@ -899,6 +922,7 @@ start_hedge(struct job *j, struct chunk *c)
 	    (x = fetch_xfer_new(j->p->fetch, j->location)) == NULL)
 		return;
 	add_auth(j->p, x, j->same_host);
+	fetch_xfer_origin(x, j->origin_net);
 	if (j->same_host)
 		fetch_xfer_follow(x);
 	fetch_xfer_fresh(x);
@@ -996,6 +1020,11 @@ head_done(struct fetch_xfer *x)
 
 	if (p->stopping)
 		goto failed;
+	if (x->result == FETCH_REFUSED) {
+		fail(p, PULL_FORBIDDEN, "cannot fetch '%.150s': %s",
+		    j->file->path, x->curl_error);
+		goto failed;
+	}
 	if ((e = final_error(x)) != PULL_OK) {
 		fail_http(j, x, e);
 		goto failed;
@@ -1018,9 +1047,10 @@ head_done(struct fetch_xfer *x)
 	/* A redirect points at the bytes (an LFS CDN); else the URL itself. */
 	free(j->location);
 	j->location = absolute(j->file->url,
-	    x->status >= 300 && x->status < 400 && x->location[0] != '\0'
+	    x->status >= 300 && x->status < 400 && x->location != NULL
 		? x->location
 		: j->file->url);
+	j->origin_net = x->origin_net;
 	fetch_xfer_free(x);
 	if (j->location == NULL) {
 		fail(p, PULL_INTERNAL, "out of memory");

@@ -190,11 +190,15 @@ run_ok "fsck is clean with the note in tmp/" mc fsck
 # absolute form as a forward proxy would) does the pull reach them.  The
 # variables are set in the pull's environment only (env), and every other
 # proxy variable is taken out of it, so none reaches a later command.
-origin --cdn-host cdn.invalid
+# The Hub is plain http on a host that is not loopback, so the token is
+# never sent there (t0111): this origin needs none, and the pull has none.
+start_origin --repo org/demo="$T/repo" --cdn-host cdn.invalid
+ok $? "the test origin starts (no token, --cdn-host cdn.invalid)"
+rm -rf "$STORE"
 hub="http://hub.invalid:${ORIGIN##*:}"
 no_proxies() {	# no_proxies CMD...: CMD without any proxy variable
 	env -u http_proxy -u HTTP_PROXY -u https_proxy -u HTTPS_PROXY \
-	    -u all_proxy -u ALL_PROXY -u no_proxy -u NO_PROXY "$@"
+	    -u all_proxy -u ALL_PROXY -u no_proxy -u NO_PROXY -u HF_TOKEN "$@"
 }
 run_ok "pull through http_proxy, the Hub and CDN hosts unresolvable" \
     no_proxies http_proxy="$ORIGIN" HF_ENDPOINT="$hub" "$MC" pull org/demo

@@ -22,8 +22,10 @@ host, so the bytes come from this same server on the host the client
 asked; without it the Location is absolute, on --cdn-host.
 
 Fault SPEC: KIND[:ARG][@MATCH][*COUNT]; KIND is one of truncate:N,
-status:CODE, ratelimit:SECS, stall:SECS, corrupt, norange, badrange,
-slow:BYTES_PER_SEC.  Without @MATCH a spec applies to GETs of /cdn/ and
+status:CODE, ratelimit:SECS, retryafter:SECS (503 with Retry-After:
+SECS), stall:SECS, corrupt, norange, badrange, slow:BYTES_PER_SEC,
+longlink:BYTES (a tree page's Link: rel="next" URL made BYTES longer by
+a pad parameter the next page ignores; give it @/tree/).  Without @MATCH a spec applies to GETs of /cdn/ and
 /resolve/ paths; with it, to GETs and HEADs whose path contains MATCH.
 Each request gets at most one fault: the first spec, in command-line
 order, that matches, still has count left, and can apply to the response
@@ -222,8 +224,9 @@ def file_json(fe):
 
 FAULT_KINDS = {"truncate": "int", "status": "int", "ratelimit": "int",
                "stall": "float", "corrupt": None, "norange": None,
-               "badrange": None, "slow": "int"}
-PRE_FAULTS = ("status", "ratelimit")
+               "badrange": None, "slow": "int", "retryafter": "int",
+               "longlink": "int"}
+PRE_FAULTS = ("status", "ratelimit", "retryafter")
 
 
 class Fault:
@@ -629,6 +632,9 @@ class Handler(BaseHTTPRequestHandler):
         elif f.kind == "status":
             self.send_json(f.arg, {"error": "injected fault: status %d" %
                                             f.arg})
+        elif f.kind == "retryafter":
+            self.send_json(503, {"error": "injected fault: unavailable"},
+                           [("Retry-After", str(f.arg))])
         else:
             secs = f.arg
             self.send_json(429, {"error": "injected fault: rate limited"}, [
@@ -827,6 +833,11 @@ class Handler(BaseHTTPRequestHandler):
             q = "recursive=%s&expand=%s&cursor=%d" % (
                 "true" if recursive else "false",
                 self.query.get("expand", ["false"])[-1], cursor + size)
+            f = self.pick_fault(self.raw_path,
+                                urllib.parse.unquote(self.raw_path),
+                                ("longlink",), None)
+            if f is not None:       # a cursor of f.arg more bytes
+                q += "&pad=" + "p" * f.arg
             link = "%s://%s%s?%s" % (st.scheme, self.host_header(),
                                      self.raw_path, q)
             hdrs.append(("Link", '<%s>; rel="next"' % link))
