@@ -506,7 +506,14 @@ fetch_net_of(const char *ip)
 	static const unsigned char mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
 		0xff, 0xff };
 	unsigned char a[16];
+	char buf[INET6_ADDRSTRLEN];
+	size_t n = strcspn(ip, "%"); /* fe80::1%eth0: the zone is no part */
 
+	if (n >= sizeof(buf))
+		return FETCH_NET_UNKNOWN;
+	memcpy(buf, ip, n);
+	buf[n] = '\0';
+	ip = buf;
 	if (inet_pton(AF_INET6, ip, a) == 1) {
 		if (memcmp(a, mapped, 12) != 0) {
 			if (memcmp(a, in6addr_loopback.s6_addr, 16) == 0 ||

@@ -46,6 +46,7 @@ test_net_of(void **state)
 		{ "169.254.169.254", FETCH_NET_LINKLOCAL },
 		{ "fe80::1", FETCH_NET_LINKLOCAL },
 		{ "febf::1", FETCH_NET_LINKLOCAL },
+		{ "fe80::1%eth0", FETCH_NET_LINKLOCAL },
 		{ "fec0::1", FETCH_NET_PUBLIC },
 		{ "::ffff:169.254.169.254", FETCH_NET_LINKLOCAL },
 		{ "192.0.2.1", FETCH_NET_PUBLIC },
