@@ -130,7 +130,32 @@ is "$(stats '.auth_seen["127.0.0.1"] // 0 | . > 0')" true \
 is "$(stats '.auth_seen.localhost // 0')" 0 \
     "but its CDN host never did"
 
-# 9. The daemon applies the same rules: an acquire whose redirect would
+# 9. An https:// origin, the same: a file URL on hub.test (public) whose
+# HEAD redirects to cdn.test (loopback) is refused; TLS is verified with a
+# certificate of the test's for those names.
+make_ca "$T/ca"
+ok $? "a test CA"
+sed 's/^subjectAltName = .*/subjectAltName = DNS:hub.test, DNS:cdn.test, IP:127.0.0.1, DNS:localhost/' \
+    "$T/ca/server.ext" >"$T/ca/names.ext"
+openssl x509 -req -in "$T/ca/server.csr" -CA "$T/ca/ca.crt" \
+    -CAkey "$T/ca/ca.key" -set_serial "0x$(openssl rand -hex 8)" -days 2 \
+    -extfile "$T/ca/names.ext" -out "$T/ca/names.crt" 2>>"$T/ca/openssl.log"
+ok $? "and a certificate for hub.test and cdn.test"
+origin hub.test --cdn-host cdn.test --tls-cert "$T/ca/names.crt" \
+    --tls-key "$T/ca/server.key"
+ORIGIN=https://127.0.0.1:${ORIGIN##*:}
+stats() { curl -s --cacert "$T/ca/ca.crt" "$ORIGIN/_stats" | jq -r "$1"; }
+url="https://hub.test:${ORIGIN##*:}/org/demo/resolve/main/model.safetensors"
+mc pull --ca-file "$T/ca/ca.crt" "$url#sha256=$st" >"$T/out" 2>"$T/err"
+refused "an https:// origin's redirect to a name on loopback" "cdn.test"
+origin cdn.test --cdn-host cdn.test --tls-cert "$T/ca/names.crt" \
+    --tls-key "$T/ca/server.key"
+url="https://cdn.test:${ORIGIN##*:}/org/demo/resolve/main/model.safetensors"
+run_ok "the same URL on loopback, redirected to loopback, is followed" \
+    mc pull --ca-file "$T/ca/ca.crt" "$url#sha256=$st"
+stats() { curl -s "$ORIGIN/_stats" | jq -r "$1"; } # tap.sh's again
+
+# 10. The daemon applies the same rules: an acquire whose redirect would
 # reach loopback from a public Hub fails with forbidden, and the daemon
 # keeps serving.
 origin 192.0.2.1 --cdn-host 127.0.0.1
