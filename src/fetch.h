@@ -96,6 +96,10 @@ struct fetch_xfer {
 	size_t body_len;
 	char etag[128], linked_etag[128], repo_commit[64];
 	char error_code[64], error_message[512];
+	/*
+	 * The transfer's, freed with it (a caller may take one and leave
+	 * NULL); they hold the last answer's headers, after redirects.
+	 */
 	char *location;	 /* Location, whole; NULL when absent */
 	char *link_next; /* Link's rel="next" target, whole; NULL absent */
 	int link_bad;	 /* a Link header could not be parsed */
