@@ -153,9 +153,41 @@ origin cdn.test --cdn-host cdn.test --tls-cert "$T/ca/names.crt" \
 url="https://cdn.test:${ORIGIN##*:}/org/demo/resolve/main/model.safetensors"
 run_ok "the same URL on loopback, redirected to loopback, is followed" \
     mc pull --ca-file "$T/ca/ca.crt" "$url#sha256=$st"
+
+# 10. The token after a redirect: a Hub on https://hub.test whose API
+# answers 307 to the same path over plain http on hub.test (a public
+# address; a second origin listens there).  With a token the pull stops
+# before anything is asked over http; without one it goes through.
+python3 "$top_srcdir/tests/origin/hf_origin.py" --port-file "$T/plain.port" \
+    --host 0.0.0.0 --repo org/demo="$T/repo" 2>>"$T/origin.log" &
+PLAIN_PID=$!
+trap 'kill "$PLAIN_PID" 2>/dev/null; tap_cleanup' EXIT
+wait_for test -s "$T/plain.port"
+ok $? "a second origin, plain http"
+plain="http://127.0.0.1:$(cat "$T/plain.port")"
+origin hub.test --cdn-host hub.test --tls-cert "$T/ca/names.crt" \
+    --tls-key "$T/ca/server.key" --fault "tohttp:$(cat "$T/plain.port")@/api/"
+HF_ENDPOINT="https://hub.test:${ORIGIN##*:}"
+ORIGIN=https://127.0.0.1:${ORIGIN##*:}
+HF_TOKEN=sekrit mc pull --ca-file "$T/ca/ca.crt" org/demo >"$T/out" 2>"$T/err"
+rc=$?
+is "$rc" 4 "a token, and an https Hub that redirects to http: exit 4"
+grep -q "refused to send the token over plain http to 'http://hub.test" \
+    "$T/err"
+ok $? "the message says why, naming the http URL"
+is "$(curl -s "$plain/_stats" | jq '.auth_seen | length')" 0 \
+    "the http origin never saw the token"
+is "$(curl -s "$plain/_stats" | jq '[.requests[]] | add // 0')" 0 \
+    "nor any request"
+is "$(stats '.auth_seen["hub.test"] // 0 | . > 0')" true \
+    "while the https Hub did see it"
+run_ok "without a token, the same pull follows the redirect to http" \
+    mc pull --ca-file "$T/ca/ca.crt" org/demo
+[ "$(curl -s "$plain/_stats" | jq '[.requests[]] | add // 0')" -gt 0 ]
+ok $? "and the http origin answered the API"
 stats() { curl -s "$ORIGIN/_stats" | jq -r "$1"; } # tap.sh's again
 
-# 10. The daemon applies the same rules: an acquire whose redirect would
+# 11. The daemon applies the same rules: an acquire whose redirect would
 # reach loopback from a public Hub fails with forbidden, and the daemon
 # keeps serving.
 origin 192.0.2.1 --cdn-host 127.0.0.1

@@ -25,7 +25,9 @@ Fault SPEC: KIND[:ARG][@MATCH][*COUNT]; KIND is one of truncate:N,
 status:CODE, ratelimit:SECS, retryafter:SECS (503 with Retry-After:
 SECS), stall:SECS, corrupt, norange, badrange, slow:BYTES_PER_SEC,
 longlink:BYTES (a tree page's Link: rel="next" URL made BYTES longer by
-a pad parameter the next page ignores; give it @/tree/).  Without @MATCH a spec applies to GETs of /cdn/ and
+a pad parameter the next page ignores; give it @/tree/), tohttp:PORT (a
+307 to the same path and query over plain http on this host name and
+PORT).  Without @MATCH a spec applies to GETs of /cdn/ and
 /resolve/ paths; with it, to GETs and HEADs whose path contains MATCH.
 Each request gets at most one fault: the first spec, in command-line
 order, that matches, still has count left, and can apply to the response
@@ -225,8 +227,8 @@ def file_json(fe):
 FAULT_KINDS = {"truncate": "int", "status": "int", "ratelimit": "int",
                "stall": "float", "corrupt": None, "norange": None,
                "badrange": None, "slow": "int", "retryafter": "int",
-               "longlink": "int"}
-PRE_FAULTS = ("status", "ratelimit", "retryafter")
+               "longlink": "int", "tohttp": "int"}
+PRE_FAULTS = ("status", "ratelimit", "retryafter", "tohttp")
 
 
 class Fault:
@@ -632,6 +634,11 @@ class Handler(BaseHTTPRequestHandler):
         elif f.kind == "status":
             self.send_json(f.arg, {"error": "injected fault: status %d" %
                                             f.arg})
+        elif f.kind == "tohttp":
+            q = self.target.partition("?")[2]
+            self.send_simple(307, [("Location", "http://%s:%d%s%s" % (
+                self.host_name(), f.arg, self.raw_path,
+                "?" + q if q else ""))])
         elif f.kind == "retryafter":
             self.send_json(503, {"error": "injected fault: unavailable"},
                            [("Retry-After", str(f.arg))])
