@@ -57,7 +57,7 @@ struct conn {
 	size_t in_len, in_cap;
 	size_t out_queued; /* bytes written, not yet sent */
 	int hello, closing;
-	int paused; /* an acquire is waiting: no reading */
+	int paused; /* an acquire is waiting: no requests handled */
 	int busy;   /* inside handle_lines() */
 	uint64_t id;
 	uint64_t bad; /* bad requests: the first is logged */

@@ -95,6 +95,7 @@ struct snap {
 };
 
 #define SNAP_CACHE_MAX 64
+#define SNAP_CACHE_BYTES (64 * 1024 * 1024) /* of file lists, beyond one */
 
 /* A model found in the store, leased. */
 struct found {
@@ -348,9 +349,9 @@ static struct snap *
 snap_get(struct daemon *d, const char *folder, const char *commit)
 {
 	char rel[STORE_PATH_MAX];
-	struct snap **pp, *sn;
+	struct snap **pp, *sn, *old;
 	struct stat st;
-	size_t n = 0;
+	size_t n = 0, bytes;
 
 	/*
 	 * The view's snapshot first: removal makes it vanish before it looks
@@ -379,12 +380,19 @@ snap_get(struct daemon *d, const char *folder, const char *commit)
 			return NULL;
 		sn->next = d->snaps;
 		d->snaps = sn;
-		for (pp = &d->snaps, n = 0; *pp != NULL; pp = &(*pp)->next)
-			if (++n > SNAP_CACHE_MAX) {
-				snap_put(*pp);
-				*pp = NULL;
-				break;
+		/* The oldest go, by count and by bytes; the newest stays. */
+		for (pp = &sn->next, n = 1, bytes = sn->len; *pp != NULL;) {
+			old = *pp;
+			if (n + 1 > SNAP_CACHE_MAX ||
+			    bytes + old->len > SNAP_CACHE_BYTES) {
+				*pp = old->next;
+				snap_put(old);
+				continue;
 			}
+			n++;
+			bytes += old->len;
+			pp = &old->next;
+		}
 	}
 	return sn;
 }

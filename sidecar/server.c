@@ -3,10 +3,13 @@
  *
  * A connection reads bytes into one buffer, bounded by PROTO_LINE_MAX, and
  * handles whole lines in order.  Its first message must be hello, within
- * HELLO_TIMEOUT_MS.  While an acquire waits for its model, reading stops:
- * the next request waits in the kernel's buffer, and a client cannot make
- * the daemon hold more than one line of it.  Answers a client does not
- * read pile up to CONN_OUT_MAX; then the connection is cut.
+ * HELLO_TIMEOUT_MS.  While an acquire waits for its model, no further
+ * request is handled, but the connection is still read, up to one line's
+ * worth (PROTO_LINE_MAX; then the rest waits in the kernel's buffer), so
+ * that a client who hangs up is noticed at once and stops waiting.
+ * Answers a client does not read pile up to CONN_OUT_MAX; then the
+ * connection is cut.  A chunked ready answer (models.c) is sent as the
+ * queue drains below CONN_OUT_MAX / 4.
  */
 #include "config.h"
 
