@@ -646,8 +646,10 @@ models_stream(struct conn *c)
 			conn_resume(c);
 			return;
 		}
-		/* As many whole objects as fit in PROTO_CHUNK_MAX (one, at
-		 * least: a path is far shorter than a line). */
+		/*
+		 * As many whole objects as fit in PROTO_CHUNK_MAX, and one
+		 * at least (a path is far shorter than a line).
+		 */
 		first = c->stream_next;
 		for (end = first + 1; end < sn->nfiles &&
 		     sn->cut[end + 1] - sn->cut[first] < PROTO_CHUNK_MAX;
