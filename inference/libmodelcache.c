@@ -133,6 +133,23 @@ outcome(mc_client *c, json_t *answer)
 }
 
 /*
+ * The files of "files" events (a chunked ready answer), gathered in
+ * *files, go before the final answer's own: the answer then holds them
+ * all, as if it had come in one line.  0 or -ENOMEM.
+ */
+static int
+gather(json_t **files, json_t *answer)
+{
+	json_t *more = json_object_get(answer, "files");
+
+	if (*files == NULL && (*files = json_array()) == NULL)
+		return -ENOMEM;
+	if (json_is_array(more) && json_array_extend(*files, more) < 0)
+		return -ENOMEM;
+	return 0;
+}
+
+/*
  * One request, its final answer (progress events go to progress).  A send
  * into a connection the daemon has closed still reads what it said before
  * closing (busy, forbidden): that answer tells more than -EPIPE.
@@ -142,7 +159,7 @@ ask(mc_client *c, json_t *req, mc_progress_fn progress, void *arg, int *rc)
 {
 	char *text = json_dumps(req, JSON_COMPACT);
 	char *line = NULL;
-	json_t *answer;
+	json_t *answer, *files = NULL;
 	int sent;
 
 	json_decref(req);
@@ -162,8 +179,25 @@ ask(mc_client *c, json_t *req, mc_progress_fn progress, void *arg, int *rc)
 		const char *ev =
 		    json_string_value(json_object_get(answer, "event"));
 
-		if (ev == NULL || strcmp(ev, "progress") != 0)
+		if (ev != NULL && strcmp(ev, "files") == 0) {
+			*rc = gather(&files, answer);
+			json_decref(answer);
+			if (*rc < 0)
+				break;
+			continue;
+		}
+		if (ev == NULL || strcmp(ev, "progress") != 0) {
+			if (files != NULL &&
+			    ((*rc = gather(&files, answer)) < 0 ||
+				(*rc = json_object_set_new(answer, "files",
+					   files) < 0
+					? -ENOMEM
+					: 0) < 0)) {
+				json_decref(answer);
+				return NULL;
+			}
 			return answer;
+		}
 		/* Bytes in place: fetched, and found in the store already. */
 		if (progress != NULL)
 			progress(arg,
@@ -175,6 +209,7 @@ ask(mc_client *c, json_t *req, mc_progress_fn progress, void *arg, int *rc)
 				json_object_get(answer, "total_bytes")));
 		json_decref(answer);
 	}
+	json_decref(files);
 	if (sent < 0)
 		*rc = sent;
 	return NULL;
@@ -233,9 +268,10 @@ mc_connect(const char *path, const char *client_name, mc_client **out)
 		return rc;
 	}
 	pthread_mutex_init(&c->lock, NULL);
-	req = json_pack_ex(&jerr, 0, "{s:s, s:i, s:s}", "op", "hello",
+	/* "chunked": a model of any number of files (see ask()). */
+	req = json_pack_ex(&jerr, 0, "{s:s, s:i, s:s, s:b}", "op", "hello",
 	    "protocol", 1, "client",
-	    client_name != NULL ? client_name : "libmodelcache");
+	    client_name != NULL ? client_name : "libmodelcache", "chunked", 1);
 	if (req == NULL) {
 		mc_close(c);
 		return pack_errno(&jerr);
@@ -269,6 +305,11 @@ make_model(json_t *answer, mc_model **out)
 	m->lease = json_string_value(json_object_get(answer, "lease"));
 	m->stale = json_is_true(json_object_get(answer, "stale"));
 	m->nfiles = json_array_size(files);
+	/* "nfiles" (a daemon that sends it): the list came whole. */
+	if (json_object_get(answer, "nfiles") != NULL &&
+	    json_integer_value(json_object_get(answer, "nfiles")) !=
+		(json_int_t)m->nfiles)
+		files = NULL;
 	m->files = calloc(m->nfiles ? m->nfiles : 1, sizeof(*m->files));
 	if (m->files == NULL || m->dir == NULL || m->commit == NULL ||
 	    m->lease == NULL || m->repo == NULL || !json_is_array(files)) {

@@ -113,8 +113,14 @@ print_status(json_t *st)
 		    err != NULL && *err != '\0' ? ": " : "",
 		    err != NULL ? err : "");
 	}
+	/* A daemon older than "state" has pulls in the air only. */
 	json_array_foreach(json_object_get(st, "pulls"), i, v)
-	    printf("  pulling %s: %s of %s, %lld client(s)\n",
+	    printf("  %s %s: %s of %s, %lld client(s)\n",
+		json_is_string(json_object_get(v, "state")) &&
+			strcmp(json_string_value(json_object_get(v, "state")),
+			    "queued") == 0
+		    ? "queued"
+		    : "pulling",
 		json_string_value(json_object_get(v, "model")),
 		cli_size((uint64_t)json_integer_value(
 			     json_object_get(v, "done_bytes")),

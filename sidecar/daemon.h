@@ -57,7 +57,7 @@ struct conn {
 	size_t in_len, in_cap;
 	size_t out_queued; /* bytes written, not yet sent */
 	int hello, closing;
-	int paused; /* an acquire is waiting: no reading */
+	int paused; /* an acquire is waiting: no requests handled */
 	int busy;   /* inside handle_lines() */
 	uint64_t id;
 	uint64_t bad; /* bad requests: the first is logged */
@@ -71,6 +71,13 @@ struct conn {
 	/* leases held through this connection */
 	struct conn_lease *leases;
 	size_t nleases;
+	unsigned npulls;  /* flights started for it, in the air */
+	uint64_t refused; /* acquires the allow list refused */
+	int chunked;	  /* its hello said "chunked":true */
+	/* a ready answer sent in chunks, as the client reads them */
+	struct snap *stream;
+	size_t stream_next; /* the next file to send */
+	char *stream_last;  /* the ready line that ends it */
 };
 
 /* A declared model: pulled at start and kept present. */
@@ -132,6 +139,8 @@ void models_release(struct conn *c, const struct proto_req *req);
 void models_status(struct conn *c);
 /* The connection is going: its leases end and it stops waiting. */
 void models_conn_gone(struct conn *c);
+/* Sends more of a chunked ready answer (server.c, as answers drain). */
+void models_stream(struct conn *c);
 /* Pulls the declared models (again): at start, on SIGHUP, on heartbeat. */
 void models_keep(struct daemon *d);
 /* Touches every lease held. */

@@ -9,12 +9,28 @@
  * once a second.  When the origin cannot be reached and the store has the
  * model, the answer is the stored one, marked stale.  Every ready answer
  * carries a lease, taken before the snapshot is checked complete.
+ *
+ * Limits, per connection: at most max_leases_per_client leases; at most
+ * max_pulls_per_client flights started for it at once (the flight's owner
+ * is charged), the others wait in the air, queued (op NULL), and start as
+ * its pulls end.  A queued flight that someone with room (or a declared
+ * model) also wants starts at once, charged to that one.  When the owner
+ * hangs up, its started flights go on uncharged (declared models and other
+ * waiters may want them, and a later acquire finds the bytes), and a
+ * queued one passes to its first waiter, or starts uncharged for a declared
+ * model, or is dropped.  Only references the allow list matches (or that
+ * the operator declared) are acquired.
+ *
+ * A ready answer too long for one line (PROTO_LINE_MAX) goes to a client
+ * that said "chunked" as "files" events then the ready line, sent as the
+ * client reads them (models_stream()); another client gets an error.
  */
 #include "config.h"
 
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <fnmatch.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,6 +56,8 @@ struct flight {
 	struct pull_ref_result r;
 	struct pull_ref *op;
 	struct conn *waiters;
+	struct conn *owner;	 /* charged for it (NULL: nobody) */
+	int queued;		 /* waits for room in its owner's pulls */
 	struct keep *keep;	 /* when a declared model's */
 	char *endpoint, *token;	 /* copies: a reload may change the daemon's */
 	char *include, *exclude; /* copies, split into o.hf's globs */
@@ -55,13 +73,20 @@ struct flight {
  * replaces it by rename) and the view's snapshot directory exists (removal
  * takes it first, then looks at the leases).
  */
+enum source_kind { SOURCE_OTHER, SOURCE_HUB, SOURCE_HTTPS };
+
 struct snap {
 	struct snap *next;
+	unsigned refs; /* the cache's, and each chunked answer's */
 	char folder[REF_FOLDER_MAX];
 	char commit[DIGEST_SHA1_HEX + 1];
 	enum repo_type type;
 	char *repo;
 	char *files; /* the ready answer's "files", as JSON text */
+	size_t len;  /* of files */
+	size_t *cut; /* where each of its nfiles objects starts */
+	size_t nfiles;
+	enum source_kind kind;
 	dev_t dev;
 	ino_t ino;
 	struct timespec mtime;
@@ -70,6 +95,7 @@ struct snap {
 };
 
 #define SNAP_CACHE_MAX 64
+#define SNAP_CACHE_BYTES (64 * 1024 * 1024) /* of file lists, beyond one */
 
 /* A model found in the store, leased. */
 struct found {
@@ -215,12 +241,71 @@ locate(struct daemon *d, const struct ref *ref, struct found *f)
 	return 1;
 }
 
+/* Drops a reference to sn: the last frees it. */
 static void
-snap_free(struct snap *sn)
+snap_put(struct snap *sn)
 {
+	if (sn == NULL || --sn->refs > 0)
+		return;
 	free(sn->repo);
 	free(sn->files);
+	free(sn->cut);
 	free(sn);
+}
+
+/* Appends len bytes of text to sn->files (capacity *cap).  0 or -ENOMEM. */
+static int
+snap_append(struct snap *sn, size_t *cap, const char *text, size_t len)
+{
+	char *p;
+
+	if (sn->len + len + 1 > *cap) {
+		size_t want = *cap > 0 ? *cap : 4096;
+
+		while (want < sn->len + len + 1)
+			want *= 2;
+		if ((p = realloc(sn->files, want)) == NULL)
+			return -ENOMEM;
+		sn->files = p;
+		*cap = want;
+	}
+	memcpy(sn->files + sn->len, text, len);
+	sn->len += len;
+	sn->files[sn->len] = '\0';
+	return 0;
+}
+
+/*
+ * The file list as one JSON array text, each object's start recorded so
+ * that a chunked answer can cut it between objects.
+ */
+static int
+snap_render(struct snap *sn, const struct manifest *m)
+{
+	size_t cap = 0, i;
+	char *one;
+	int rc;
+
+	if ((sn->cut = calloc(m->nfiles + 1, sizeof(*sn->cut))) == NULL ||
+	    snap_append(sn, &cap, "[", 1) < 0)
+		return -ENOMEM;
+	for (i = 0; i < m->nfiles; i++) {
+		one = proto_line(json_pack("{s:s, s:I, s:s}", "path",
+		    m->files[i].path, "size", (json_int_t)m->files[i].size,
+		    "sha256", m->files[i].sha256));
+		if (one == NULL)
+			return -ENOMEM;
+		rc = i > 0 ? snap_append(sn, &cap, ",", 1) : 0;
+		sn->cut[i] = sn->len;
+		if (rc == 0)
+			rc = snap_append(sn, &cap, one, strlen(one));
+		free(one);
+		if (rc < 0)
+			return rc;
+	}
+	sn->cut[m->nfiles] = sn->len;
+	sn->nfiles = m->nfiles;
+	return snap_append(sn, &cap, "]", 1);
 }
 
 /* A manifest read and checked whole, made a cache entry. */
@@ -229,38 +314,33 @@ snap_load(struct daemon *d, const char *folder, const char *commit,
     const struct stat *st)
 {
 	struct snap *sn = calloc(1, sizeof(*sn));
-	json_t *files = json_array();
 	struct manifest m;
 	const char *why;
-	size_t i;
 	int ok;
 
 	manifest_init(&m);
-	ok = sn != NULL && files != NULL &&
+	if (sn != NULL)
+		sn->refs = 1;
+	ok = sn != NULL &&
 	    snapshot_manifest(&d->store, folder, commit, &m, &why) == 0 &&
-	    m.nfiles > 0 && complete(d, &m);
-	for (i = 0; ok && i < m.nfiles; i++)
-		ok = json_array_append_new(files,
-			 json_pack("{s:s, s:I, s:s}", "path", m.files[i].path,
-			     "size", (json_int_t)m.files[i].size, "sha256",
-			     m.files[i].sha256)) == 0;
+	    m.nfiles > 0 && complete(d, &m) && snap_render(sn, &m) == 0;
 	if (ok) {
 		snprintf(sn->folder, sizeof(sn->folder), "%s", folder);
 		snprintf(sn->commit, sizeof(sn->commit), "%s", commit);
 		sn->type = m.type;
-		sn->from_hub =
-		    m.source != NULL && strncmp(m.source, "hf://", 5) == 0;
+		sn->kind = m.source == NULL		    ? SOURCE_OTHER
+		    : strncmp(m.source, "hf://", 5) == 0    ? SOURCE_HUB
+		    : strncmp(m.source, "https://", 8) == 0 ? SOURCE_HTTPS
+							    : SOURCE_OTHER;
+		sn->from_hub = sn->kind == SOURCE_HUB;
 		sn->dev = st->st_dev;
 		sn->ino = st->st_ino;
 		sn->mtime = st->st_mtim;
-		ok = (sn->repo = strdup(m.repo)) != NULL &&
-		    (sn->files = json_dumps(files,
-			 JSON_COMPACT | JSON_ENSURE_ASCII)) != NULL;
+		ok = (sn->repo = strdup(m.repo)) != NULL;
 	}
-	json_decref(files);
 	manifest_release(&m);
 	if (!ok && sn != NULL) {
-		snap_free(sn);
+		snap_put(sn);
 		sn = NULL;
 	}
 	return sn;
@@ -271,9 +351,9 @@ static struct snap *
 snap_get(struct daemon *d, const char *folder, const char *commit)
 {
 	char rel[STORE_PATH_MAX];
-	struct snap **pp, *sn;
+	struct snap **pp, *sn, *old;
 	struct stat st;
-	size_t n = 0;
+	size_t n = 0, bytes;
 
 	/*
 	 * The view's snapshot first: removal makes it vanish before it looks
@@ -294,7 +374,7 @@ snap_get(struct daemon *d, const char *folder, const char *commit)
 		sn->mtime.tv_sec != st.st_mtim.tv_sec ||
 		sn->mtime.tv_nsec != st.st_mtim.tv_nsec)) {
 		*pp = sn->next; /* replaced since: read again */
-		snap_free(sn);
+		snap_put(sn);
 		sn = NULL;
 	}
 	if (sn == NULL) {
@@ -302,12 +382,19 @@ snap_get(struct daemon *d, const char *folder, const char *commit)
 			return NULL;
 		sn->next = d->snaps;
 		d->snaps = sn;
-		for (pp = &d->snaps, n = 0; *pp != NULL; pp = &(*pp)->next)
-			if (++n > SNAP_CACHE_MAX) {
-				snap_free(*pp);
-				*pp = NULL;
-				break;
+		/* The oldest go, by count and by bytes; the newest stays. */
+		for (pp = &sn->next, n = 1, bytes = sn->len; *pp != NULL;) {
+			old = *pp;
+			if (n + 1 > SNAP_CACHE_MAX ||
+			    bytes + old->len > SNAP_CACHE_BYTES) {
+				*pp = old->next;
+				snap_put(old);
+				continue;
 			}
+			n++;
+			bytes += old->len;
+			pp = &old->next;
+		}
 	}
 	return sn;
 }
@@ -319,7 +406,7 @@ models_cache_free(struct daemon *d)
 
 	while ((sn = d->snaps) != NULL) {
 		d->snaps = sn->next;
-		snap_free(sn);
+		snap_put(sn);
 	}
 }
 
@@ -334,8 +421,11 @@ whole(struct daemon *d, const struct ref *ref, struct found *f)
 
 	if ((f->snap = snap_get(d, f->folder, f->commit)) == NULL)
 		return 0;
+	/* A folder of the Hub's never answers for a URL, nor the reverse. */
 	if (ref->kind == REF_HF)
-		return 1;
+		return f->snap->kind != SOURCE_HTTPS;
+	if (f->snap->kind != SOURCE_HTTPS)
+		return 0;
 	snprintf(want, sizeof(want), "\"sha256\":\"%s\"", ref->sha256);
 	return strstr(f->snap->files, want) != NULL;
 }
@@ -462,34 +552,119 @@ touch(struct daemon *d, struct found *f)
 		index_touch(&d->index, u.id, now);
 }
 
-/* The ready answer for what find() leased. */
+/* Drops the lease find() just took for c (the last of c's). */
 static void
+unfind(struct conn *c)
+{
+	unhold(c->d, c->leases[--c->nleases].held);
+}
+
+/*
+ * The ready answer for what find() leased: one line when it fits; else, to
+ * a chunked client, "files" events then the ready line with the rest (see
+ * models_stream()); else an error, and the lease goes again.  Returns 0,
+ * or -1 when it answered with an error.
+ */
+static int
 send_ready(struct conn *c, const char *model, struct found *f, int stale)
 {
 	const struct conn_lease *l = &c->leases[c->nleases - 1];
+	struct snap *sn = f->snap;
 	json_t *name = json_string(model);
 	char *quoted = name != NULL
 	    ? json_dumps(name, JSON_ENCODE_ANY | JSON_ENSURE_ASCII)
 	    : NULL;
 	char *line = NULL;
+	int whole, n;
 
 	/* Built as text around the cached file list: no JSON tree per call. */
+	n = snprintf(NULL, 0,
+	    "{\"ok\":true,\"event\":\"ready\",\"model\":%s,\"repo\":\"%s\","
+	    "\"commit\":\"%s\",\"lease\":\"%s\","
+	    "\"dir\":\"hub/%s/snapshots/%s\",\"nfiles\":%zu,\"files\":"
+	    "[],\"stale\":%s}",
+	    quoted != NULL ? quoted : "", sn->repo, f->commit, l->id, f->folder,
+	    f->commit, sn->nfiles, stale ? "true" : "false");
+	/* The line, its files and its newline within PROTO_LINE_MAX. */
+	whole = n >= 0 && (size_t)n + sn->len - 2 + 1 <= PROTO_LINE_MAX;
+	if (!whole && !c->chunked) {
+		free(quoted);
+		json_decref(name);
+		unfind(c);
+		log_info("acquire '%s' (connection %llu, pid %d): %zu files do"
+			 " not fit one line, and the client cannot take chunks",
+		    model, (unsigned long long)c->id, (int)c->pid, sn->nfiles);
+		conn_error(c, PROTO_UNSUPPORTED_PROTOCOL,
+		    "the model's file list is over 1 MiB: this client must"
+		    " say hello with \"chunked\":true "
+		    "(modelcache-protocol(7))");
+		return -1;
+	}
 	if (quoted == NULL ||
 	    asprintf(&line,
 		"{\"ok\":true,\"event\":\"ready\",\"model\":%s,\"repo\":\"%s\","
 		"\"commit\":\"%s\",\"lease\":\"%s\","
-		"\"dir\":\"hub/%s/snapshots/%s\",\"files\":%s,\"stale\":%s}",
-		quoted, f->snap->repo, f->commit, l->id, f->folder, f->commit,
-		f->snap->files, stale ? "true" : "false") < 0)
+		"\"dir\":\"hub/%s/snapshots/%s\",\"nfiles\":%zu,\"files\":%s,"
+		"\"stale\":%s}",
+		quoted, sn->repo, f->commit, l->id, f->folder, f->commit,
+		sn->nfiles, whole ? sn->files : "[]",
+		stale ? "true" : "false") < 0)
 		line = NULL;
 	free(quoted);
 	json_decref(name);
 	touch(c->d, f);
 	log_info("acquire '%s' (connection %llu, pid %d): ready, commit %.12s"
-		 "%s, lease %s",
+		 "%s, lease %s%s",
 	    model, (unsigned long long)c->id, (int)c->pid, f->commit,
-	    stale ? " (stale: the origin is unreachable)" : "", l->id);
-	conn_send(c, line);
+	    stale ? " (stale: the origin is unreachable)" : "", l->id,
+	    whole ? "" : ", files in chunks");
+	if (whole || line == NULL) {
+		conn_send(c, line);
+		return 0;
+	}
+	sn->refs++;
+	c->stream = sn;
+	c->stream_next = 0;
+	c->stream_last = line;
+	models_stream(c);
+	return 0;
+}
+
+void
+models_stream(struct conn *c)
+{
+	struct snap *sn = c->stream;
+	size_t first, end;
+	char *line;
+
+	while (c->stream != NULL && !c->closing &&
+	    c->out_queued < CONN_OUT_MAX / 2) {
+		if (c->stream_next == sn->nfiles) {
+			line = c->stream_last;
+			c->stream_last = NULL;
+			c->stream = NULL;
+			snap_put(sn);
+			conn_send(c, line);
+			conn_resume(c);
+			return;
+		}
+		/*
+		 * As many whole objects as fit in PROTO_CHUNK_MAX, and one
+		 * at least (a path is far shorter than a line).
+		 */
+		first = c->stream_next;
+		for (end = first + 1; end < sn->nfiles &&
+		     sn->cut[end + 1] - sn->cut[first] < PROTO_CHUNK_MAX;
+		     end++)
+			;
+		if (asprintf(&line, "{\"event\":\"files\",\"files\":[%.*s]}",
+			(int)(sn->cut[end] - sn->cut[first] -
+			    (end < sn->nfiles ? 1 : 0)),
+			sn->files + sn->cut[first]) < 0)
+			line = NULL;
+		c->stream_next = end;
+		conn_send(c, line);
+	}
 }
 
 static void flight_progress(void *arg, const struct pull_progress *pp);
@@ -518,15 +693,71 @@ flight_find(struct daemon *d, const char *key)
 	return NULL;
 }
 
-/* The flight for ref: the one in the air, or a new one. */
+/*
+ * Starts fl's pull, charged to owner (NULL: nobody).  Returns 0; or -1
+ * when it cannot start, with why in err, and then fl is done (its waiters
+ * answered) and freed.
+ */
+static int
+flight_launch(struct flight *fl, struct conn *owner, char *err, size_t errlen)
+{
+	struct daemon *d = fl->d;
+
+	fl->queued = 0;
+	fl->owner = owner;
+	fl->started_ms = claim_now_ms();
+	if (pull_ref_start(d->loop, &d->store, &d->index, &d->fetch, &fl->ref,
+		1, &fl->o, &fl->r, flight_done, fl, &fl->op) < 0) {
+		snprintf(err, errlen, "%s", fl->r.pull.message);
+		if (fl->r.pull.error == PULL_OK)
+			fl->r.pull.error = PULL_INTERNAL;
+		fl->owner = NULL;
+		flight_done(fl);
+		return -1;
+	}
+	if (owner != NULL)
+		owner->npulls++;
+	log_info("pull '%s' started", fl->key);
+	return 0;
+}
+
+/* Whether c may start one more pull now. */
+static int
+room(const struct conn *c)
+{
+	return c == NULL || c->npulls < c->d->conf.max_pulls;
+}
+
+/* Starts c's queued flights, oldest first, while it has room. */
+static void
+promote(struct conn *c)
+{
+	struct flight *fl, *oldest;
+	char err[512];
+
+	while (!c->closing && !c->d->stopping && room(c)) {
+		oldest = NULL;
+		for (fl = c->d->flights; fl != NULL; fl = fl->next)
+			if (fl->queued && fl->owner == c)
+				oldest = fl; /* the list is newest first */
+		if (oldest == NULL)
+			return;
+		flight_launch(oldest, c, err, sizeof(err));
+	}
+}
+
+/*
+ * The flight for ref: the one in the air, or a new one, charged to owner
+ * (NULL for a declared model), or queued when owner has no room.  NULL,
+ * with why in err, when it cannot start.
+ */
 static struct flight *
 flight_get(struct daemon *d, const char *text, const struct ref *parsed,
-    char *err, size_t errlen)
+    struct conn *owner, char *err, size_t errlen)
 {
 	struct flight *fl;
 	char *key = ref_canonical(parsed);
 	const char *why;
-	int rc;
 
 	if (key == NULL) {
 		snprintf(err, errlen, "out of memory");
@@ -534,6 +765,10 @@ flight_get(struct daemon *d, const char *text, const struct ref *parsed,
 	}
 	if ((fl = flight_find(d, key)) != NULL) {
 		free(key);
+		/* Queued, but wanted by one with room: it goes now. */
+		if (fl->queued && room(owner) &&
+		    flight_launch(fl, owner, err, errlen) < 0)
+			return NULL;
 		return fl;
 	}
 	if ((fl = calloc(1, sizeof(*fl))) == NULL) {
@@ -566,17 +801,17 @@ flight_get(struct daemon *d, const char *text, const struct ref *parsed,
 	fl->o.pull.progress = flight_progress;
 	fl->o.pull.arg = fl;
 	fl->started_ms = claim_now_ms();
-	rc = pull_ref_start(d->loop, &d->store, &d->index, &d->fetch, &fl->ref,
-	    1, &fl->o, &fl->r, flight_done, fl, &fl->op);
-	if (rc < 0) {
-		snprintf(err, errlen, "%s", fl->r.pull.message);
-		flight_free(fl);
-		return NULL;
-	}
 	fl->next = d->flights;
 	d->flights = fl;
-	log_info("pull '%s' started", fl->key);
-	return fl;
+	if (!room(owner)) {
+		fl->queued = 1;
+		fl->owner = owner;
+		log_info("pull '%s' queued: connection %llu has %u pulls in"
+			 " the air (max_pulls_per_client)",
+		    fl->key, (unsigned long long)owner->id, owner->npulls);
+		return fl;
+	}
+	return flight_launch(fl, owner, err, errlen) < 0 ? NULL : fl;
 }
 
 static void
@@ -717,7 +952,7 @@ flight_done(void *arg)
 {
 	struct flight *fl = arg, **pp;
 	struct daemon *d = fl->d;
-	struct conn *c, *next;
+	struct conn *c, *next, *owner = NULL;
 	int quota_rc = 0;
 
 	for (pp = &d->flights; *pp != NULL; pp = &(*pp)->next)
@@ -725,6 +960,10 @@ flight_done(void *arg)
 			*pp = fl->next;
 			break;
 		}
+	if (fl->owner != NULL && !fl->queued) {
+		owner = fl->owner;
+		owner->npulls--;
+	}
 	if (fl->r.pull.error == PULL_OK) {
 		log_info("pull '%s' done: commit %.12s, %llu bytes from the"
 			 " origin, %llu reused, %.2f s",
@@ -759,6 +998,8 @@ flight_done(void *arg)
 		answer(c, fl, quota_rc);
 	}
 	flight_free(fl);
+	if (owner != NULL)
+		promote(owner);
 }
 
 static void
@@ -817,6 +1058,42 @@ parse_model(const char *text, struct ref *ref, char *err, size_t len)
 	return 0;
 }
 
+/*
+ * Whether a client may acquire ref: the allow list matches its canonical
+ * text, or the operator declared it (models: trusted configuration).
+ * 1, 0, or a negative errno.
+ */
+static int
+allowed(struct daemon *d, const struct ref *ref)
+{
+	const char *globs[CONF_GLOBS_MAX];
+	char *key = ref_canonical(ref), *list = strdup(d->conf.allow), *k;
+	struct ref other;
+	size_t n, i;
+	int rc = 0;
+
+	if (key == NULL || list == NULL) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	n = conf_globs(list, globs, CONF_GLOBS_MAX);
+	for (i = 0; i < n && rc == 0; i++)
+		rc = fnmatch(globs[i], key, 0) == 0;
+	for (i = 0; i < d->nkeeps && rc == 0; i++) {
+		ref_init(&other);
+		if (ref_parse(&other, d->keeps[i].text, NULL) == 0 &&
+		    (k = ref_canonical(&other)) != NULL) {
+			rc = strcmp(k, key) == 0;
+			free(k);
+		}
+		ref_release(&other);
+	}
+out:
+	free(key);
+	free(list);
+	return rc;
+}
+
 void
 models_acquire(struct conn *c, const struct proto_req *req)
 {
@@ -833,6 +1110,29 @@ models_acquire(struct conn *c, const struct proto_req *req)
 		conn_error(c, PROTO_BAD_REQUEST, err);
 		goto out;
 	}
+	if ((rc = allowed(d, &ref)) <= 0) {
+		snprintf(err, sizeof(err),
+		    rc < 0 ? "out of memory"
+			   : "'%.400s' is not in the daemon's allow list (the"
+			     " 'allow' key of modelcache.conf(5))",
+		    req->model);
+		/* Logged once a connection: a client cannot flood the log. */
+		if (rc == 0 && c->refused++ == 0)
+			log_warnx("acquire '%s' (connection %llu, pid %d, uid"
+				  " %d): refused, not in the allow list",
+			    req->model, (unsigned long long)c->id, (int)c->pid,
+			    (int)c->uid);
+		conn_error(c, rc < 0 ? PROTO_INTERNAL : PROTO_FORBIDDEN, err);
+		goto out;
+	}
+	if (c->nleases >= d->conf.max_leases) {
+		snprintf(err, sizeof(err),
+		    "this connection holds %zu leases, the most"
+		    " max_leases_per_client allows: release one first",
+		    c->nleases);
+		conn_error(c, PROTO_BUSY, err);
+		goto out;
+	}
 	rc = find(c, &ref, &f);
 	if (rc < 0) {
 		conn_error(c, PROTO_INTERNAL, strerror(-rc));
@@ -844,14 +1144,14 @@ models_acquire(struct conn *c, const struct proto_req *req)
 	if (rc == 1 && (f.fresh || !req->wait)) {
 		send_ready(c, req->model, &f, 0);
 		if (!f.fresh) /* refreshed behind the answer */
-			flight_get(d, req->model, &ref, err, sizeof(err));
+			flight_get(d, req->model, &ref, c, err, sizeof(err));
 		goto out;
 	}
-	if (rc == 1) {
-		/* There, but the ref wants confirming: the flight decides. */
-		unhold(d, c->leases[--c->nleases].held);
-	}
-	if ((fl = flight_get(d, req->model, &ref, err, sizeof(err))) == NULL) {
+	if (rc ==
+	    1) /* There, but the ref wants confirming: the flight decides. */
+		unfind(c);
+	if ((fl = flight_get(d, req->model, &ref, c, err, sizeof(err))) ==
+	    NULL) {
 		conn_error(c, PROTO_INTERNAL, err);
 		goto out;
 	}
@@ -859,13 +1159,15 @@ models_acquire(struct conn *c, const struct proto_req *req)
 		conn_send(c,
 		    proto_ok_line(json_pack("{s:s, s:s, s:s, s:I, s:I}",
 			"event", "state", "model", req->model, "state",
-			"pulling", "done_bytes", (json_int_t)fl->done,
-			"total_bytes", (json_int_t)fl->total)));
+			fl->queued ? "queued" : "pulling", "done_bytes",
+			(json_int_t)fl->done, "total_bytes",
+			(json_int_t)fl->total)));
 		goto out;
 	}
 	log_info("acquire '%s' (connection %llu, pid %d): waiting for the"
-		 " pull",
-	    req->model, (unsigned long long)c->id, (int)c->pid);
+		 " pull%s",
+	    req->model, (unsigned long long)c->id, (int)c->pid,
+	    fl->queued ? " (queued)" : "");
 	c->waiting = fl;
 	c->next_waiter = fl->waiters;
 	fl->waiters = c;
@@ -896,12 +1198,56 @@ models_release(struct conn *c, const struct proto_req *req)
 	conn_error(c, PROTO_NOT_FOUND, "no such lease on this connection");
 }
 
+/*
+ * c's flights when c goes: started ones go on uncharged; a queued one
+ * passes to its first waiter, or starts for a declared model, or goes.
+ */
+static void
+disown(struct conn *c)
+{
+	struct daemon *d = c->d;
+	struct flight *fl, **pp;
+	char err[512];
+
+again:
+	for (pp = &d->flights; (fl = *pp) != NULL; pp = &fl->next) {
+		if (fl->owner != c)
+			continue;
+		if (!fl->queued) {
+			fl->owner = NULL;
+			continue;
+		}
+		if (fl->waiters != NULL) {
+			fl->owner = fl->waiters;
+			if (room(fl->owner))
+				flight_launch(fl, fl->owner, err, sizeof(err));
+		} else if (fl->keep != NULL && !d->stopping) {
+			flight_launch(fl, NULL, err, sizeof(err));
+		} else {
+			*pp = fl->next;
+			log_info("pull '%s' dropped: queued for connection"
+				 " %llu, which is gone",
+			    fl->key, (unsigned long long)c->id);
+			flight_free(fl);
+		}
+		goto again; /* the list may have changed */
+	}
+	c->npulls = 0;
+}
+
 void
 models_conn_gone(struct conn *c)
 {
 	size_t i;
 
 	unwait(c);
+	disown(c);
+	if (c->stream != NULL) {
+		snap_put(c->stream);
+		c->stream = NULL;
+		free(c->stream_last);
+		c->stream_last = NULL;
+	}
 	for (i = 0; i < c->nleases; i++)
 		unhold(c->d, c->leases[i].held);
 	if (c->nleases > 0)
@@ -962,9 +1308,10 @@ status_json(struct daemon *d)
 		for (c = fl->waiters; c != NULL; c = c->next_waiter)
 			n++;
 		json_array_append_new(pulls,
-		    json_pack("{s:s, s:I, s:I, s:I, s:I, s:f}", "model",
-			fl->key, "done_bytes", (json_int_t)fl->done,
-			"total_bytes", (json_int_t)fl->total, "reused_bytes",
+		    json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:f}", "model",
+			fl->key, "state", fl->queued ? "queued" : "pulling",
+			"done_bytes", (json_int_t)fl->done, "total_bytes",
+			(json_int_t)fl->total, "reused_bytes",
 			(json_int_t)fl->reused, "clients", (json_int_t)n,
 			"seconds",
 			(double)(claim_now_ms() - fl->started_ms) / 1000));
@@ -1073,8 +1420,8 @@ models_keep(struct daemon *d)
 
 		ref_init(&ref);
 		if (parse_model(k->text, &ref, err, sizeof(err)) == 0 &&
-		    (fl = flight_get(d, k->text, &ref, err, sizeof(err))) !=
-			NULL) {
+		    (fl = flight_get(d, k->text, &ref, NULL, err,
+			 sizeof(err))) != NULL) {
 			fl->keep = k;
 			if (strcmp(k->state, "ready") != 0)
 				k->state = "pulling";
@@ -1091,6 +1438,15 @@ models_stop(struct daemon *d)
 {
 	struct flight *fl;
 
+again:
+	for (fl = d->flights; fl != NULL; fl = fl->next)
+		if (fl->queued) {
+			fl->r.pull.error = PULL_STOPPED;
+			snprintf(fl->r.pull.message, sizeof(fl->r.pull.message),
+			    "shutting down");
+			flight_done(fl);
+			goto again;
+		}
 	for (fl = d->flights; fl != NULL; fl = fl->next)
 		pull_ref_stop(fl->op);
 	return d->flights != NULL;

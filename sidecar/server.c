@@ -3,10 +3,13 @@
  *
  * A connection reads bytes into one buffer, bounded by PROTO_LINE_MAX, and
  * handles whole lines in order.  Its first message must be hello, within
- * HELLO_TIMEOUT_MS.  While an acquire waits for its model, reading stops:
- * the next request waits in the kernel's buffer, and a client cannot make
- * the daemon hold more than one line of it.  Answers a client does not
- * read pile up to CONN_OUT_MAX; then the connection is cut.
+ * HELLO_TIMEOUT_MS.  While an acquire waits for its model, no further
+ * request is handled, but the connection is still read, up to one line's
+ * worth (PROTO_LINE_MAX; then the rest waits in the kernel's buffer), so
+ * that a client who hangs up is noticed at once and stops waiting.
+ * Answers a client does not read pile up to CONN_OUT_MAX; then the
+ * connection is cut.  A chunked ready answer (models.c) is sent as the
+ * queue drains below CONN_OUT_MAX / 4.
  */
 #include "config.h"
 
@@ -77,6 +80,9 @@ written(uv_write_t *req, int status)
 	w->c->out_queued -= w->len;
 	if (status < 0 && !w->c->closing)
 		conn_close(w->c);
+	else if (w->c->stream != NULL && !w->c->closing &&
+	    w->c->out_queued < CONN_OUT_MAX / 4)
+		models_stream(w->c);
 	free(w->line);
 	free(w);
 }
@@ -128,7 +134,7 @@ conn_error(struct conn *c, enum proto_error e, const char *message)
 void
 conn_resume(struct conn *c)
 {
-	if (c->closing || !c->paused)
+	if (c->closing || !c->paused || c->stream != NULL)
 		return;
 	c->paused = 0;
 	uv_timer_stop(&c->timer);
@@ -148,14 +154,20 @@ hello(struct conn *c, const struct proto_req *req)
 		return;
 	}
 	c->hello = 1;
+	c->chunked = req->chunked;
 	uv_timer_stop(&c->timer);
 	log_info("connection %llu: hello from '%s' (pid %d, uid %d)",
 	    (unsigned long long)c->id,
 	    req->client[0] != '\0' ? req->client : "-", (int)c->pid,
 	    (int)c->uid);
+	/* "chunked" agrees to the client's: a ready answer may be split. */
 	conn_send(c,
-	    proto_ok_line(json_pack("{s:i, s:s}", "protocol", PROTO_VERSION,
-		"server", "modelcached/" PACKAGE_VERSION)));
+	    proto_ok_line(c->chunked
+		    ? json_pack("{s:i, s:s, s:b}", "protocol", PROTO_VERSION,
+			  "server", "modelcached/" PACKAGE_VERSION, "chunked",
+			  1)
+		    : json_pack("{s:i, s:s}", "protocol", PROTO_VERSION,
+			  "server", "modelcached/" PACKAGE_VERSION)));
 }
 
 /* One whole line: decoded, then handed to its op. */
@@ -187,9 +199,12 @@ handle_line(struct conn *c, const char *line, size_t len)
 		hello(c, &req);
 		break;
 	case OP_ACQUIRE:
-		/* No more reading until it is answered. */
+		/*
+		 * No more requests until it is answered; reading goes on (up
+		 * to a line's worth) so that a client who hangs up while it
+		 * waits is noticed and its place freed.
+		 */
 		c->paused = 1;
-		uv_read_stop((uv_stream_t *)&c->pipe);
 		models_acquire(c, &req);
 		break;
 	case OP_RELEASE:
@@ -220,8 +235,16 @@ handle_lines(struct conn *c)
 		c->in_len -= n + 1;
 	}
 	c->busy = 0;
-	if (!c->paused && !c->closing)
-		uv_read_start((uv_stream_t *)&c->pipe, conn_alloc, conn_read);
+	if (c->paused || c->closing)
+		return;
+	if (c->in_len >= PROTO_LINE_MAX) {
+		log_info("connection %llu: a message over 1 MiB: cut off",
+		    (unsigned long long)c->id);
+		conn_error(c, PROTO_BAD_REQUEST, "message over 1 MiB");
+		conn_close(c);
+		return;
+	}
+	uv_read_start((uv_stream_t *)&c->pipe, conn_alloc, conn_read);
 }
 
 static void
@@ -257,15 +280,13 @@ conn_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 		return;
 	}
 	c->in_len += (size_t)n;
-	handle_lines(c);
-	if (c->closing)
+	if (c->paused) {
+		/* A line's worth held: the rest waits in the kernel. */
+		if (c->in_len >= PROTO_LINE_MAX)
+			uv_read_stop(s);
 		return;
-	if (!c->paused && c->in_len >= PROTO_LINE_MAX) {
-		log_info("connection %llu: a message over 1 MiB: cut off",
-		    (unsigned long long)c->id);
-		conn_error(c, PROTO_BAD_REQUEST, "message over 1 MiB");
-		conn_close(c);
 	}
+	handle_lines(c);
 }
 
 static void

@@ -22,6 +22,9 @@
  *	socket_group	MODELCACHE_SOCKET_GROUP	"" (the daemon's own group)
  *	allow_uids	MODELCACHE_ALLOW_UIDS	"" (anyone the socket lets in)
  *	max_connections	MODELCACHE_MAX_CONNECTIONS 256 (1..65536)
+ *	max_leases_per_client MODELCACHE_MAX_LEASES_PER_CLIENT 64 (1..65536)
+ *	max_pulls_per_client MODELCACHE_MAX_PULLS_PER_CLIENT 4 (1..1024)
+ *	allow		MODELCACHE_ALLOW	hf:// only (globs of references)
  *
  * The file grammar, one line at a time:
  *	line	= blank | comment | key "=" value [comment]
@@ -101,6 +104,12 @@ static const struct conf_key keys[] = {
 	    offsetof(struct conf, allow_uids), 0, 0 },
 	{ "max_connections", "MODELCACHE_MAX_CONNECTIONS", "256", CONF_COUNT,
 	    offsetof(struct conf, max_conns), 1, 65536 },
+	{ "max_leases_per_client", "MODELCACHE_MAX_LEASES_PER_CLIENT", "64",
+	    CONF_COUNT, offsetof(struct conf, max_leases), 1, 65536 },
+	{ "max_pulls_per_client", "MODELCACHE_MAX_PULLS_PER_CLIENT", "4",
+	    CONF_COUNT, offsetof(struct conf, max_pulls), 1, 1024 },
+	{ "allow", "MODELCACHE_ALLOW", "hf://*", CONF_GLOBS,
+	    offsetof(struct conf, allow), 0, 0 },
 };
 
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
@@ -444,6 +453,7 @@ conf_release(struct conf *conf)
 	free(conf->hf_token_path);
 	free(conf->socket_group);
 	free(conf->allow_uids);
+	free(conf->allow);
 	memset(conf, 0, sizeof(*conf));
 }
 

@@ -36,6 +36,10 @@ struct conf {
 	char *socket_group;  /* socket_group	MODELCACHE_SOCKET_GROUP */
 	char *allow_uids;    /* allow_uids	MODELCACHE_ALLOW_UIDS */
 	unsigned max_conns;  /* max_connections	MODELCACHE_MAX_CONNECTIONS */
+	unsigned
+	    max_leases; /* max_leases_per_client ..._MAX_LEASES_PER_CLIENT */
+	unsigned max_pulls; /* max_pulls_per_client ..._MAX_PULLS_PER_CLIENT */
+	char *allow;	    /* allow		MODELCACHE_ALLOW (globs) */
 };
 
 /* Fills *conf with the defaults (allocating their strings: 0 or -ENOMEM). */

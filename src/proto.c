@@ -115,6 +115,11 @@ decode_fields(json_t *root, struct proto_req *req, char *err, size_t len)
 		    json_integer_value(v) > INT_MAX)
 			return bad(err, len, "protocol", "is out of range");
 		req->protocol = (int)json_integer_value(v);
+		v = json_object_get(root, "chunked");
+		if (v != NULL && !json_is_boolean(v))
+			return bad(err, len, "chunked",
+			    "must be true or false");
+		req->chunked = json_is_true(v);
 		return string_field(root, "client", 0, req->client,
 			   sizeof(req->client), err, len) < 0
 		    ? PROTO_BAD_REQUEST

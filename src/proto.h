@@ -23,6 +23,8 @@
 #define PROTO_MODEL_MAX 2048 /* a model reference */
 #define PROTO_LEASE_MAX 256  /* a lease id */
 #define PROTO_CLIENT_MAX 128 /* a client's name */
+/* A "files" event of a chunked ready answer: at most this many bytes. */
+#define PROTO_CHUNK_MAX (256 * 1024)
 
 /* The closed set of error codes (DESIGN.md section 5). */
 enum proto_error {
@@ -47,6 +49,7 @@ struct proto_req {
 	enum proto_op op;
 	int protocol;		       /* hello */
 	char client[PROTO_CLIENT_MAX]; /* hello, optional */
+	int chunked;		       /* hello: may get "files" events */
 	char model[PROTO_MODEL_MAX];   /* acquire */
 	int wait;		       /* acquire, default 1 */
 	long long timeout_ms;	       /* acquire, 0: none */

@@ -4,13 +4,17 @@
  */
 #include "config.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "origin_https.h"
 #include "pull_ref.h"
+#include "snapshot.h"
 
 struct pull_ref {
 	uv_loop_t *loop;
@@ -99,10 +103,75 @@ out:
 	return rc;
 }
 
+/* "hf" for a Hub source, "https" for a URL, NULL for any other. */
+static const char *
+origin_kind(const char *source)
+{
+	if (source != NULL && strncmp(source, "hf://", 5) == 0)
+		return "hf";
+	if (source != NULL && strncmp(source, "https://", 8) == 0)
+		return "https";
+	return NULL;
+}
+
+/*
+ * Whether the model's folder already holds a revision of the other origin
+ * kind: an https:// model named like a Hub repository (or the other way
+ * round) would take over that repository's refs and snapshots, and an
+ * acquire of one would be answered with the other's files.  A folder is
+ * the Hub's or a URL's, never both; imports (file://) may share either.
+ * 1 (with the other source in other), 0, or a negative errno.
+ */
+static int
+folder_taken(struct pull_ref *op, const char *source, char *other,
+    size_t otherlen)
+{
+	char folder[REF_FOLDER_MAX], rel[STORE_PATH_MAX], commit[64];
+	const char *kind = origin_kind(source), *mine, *why;
+	struct dirent *e;
+	struct manifest m;
+	DIR *dir;
+	size_t n;
+	int fd, rc = 0;
+
+	if (kind == NULL ||
+	    ref_folder_of(op->m.type, op->m.repo, folder, sizeof(folder)) < 0)
+		return 0;
+	snprintf(rel, sizeof(rel), "manifests/%s", folder);
+	fd = openat(op->store->dirfd, rel,
+	    O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0)
+		return errno == ENOENT ? 0 : -errno;
+	if ((dir = fdopendir(fd)) == NULL) {
+		close(fd);
+		return -errno;
+	}
+	while (rc == 0 && (e = readdir(dir)) != NULL) {
+		n = strlen(e->d_name);
+		if (n != DIGEST_SHA1_HEX + 5 ||
+		    strcmp(e->d_name + DIGEST_SHA1_HEX, ".json") != 0)
+			continue;
+		snprintf(commit, sizeof(commit), "%.*s", DIGEST_SHA1_HEX,
+		    e->d_name);
+		manifest_init(&m);
+		if (snapshot_manifest(op->store, folder, commit, &m, &why) ==
+			0 &&
+		    (mine = origin_kind(m.source)) != NULL &&
+		    strcmp(mine, kind) != 0) {
+			snprintf(other, otherlen, "%s", m.source);
+			rc = 1;
+		}
+		manifest_release(&m);
+	}
+	closedir(dir);
+	return rc;
+}
+
 static void
 described(void *arg)
 {
 	struct pull_ref *op = arg;
+	char other[1024], msg[1200];
 	int rc;
 
 	if (op->desc.error != PULL_OK) {
@@ -117,6 +186,17 @@ described(void *arg)
 		fail(op, PULL_INTERNAL,
 		    rc == -ENOMEM ? "out of memory"
 				  : "cannot name a model after the URL");
+		return;
+	}
+	if ((rc = folder_taken(op, op->m.source, other, sizeof(other))) != 0) {
+		if (rc > 0)
+			snprintf(msg, sizeof(msg),
+			    "the name '%.150s' is taken by '%.250s': an hf://"
+			    " repository and an https:// model never share a"
+			    " folder (name the model otherwise)",
+			    op->m.repo, other);
+		fail(op, rc > 0 ? PULL_FORBIDDEN : PULL_INTERNAL,
+		    rc > 0 ? msg : strerror(-rc));
 		return;
 	}
 	op->r->nfiles = op->desc.nfiles;

@@ -2,7 +2,8 @@
 """mcclient.py: a scriptable client of modelcached's socket, for tests.
 
 Usage:
-  mcclient.py SOCKET [--no-hello] [--hold] [--raw LINE ...] [JSON ...]
+  mcclient.py SOCKET [--no-hello] [--chunked] [--hold] [--raw LINE ...]
+              [JSON ...]
 
 Connects to SOCKET, says hello (unless --no-hello), then sends each JSON
 request in turn and prints every line the daemon answers, as it comes, one
@@ -10,6 +11,8 @@ per line on stdout.  An acquire waits through progress events for its
 final answer.  --raw LINE sends LINE as it is (no JSON check), answered by
 one line.  --hold keeps the connection (and so its leases) open after the
 last answer until stdin reaches its end or the process gets SIGTERM.
+--chunked says hello with "chunked":true; the "files" events of a chunked
+ready answer are then printed as they come, like progress events.
 Exits 0 when every final answer was {"ok":true,...}, 1 otherwise, 2 when
 the daemon cannot be reached or hangs up.  Standard library only.
 """
@@ -26,7 +29,7 @@ def main(argv):
         sys.stderr.write(__doc__)
         return 2
     path, rest = args[0], args[1:]
-    hello, hold, reqs = True, False, []
+    hello, hold, chunked, reqs = True, False, False, []
     i = 0
     while i < len(rest):
         a = rest[i]
@@ -34,6 +37,8 @@ def main(argv):
             hello = False
         elif a == "--hold":
             hold = True
+        elif a == "--chunked":
+            chunked = True
         elif a == "--raw":
             i += 1
             reqs.append(("raw", rest[i]))
@@ -48,8 +53,10 @@ def main(argv):
         return 2
     f = s.makefile("rwb")
     if hello:
-        reqs.insert(0, ("json", json.dumps(
-            {"op": "hello", "protocol": 1, "client": "mcclient/1"})))
+        h = {"op": "hello", "protocol": 1, "client": "mcclient/1"}
+        if chunked:
+            h["chunked"] = True
+        reqs.insert(0, ("json", json.dumps(h)))
     ok = True
     for kind, text in reqs:
         if kind == "json":
@@ -64,7 +71,7 @@ def main(argv):
             sys.stdout.write(line.decode())
             sys.stdout.flush()
             answer = json.loads(line)
-            if answer.get("event") != "progress":
+            if answer.get("event") not in ("progress", "files"):
                 break
         ok = ok and answer.get("ok") is True
     if hold:

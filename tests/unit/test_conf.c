@@ -31,7 +31,9 @@
 static const char *const env_names[] = { "MODELCACHE_STORE",
 	"MODELCACHE_SOCKET", "MODELCACHE_MODELS", "MODELCACHE_MAX_SIZE",
 	"MODELCACHE_LOG_FORMAT", "HF_ENDPOINT", "HF_TOKEN_PATH",
-	"MODELCACHE_STALE_AFTER", "MODELCACHE_REFRESH" };
+	"MODELCACHE_STALE_AFTER", "MODELCACHE_REFRESH",
+	"MODELCACHE_MAX_LEASES_PER_CLIENT", "MODELCACHE_MAX_PULLS_PER_CLIENT",
+	"MODELCACHE_ALLOW" };
 
 /* Per-test state: a temporary folder and a struct conf with defaults. */
 struct fixture {
@@ -127,6 +129,9 @@ test_defaults(void **state)
 	assert_string_equal(f->conf.hf_token_path, "");
 	assert_int_equal(f->conf.stale_s, 30);
 	assert_int_equal(f->conf.refresh_s, 600);
+	assert_int_equal(f->conf.max_leases, 64);
+	assert_int_equal(f->conf.max_pulls, 4);
+	assert_string_equal(f->conf.allow, "hf://*");
 }
 
 static void
@@ -257,7 +262,26 @@ test_set_values(void **state)
 	assert_int_equal(f->conf.stale_s, 86400);
 	assert_int_equal(conf_set(&f->conf, "refresh", "0", &why), 0);
 	assert_int_equal(f->conf.refresh_s, 0);
+	assert_int_equal(conf_set(&f->conf, "max_leases_per_client", "1", &why),
+	    0);
+	assert_int_equal(f->conf.max_leases, 1);
+	assert_int_equal(conf_set(&f->conf, "max_pulls_per_client", "1024",
+			     &why),
+	    0);
+	assert_int_equal(f->conf.max_pulls, 1024);
+	assert_int_equal(conf_set(&f->conf, "allow",
+			     "hf://* https://models.example.com/*", &why),
+	    0);
+	assert_string_equal(f->conf.allow,
+	    "hf://* https://models.example.com/*");
+	assert_int_equal(conf_set(&f->conf, "allow", "", &why), 0);
+	assert_string_equal(f->conf.allow, "");
 	assert_null(why);
+	assert_int_equal(conf_set(&f->conf, "max_leases_per_client", "0", &why),
+	    -EINVAL);
+	assert_int_equal(conf_set(&f->conf, "max_pulls_per_client", "1025",
+			     &why),
+	    -EINVAL);
 }
 
 /* A failed conf_set leaves the previous value in place. */
@@ -703,6 +727,10 @@ test_env(void **state)
 	assert_int_equal(setenv("HF_TOKEN_PATH", "/env/token", 1), 0);
 	assert_int_equal(setenv("MODELCACHE_STALE_AFTER", "5", 1), 0);
 	assert_int_equal(setenv("MODELCACHE_REFRESH", "60", 1), 0);
+	assert_int_equal(setenv("MODELCACHE_MAX_LEASES_PER_CLIENT", "2", 1), 0);
+	assert_int_equal(setenv("MODELCACHE_MAX_PULLS_PER_CLIENT", "3", 1), 0);
+	assert_int_equal(setenv("MODELCACHE_ALLOW", "https://h/*,hf://o/*", 1),
+	    0);
 	assert_int_equal(conf_load_env(&f->conf, err, sizeof(err)), 0);
 	assert_string_equal(err, "");
 	assert_string_equal(f->conf.store, "/env/store");
@@ -714,6 +742,9 @@ test_env(void **state)
 	assert_string_equal(f->conf.hf_token_path, "/env/token");
 	assert_int_equal(f->conf.stale_s, 5);
 	assert_int_equal(f->conf.refresh_s, 60);
+	assert_int_equal(f->conf.max_leases, 2);
+	assert_int_equal(f->conf.max_pulls, 3);
+	assert_string_equal(f->conf.allow, "https://h/*,hf://o/*");
 }
 
 /* An empty variable counts as unset. */

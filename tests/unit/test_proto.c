@@ -136,6 +136,13 @@ test_hello(void **state)
 	assert_int_equal(req.op, OP_HELLO);
 	assert_int_equal(req.protocol, 1);
 	assert_string_equal(req.client, "");
+	assert_int_equal(req.chunked, 0);
+
+	/* "chunked": the client takes a ready answer in several lines. */
+	accept("{\"op\":\"hello\",\"protocol\":1,\"chunked\":true}");
+	assert_int_equal(req.chunked, 1);
+	accept("{\"op\":\"hello\",\"protocol\":1,\"chunked\":false}");
+	assert_int_equal(req.chunked, 0);
 
 	/* A version we do not speak is the daemon's answer, not ours. */
 	accept("{\"protocol\":2,\"op\":\"hello\"}");
@@ -296,6 +303,10 @@ static const struct reject_case rejected[] = {
 	    1 },
 	{ "{\"op\":\"hello\",\"protocol\":0}", "'protocol' is out of range",
 	    1 },
+	{ "{\"op\":\"hello\",\"protocol\":1,\"chunked\":1}",
+	    "'chunked' must be true or false", 1 },
+	{ "{\"op\":\"hello\",\"protocol\":1,\"chunked\":\"yes\"}",
+	    "'chunked' must be true or false", 1 },
 	{ "{\"op\":\"hello\",\"protocol\":-9223372036854775808}",
 	    "'protocol' is out of range", 1 },
 	{ "{\"op\":\"hello\",\"protocol\":2147483648}",

@@ -185,8 +185,13 @@ class _Connection:
                           self.path) from None
         except OSError as e:
             raise self._gone(e.strerror or e) from None
+        files = None
         while True:
             answer = self._line()
+            if answer.get("event") == "files":
+                # A chunked ready answer: its files come first.
+                files = (files or []) + list(answer.get("files") or [])
+                continue
             if answer.get("event") != "progress":
                 break
             if progress is not None:
@@ -194,6 +199,8 @@ class _Connection:
                 progress(answer.get("done_bytes", 0) +
                          answer.get("reused_bytes", 0),
                          answer.get("total_bytes", 0))
+        if files is not None and isinstance(answer.get("files"), list):
+            answer["files"] = files + answer["files"]
         if answer.get("ok") is True:
             return answer
         err = answer.get("error")
@@ -226,8 +233,9 @@ def _take(path, client, model, timeout, progress=None):
     """A new connection holding a lease on model: (connection, answer)."""
     conn = _Connection(path, timeout)
     try:
-        conn.ask({"op": "hello", "protocol": 1, "client": client},
-                 doing="saying hello")
+        # "chunked": a model of any number of files (see ask()).
+        conn.ask({"op": "hello", "protocol": 1, "client": client,
+                  "chunked": True}, doing="saying hello")
         req = {"op": "acquire", "model": model, "wait": True}
         if timeout is not None:
             req["timeout_ms"] = max(1, int(timeout * 1000))
@@ -258,6 +266,8 @@ class Model:
             self.stale = bool(answer.get("stale"))
             self.relative_dir = answer["dir"]
             self.files = [dict(f) for f in answer["files"]]
+            if "nfiles" in answer and answer["nfiles"] != len(self.files):
+                raise ValueError("nfiles")
         except (KeyError, TypeError, ValueError):
             raise ProtocolError("the daemon's ready answer lacks a field: "
                                 "%s" % json.dumps(answer)[:200]) from None
