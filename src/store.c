@@ -281,17 +281,24 @@ store_quarantine(struct store *store, const char *rel, const char *suffix)
 	char tmp[STORE_PATH_MAX];
 	const char *base = strrchr(rel, '/');
 	struct timespec ts;
-	int n;
+	long long ms;
+	int n, tries;
 
 	clock_gettime(CLOCK_REALTIME, &ts);
-	n = snprintf(tmp, sizeof(tmp), "tmp/quarantine.%lld.%s%s",
-	    (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000,
-	    base != NULL ? base + 1 : rel, suffix);
-	if (n < 0 || (size_t)n >= sizeof(tmp))
-		return -ENAMETOOLONG;
-	if (renameat(store->dirfd, rel, store->dirfd, tmp) == -1)
-		return -errno;
-	return 0;
+	ms = (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	/* Evidence is never overwritten: a name taken is the next ms's. */
+	for (tries = 0; tries < 100; tries++, ms++) {
+		n = snprintf(tmp, sizeof(tmp), "tmp/quarantine.%lld.%s%s", ms,
+		    base != NULL ? base + 1 : rel, suffix);
+		if (n < 0 || (size_t)n >= sizeof(tmp))
+			return -ENAMETOOLONG;
+		if (renameat2(store->dirfd, rel, store->dirfd, tmp,
+			RENAME_NOREPLACE) == 0)
+			return 0;
+		if (errno != EEXIST)
+			return -errno;
+	}
+	return -EEXIST;
 }
 
 int
