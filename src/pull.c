@@ -46,8 +46,8 @@
 #define HEDGE_SLOW 4	    /* or this many times the usual range time, */
 #define HEDGE_SLACK_MS 2000 /* plus this */
 #define FAULT_TRIES 3	    /* a range answered too long or too short */
-#define HASH_JOB_MAX (256ULL * 1024 * 1024) /* hashed per job, at most */
-#define RANGES_MAX 65536		    /* saved range state */
+#define HASH_JOB_MAX (64ULL * 1024 * 1024) /* hashed per job, at most */
+#define RANGES_MAX 65536		   /* saved range state */
 
 enum state {
 	S_IDLE,
@@ -468,8 +468,8 @@ drop_partial(struct job *j)
 }
 
 /*
- * Thread pool: hash the finished prefix in order, save the range state
- * (after an fdatasync of what it names); fsync at the end.
+ * Thread pool: save the range state (after an fdatasync of what it names),
+ * hash the finished prefix in order; fsync at the end.
  */
 static void
 hash_work(uv_work_t *w)
@@ -481,6 +481,14 @@ hash_work(uv_work_t *w)
 	ssize_t got;
 
 	j->work_rc = buf == NULL ? -ENOMEM : 0;
+	/* First the finished ranges, saved once their bytes are on disk. */
+	if (j->work_rc == 0 && j->ranges_len > 0) {
+		if (fdatasync(j->fd) == -1)
+			j->work_rc = -errno;
+		else
+			store_write_atomic(j->p->store, j->ranges,
+			    j->ranges_buf, j->ranges_len, 0600);
+	}
 	while (j->work_rc == 0 && j->hashed < until) {
 		n = until - j->hashed > HASH_BLOCK
 		    ? HASH_BLOCK
@@ -499,14 +507,6 @@ hash_work(uv_work_t *w)
 		j->hashed += (uint64_t)got;
 	}
 	free(buf);
-	/* The finished ranges are saved once their bytes are on disk. */
-	if (j->work_rc == 0 && j->ranges_len > 0) {
-		if (fdatasync(j->fd) == -1)
-			j->work_rc = -errno;
-		else
-			store_write_atomic(j->p->store, j->ranges,
-			    j->ranges_buf, j->ranges_len, 0600);
-	}
 	if (j->work_rc == 0 && j->hashed == j->file->size) {
 		j->finalized = 1;
 		digest_final(&j->d256, j->sha256);
