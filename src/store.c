@@ -381,11 +381,11 @@ store_blob_publish_fd(struct store *store, int fd, const char *rel,
 		return -EINVAL;
 	if (fstat(fd, &st) == -1)
 		return -errno;
-	if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size != size)
-		return -EBADMSG;
 	/* Another holder's file at rel, or none: not ours to publish. */
 	if (!names(store, rel, &st))
 		return -ESTALE;
+	if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size != size)
+		return -EBADMSG;
 	/* A name only we know, for the very file that was hashed. */
 	if ((tfd = store_tmp_create(store, ".blob", own, sizeof(own))) < 0)
 		return tfd;

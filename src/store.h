@@ -83,10 +83,10 @@ int store_blob_publish(struct store *store, const char *rel,
  * the blob's directory fsync'd, then rel removed.  When a blob of size
  * bytes has that name already, it is kept and rel removed instead (blobs
  * are named by content); a blob there of another size is quarantined and
- * replaced.  Returns 0; -EBADMSG when fd's file is not size bytes;
- * -ESTALE when rel no longer names fd's file (another holder of the claim
- * replaced or removed it: nothing is published, the caller looks again);
- * or another negative errno.  The caller must hold the blob's claim.
+ * replaced.  Returns 0; -ESTALE when rel no longer names fd's file
+ * (another holder of the claim replaced or removed it: nothing is
+ * published, the caller looks again); -EBADMSG when fd's file is not size
+ * bytes; or another negative errno.  The caller must hold the blob's claim.
  */
 int store_blob_publish_fd(struct store *store, int fd, const char *rel,
     const char *sha256, uint64_t size);
