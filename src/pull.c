@@ -14,7 +14,15 @@
  * A ranged request answered 200 or with another range makes the file fall
  * back to one plain GET from byte 0.  Transient failures (network, 408,
  * 429, 5xx, short bodies) are retried with jittered exponential backoff,
- * honouring Retry-After and RateLimit; 401, 403 and 404 are final.
+ * honouring Retry-After and RateLimit; 401, 403 and 404 are final.  Every
+ * transfer is bounded by the file's size (fetch_xfer_expect()): an answer
+ * longer than asked for, or announcing less, is an origin fault, asked
+ * again FAULT_TRIES times before the pull fails.
+ *
+ * DONE publishes the descriptor that was hashed, not the partial's name
+ * (store_blob_publish_fd()): if a holder that took the claim over while we
+ * stalled has put its own file there, ours is let go and the file looked
+ * at again (lost_race()).
  */
 #include "config.h"
 
@@ -1291,8 +1299,7 @@ job_step(struct job *j)
 		    (rc = store_blob_quarantine(p->store, j->file->sha256)) <
 			0) {
 			fail(p, PULL_INTERNAL,
-			    "cannot set aside the bad blob of"
-			    " '%s': %s",
+			    "cannot set aside the wrong-size blob of '%s': %s",
 			    j->file->path, strerror(-rc));
 			job_finish(j, S_FAILED);
 			return;
