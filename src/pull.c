@@ -449,6 +449,20 @@ open_partial(struct job *j)
 	    j->file->sha256);
 	j->fd = openat(p->store->dirfd, j->tmp,
 	    O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if ((j->fd < 0 && errno == EACCES) ||
+	    (j->fd >= 0 && fstat(j->fd, &st) == 0 && st.st_nlink > 1)) {
+		/*
+		 * A crash in the middle of publishing left the partial made
+		 * 0444, or still a name of the blob it became: never written
+		 * to again, it goes and the file starts afresh.
+		 */
+		if (j->fd >= 0)
+			close(j->fd);
+		unlinkat(p->store->dirfd, j->tmp, 0);
+		unlinkat(p->store->dirfd, j->ranges, 0);
+		j->fd = openat(p->store->dirfd, j->tmp,
+		    O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+	}
 	if (j->fd < 0)
 		return -errno;
 	if (fstat(j->fd, &st) == 0 && (uint64_t)st.st_size == j->file->size)

@@ -5,7 +5,9 @@
 # trusted: a pull of the model, or an acquire through the daemon, sets it
 # aside under tmp/quarantine.*.corrupt (kept, never deleted) and fetches it
 # anew, for an LFS file and a small git file; the model is then whole,
-# verifies, and is acquirable.  Only loopback.
+# verifies, and is acquirable.  A partial file that a crash in a publish
+# left as a second name of another file is never written to.  Only
+# loopback.
 . "$top_srcdir/tests/lib/tap.sh"
 
 make_model "$T/repo" badblob
@@ -72,5 +74,19 @@ client '{"op":"acquire","model":"hf://org/m"}' >"$T/acq.out"
 jqok "and a second acquire is ready at once" "$(tail -n 1 "$T/acq.out")" \
     '.ok == true and .event == "ready"'
 stop_daemon
+run_ok "the model verifies" mc verify org/m
+
+# A crash inside a publish can leave the partial file made 0444 and still
+# a second name of the blob it became.  Here it names another file: the
+# next pull of that blob must not write into it.
+rm -rf "$STORE"
+mkdir -p "$STORE/tmp"
+cp "$T/repo/sub/weights.bin" "$T/other"
+chmod 0444 "$T/other"
+ln "$T/other" "$STORE/tmp/partial.$lfs"
+before=$(sha_of "$T/other")
+run_ok "a pull with such a partial left in tmp/" mc pull org/m
+is "$(sha_of "$T/other")" "$before" "the file the partial named is untouched"
+is "$(bad_blobs)" "" "every blob under blobs/ is its name's bytes"
 run_ok "the model verifies" mc verify org/m
 done_testing
