@@ -1550,6 +1550,9 @@ finish(struct pull *p)
 {
 	int rc = 0;
 
+	/* A failure settles the pull with ranges still in flight: end them. */
+	if (p->stopping)
+		stop_all(p);
 	tick(&p->tick);
 	if (p->r->error == PULL_OK) {
 		/* Every blob is in; the claims are held until the index has it. */
