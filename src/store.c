@@ -4,7 +4,11 @@
  * Invariants kept here:
  *  - a name under blobs/ always holds exactly the bytes its digest names,
  *    because nothing is renamed there before its digest was computed over
- *    the bytes that were fsync'd;
+ *    the bytes that were fsync'd, and what is renamed is a hard link of the
+ *    very file that was hashed (its descriptor), never whatever sits at a
+ *    tmp name;
+ *  - a blob is reused only at the size it should have (store_blob_check());
+ *    one of another size is quarantined under tmp/, never deleted;
  *  - every temporary file lives under tmp/, whatever it is destined for, so
  *    a crash leaves residue in one place only (fsck clears it) and never a
  *    stray file in hub/ where Hugging Face tools would see it;

@@ -14,8 +14,9 @@
  * Every path below the root is handled relative to a directory descriptor
  * of the root (the *at() calls), so the functions here take store-relative
  * paths.  A blob is published in one order only: written under tmp/, its
- * digest checked, fsync'd, made 0444, renamed into blobs/, and the blob's
- * directory fsync'd.  Blobs are never opened for writing once published.
+ * digest checked, fsync'd, made 0444, a hard link of that very file renamed
+ * into blobs/, and the blob's directory fsync'd.  Blobs are never opened
+ * for writing once published.
  */
 #ifndef MC_STORE_H
 #define MC_STORE_H
