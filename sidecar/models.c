@@ -200,16 +200,18 @@ confirm_ref(struct daemon *d, const struct ref *ref)
 	utimensat(d->store.dirfd, rel, NULL, AT_SYMLINK_NOFOLLOW);
 }
 
-/* Every blob of m is in the store, at its size. */
+/*
+ * Every blob of m is in the store, at its size.  One that is not is pulled
+ * again: the pull sets a blob of the wrong size aside and fetches it anew.
+ */
 static int
 complete(struct daemon *d, const struct manifest *m)
 {
-	uint64_t size;
 	size_t i;
 
 	for (i = 0; i < m->nfiles; i++)
-		if (store_blob_stat(&d->store, m->files[i].sha256, &size) < 0 ||
-		    size != m->files[i].size)
+		if (store_blob_check(&d->store, m->files[i].sha256,
+			m->files[i].size) < 0)
 			return 0;
 	return 1;
 }

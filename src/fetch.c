@@ -17,6 +17,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -58,6 +59,7 @@ struct xfer_state {
 	int checked; /* the status was looked at, on the first body byte */
 	int to_file;
 	char refused[sizeof(((struct fetch_xfer *)0)->curl_error)];
+	char why[200]; /* an origin fault, said once the transfer ends */
 };
 
 static void check_done(struct fetch *f);
@@ -413,32 +415,103 @@ header_cb(char *p, size_t size, size_t n, void *ud)
 	return len;
 }
 
-/* The start of "bytes A-B/T", or UINT64_MAX. */
-static uint64_t
-range_start(const char *cr)
+/*
+ * The numbers of a Content-Range "bytes A-B/T" (T is UINT64_MAX for "*").
+ * -1 when it is absent or malformed.
+ */
+static int
+content_range(const char *cr, uint64_t *a, uint64_t *b, uint64_t *t)
 {
 	char *end;
-	unsigned long long a;
 
 	if (strncasecmp(cr, "bytes ", 6) != 0 || !isdigit((unsigned char)cr[6]))
-		return UINT64_MAX;
-	a = strtoull(cr + 6, &end, 10);
-	return *end == '-' ? (uint64_t)a : UINT64_MAX;
+		return -1;
+	errno = 0;
+	*a = strtoull(cr + 6, &end, 10);
+	if (*end != '-' || !isdigit((unsigned char)end[1]))
+		return -1;
+	*b = strtoull(end + 1, &end, 10);
+	if (*end != '/' || errno != 0 || *b < *a)
+		return -1;
+	if (strcmp(end + 1, "*") == 0) {
+		*t = UINT64_MAX;
+		return 0;
+	}
+	if (!isdigit((unsigned char)end[1]))
+		return -1;
+	*t = strtoull(end + 1, &end, 10);
+	return *end != '\0' || errno != 0 ? -1 : 0;
 }
 
-/* Looks at the answer before the first body byte is kept. */
+/* The body bytes a transfer to a file must bring; UINT64_MAX: unbounded. */
+static uint64_t
+wanted(const struct fetch_xfer *x)
+{
+	if (x->range_start != UINT64_MAX)
+		return x->range_end - x->range_start + 1;
+	return x->size;
+}
+
+/* Stops a transfer for an origin fault, and says why. */
+static int fault(struct fetch_xfer *x, struct xfer_state *st,
+    enum fetch_result r, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static int
+fault(struct fetch_xfer *x, struct xfer_state *st, enum fetch_result r,
+    const char *fmt, ...)
+{
+	va_list ap;
+
+	x->result = r;
+	va_start(ap, fmt);
+	vsnprintf(st->why, sizeof(st->why), fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
+/*
+ * Looks at the answer before the first body byte is kept: a range must be
+ * the one asked for, and no length the answer announces may differ from
+ * what was asked for.
+ */
 static int
 check_answer(struct fetch_xfer *x, struct xfer_state *st)
 {
+	uint64_t want = wanted(x), a = 0, b = 0, t = UINT64_MAX;
+	int64_t len = x->content_length;
+
 	st->checked = 1;
 	curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &x->status);
 	st->to_file = x->fd >= 0 && x->status >= 200 && x->status < 300;
-	if (st->to_file && x->range_start != UINT64_MAX &&
+	if (!st->to_file)
+		return 0;
+	if (x->range_start != UINT64_MAX &&
 	    (x->status != 206 ||
-		range_start(x->content_range) != x->range_start)) {
+		content_range(x->content_range, &a, &b, &t) < 0 ||
+		a != x->range_start)) {
 		x->result = FETCH_RANGE_IGNORED;
 		return -1;
 	}
+	if (x->range_start != UINT64_MAX && b != x->range_end)
+		return fault(x, st,
+		    b > x->range_end ? FETCH_TOO_LONG : FETCH_TOO_SHORT,
+		    "asked for bytes %" PRIu64 "-%" PRIu64
+		    ", the origin answered '%.60s'",
+		    x->range_start, x->range_end, x->content_range);
+	if (x->range_start != UINT64_MAX && t != UINT64_MAX &&
+	    x->size != UINT64_MAX && t != x->size)
+		return fault(x, st,
+		    t > x->size ? FETCH_TOO_LONG : FETCH_TOO_SHORT,
+		    "the file is %" PRIu64 " bytes, the origin answered"
+		    " '%.60s'",
+		    x->size, x->content_range);
+	if (want != UINT64_MAX && len >= 0 && (uint64_t)len != want)
+		return fault(x, st,
+		    (uint64_t)len > want ? FETCH_TOO_LONG : FETCH_TOO_SHORT,
+		    "asked for %" PRIu64 " bytes, the origin announced"
+		    " %" PRId64 " (Content-Length)",
+		    want, len);
 	return 0;
 }
 
@@ -481,6 +554,13 @@ write_cb(char *p, size_t size, size_t n, void *ud)
 			return 0;
 		}
 	} else {
+		/* Never a byte past what was asked for. */
+		if (wanted(x) != UINT64_MAX && x->got + len > wanted(x)) {
+			fault(x, st, FETCH_TOO_LONG,
+			    "asked for %" PRIu64 " bytes, the origin sent more",
+			    wanted(x));
+			return 0;
+		}
 		while (done < len) {
 			w = pwrite(x->fd, p + done, len - done,
 			    (off_t)(x->offset + x->got + done));
@@ -635,6 +715,7 @@ fetch_xfer_new(struct fetch *f, const char *url)
 	x->fetch = f;
 	x->fd = -1;
 	x->range_start = x->range_end = UINT64_MAX;
+	x->size = UINT64_MAX;
 	x->body_max = FETCH_BODY_MAX;
 	reset_headers(x);
 	if ((e = curl_easy_init()) == NULL) {
@@ -748,6 +829,12 @@ fetch_xfer_to_fd(struct fetch_xfer *x, int fd, uint64_t offset, uint64_t start,
 	}
 }
 
+void
+fetch_xfer_expect(struct fetch_xfer *x, uint64_t size)
+{
+	x->size = size;
+}
+
 int
 fetch_xfer_start(struct fetch_xfer *x, void (*done)(struct fetch_xfer *),
     void *arg)
@@ -782,6 +869,17 @@ finish(struct fetch_xfer *x, CURLcode rc)
 	if (x->result == FETCH_REFUSED) /* libcurl wrote its own words */
 		snprintf(x->curl_error, sizeof(x->curl_error), "%s",
 		    st->refused);
+	/* An empty body never met write_cb(): look at the answer now. */
+	if (rc == CURLE_OK && x->result == FETCH_OK && !st->checked)
+		check_answer(x, st);
+	if (rc == CURLE_OK && x->result == FETCH_OK && st->to_file &&
+	    wanted(x) != UINT64_MAX && x->got < wanted(x))
+		fault(x, st, FETCH_TOO_SHORT,
+		    "asked for %" PRIu64 " bytes, the origin's answer ended"
+		    " after %" PRIu64,
+		    wanted(x), x->got);
+	if (x->result == FETCH_TOO_LONG || x->result == FETCH_TOO_SHORT)
+		snprintf(x->curl_error, sizeof(x->curl_error), "%s", st->why);
 	if (rc != CURLE_OK && x->result == FETCH_OK) {
 		x->result = FETCH_NETWORK;
 		if (x->curl_error[0] == '\0')

@@ -8,7 +8,13 @@
  * ranges of one file can arrive in parallel.  A ranged request is checked
  * before any byte is written: the answer must be 206 with a Content-Range
  * that starts where we asked, or the transfer stops with FETCH_RANGE_IGNORED
- * and nothing is written.  Bodies of error answers (status >= 300) go to
+ * and nothing is written.  A body to a file never runs past what was asked
+ * for: the range, or the whole file's size when the caller stated it
+ * (fetch_xfer_expect()).  An answer that announces more (Content-Length,
+ * the end or the total of its Content-Range) stops before its first byte is
+ * written, one that sends more without saying so stops at the limit, with
+ * FETCH_TOO_LONG; one that ends before it stops with FETCH_TOO_SHORT.  Both
+ * are faults of the origin.  Bodies of error answers (status >= 300) go to
  * memory, never to the file.  Accept-Encoding is never sent, TLS is always
  * verified, and the standard proxy variables apply (libcurl reads them).
  *
@@ -76,6 +82,8 @@ enum fetch_result {
 	FETCH_TOO_LARGE,     /* a memory body over its limit */
 	FETCH_REFUSED,	     /* an address or scheme not allowed (why in
 				curl_error) */
+	FETCH_TOO_LONG,	     /* a file body past what was asked for */
+	FETCH_TOO_SHORT,     /* a file body that ended before it */
 };
 
 struct fetch_xfer {
@@ -86,6 +94,7 @@ struct fetch_xfer {
 	int fd;				 /* -1: memory */
 	uint64_t offset;		 /* pwrite offset of the first byte */
 	uint64_t range_start, range_end; /* UINT64_MAX: no range */
+	uint64_t size;			 /* the file's, UINT64_MAX: unknown */
 	size_t body_max;
 	/* what came back */
 	enum fetch_result result;
@@ -108,6 +117,7 @@ struct fetch_xfer {
 	int64_t retry_after_s;		     /* -1 when absent */
 	int64_t ratelimit_reset_s;	     /* RateLimit t=, -1 absent */
 	int64_t ratelimit_remaining;	     /* RateLimit r=, -1 absent */
+	/* why it failed, for people: libcurl's words, or ours for a fault */
 	char curl_error[512];
 	/* where it went (see above) */
 	enum fetch_net origin_net; /* the origin's class */
@@ -154,6 +164,14 @@ void fetch_xfer_to_memory(struct fetch_xfer *xfer, size_t max);
  */
 void fetch_xfer_to_fd(struct fetch_xfer *xfer, int fd, uint64_t offset,
     uint64_t start, uint64_t end);
+/*
+ * The file a body to fd belongs to is size bytes, as the origin described
+ * it.  An answer without a range must then be exactly size bytes long (a
+ * longer one is never written past size), and a ranged answer's
+ * Content-Range must name that total.  Without it, only a range bounds the
+ * body.
+ */
+void fetch_xfer_expect(struct fetch_xfer *xfer, uint64_t size);
 /* Starts it; done() is called once, on the loop thread. */
 int fetch_xfer_start(struct fetch_xfer *xfer,
     void (*done)(struct fetch_xfer *xfer), void *arg);

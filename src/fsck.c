@@ -174,24 +174,11 @@ indexed_id(struct fsck *f, const struct manifest *m)
 	return id;
 }
 
-/*
- * Moves a file into tmp/ rather than deleting what may be evidence.  The
- * name starts with "quarantine." so that later runs keep it.
- */
+/* Moves a file into tmp/ rather than deleting what may be evidence. */
 static int
 quarantine(struct fsck *f, const char *rel, const char *suffix)
 {
-	char tmp[STORE_PATH_MAX];
-	const char *base = strrchr(rel, '/');
-	int n;
-
-	n = snprintf(tmp, sizeof(tmp), "tmp/quarantine.%lld.%s%s",
-	    (long long)claim_now_ms(), base != NULL ? base + 1 : rel, suffix);
-	if (n < 0 || (size_t)n >= sizeof(tmp))
-		return -ENAMETOOLONG;
-	if (renameat(f->store->dirfd, rel, f->store->dirfd, tmp) == -1)
-		return -errno;
-	return 0;
+	return store_quarantine(f->store, rel, suffix);
 }
 
 /* Takes a blob's claim now; a stale one (a dead process's) goes first. */
@@ -212,13 +199,11 @@ static int
 quarantine_blob(struct fsck *f, const char *sha256)
 {
 	struct claim claim = { 0 };
-	char rel[STORE_PATH_MAX];
 	int rc;
 
 	if ((rc = take_claim(f, &claim, sha256)) < 0)
 		return rc;
-	if ((rc = store_blob_path(sha256, rel, sizeof(rel))) == 0)
-		rc = quarantine(f, rel, ".corrupt");
+	rc = store_blob_quarantine(f->store, sha256);
 	claim_release(f->store, &claim);
 	return rc;
 }

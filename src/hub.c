@@ -109,7 +109,10 @@ make_parents(struct store *store, const char *base, const char *path)
 	return store_mkdirs(store, rel);
 }
 
-/* Places a symlink at base/path, replacing a wrong one by rename. */
+/*
+ * Places a symlink at base/path, replacing a wrong one by rename.  1 when
+ * it placed one, 0 when the right one was there, or a negative errno.
+ */
 static int
 place_link(struct store *store, const char *base, const struct manifest_file *f,
     int replace)
@@ -134,7 +137,7 @@ place_link(struct store *store, const char *base, const struct manifest_file *f,
 	if (!replace && n < 0 && errno == ENOENT) {
 		if (symlinkat(target, store->dirfd, rel) == -1)
 			return -errno;
-		return 0;
+		return 1;
 	}
 	if ((fd = store_tmp_create(store, ".sym", tmp, sizeof(tmp))) < 0)
 		return fd;
@@ -147,7 +150,7 @@ place_link(struct store *store, const char *base, const struct manifest_file *f,
 		unlinkat(store->dirfd, tmp, 0);
 		return rc;
 	}
-	return 0;
+	return 1;
 }
 
 /* Builds the whole snapshot in tmp/ and renames it into place. */
@@ -166,7 +169,8 @@ publish_snapshot(struct store *store, const struct manifest *m,
 	if (mkdirat(store->dirfd, stage, 0755) == -1)
 		return -errno;
 	for (i = 0; rc == 0 && i < m->nfiles; i++)
-		rc = place_link(store, stage, &m->files[i], 0);
+		if ((rc = place_link(store, stage, &m->files[i], 0)) > 0)
+			rc = 0;
 	if (rc == 0)
 		rc = store_sync_tree(store, stage);
 	fault_point("hub-snapshot-staged");
@@ -203,7 +207,7 @@ hub_publish(struct store *store, const struct manifest *m)
 	char ref[STORE_PATH_MAX];
 	struct stat st;
 	size_t i;
-	int rc;
+	int rc, changed;
 
 	if ((rc = ref_folder_of(m->type, m->repo, folder, sizeof(folder))) < 0)
 		return rc;
@@ -229,11 +233,21 @@ hub_publish(struct store *store, const struct manifest *m)
 		rc = publish_snapshot(store, m, snap);
 	if (rc < 0)
 		return rc;
+	/* Renamed in: its name is durable once snapshots/ is synced. */
+	if (rc == 0 &&
+	    ((rc = fmt(dir, sizeof(dir), "hub/%s/snapshots", folder)) < 0 ||
+		(rc = store_fsync_dir(store, dir)) < 0))
+		return rc;
 	/* An existing snapshot is completed (or repaired) link by link. */
-	for (i = 0; rc == 1 && i < m->nfiles; i++)
-		if ((rc = place_link(store, snap, &m->files[i], 1)) == 0)
+	for (i = 0, changed = 0; rc > 0 && i < m->nfiles; i++)
+		if ((rc = place_link(store, snap, &m->files[i], 1)) >= 0) {
+			changed |= rc;
 			rc = 1;
-	if (rc < 0 || (rc = store_fsync_dir(store, dir)) < 0)
+		}
+	if (rc < 0)
+		return rc;
+	/* Whatever changed in it is durable before a ref points at it. */
+	if (changed && (rc = store_sync_tree(store, snap)) < 0)
 		return rc;
 	for (i = 0; i < m->nrevisions; i++) {
 		if ((rc = fmt(ref, sizeof(ref), "hub/%s/refs/%s", folder,

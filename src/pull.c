@@ -14,7 +14,15 @@
  * A ranged request answered 200 or with another range makes the file fall
  * back to one plain GET from byte 0.  Transient failures (network, 408,
  * 429, 5xx, short bodies) are retried with jittered exponential backoff,
- * honouring Retry-After and RateLimit; 401, 403 and 404 are final.
+ * honouring Retry-After and RateLimit; 401, 403 and 404 are final.  Every
+ * transfer is bounded by the file's size (fetch_xfer_expect()): an answer
+ * longer than asked for, or announcing less, is an origin fault, asked
+ * again FAULT_TRIES times before the pull fails.
+ *
+ * DONE publishes the descriptor that was hashed, not the partial's name
+ * (store_blob_publish_fd()): if a holder that took the claim over while we
+ * stalled has put its own file there, ours is let go and the file looked
+ * at again (lost_race()).
  */
 #include "config.h"
 
@@ -45,6 +53,9 @@
 #define HEDGE_STALL_MS 3000 /* no byte for this long: hedge */
 #define HEDGE_SLOW 4	    /* or this many times the usual range time, */
 #define HEDGE_SLACK_MS 2000 /* plus this */
+#define FAULT_TRIES 3	    /* a range answered too long or too short */
+#define HASH_JOB_MAX (64ULL * 1024 * 1024) /* hashed per job, at most */
+#define RANGES_MAX 65536		   /* saved range state */
 
 enum state {
 	S_IDLE,
@@ -67,6 +78,7 @@ struct chunk {
 	struct fetch_xfer *hedge; /* the same bytes on a fresh connection */
 	uint64_t started_ms, moved_ms; /* loop time: start, last byte */
 	unsigned tries;
+	unsigned faults; /* answers of the wrong length */
 	int done, hedged;
 };
 
@@ -100,6 +112,10 @@ struct job {
 	uint64_t hashed, hash_until;
 	struct digest d256, d1;
 	int hashing, finalized;
+	/* range state to save once the data it names is on disk */
+	int ranges_dirty;
+	char *ranges_buf; /* the worker's copy, RANGES_MAX */
+	size_t ranges_len;
 	uv_work_t work;
 	int work_rc;
 	char sha256[DIGEST_HEX_MAX], gitsha1[DIGEST_HEX_MAX];
@@ -136,6 +152,7 @@ static void fetch_next(struct job *j);
 static void drive(struct pull *p);
 static void job_finish(struct job *j, enum state st);
 static void start_head(struct job *j);
+static void restart_file(struct job *j, const char *why);
 
 static void
 job_timer(uv_timer_t *t)
@@ -328,22 +345,33 @@ fail_http(struct job *j, const struct fetch_xfer *x, enum pull_error e)
 	fail(j->p, e, "cannot fetch '%.150s': %s", j->file->path, what);
 }
 
-/* Range state: "<size> <chunk>\n" then one line per finished chunk. */
+/*
+ * Range state: "<size> <chunk>\n" then one line per finished chunk, into
+ * buf (RANGES_MAX).  It is saved by the hashing job (hash_work()), after
+ * the partial file's data is on disk: state saved before its data could
+ * survive a crash that the data does not, and a resume would then trust
+ * ranges of zeros.
+ */
+static size_t
+format_ranges(const struct job *j, char *buf)
+{
+	size_t i, o;
+
+	o = (size_t)snprintf(buf, RANGES_MAX, "%" PRIu64 " %" PRIu64 "\n",
+	    j->file->size, j->p->chunk);
+	for (i = 0; i < j->nchunks && o < RANGES_MAX - 24; i++)
+		if (j->chunks[i].done)
+			o += (size_t)snprintf(buf + o, RANGES_MAX - o, "%zu\n",
+			    i);
+	return o;
+}
+
+/* A range finished: its state is saved by the next hashing job. */
 static void
 save_ranges(struct job *j)
 {
-	char buf[65536];
-	size_t i, o;
-
-	if (j->ranges[0] == '\0')
-		return;
-	o = (size_t)snprintf(buf, sizeof(buf), "%" PRIu64 " %" PRIu64 "\n",
-	    j->file->size, j->p->chunk);
-	for (i = 0; i < j->nchunks && o < sizeof(buf) - 24; i++)
-		if (j->chunks[i].done)
-			o += (size_t)snprintf(buf + o, sizeof(buf) - o, "%zu\n",
-			    i);
-	store_write_atomic(j->p->store, j->ranges, buf, o, 0600);
+	if (j->ranges[0] != '\0')
+		j->ranges_dirty = 1;
 }
 
 static void
@@ -419,8 +447,10 @@ open_partial(struct job *j)
 	    j->file->sha256);
 	/*
 	 * The claim makes the partial ours.  Anything but a regular file
-	 * there (a FIFO, a link) is residue: removed, and the file begun
-	 * afresh, its saved ranges with it.
+	 * there (a FIFO, a link) is residue, and so is what a crash in the
+	 * middle of publishing left: the partial made 0444, or still a name
+	 * of the blob it became, never to be written to again.  Residue is
+	 * removed and the file begun afresh, its saved ranges with it.
 	 */
 	for (tries = 0;; tries++) {
 		j->fd = openat(p->store->dirfd, j->tmp,
@@ -428,9 +458,10 @@ open_partial(struct job *j)
 		    0600);
 		if (j->fd >= 0 && fstat(j->fd, &st) == -1)
 			return -errno;
-		if (j->fd >= 0 && S_ISREG(st.st_mode))
+		if (j->fd >= 0 && S_ISREG(st.st_mode) && st.st_nlink == 1)
 			break;
-		if ((j->fd >= 0 || errno == ELOOP) && tries == 0) {
+		if ((j->fd >= 0 || errno == ELOOP || errno == EACCES) &&
+		    tries == 0) {
 			if (j->fd >= 0)
 				close(j->fd);
 			j->fd = -1;
@@ -464,7 +495,10 @@ drop_partial(struct job *j)
 	j->tmp[0] = '\0';
 }
 
-/* Thread pool: hash the finished prefix in order; fsync at the end. */
+/*
+ * Thread pool: save the range state (after an fdatasync of what it names),
+ * hash the finished prefix in order; fsync at the end.
+ */
 static void
 hash_work(uv_work_t *w)
 {
@@ -475,6 +509,14 @@ hash_work(uv_work_t *w)
 	ssize_t got;
 
 	j->work_rc = buf == NULL ? -ENOMEM : 0;
+	/* First the finished ranges, saved once their bytes are on disk. */
+	if (j->work_rc == 0 && j->ranges_len > 0) {
+		if (fdatasync(j->fd) == -1)
+			j->work_rc = -errno;
+		else
+			store_write_atomic(j->p->store, j->ranges,
+			    j->ranges_buf, j->ranges_len, 0600);
+	}
 	while (j->work_rc == 0 && j->hashed < until) {
 		n = until - j->hashed > HASH_BLOCK
 		    ? HASH_BLOCK
@@ -524,8 +566,19 @@ hash_more(struct job *j)
 		until = j->chunks[i].end + 1;
 	if (until > j->file->size)
 		until = j->file->size;
-	if (i < j->nchunks && until <= j->hashed)
+	/* Bounded, so that range state is saved as the ranges come. */
+	if (until > j->hashed + HASH_JOB_MAX)
+		until = j->hashed + HASH_JOB_MAX;
+	if (j->ranges_dirty && j->ranges_buf == NULL &&
+	    (j->ranges_buf = malloc(RANGES_MAX)) == NULL)
+		j->ranges_dirty = 0; /* unsaved: a resume fetches more */
+	if (i < j->nchunks && until <= j->hashed && !j->ranges_dirty)
 		return; /* nothing new in order yet */
+	j->ranges_len = 0;
+	if (j->ranges_dirty) {
+		j->ranges_len = format_ranges(j, j->ranges_buf);
+		j->ranges_dirty = 0;
+	}
 	j->hash_until = until;
 	j->hashing = 1;
 	j->work.data = j;
@@ -605,6 +658,41 @@ job_finish(struct job *j, enum state st)
 		drive(p);
 }
 
+/*
+ * The file we hashed is no longer at our partial's name: a holder that took
+ * the claim over while we stalled has replaced or published it.  Ours is
+ * not published (it may hold that holder's writes too); we let it go, and
+ * look again: the blob may be in now, or we fetch it anew.
+ */
+static void
+lost_race(struct job *j)
+{
+	struct pull *p = j->p;
+
+	close(j->fd);
+	j->fd = -1;
+	j->tmp[0] = j->ranges[0] = '\0'; /* the names are not ours */
+	digest_release(&j->d256);
+	digest_release(&j->d1);
+	j->hashed = 0;
+	j->finalized = 0;
+	j->ranges_dirty = 0;
+	claim_release(p->store, &j->claim);
+	claim_release(p->store, &j->blob_claim);
+	if (j->key[0] != '\0')
+		j->file->sha256[0] = '\0';
+	if (++j->tries >= (p->o->attempts ? p->o->attempts : 8)) {
+		fail(p, PULL_INTERNAL,
+		    "cannot publish '%s': another process keeps replacing"
+		    " its partial file",
+		    j->file->path);
+		job_finish(j, S_FAILED);
+		return;
+	}
+	j->state = S_CLAIM;
+	uv_timer_start(&j->timer, job_timer, WAIT_MS, 0);
+}
+
 /* Verified bytes become a blob, under the blob's claim. */
 static void
 publish(struct job *j)
@@ -619,7 +707,7 @@ publish(struct job *j)
 		rc = claim_try(p->store, &j->blob_claim, j->sha256,
 		    claim_now_ms(), p->o->stale_ms);
 		if (rc == -EBUSY &&
-		    store_blob_stat(p->store, j->sha256, NULL) == 0) {
+		    store_blob_check(p->store, j->sha256, j->file->size) == 0) {
 			/* Someone else published the same bytes: reuse. */
 			store_tmp_remove(p->store, j->tmp);
 			j->tmp[0] = '\0';
@@ -634,7 +722,17 @@ publish(struct job *j)
 		}
 	}
 	fault_point("pull-verified");
-	rc = store_blob_publish(p->store, j->tmp, j->sha256);
+	/* The very file that was hashed, never whatever is at its name. */
+	rc = store_blob_publish_fd(p->store, j->fd, j->tmp, j->sha256,
+	    j->file->size);
+	if (rc == -ESTALE) {
+		lost_race(j);
+		return;
+	}
+	if (rc == -EBADMSG) {
+		restart_file(j, "the partial file is not the file's size");
+		return;
+	}
 	if (rc < 0) {
 		fail(p, rc == -ENOSPC ? PULL_NO_SPACE : PULL_INTERNAL,
 		    "cannot publish '%s': %s", j->file->path, strerror(-rc));
@@ -693,6 +791,12 @@ hash_done(uv_work_t *w, int status)
 		job_finish(j, S_FAILED);
 		return;
 	}
+	if (j->plain && j->nchunks > 1) {
+		/* Ranges were refused while we hashed: restart now. */
+		if (j->active == 0)
+			restart_file(j, "ranges refused");
+		return;
+	}
 	if (!j->finalized) {
 		hash_more(j);
 		return;
@@ -745,6 +849,8 @@ start_chunk(struct job *j, struct chunk *c)
 		fetch_xfer_to_fd(x, j->fd, from, UINT64_MAX, UINT64_MAX);
 	else
 		fetch_xfer_to_fd(x, j->fd, from, from, c->end);
+	/* Never a byte past the file's end, ranged or not. */
+	fetch_xfer_expect(x, j->file->size);
 	x->progress = count_bytes;
 	if ((rc = fetch_xfer_start(x, chunk_done, c)) < 0) {
 		fetch_xfer_free(x);
@@ -767,6 +873,12 @@ fetch_next(struct job *j)
 	if (!j->relocate && (wait = ratelimit_wait(j->p, j->location)) > 0) {
 		uv_timer_start(&j->timer, job_timer, (uint64_t)wait, 0);
 		hash_more(j);
+		return;
+	}
+	if (j->plain && j->nchunks > 1) {
+		/* Ranges refused: the file restarts once nothing runs. */
+		if (j->active == 0 && !j->hashing)
+			restart_file(j, "ranges refused");
 		return;
 	}
 	for (i = 0; i < j->nchunks && j->active < cap && !j->p->stopping &&
@@ -818,11 +930,33 @@ chunk_done(struct fetch_xfer *x)
 		    j->file->path, x->curl_error);
 		goto out;
 	}
+	if (x->result == FETCH_TOO_LONG ||
+	    (x->result == FETCH_TOO_SHORT && x->got == 0)) {
+		/*
+		 * An answer longer than asked for is not the file: none of it
+		 * is kept.  Asked again a few times, then the pull fails.  (A
+		 * short one that brought bytes resumes, below.)
+		 */
+		if (x->result == FETCH_TOO_LONG)
+			c->got -= x->got;
+		if (++c->faults >= FAULT_TRIES) {
+			fail(j->p,
+			    x->result == FETCH_TOO_LONG ? PULL_INTEGRITY
+							: PULL_NETWORK,
+			    "cannot fetch '%s': %s (%u times)", j->file->path,
+			    x->curl_error, c->faults);
+			goto out;
+		}
+		uv_timer_start(&j->timer, job_timer,
+		    (uint64_t)backoff_ms(NULL, c->faults), 0);
+		fetch_xfer_free(x);
+		return;
+	}
 	if (x->result == FETCH_RANGE_IGNORED ||
 	    (x->result == FETCH_OK && x->status == 416)) {
 		/* The origin will not do ranges: one plain GET from 0. */
 		fetch_xfer_free(x);
-		if (j->active > 0) {
+		if (j->active > 0 || j->hashing) {
 			j->plain = 1; /* the others finish, then restart */
 			return;
 		}
@@ -854,7 +988,7 @@ chunk_done(struct fetch_xfer *x)
 		fetch_xfer_free(x);
 		if (j->plain && j->nchunks > 1) {
 			/* Ranges were refused: restart once the others end. */
-			if (j->active == 0)
+			if (j->active == 0 && !j->hashing)
 				restart_file(j, "ranges refused");
 			return;
 		}
@@ -866,7 +1000,7 @@ chunk_done(struct fetch_xfer *x)
 		char what[sizeof(x->curl_error)];
 
 		snprintf(what, sizeof(what), "%s",
-		    x->result == FETCH_NETWORK ? x->curl_error : "");
+		    x->result != FETCH_OK ? x->curl_error : "");
 		if (x->result == FETCH_OK)
 			snprintf(what, sizeof(what), "HTTP %ld", x->status);
 		fail(j->p, PULL_NETWORK, "cannot fetch '%s': %s", j->file->path,
@@ -927,6 +1061,7 @@ start_hedge(struct job *j, struct chunk *c)
 		fetch_xfer_follow(x);
 	fetch_xfer_fresh(x);
 	fetch_xfer_to_fd(x, j->fd, from, from, c->end);
+	fetch_xfer_expect(x, j->file->size);
 	x->progress = count_bytes;
 	if (fetch_xfer_start(x, hedge_done, c) < 0) {
 		fetch_xfer_free(x);
@@ -1094,12 +1229,11 @@ key_claim(struct job *j)
 	if (rc == -EBUSY &&
 	    claim_note_read(p->store, j->key, sha, sizeof(sha)) == 0 &&
 	    ref_is_hex(sha, DIGEST_SHA256_HEX) &&
-	    store_blob_stat(p->store, sha, &size) == 0 &&
-	    size == j->file->size) {
+	    store_blob_check(p->store, sha, j->file->size) == 0) {
 		/* Its holder published it and noted the digest: reuse. */
 		snprintf(j->file->sha256, sizeof(j->file->sha256), "%s", sha);
 		j->reused = 1;
-		p->r->bytes_reused += size;
+		p->r->bytes_reused += j->file->size;
 		job_finish(j, S_DONE);
 		return;
 	}
@@ -1116,8 +1250,7 @@ key_claim(struct job *j)
 	if (j->file->gitsha1[0] != '\0' &&
 	    index_find_etag(p->index, j->key, sha, &size) == 0 &&
 	    size == j->file->size &&
-	    store_blob_stat(p->store, sha, &size) == 0 &&
-	    size == j->file->size) {
+	    store_blob_check(p->store, sha, j->file->size) == 0) {
 		snprintf(j->file->sha256, sizeof(j->file->sha256), "%s", sha);
 		/* Noted, so that nobody waits on us to let the claim go. */
 		claim_note(p->store, &j->claim, sha);
@@ -1134,7 +1267,6 @@ static void
 job_step(struct job *j)
 {
 	struct pull *p = j->p;
-	uint64_t size;
 	int rc;
 
 	if (j->state == S_DONE || j->state == S_FAILED)
@@ -1164,8 +1296,8 @@ job_step(struct job *j)
 		rc = claim_try(p->store, &j->claim, j->file->sha256,
 		    claim_now_ms(), p->o->stale_ms);
 		if (rc == -EBUSY &&
-		    store_blob_stat(p->store, j->file->sha256, &size) == 0 &&
-		    size == j->file->size) {
+		    store_blob_check(p->store, j->file->sha256,
+			j->file->size) == 0) {
 			/*
 			 * Published already, its claim still held until the
 			 * holder's index commit: reuse it now.  A waiter never
@@ -1173,7 +1305,7 @@ job_step(struct job *j)
 			 * pulls sharing blobs cannot wait in a circle.
 			 */
 			j->reused = 1;
-			p->r->bytes_reused += size;
+			p->r->bytes_reused += j->file->size;
 			job_finish(j, S_DONE);
 			return;
 		}
@@ -1188,11 +1320,21 @@ job_step(struct job *j)
 			job_finish(j, S_FAILED);
 			return;
 		}
-		if (store_blob_stat(p->store, j->file->sha256, &size) == 0 &&
-		    size == j->file->size) {
+		rc = store_blob_check(p->store, j->file->sha256, j->file->size);
+		if (rc == 0) {
 			j->reused = 1;
-			p->r->bytes_reused += size;
+			p->r->bytes_reused += j->file->size;
 			job_finish(j, S_DONE);
+			return;
+		}
+		/* Not the bytes its name promises: aside, and fetched anew. */
+		if (rc == -EBADMSG &&
+		    (rc = store_blob_quarantine(p->store, j->file->sha256)) <
+			0) {
+			fail(p, PULL_INTERNAL,
+			    "cannot set aside the wrong-size blob of '%s': %s",
+			    j->file->path, strerror(-rc));
+			job_finish(j, S_FAILED);
 			return;
 		}
 	}
@@ -1403,6 +1545,7 @@ cleanup(struct pull *p)
 		digest_release(&j->d1);
 		free(j->chunks);
 		free(j->location);
+		free(j->ranges_buf);
 	}
 }
 
@@ -1426,6 +1569,9 @@ finish(struct pull *p)
 {
 	int rc = 0;
 
+	/* A failure settles the pull with ranges still in flight: end them. */
+	if (p->stopping)
+		stop_all(p);
 	tick(&p->tick);
 	if (p->r->error == PULL_OK) {
 		/* Every blob is in; the claims are held until the index has it. */

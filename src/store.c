@@ -4,7 +4,11 @@
  * Invariants kept here:
  *  - a name under blobs/ always holds exactly the bytes its digest names,
  *    because nothing is renamed there before its digest was computed over
- *    the bytes that were fsync'd;
+ *    the bytes that were fsync'd, and what is renamed is a hard link of the
+ *    very file that was hashed (its descriptor), never whatever sits at a
+ *    tmp name;
+ *  - a blob is reused only at the size it should have (store_blob_check());
+ *    one of another size is quarantined under tmp/, never deleted;
  *  - every temporary file lives under tmp/, whatever it is destined for, so
  *    a crash leaves residue in one place only (fsck clears it) and never a
  *    stray file in hub/ where Hugging Face tools would see it;
@@ -21,6 +25,7 @@
 #include <sys/random.h>
 #include <signal.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "fault.h"
@@ -275,10 +280,63 @@ store_fsync_dir(struct store *store, const char *rel)
 }
 
 int
-store_blob_publish(struct store *store, const char *rel, const char *sha256)
+store_quarantine(struct store *store, const char *rel, const char *suffix)
+{
+	char tmp[STORE_PATH_MAX];
+	const char *base = strrchr(rel, '/');
+	struct timespec ts;
+	long long ms;
+	int n, tries;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ms = (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	/* Evidence is never overwritten: a name taken is the next ms's. */
+	for (tries = 0; tries < 100; tries++, ms++) {
+		n = snprintf(tmp, sizeof(tmp), "tmp/quarantine.%lld.%s%s", ms,
+		    base != NULL ? base + 1 : rel, suffix);
+		if (n < 0 || (size_t)n >= sizeof(tmp))
+			return -ENAMETOOLONG;
+		if (renameat2(store->dirfd, rel, store->dirfd, tmp,
+			RENAME_NOREPLACE) == 0)
+			return 0;
+		if (errno != EEXIST)
+			return -errno;
+	}
+	return -EEXIST;
+}
+
+int
+store_blob_check(struct store *store, const char *sha256, uint64_t size)
+{
+	uint64_t have;
+	int rc;
+
+	if ((rc = store_blob_stat(store, sha256, &have)) < 0)
+		return rc;
+	return have == size ? 0 : -EBADMSG;
+}
+
+int
+store_blob_quarantine(struct store *store, const char *sha256)
+{
+	char rel[STORE_PATH_MAX];
+	int rc;
+
+	if ((rc = store_blob_path(sha256, rel, sizeof(rel))) < 0)
+		return rc;
+	return store_quarantine(store, rel, ".corrupt");
+}
+
+/*
+ * Renames the tmp file rel, of size bytes, to the blob sha256, unless a
+ * blob of that size is there already (then rel goes).  One of another size
+ * is quarantined first: its name promises bytes it does not hold.
+ */
+static int
+publish_name(struct store *store, const char *rel, const char *sha256,
+    uint64_t size)
 {
 	char dst[STORE_PATH_MAX], dir[32];
-	struct stat st;
 	int rc;
 
 	if ((rc = store_blob_path(sha256, dst, sizeof(dst))) < 0)
@@ -286,11 +344,16 @@ store_blob_publish(struct store *store, const char *rel, const char *sha256)
 	snprintf(dir, sizeof(dir), "blobs/sha256/%.2s", sha256);
 	if ((rc = store_mkdirs(store, dir)) < 0)
 		return rc;
-	if (fstatat(store->dirfd, dst, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+	rc = store_blob_check(store, sha256, size);
+	if (rc == 0) {
 		/* Same name, same bytes: keep the published one. */
 		store_tmp_remove(store, rel);
 		return 0;
 	}
+	if (rc == -EBADMSG && (rc = store_blob_quarantine(store, sha256)) < 0)
+		return rc;
+	if (rc < 0 && rc != -ENOENT)
+		return rc;
 	if (fchmodat(store->dirfd, rel, 0444, 0) == -1)
 		return -errno;
 	fault_point("blob-before-rename");
@@ -298,6 +361,69 @@ store_blob_publish(struct store *store, const char *rel, const char *sha256)
 		return -errno;
 	fault_point("blob-after-rename");
 	return store_fsync_dir(store, dir);
+}
+
+/* Whether the store-relative rel names the file st describes. */
+static int
+names(struct store *store, const char *rel, const struct stat *st)
+{
+	struct stat at;
+
+	return fstatat(store->dirfd, rel, &at, AT_SYMLINK_NOFOLLOW) == 0 &&
+	    at.st_dev == st->st_dev && at.st_ino == st->st_ino;
+}
+
+int
+store_blob_publish_fd(struct store *store, int fd, const char *rel,
+    const char *sha256, uint64_t size)
+{
+	char own[STORE_PATH_MAX], proc[64];
+	struct stat st;
+	int tfd, rc;
+
+	if (!ref_is_hex(sha256, DIGEST_SHA256_HEX))
+		return -EINVAL;
+	if (fstat(fd, &st) == -1)
+		return -errno;
+	/* Another holder's file at rel, or none: not ours to publish. */
+	if (!names(store, rel, &st))
+		return -ESTALE;
+	if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size != size)
+		return -EBADMSG;
+	/* A name only we know, for the very file that was hashed. */
+	if ((tfd = store_tmp_create(store, ".blob", own, sizeof(own))) < 0)
+		return tfd;
+	close(tfd);
+	unlinkat(store->dirfd, own, 0);
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+	if (linkat(AT_FDCWD, proc, store->dirfd, own, AT_SYMLINK_FOLLOW) == -1)
+		return errno == ENOENT ? -ESTALE : -errno;
+	if ((rc = publish_name(store, own, sha256, size)) < 0) {
+		store_tmp_remove(store, own);
+		return rc;
+	}
+	/* rel goes too, unless someone has put another file there since. */
+	if (names(store, rel, &st))
+		unlinkat(store->dirfd, rel, 0);
+	return 0;
+}
+
+int
+store_blob_publish(struct store *store, const char *rel, const char *sha256)
+{
+	struct stat st;
+	int fd, rc;
+
+	fd = openat(store->dirfd, rel, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd == -1)
+		return -errno;
+	if (fstat(fd, &st) == -1)
+		rc = -errno;
+	else
+		rc = store_blob_publish_fd(store, fd, rel, sha256,
+		    (uint64_t)st.st_size);
+	close(fd);
+	return rc;
 }
 
 int

@@ -14,8 +14,9 @@
  * Every path below the root is handled relative to a directory descriptor
  * of the root (the *at() calls), so the functions here take store-relative
  * paths.  A blob is published in one order only: written under tmp/, its
- * digest checked, fsync'd, made 0444, renamed into blobs/, and the blob's
- * directory fsync'd.  Blobs are never opened for writing once published.
+ * digest checked, fsync'd, made 0444, a hard link of that very file renamed
+ * into blobs/, and the blob's directory fsync'd.  Blobs are never opened
+ * for writing once published.
  */
 #ifndef MC_STORE_H
 #define MC_STORE_H
@@ -70,13 +71,48 @@ int store_tmp_create(struct store *store, const char *suffix, char *rel,
 
 /*
  * Publishes the tmp file rel (already written and fsync'd) as the blob
- * sha256: mode 0444, rename into place, fsync the blob's directory.  When the
- * blob already exists, the tmp file is removed instead and 0 is returned:
- * blobs are named by content, so the two are the same bytes.  The caller
- * must hold the blob's claim (claim.h).
+ * sha256: store_blob_publish_fd() of rel opened now, at its size.  The
+ * caller must hold the blob's claim (claim.h).
  */
 int store_blob_publish(struct store *store, const char *rel,
     const char *sha256);
+
+/*
+ * Publishes the file open as fd, whose bytes were hashed to sha256 and
+ * fsync'd, and which the caller wrote as the tmp file rel: mode 0444, a
+ * hard link of fd itself (never whatever sits at rel) renamed into place,
+ * the blob's directory fsync'd, then rel removed.  When a blob of size
+ * bytes has that name already, it is kept and rel removed instead (blobs
+ * are named by content); a blob there of another size is quarantined and
+ * replaced.  Returns 0; -ESTALE when rel no longer names fd's file
+ * (another holder of the claim replaced or removed it: nothing is
+ * published, the caller looks again); -EBADMSG when fd's file is not size
+ * bytes; or another negative errno.  The caller must hold the blob's claim.
+ */
+int store_blob_publish_fd(struct store *store, int fd, const char *rel,
+    const char *sha256, uint64_t size);
+
+/*
+ * Whether the blob sha256 can be trusted as the size bytes a manifest or an
+ * origin says it is: 0 when it is there at that size, -ENOENT when absent,
+ * -EBADMSG when something else is there (another size, not a regular
+ * file).  Every reuse of a blob in the store asks this; a name says the
+ * content, so the size is what a reuse checks (verify hashes).
+ */
+int store_blob_check(struct store *store, const char *sha256, uint64_t size);
+
+/*
+ * Moves the blob sha256 aside to tmp/quarantine.<ms>.<sha256>.corrupt, so
+ * that a good copy can take its name (the caller holds its claim).
+ */
+int store_blob_quarantine(struct store *store, const char *sha256);
+
+/*
+ * Moves the store-relative rel to tmp/quarantine.<ms>.<name><suffix>
+ * (name: rel's last component) rather than deleting what may be evidence;
+ * fsck keeps files so named.  0 or a negative errno.
+ */
+int store_quarantine(struct store *store, const char *rel, const char *suffix);
 
 /* Removes a blob (the caller holds its claim).  -ENOENT when absent. */
 int store_blob_unlink(struct store *store, const char *sha256);

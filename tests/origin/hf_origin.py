@@ -27,8 +27,27 @@ SECS), stall:SECS, corrupt, norange, badrange, slow:BYTES_PER_SEC,
 longlink:BYTES (a tree page's Link: rel="next" URL made BYTES longer by
 a pad parameter the next page ignores; give it @/tree/), tohttp:PORT (a
 307 to the same path and query over plain http on this host name and
-PORT).  Without @MATCH a spec applies to GETs of /cdn/ and
-/resolve/ paths; with it, to GETs and HEADs whose path contains MATCH.
+PORT), and the hostile ones: extra:N, extraclose:N, short:N,
+longrange:N, mutate, endless[:BYTES_PER_SEC].  Without @MATCH a spec
+applies to GETs of /cdn/ and /resolve/ paths; with it, to GETs and HEADs
+whose path contains MATCH.
+
+The hostile faults (a HEAD still tells the truth):
+  extra:N        the body asked for, then N bytes of junk, with a
+                 Content-Length that counts them (a 206's Content-Range
+                 still names the range asked for)
+  extraclose:N   the same junk, with no Content-Length: the body ends when
+                 the connection closes (Connection: close)
+  short:N        only the first N bytes of the body asked for, and says so:
+                 Content-Length N, a 206's Content-Range ending there
+  longrange:N    a 206 whose Content-Range and body run N bytes past the
+                 end asked for (badrange moves the start instead)
+  mutate         the right length, but every byte changed, differently on
+                 each request it fires on (XOR with the request's count):
+                 the file changes between two requests
+  endless[:BPS]  no Content-Length, Connection: close, the body asked for,
+                 then junk for ever at BPS bytes a second (default 65536),
+                 until the client hangs up
 Each request gets at most one fault: the first spec, in command-line
 order, that matches, still has count left, and can apply to the response
 (a body fault never fires on a 302, a 416 or a HEAD).  status:404 answers
@@ -227,7 +246,13 @@ def file_json(fe):
 FAULT_KINDS = {"truncate": "int", "status": "int", "ratelimit": "int",
                "stall": "float", "corrupt": None, "norange": None,
                "badrange": None, "slow": "int", "retryafter": "int",
-               "longlink": "int", "tohttp": "int"}
+               "longlink": "int", "tohttp": "int", "extra": "int",
+               "extraclose": "int", "short": "int", "longrange": "int",
+               "mutate": None, "endless": "optint"}
+BODY_FAULTS = ("truncate", "stall", "corrupt", "norange", "badrange", "slow",
+               "extra", "extraclose", "short", "longrange", "mutate",
+               "endless")
+JUNK = b"junk after the body " * 64
 PRE_FAULTS = ("status", "ratelimit", "retryafter", "tohttp")
 
 
@@ -246,16 +271,18 @@ class Fault:
         if kind not in FAULT_KINDS:
             raise ValueError("unknown fault kind %r in %r" % (kind, spec))
         want = FAULT_KINDS[kind]
-        if want is None:
+        if want is None or (want == "optint" and not arg):
             if arg:
                 raise ValueError("fault %r takes no argument" % kind)
             self.arg = None
         else:
             try:
-                self.arg = int(arg) if want == "int" else float(arg)
+                self.arg = float(arg) if want == "float" else int(arg)
             except ValueError:
                 raise ValueError("fault %r needs a number: %r" % (kind, spec))
-            if self.arg < 0 or (kind == "slow" and self.arg == 0):
+            if self.arg < 0 or (kind in ("slow", "endless", "extra",
+                                         "extraclose", "longrange") and
+                                self.arg == 0):
                 raise ValueError("bad fault argument in %r" % spec)
         self.kind = kind
         self.fired = 0
@@ -482,6 +509,7 @@ class Handler(BaseHTTPRequestHandler):
     # request target in origin form (path and query).
     target_authority = None
     target = "/"
+    fault_n = 0         # the count of the body fault firing on this request
 
     def version_string(self):
         return self.server_version
@@ -621,6 +649,7 @@ class Handler(BaseHTTPRequestHandler):
             n = f.take()
             if not n:
                 continue
+            self.fault_n = n
             log("fault %s (%d%s) on %s %s" %
                 (f.spec, n, "/%d" % f.count if f.count is not None else "",
                  self.command, raw_path))
@@ -943,18 +972,19 @@ class Handler(BaseHTTPRequestHandler):
                 return rng is not None
             if k == "badrange":
                 return isinstance(rng, tuple) and shifted(*rng) is not None
+            if k == "longrange":
+                return isinstance(rng, tuple) and rng[1] + 1 < total
             if not is_get or rng == "unsat":
                 return False
             n = length_if(f)
-            if k == "truncate":
+            if k in ("truncate", "short"):
                 return n > f.arg
             if k == "stall":
                 return n >= 2
-            return n > 0        # corrupt, slow
+            return n > 0   # corrupt, slow, extra, extraclose, mutate, endless
 
-        fault = self.pick_fault(self.raw_path, dec,
-                                ("truncate", "stall", "corrupt", "norange",
-                                 "badrange", "slow"), applicable)
+        fault = self.pick_fault(self.raw_path, dec, BODY_FAULTS, applicable)
+        kind = fault.kind if fault is not None else None
         if fault is not None and fault.kind == "norange":
             rng = None
         if rng == "unsat":
@@ -964,9 +994,20 @@ class Handler(BaseHTTPRequestHandler):
             code, first, last = 200, 0, total - 1
         else:
             code, (first, last) = 206, rng
-            if fault is not None and fault.kind == "badrange":
+            if kind == "badrange":
                 first, last = shifted(first, last)
+            elif kind == "longrange":
+                last = min(last + fault.arg, total - 1)
         length = last - first + 1 if total else 0
+        said = length       # what the headers announce
+        if kind == "short":
+            length = said = fault.arg
+            last = first + length - 1
+        elif kind == "extra":
+            said = length + fault.arg
+        elif kind in ("extraclose", "endless"):
+            said = None
+            self.close_connection = True
         self.send_response(code)
         for k, v in headers:
             self.send_header(k, header_safe(v))
@@ -974,7 +1015,10 @@ class Handler(BaseHTTPRequestHandler):
         if code == 206:
             self.send_header("Content-Range", "bytes %d-%d/%d" %
                              (first, last, total))
-        self.send_header("Content-Length", str(length))
+        if said is None:
+            self.send_header("Connection", "close")
+        else:
+            self.send_header("Content-Length", str(said))
         self.end_headers()
         if not is_get or length == 0:
             return
@@ -987,9 +1031,11 @@ class Handler(BaseHTTPRequestHandler):
         if kind == "truncate":
             limit = fault.arg
         with open(fe.apath, "rb") as f:
-            if kind in (None, "norange", "badrange") and \
+            if kind in (None, "norange", "badrange", "longrange", "short",
+                        "extra", "extraclose", "endless") and \
                     self.server.ssl_ctx is None:
                 self.sendfile(f, fe.sha256, first, length)
+                self.send_junk(fault)
                 return
             f.seek(first)
             sent = 0
@@ -1015,6 +1061,9 @@ class Handler(BaseHTTPRequestHandler):
                 if kind == "corrupt" and sent <= flip_at < sent + len(buf):
                     i = flip_at - sent
                     buf = buf[:i] + bytes([buf[i] ^ 0xFF]) + buf[i + 1:]
+                if kind == "mutate":
+                    x = self.fault_n % 255 + 1
+                    buf = buf.translate(bytes(b ^ x for b in range(256)))
                 self.wfile.write(buf)
                 sent += len(buf)
                 st.add_bytes(fe.sha256, len(buf))
@@ -1022,12 +1071,30 @@ class Handler(BaseHTTPRequestHandler):
                     ahead = sent / bps - (time.monotonic() - t0)
                     if ahead > 0:
                         time.sleep(ahead)
+        self.send_junk(fault)
         if kind == "truncate":
             self.close_connection = True
             try:
                 self.connection.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
+
+    def send_junk(self, fault):
+        """What extra, extraclose and endless send after the body."""
+        kind = fault.kind if fault is not None else None
+        if kind in ("extra", "extraclose"):
+            left = fault.arg
+            while left > 0:
+                n = min(left, len(JUNK))
+                self.wfile.write(JUNK[:n])
+                left -= n
+        elif kind == "endless":
+            bps = fault.arg or 65536
+            n = max(1, bps // 20)
+            while True:     # until the client hangs up (a write fails)
+                self.wfile.write((JUNK * (n // len(JUNK) + 1))[:n])
+                self.wfile.flush()
+                time.sleep(n / bps)
 
     def sendfile(self, f, sha, first, length):
         st = self.server.state

@@ -322,6 +322,53 @@ $C -o "$T/b" "$B/_stats"
 is "$(js "$T/b" 'sorted(d["faults"].values())')" "[1, 1, 1, 1, 1, 1, 1, 1, 2]" "stats: per-spec fault counters"
 stop
 
+# ---- hostile faults: bodies that are not what was asked for ---------------------
+start hostile --repo org/m="$R" \
+	--fault "extra:1000@$BIGSHA*1" \
+	--fault "extraclose:1000@$BIGSHA*1" \
+	--fault "short:1000@$BIGSHA*1" \
+	--fault "longrange:100@$BIGSHA*1" \
+	--fault "mutate@$BIGSHA*2" \
+	--fault "endless:100000@$SMALLSHA*1"
+CDN="http://localhost:$PORT/cdn/$BIGSHA"
+SMALLCDN="http://localhost:$PORT/cdn/$SMALLSHA"
+$C -I -D "$T/h" -o /dev/null "$CDN"
+is "$(code "$T/h"):$(hdr "$T/h" Content-Length)" "200:$BIGN" "hostile faults never fire on a HEAD: it tells the truth"
+$C -D "$T/h" -o "$T/b" "$CDN"
+is "$(code "$T/h"):$(hdr "$T/h" Content-Length):$(stat -c %s "$T/b")" "200:$((BIGN + 1000)):$((BIGN + 1000))" \
+	"extra:1000: the file and 1000 bytes more, Content-Length counting them"
+cmp -s "$T/b" "$R/big.dat"; is "$?" 1 "  ... the body is not the file"
+cmp -s <(head -c $BIGN "$T/b") "$R/big.dat"; ok $? "  ... but starts with it"
+$C -D "$T/h" -o "$T/b" "$CDN"
+is "$(code "$T/h"):$(hdr "$T/h" Content-Length):$(hdr "$T/h" Connection):$(stat -c %s "$T/b")" \
+	"200::close:$((BIGN + 1000))" "extraclose:1000: no Content-Length, the junk ends with the connection"
+$C -D "$T/h" -o "$T/b" -H "Range: bytes=0-9999" "$CDN"
+is "$(code "$T/h"):$(hdr "$T/h" Content-Range):$(hdr "$T/h" Content-Length):$(stat -c %s "$T/b")" \
+	"206:bytes 0-999/$BIGN:1000:1000" "short:1000: a range of 10000 answered with 1000 bytes, saying so"
+$C -D "$T/h" -o "$T/b" -H "Range: bytes=100-199" "$CDN"
+is "$(code "$T/h"):$(hdr "$T/h" Content-Range):$(stat -c %s "$T/b")" \
+	"206:bytes 100-299/$BIGN:200" "longrange:100: the Content-Range runs 100 bytes past the end asked for"
+cmp -s "$T/b" <(tail -c +101 "$R/big.dat" | head -c 200); ok $? "  ... with the bytes it names"
+$C -o "$T/m1" "$CDN"
+$C -o "$T/m2" "$CDN"
+$C -o "$T/m3" "$CDN"
+is "$(stat -c %s "$T/m1"):$(stat -c %s "$T/m2")" "$BIGN:$BIGN" "mutate: the right length"
+is "$(cmp -s "$T/m1" "$R/big.dat"; echo $?):$(cmp -s "$T/m2" "$R/big.dat"; echo $?):$(cmp -s "$T/m1" "$T/m2"; echo $?)" \
+	"1:1:1" "mutate: the bytes differ from the file, and between two requests"
+cmp -s "$T/m3" "$R/big.dat"; ok $? "mutate*2: the third request gets the file"
+rm -f "$T"/m?
+curl -s --max-time 2 -D "$T/h" -o "$T/b" "$SMALLCDN"; rc=$?
+is "$rc:$(hdr "$T/h" Content-Length):$(hdr "$T/h" Connection)" "28::close" \
+	"endless: no length, and the body does not end (curl gives up, 28)"
+[ "$(stat -c %s "$T/b")" -gt 4096 ]; ok $? "endless: more bytes than the file has ($(stat -c %s "$T/b"))"
+cmp -s <(head -c 4096 "$T/b") "$R/model.safetensors"; ok $? "  ... after the file's own"
+$C -o "$T/b" "$CDN"
+cmp -s "$T/b" "$R/big.dat"; ok $? "hostile counts spent: a clean download"
+$C -o "$T/b" "$B/_stats"
+is "$(js "$T/b" 'sorted(d["faults"].values())')" "[1, 1, 1, 1, 1, 2]" "stats: each hostile fault fired its count"
+ok "$(grep -qi traceback "$LOG"; [ $? -ne 0 ]; echo $?)" "no traceback in the log"
+stop
+
 start stall --repo org/m="$R" --fault "stall:30"
 curl -s --max-time 1 -o /dev/null "http://localhost:$PORT/cdn/$BIGSHA"
 is "$?" 28 "stall:30 with a client that gives up (curl 28)"

@@ -498,6 +498,145 @@ test_publish_existing(void **state)
 	assert_true(exists(fx->dir, in.tmp));
 }
 
+/* A file made in the store at rel with content; its fd, open O_RDWR. */
+static int
+partial_fd(struct unit_fixture *fx, const char *rel, const char *content)
+{
+	int fd = openat(fx->store.dirfd, rel, O_RDWR | O_CREAT | O_TRUNC, 0600);
+
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, content, strlen(content)),
+	    (ssize_t)strlen(content));
+	return fd;
+}
+
+/*
+ * Two holders of one claim (one stalled, its claim taken over) write
+ * tmp/partial.<sha>: the one that hashed its file publishes that file,
+ * never the other's that now sits at the name.
+ */
+static void
+test_publish_fd_two_holders(void **state)
+{
+	const char *rel = "tmp/partial." HELLO_SHA256;
+	const char *blob = "blobs/sha256/df/" HELLO_SHA256;
+	struct unit_fixture *fx = *state;
+	struct stat mine, st;
+	int fd, other;
+
+	/* Ours, hashed; then the other holder replaces the name. */
+	fd = partial_fd(fx, rel, HELLO);
+	assert_int_equal(unlinkat(fx->store.dirfd, rel, 0), 0);
+	other = partial_fd(fx, rel, "Hello, World?");
+	assert_int_equal(store_blob_publish_fd(&fx->store, fd, rel,
+			     HELLO_SHA256, strlen(HELLO)),
+	    -ESTALE);
+	assert_false(exists(fx->dir, blob));
+	assert_file_is(fx->dir, rel, "Hello, World?", 13);
+	assert_int_equal(count_entries(fx->dir, "tmp"), 1);
+
+	/* Nothing at the name at all: not published either. */
+	assert_int_equal(unlinkat(fx->store.dirfd, rel, 0), 0);
+	assert_int_equal(store_blob_publish_fd(&fx->store, other, rel,
+			     HELLO_SHA256, 13),
+	    -ESTALE);
+	assert_false(exists(fx->dir, blob));
+	assert_int_equal(count_entries(fx->dir, "tmp"), 0);
+	close(other);
+	close(fd);
+
+	/* Still ours: that very inode becomes the blob, the name goes. */
+	fd = partial_fd(fx, rel, HELLO);
+	assert_int_equal(fstat(fd, &mine), 0);
+	assert_int_equal(store_blob_publish_fd(&fx->store, fd, rel,
+			     HELLO_SHA256, strlen(HELLO)),
+	    0);
+	assert_int_equal(fstatat(fx->store.dirfd, blob, &st, 0), 0);
+	assert_int_equal(st.st_ino, mine.st_ino);
+	assert_int_equal(st.st_mode & 07777, 0444);
+	assert_file_is(fx->dir, blob, HELLO, strlen(HELLO));
+	assert_false(exists(fx->dir, rel));
+	assert_int_equal(count_entries(fx->dir, "tmp"), 0);
+	close(fd);
+}
+
+/* A file longer (or shorter) than the size hashed is never published. */
+static void
+test_publish_fd_size(void **state)
+{
+	const char *rel = "tmp/partial." HELLO_SHA256;
+	struct unit_fixture *fx = *state;
+	int fd;
+
+	fd = partial_fd(fx, rel, HELLO "and junk after it");
+	assert_int_equal(store_blob_publish_fd(&fx->store, fd, rel,
+			     HELLO_SHA256, strlen(HELLO)),
+	    -EBADMSG);
+	assert_int_equal(store_blob_stat(&fx->store, HELLO_SHA256, NULL),
+	    -ENOENT);
+	assert_true(exists(fx->dir, rel));
+	close(fd);
+}
+
+/* How many files in tmp/ are named quarantine.*<suffix>. */
+static int
+quarantined(struct unit_fixture *fx, const char *suffix)
+{
+	char path[4200];
+	struct dirent *e;
+	size_t s = strlen(suffix), n;
+	int count = 0;
+	DIR *d;
+
+	d = opendir(path_of(fx->dir, "tmp", path));
+	assert_non_null(d);
+	while ((e = readdir(d)) != NULL) {
+		n = strlen(e->d_name);
+		if (strncmp(e->d_name, "quarantine.", 11) == 0 && n > s &&
+		    strcmp(e->d_name + n - s, suffix) == 0)
+			count++;
+	}
+	closedir(d);
+	return count;
+}
+
+/*
+ * A blob of the wrong size under a digest's name is not trusted: the check
+ * says so, and a publish of the right bytes sets it aside (kept as
+ * evidence, never deleted) and takes its name.
+ */
+static void
+test_publish_replaces_wrong_size(void **state)
+{
+	const char *blob = "blobs/sha256/df/" HELLO_SHA256;
+	struct unit_fixture *fx = *state;
+	struct ingest in;
+	int fd;
+
+	assert_int_equal(store_blob_check(&fx->store, HELLO_SHA256, 13),
+	    -ENOENT);
+	assert_int_equal(store_mkdirs(&fx->store, "blobs/sha256/df"), 0);
+	unit_write(fx->dir, blob, HELLO "and junk", strlen(HELLO) + 8);
+	assert_int_equal(store_blob_check(&fx->store, HELLO_SHA256, 13),
+	    -EBADMSG);
+	assert_int_equal(store_blob_check(&fx->store, HELLO_SHA256, 21), 0);
+
+	fd = source_fd(fx->dir, "src", HELLO, strlen(HELLO));
+	assert_int_equal(store_ingest(&fx->store, fd, 0, &in), 0);
+	close(fd);
+	assert_int_equal(store_blob_publish(&fx->store, in.tmp, in.sha256), 0);
+	assert_file_is(fx->dir, blob, HELLO, strlen(HELLO));
+	assert_int_equal(store_blob_check(&fx->store, HELLO_SHA256, 13), 0);
+	assert_int_equal(quarantined(fx, HELLO_SHA256 ".corrupt"), 1);
+	assert_int_equal(count_entries(fx->dir, "tmp"), 1);
+
+	/* Quarantined twice in one millisecond: both are kept. */
+	assert_int_equal(store_blob_quarantine(&fx->store, HELLO_SHA256), 0);
+	assert_int_equal(store_blob_check(&fx->store, HELLO_SHA256, 13),
+	    -ENOENT);
+	assert_int_equal(quarantined(fx, HELLO_SHA256 ".corrupt"), 2);
+}
+
 static void
 test_blob_unlink(void **state)
 {
@@ -825,6 +964,13 @@ main(void)
 		    unit_fixture_teardown),
 		cmocka_unit_test_setup_teardown(test_publish_existing,
 		    unit_fixture_setup, unit_fixture_teardown),
+		cmocka_unit_test_setup_teardown(test_publish_fd_two_holders,
+		    unit_fixture_setup, unit_fixture_teardown),
+		cmocka_unit_test_setup_teardown(test_publish_fd_size,
+		    unit_fixture_setup, unit_fixture_teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_publish_replaces_wrong_size, unit_fixture_setup,
+		    unit_fixture_teardown),
 		cmocka_unit_test_setup_teardown(test_blob_unlink,
 		    unit_fixture_setup, unit_fixture_teardown),
 		cmocka_unit_test_setup_teardown(test_blob_verify,
