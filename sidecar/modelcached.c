@@ -206,6 +206,7 @@ reload(struct daemon *d)
 	d->token = hf_token(d->conf.hf_token_path);
 	uv_timer_start(&d->heartbeat, heartbeat,
 	    (uint64_t)d->conf.stale_s * 250, (uint64_t)d->conf.stale_s * 250);
+	beat_set_interval(&d->beat, (int64_t)d->conf.stale_s * 250);
 	log_info("configuration reloaded: %zu declared model(s), quota %llu"
 		 " bytes",
 	    d->nkeeps, (unsigned long long)d->conf.max_size);
@@ -359,6 +360,12 @@ start(struct daemon *d)
 		    strerror(-rc));
 		return -1;
 	}
+	if ((rc = beat_start(&d->beat, (int64_t)d->conf.stale_s * 250)) < 0) {
+		log_warnx("cannot start the heartbeat thread: %s",
+		    strerror(-rc));
+		return -1;
+	}
+	d->store.beat = &d->beat;
 	if ((rc = index_open(&d->index, &d->store)) < 0) {
 		log_warnx("cannot open the index of '%s': %s", d->conf.store,
 		    strerror(-rc));
@@ -432,6 +439,8 @@ main(int argc, char **argv)
 	models_release_all(&d);
 	models_cache_free(&d);
 	index_close(&d.index);
+	d.store.beat = NULL;
+	beat_stop(&d.beat);
 	store_release(&d.store);
 	free(d.token);
 	free(d.allow);

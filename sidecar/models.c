@@ -723,6 +723,10 @@ flight_done(void *arg)
 			*pp = fl->next;
 			break;
 		}
+	if (fl->r.pull.claims_lost > 0)
+		log_warnx("pull '%s': %u claim(s) taken over while this daemon"
+			  " stalled: stood down, nothing published over them",
+		    fl->key, fl->r.pull.claims_lost);
 	if (fl->r.pull.error == PULL_OK) {
 		log_info("pull '%s' done: commit %.12s, %llu bytes from the"
 			 " origin, %llu reused, %.2f s",
@@ -915,6 +919,7 @@ models_heartbeat(struct daemon *d)
 {
 	struct held *h;
 
+	/* The beat thread touches them; this only asks what it found. */
 	for (h = d->held; h != NULL; h = h->next)
 		if (lease_touch(&d->store, &h->file) == -ENOENT) {
 			/* Removed in a stall past the stale limit: again. */
@@ -925,6 +930,8 @@ models_heartbeat(struct daemon *d)
 				&h->file) < 0) {
 				log_warnx("cannot renew lease %s", old.id);
 				h->file = old;
+			} else {
+				lease_drop(&d->store, &old);
 			}
 		}
 }

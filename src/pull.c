@@ -270,8 +270,9 @@ ratelimit_note(struct pull *p, const char *url, int64_t ms)
 	int n;
 
 	ratelimit_path(url, rel, sizeof(rel));
+	/* The store's clock: every replica reads the deadline against it. */
 	n = snprintf(buf, sizeof(buf), "%lld\n",
-	    (long long)(claim_now_ms() + ms));
+	    (long long)(store_now_ms(p->store) + ms));
 	store_write_atomic(p->store, rel, buf, (size_t)n, 0644);
 }
 
@@ -286,7 +287,7 @@ ratelimit_wait(struct pull *p, const char *url)
 	ratelimit_path(url, rel, sizeof(rel));
 	if (store_read_file(p->store, rel, 64, &buf, &len) < 0)
 		return 0;
-	left = strtoll(buf, NULL, 10) - claim_now_ms();
+	left = strtoll(buf, NULL, 10) - store_now_ms(p->store);
 	free(buf);
 	if (left <= 0)
 		return 0;
@@ -588,6 +589,39 @@ job_finish(struct job *j, enum state st)
 		drive(p);
 }
 
+/*
+ * Before publishing: is the claim that guards the blob still ours?  A
+ * process stopped past the stale limit (SIGSTOP, a frozen VM) finds on
+ * waking that another took the claim over and fetches the same blob.
+ * Then it stands down: publishes nothing, deletes nothing that is now the
+ * other's (the partial of a known digest is shared by name), lets the
+ * claim go without touching the file, and waits for the blob as any
+ * waiter does.  Returns 1 when it stood down.
+ */
+static int
+stood_down(struct job *j)
+{
+	struct pull *p = j->p;
+	struct claim *guard = j->key[0] != '\0' ? &j->blob_claim : &j->claim;
+
+	if (!guard->held || claim_check(p->store, guard) != -ESTALE)
+		return 0;
+	claim_release(p->store, guard); /* not ours: the file stays */
+	p->r->claims_lost++;
+	if (j->key[0] != '\0') {
+		/* Our private, verified file: publish it or reuse theirs. */
+		j->state = S_HASH;
+	} else {
+		if (j->fd >= 0)
+			close(j->fd);
+		j->fd = -1;
+		j->tmp[0] = j->ranges[0] = '\0';
+		j->state = S_CLAIM;
+	}
+	uv_timer_start(&j->timer, job_timer, WAIT_MS, 0);
+	return 1;
+}
+
 /* Verified bytes become a blob, under the blob's claim. */
 static void
 publish(struct job *j)
@@ -600,7 +634,7 @@ publish(struct job *j)
 		    j->sha256);
 	if (j->key[0] != '\0' && !j->blob_claim.held) {
 		rc = claim_try(p->store, &j->blob_claim, j->sha256,
-		    claim_now_ms(), p->o->stale_ms);
+		    store_now_ms(p->store), p->o->stale_ms);
 		if (rc == -EBUSY &&
 		    store_blob_stat(p->store, j->sha256, NULL) == 0) {
 			/* Someone else published the same bytes: reuse. */
@@ -616,6 +650,8 @@ publish(struct job *j)
 			return;
 		}
 	}
+	if (stood_down(j))
+		return;
 	fault_point("pull-verified");
 	rc = store_blob_publish(p->store, j->tmp, j->sha256);
 	if (rc < 0) {
@@ -1059,7 +1095,7 @@ key_claim(struct job *j)
 	uint64_t size;
 	int rc;
 
-	rc = claim_try(p->store, &j->claim, j->key, claim_now_ms(),
+	rc = claim_try(p->store, &j->claim, j->key, store_now_ms(p->store),
 	    p->o->stale_ms);
 	if (rc == -EBUSY &&
 	    claim_note_read(p->store, j->key, sha, sizeof(sha)) == 0 &&
@@ -1132,7 +1168,7 @@ job_step(struct job *j)
 	}
 	if (j->file->sha256[0] != '\0' && !j->claim.held) {
 		rc = claim_try(p->store, &j->claim, j->file->sha256,
-		    claim_now_ms(), p->o->stale_ms);
+		    store_now_ms(p->store), p->o->stale_ms);
 		if (rc == -EBUSY &&
 		    store_blob_stat(p->store, j->file->sha256, &size) == 0 &&
 		    size == j->file->size) {

@@ -397,7 +397,8 @@ entries(struct fx *fx, const char *rel)
 	if (d == NULL)
 		return 0;
 	while ((e = readdir(d)) != NULL) {
-		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+		if (strcmp(e->d_name, ".") == 0 ||
+		    strcmp(e->d_name, "..") == 0 || unit_is_clock(e->d_name))
 			continue;
 		n++;
 		if (e->d_type == DT_DIR) {
