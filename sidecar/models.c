@@ -147,7 +147,8 @@ read_ref(struct daemon *d, const char *folder, const char *rev, char *commit,
 	commit[DIGEST_SHA1_HEX] = '\0';
 	if (!ref_is_hex(commit, DIGEST_SHA1_HEX))
 		return -1;
-	*age = (int64_t)time(NULL) - (int64_t)st.st_mtim.tv_sec;
+	/* Confirmed by any node: its age on the store's clock. */
+	*age = store_now_ms(&d->store) / 1000 - (int64_t)st.st_mtim.tv_sec;
 	return 0;
 }
 

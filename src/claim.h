@@ -33,10 +33,10 @@ struct claim {
  * Tries once to take the claim on sha256.  An existing claim is stale when
  * its owner is known to be dead (same host and PID namespace), or when its
  * owner cannot be asked and its heartbeat is older than stale_ms (now_ms
- * from store_now_ms(), the store's clock, which stamps the heartbeats).  Returns
- * 0 when taken, -EBUSY when a live claim is held by someone else, -EAGAIN
- * when a stale one was just removed (try again), -EALREADY when *claim
- * already holds it, or another negative errno.
+ * from store_now_ms(), the store's clock, which stamps the heartbeats).
+ * Returns 0 when taken, -EBUSY when a live claim is held by someone else,
+ * -EAGAIN when a stale one was just removed (try again), -EALREADY when
+ * *claim already holds it, or another negative errno.
  */
 int claim_try(struct store *store, struct claim *claim, const char *sha256,
     int64_t now_ms, int64_t stale_ms);

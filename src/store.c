@@ -153,53 +153,23 @@ fail:
 	return rc;
 }
 
-static int
-clock_path(const struct store *store, char *buf, size_t len)
-{
-	int n = snprintf(buf, len, "tmp/%s.clock", store->owner);
-
-	return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
-}
-
-/* Touches the clock file (made when missing) and reads its mtime back. */
-static int
-clock_read(struct store *store, int64_t *ms)
-{
-	char rel[STORE_PATH_MAX];
-	struct stat st;
-	int fd, tries;
-
-	if (clock_path(store, rel, sizeof(rel)) < 0)
-		return -ENAMETOOLONG;
-	for (tries = 0; tries < 2; tries++) {
-		if (utimensat(store->dirfd, rel, NULL, AT_SYMLINK_NOFOLLOW) ==
-			0 &&
-		    fstatat(store->dirfd, rel, &st, AT_SYMLINK_NOFOLLOW) == 0) {
-			*ms = (int64_t)st.st_mtim.tv_sec * 1000 +
-			    st.st_mtim.tv_nsec / 1000000;
-			return 0;
-		}
-		if (errno != ENOENT)
-			return -errno;
-		/* First use, or fsck took it for residue: make it again. */
-		fd = openat(store->dirfd, rel,
-		    O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644);
-		if (fd == -1)
-			return -errno;
-		close(fd);
-		store->clock_made = 1;
-	}
-	return -ENOENT;
-}
-
 int64_t
 store_now_ms(struct store *store)
 {
 	struct timespec ts;
-	int64_t ms;
+	struct stat st;
 
-	if (store->dirfd != -1 && clock_read(store, &ms) == 0)
-		return ms;
+	/*
+	 * tmp/ itself is the clock: every participant may write there, and a
+	 * directory of its own would be residue after a crash.  Another
+	 * process touching it between our touch and our stat only makes the
+	 * time later, still "now".
+	 */
+	if (store->dirfd != -1 &&
+	    utimensat(store->dirfd, "tmp", NULL, AT_SYMLINK_NOFOLLOW) == 0 &&
+	    fstatat(store->dirfd, "tmp", &st, AT_SYMLINK_NOFOLLOW) == 0)
+		return (int64_t)st.st_mtim.tv_sec * 1000 +
+		    st.st_mtim.tv_nsec / 1000000;
 	clock_gettime(CLOCK_REALTIME, &ts);
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
@@ -207,12 +177,6 @@ store_now_ms(struct store *store)
 void
 store_release(struct store *store)
 {
-	char rel[STORE_PATH_MAX];
-
-	if (store->clock_made && store->dirfd != -1 &&
-	    clock_path(store, rel, sizeof(rel)) == 0)
-		unlinkat(store->dirfd, rel, 0);
-	store->clock_made = 0;
 	if (store->dirfd != -1)
 		close(store->dirfd);
 	store->dirfd = -1;

@@ -43,7 +43,6 @@ struct store {
 	 * lease_touch()).  Not owned.
 	 */
 	struct beat *beat;
-	int clock_made; /* tmp/<owner>.clock exists: removed on release */
 };
 
 enum owner_state { OWNER_UNKNOWN, OWNER_ALIVE, OWNER_DEAD };
@@ -58,14 +57,14 @@ int store_owner_state(const struct store *store, const char *name);
 
 /*
  * The store's clock, in milliseconds since the epoch: the mtime the
- * filesystem gives tmp/<owner>.clock when this process touches it with
- * utimensat(NULL), the way every heartbeat is stamped.  Staleness is
- * always judged as store_now_ms() minus a heartbeat's mtime, so that the
- * clocks of the nodes sharing a store need not agree: on a filesystem
- * whose server stamps the times (local disks, NFS), both sides are the
- * server's clock.  Falls back on the local clock (CLOCK_REALTIME) when the
- * file cannot be touched (a read-only store).  Costs a touch and a stat:
- * take it once per judgement, not per file judged.
+ * filesystem gives tmp/ when this process touches it with utimensat(NULL),
+ * the way every heartbeat is stamped.  Staleness is always judged as
+ * store_now_ms() minus a heartbeat's mtime, so that the clocks of the
+ * nodes sharing a store need not agree: on a filesystem whose server
+ * stamps the times (local disks, NFS), both sides are the server's clock.
+ * Falls back on the local clock (CLOCK_REALTIME) when tmp/ cannot be
+ * touched (a read-only store).  Costs a touch and a stat: take it once per
+ * judgement, not per file judged.
  */
 int64_t store_now_ms(struct store *store);
 

@@ -7,7 +7,7 @@
 # publishing or deleting B's work, reuses B's blob and answers ready.  No
 # blob of a wrong size or digest, fsck clean.  A stopped process's
 # heartbeats stop with it (its beat thread too): its claim may be taken,
-# which is what the claim's generation line is for.
+# which is why a holder checks its claim's line before it publishes.
 # (2) A daemon whose event loop is blocked (its index write waits on
 # another process's exclusive SQLite lock) keeps its leases beating: the
 # lease's mtime moves on while an acquire on that loop is still unanswered.

@@ -397,8 +397,7 @@ entries(struct fx *fx, const char *rel)
 	if (d == NULL)
 		return 0;
 	while ((e = readdir(d)) != NULL) {
-		if (strcmp(e->d_name, ".") == 0 ||
-		    strcmp(e->d_name, "..") == 0 || unit_is_clock(e->d_name))
+		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
 			continue;
 		n++;
 		if (e->d_type == DT_DIR) {

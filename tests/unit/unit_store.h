@@ -13,18 +13,6 @@
 
 #define UNIT_PATH 4400
 
-/*
- * Whether a tmp/ entry is an open store's clock file (store_now_ms()),
- * which stays while its store is open and is not residue.
- */
-static inline int
-unit_is_clock(const char *name)
-{
-	size_t n = strlen(name);
-
-	return n > 6 && strcmp(name + n - 6, ".clock") == 0;
-}
-
 /* What a test needs to know of a blob it published. */
 struct blob {
 	char sha256[DIGEST_HEX_MAX];
