@@ -590,13 +590,48 @@ job_finish(struct job *j, enum state st)
 }
 
 /*
- * Before publishing: is the claim that guards the blob still ours?  A
- * process stopped past the stale limit (SIGSTOP, a frozen VM) finds on
- * waking that another took the claim over and fetches the same blob.
- * Then it stands down: publishes nothing, deletes nothing that is now the
- * other's (the partial of a known digest is shared by name), lets the
- * claim go without touching the file, and waits for the blob as any
- * waiter does.  Returns 1 when it stood down.
+ * Forgets what a file got so far (transfers, partial descriptor, hashing),
+ * leaving the partial file itself alone: it is shared by name with
+ * whoever holds the claim now.  A later holder of the claim starts afresh.
+ */
+static void
+forget_progress(struct job *j)
+{
+	struct pull *p = j->p;
+	size_t k;
+
+	for (k = 0; k < j->nchunks; k++)
+		drop_hedge(&j->chunks[k]);
+	for (k = 0; k < j->nchunks; k++)
+		if (j->chunks[k].xfer != NULL) {
+			fetch_xfer_cancel(j->chunks[k].xfer);
+			fetch_xfer_free(j->chunks[k].xfer);
+			j->chunks[k].xfer = NULL;
+			j->active--;
+		}
+	if (j->fd >= 0)
+		close(j->fd);
+	j->fd = -1;
+	j->tmp[0] = j->ranges[0] = '\0';
+	digest_release(&j->d256);
+	digest_release(&j->d1);
+	j->hashed = 0;
+	j->finalized = 0;
+	if (j->downloading) {
+		j->downloading = 0;
+		p->downloading--;
+	}
+}
+
+/*
+ * Is the claim that guards the blob still ours?  A process stopped past
+ * the stale limit (SIGSTOP, a frozen VM) finds on waking that another took
+ * the claim over and fetches the same blob, into the same partial file.
+ * Then it stands down: stops writing, publishes nothing, deletes nothing
+ * that is now the other's, lets the claim go without touching the file,
+ * and waits for the blob as any waiter does.  Checked before publishing,
+ * and while fetching on each tick, when the beat thread found the claim's
+ * name gone to another file.  Returns 1 when it stood down.
  */
 static int
 stood_down(struct job *j)
@@ -604,18 +639,17 @@ stood_down(struct job *j)
 	struct pull *p = j->p;
 	struct claim *guard = j->key[0] != '\0' ? &j->blob_claim : &j->claim;
 
-	if (!guard->held || claim_check(p->store, guard) != -ESTALE)
+	if (j->hashing || !guard->held ||
+	    claim_check(p->store, guard) != -ESTALE)
 		return 0;
 	claim_release(p->store, guard); /* not ours: the file stays */
 	p->r->claims_lost++;
+	uv_timer_stop(&j->timer);
 	if (j->key[0] != '\0') {
 		/* Our private, verified file: publish it or reuse theirs. */
 		j->state = S_HASH;
 	} else {
-		if (j->fd >= 0)
-			close(j->fd);
-		j->fd = -1;
-		j->tmp[0] = j->ranges[0] = '\0';
+		forget_progress(j);
 		j->state = S_CLAIM;
 	}
 	uv_timer_start(&j->timer, job_timer, WAIT_MS, 0);
@@ -1311,9 +1345,14 @@ tick(uv_timer_t *t)
 	size_t i;
 
 	for (i = 0; i < p->n; i++) {
-		if (p->jobs[i].claim.held)
-			claim_touch(p->store, &p->jobs[i].claim);
-		hedge_tail(&p->jobs[i]);
+		struct job *j = &p->jobs[i];
+
+		/* With a beat thread, this only asks what it found. */
+		if (j->claim.held && j->key[0] == '\0' && j->state == S_FETCH &&
+		    claim_touch(p->store, &j->claim) == -ENOENT &&
+		    stood_down(j))
+			continue;
+		hedge_tail(j);
 	}
 	if (p->o->progress == NULL)
 		return;
