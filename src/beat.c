@@ -10,6 +10,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -117,6 +118,7 @@ int
 beat_start(struct beat *b, int64_t interval_ms)
 {
 	pthread_condattr_t ca;
+	sigset_t all, old;
 	int rc;
 
 	memset(b, 0, sizeof(*b));
@@ -131,7 +133,12 @@ beat_start(struct beat *b, int64_t interval_ms)
 		pthread_mutex_destroy(&b->lock);
 		return -rc;
 	}
-	if ((rc = pthread_create(&b->thread, NULL, beat_main, b)) != 0) {
+	/* Signals are the program's business: the thread blocks them all. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	rc = pthread_create(&b->thread, NULL, beat_main, b);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (rc != 0) {
 		pthread_cond_destroy(&b->cond);
 		pthread_mutex_destroy(&b->lock);
 		return -rc;
