@@ -328,7 +328,10 @@ lease_each(struct store *store, int64_t stale_ms,
 
 	if ((d = store_opendirat(store->dirfd, "leases")) == NULL)
 		return -errno;
-	/* After the listing began: a heartbeat seen is never in our future. */
+	/*
+	 * Taken before any heartbeat is read: one read later can only look
+	 * younger than it is, never older, so no live lease is judged dead.
+	 */
 	now = store_now_ms(store);
 	for (;;) {
 		errno = 0;
