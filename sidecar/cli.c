@@ -70,9 +70,22 @@ cli_open(struct cli *cli, int create)
 		    strerror(-rc));
 		return rc;
 	}
+	/*
+	 * Heartbeats on a thread of their own: an import's hashing and
+	 * fsyncs, or a wait on SQLite, must not let a claim go stale.
+	 */
+	if ((rc = beat_start(&cli->beat,
+		 (int64_t)cli->conf.stale_s * 1000 / 4)) < 0) {
+		cli_err("cannot start the heartbeat thread: %s", strerror(-rc));
+		store_release(&cli->store);
+		return rc;
+	}
+	cli->store.beat = &cli->beat;
 	if ((rc = index_open(&cli->index, &cli->store)) < 0) {
 		cli_err("cannot open the index of '%s': %s", cli->conf.store,
 		    strerror(-rc));
+		cli->store.beat = NULL;
+		beat_stop(&cli->beat);
 		store_release(&cli->store);
 		return rc;
 	}
@@ -86,6 +99,8 @@ cli_close(struct cli *cli)
 	if (!cli->opened)
 		return;
 	index_close(&cli->index);
+	cli->store.beat = NULL;
+	beat_stop(&cli->beat);
 	store_release(&cli->store);
 	cli->opened = 0;
 }

@@ -13,6 +13,7 @@
 
 #include <stdint.h>
 
+#include "beat.h"
 #include "conf.h"
 #include "index.h"
 #include "store.h"
@@ -34,6 +35,7 @@ struct cli {
 	int tty; /* stderr is a terminal: show progress */
 	struct store store;
 	struct index index;
+	struct beat beat; /* heartbeats of the claims and leases held */
 	int opened;
 };
 

@@ -7,8 +7,10 @@
  *			leases and the quota
  *
  * Everything runs on one libuv loop, the pull engine included: requests,
- * transfers, timers and signals.  Only hashing and fsync go to the thread
- * pool (pull.c).
+ * transfers, timers and signals.  Hashing and fsync go to the thread pool
+ * (pull.c); the heartbeats of claims and leases run on a thread of their
+ * own (beat.h), so that nothing the loop waits on lets them go stale, and
+ * the loop never sleeps on a claim (snapshot.c's removals try once).
  */
 #ifndef MC_DAEMON_H
 #define MC_DAEMON_H
@@ -18,6 +20,7 @@
 
 #include <uv.h>
 
+#include "beat.h"
 #include "conf.h"
 #include "fetch.h"
 #include "index.h"
@@ -101,7 +104,8 @@ struct daemon {
 	uv_pipe_t listener;
 	int listening;
 	uv_signal_t sigterm, sigint, sighup;
-	uv_timer_t heartbeat; /* leases, and keeping declared models */
+	struct beat beat;     /* touches the claims and leases held */
+	uv_timer_t heartbeat; /* lost leases, and keeping declared models */
 	uv_timer_t stop_timer;
 	struct conn *conns;
 	unsigned nconns;
@@ -143,7 +147,7 @@ void models_conn_gone(struct conn *c);
 void models_stream(struct conn *c);
 /* Pulls the declared models (again): at start, on SIGHUP, on heartbeat. */
 void models_keep(struct daemon *d);
-/* Touches every lease held. */
+/* Takes again every lease whose file the beat thread found gone. */
 void models_heartbeat(struct daemon *d);
 /* Stops every flight (SIGTERM); 1 while some are still ending. */
 int models_stop(struct daemon *d);

@@ -207,6 +207,7 @@ reload(struct daemon *d)
 	hf_token_held(d->token);
 	uv_timer_start(&d->heartbeat, heartbeat,
 	    (uint64_t)d->conf.stale_s * 250, (uint64_t)d->conf.stale_s * 250);
+	beat_set_interval(&d->beat, (int64_t)d->conf.stale_s * 250);
 	log_info("configuration reloaded: %zu declared model(s), quota %llu"
 		 " bytes",
 	    d->nkeeps, (unsigned long long)d->conf.max_size);
@@ -360,6 +361,12 @@ start(struct daemon *d)
 		    strerror(-rc));
 		return -1;
 	}
+	if ((rc = beat_start(&d->beat, (int64_t)d->conf.stale_s * 250)) < 0) {
+		log_warnx("cannot start the heartbeat thread: %s",
+		    strerror(-rc));
+		return -1;
+	}
+	d->store.beat = &d->beat;
 	if ((rc = index_open(&d->index, &d->store)) < 0) {
 		log_warnx("cannot open the index of '%s': %s", d->conf.store,
 		    strerror(-rc));
@@ -434,6 +441,8 @@ main(int argc, char **argv)
 	models_release_all(&d);
 	models_cache_free(&d);
 	index_close(&d.index);
+	d.store.beat = NULL;
+	beat_stop(&d.beat);
 	store_release(&d.store);
 	free(d.token);
 	free(d.allow);

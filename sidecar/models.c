@@ -175,7 +175,8 @@ read_ref(struct daemon *d, const char *folder, const char *rev, char *commit,
 	commit[DIGEST_SHA1_HEX] = '\0';
 	if (!ref_is_hex(commit, DIGEST_SHA1_HEX))
 		return -1;
-	*age = (int64_t)time(NULL) - (int64_t)st.st_mtim.tv_sec;
+	/* Confirmed by any node: its age on the store's clock. */
+	*age = store_now_ms(&d->store) / 1000 - (int64_t)st.st_mtim.tv_sec;
 	return 0;
 }
 
@@ -966,6 +967,10 @@ flight_done(void *arg)
 		owner = fl->owner;
 		owner->npulls--;
 	}
+	if (fl->r.pull.claims_lost > 0)
+		log_warnx("pull '%s': %u claim(s) taken over while this daemon"
+			  " stalled: stood down, nothing published over them",
+		    fl->key, fl->r.pull.claims_lost);
 	if (fl->r.pull.error == PULL_OK) {
 		log_info("pull '%s' done: commit %.12s, %llu bytes from the"
 			 " origin, %llu reused, %.2f s",
@@ -1265,6 +1270,7 @@ models_heartbeat(struct daemon *d)
 {
 	struct held *h;
 
+	/* The beat thread touches them; this only asks what it found. */
 	for (h = d->held; h != NULL; h = h->next)
 		if (lease_touch(&d->store, &h->file) == -ENOENT) {
 			/* Removed in a stall past the stale limit: again. */
@@ -1275,6 +1281,8 @@ models_heartbeat(struct daemon *d)
 				&h->file) < 0) {
 				log_warnx("cannot renew lease %s", old.id);
 				h->file = old;
+			} else {
+				lease_drop(&d->store, &old);
 			}
 		}
 }

@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "beat.h"
 #include "claim.h"
 #include "ref.h"
 
@@ -163,6 +164,8 @@ claim_try(struct store *store, struct claim *claim, const char *sha256,
 	if (write(fd, claim->line, (size_t)n) != n)
 		rc = -EIO;
 	close(fd);
+	if (rc == 0 && store->beat != NULL)
+		rc = beat_add(store->beat, store->dirfd, rel);
 	if (rc < 0) {
 		unlinkat(store->dirfd, rel, 0);
 		return rc;
@@ -179,8 +182,10 @@ claim_acquire_beat(struct store *store, struct claim *claim, const char *sha256,
 	struct timespec ts;
 	int rc;
 
+	/* The local clock times our own wait; the store's judges theirs. */
 	for (;;) {
-		rc = claim_try(store, claim, sha256, claim_now_ms(), stale_ms);
+		rc = claim_try(store, claim, sha256, store_now_ms(store),
+		    stale_ms);
 		if (rc == -EAGAIN)
 			continue;
 		if (rc != -EBUSY)
@@ -217,9 +222,27 @@ claim_touch(struct store *store, struct claim *claim)
 		return -EINVAL;
 	if ((rc = claim_path(claim->sha256, rel, sizeof(rel))) < 0)
 		return rc;
+	if (store->beat != NULL) {
+		rc = beat_state(store->beat, store->dirfd, rel);
+		return rc == -ESRCH ? -ENOENT : rc;
+	}
 	if (utimensat(store->dirfd, rel, NULL, 0) == -1)
 		return -errno;
 	return 0;
+}
+
+int
+claim_check(struct store *store, struct claim *claim)
+{
+	char rel[STORE_PATH_MAX], line[sizeof(claim->line)];
+	int rc;
+
+	if (!claim->held)
+		return -EINVAL;
+	if ((rc = claim_path(claim->sha256, rel, sizeof(rel))) < 0)
+		return rc;
+	read_line(store, rel, line, sizeof(line));
+	return strcmp(line, claim->line) == 0 ? 0 : -ESTALE;
 }
 
 void
@@ -231,6 +254,8 @@ claim_release(struct store *store, struct claim *claim)
 		return;
 	/* A claim taken over while we stalled is no longer ours to remove. */
 	if (claim_path(claim->sha256, rel, sizeof(rel)) == 0) {
+		if (store->beat != NULL)
+			beat_remove(store->beat, store->dirfd, rel);
 		read_line(store, rel, line, sizeof(line));
 		if (strcmp(line, claim->line) == 0)
 			unlinkat(store->dirfd, rel, 0);
@@ -257,6 +282,9 @@ claim_note(struct store *store, struct claim *claim, const char *note)
 	if ((rc = store_write_atomic(store, rel, line, (size_t)n, 0644)) < 0)
 		return rc;
 	memcpy(claim->line, line, (size_t)n + 1);
+	/* A new inode under the name: the one to keep beating. */
+	if (store->beat != NULL)
+		beat_add(store->beat, store->dirfd, rel);
 	return 0;
 }
 

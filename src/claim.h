@@ -11,7 +11,9 @@
  * heartbeat is older than the stale limit belongs to a dead process and is
  * taken over: renamed to a unique name (only one contender can win that
  * rename), then removed.  flock and fcntl locks are never used: they are
- * silently no-ops on some network filesystems.
+ * silently no-ops on some network filesystems.  A held claim is beaten by
+ * the store's beat thread when it has one (beat.h), so that nothing the
+ * holder waits on can stop its heartbeat.
  */
 #ifndef MC_CLAIM_H
 #define MC_CLAIM_H
@@ -30,11 +32,11 @@ struct claim {
 /*
  * Tries once to take the claim on sha256.  An existing claim is stale when
  * its owner is known to be dead (same host and PID namespace), or when its
- * owner cannot be asked and its heartbeat is older than stale_ms (now in
- * milliseconds since the epoch, as the filesystem's mtimes count).  Returns
- * 0 when taken, -EBUSY when a live claim is held by someone else, -EAGAIN
- * when a stale one was just removed (try again), -EALREADY when *claim
- * already holds it, or another negative errno.
+ * owner cannot be asked and its heartbeat is older than stale_ms (now_ms
+ * from store_now_ms(), the store's clock, which stamps the heartbeats).
+ * Returns 0 when taken, -EBUSY when a live claim is held by someone else,
+ * -EAGAIN when a stale one was just removed (try again), -EALREADY when
+ * *claim already holds it, or another negative errno.
  */
 int claim_try(struct store *store, struct claim *claim, const char *sha256,
     int64_t now_ms, int64_t stale_ms);
@@ -71,8 +73,20 @@ int claim_note(struct store *store, struct claim *claim, const char *note);
 int claim_note_read(struct store *store, const char *name, char *buf,
     size_t len);
 
-/* Refreshes the heartbeat of a held claim. */
+/*
+ * Refreshes the heartbeat of a held claim, or, when the store has a beat
+ * thread (store->beat, which touches it), reports what the thread found:
+ * 0, or -ENOENT when the name is gone or is another file (taken over).
+ */
 int claim_touch(struct store *store, struct claim *claim);
+
+/*
+ * Whether the claim file still holds the line this claim wrote: 0, or
+ * -ESTALE when someone took the claim over (this process stalled past the
+ * stale limit).  A holder checks before it publishes or deletes what the
+ * claim guards, and stands down on -ESTALE.  -EINVAL when not held.
+ */
+int claim_check(struct store *store, struct claim *claim);
 
 /*
  * Gives a held claim up (no-op when not held).  The file is removed only if
@@ -81,7 +95,11 @@ int claim_touch(struct store *store, struct claim *claim);
  */
 void claim_release(struct store *store, struct claim *claim);
 
-/* Milliseconds since the epoch, the clock the heartbeats use. */
+/*
+ * Milliseconds since the epoch by the local clock: for the times written
+ * into claim files (for people) and for timing one's own waits.  Never
+ * for judging another's heartbeat: that is store_now_ms()'s.
+ */
 int64_t claim_now_ms(void);
 
 #endif

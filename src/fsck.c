@@ -188,7 +188,7 @@ take_claim(struct fsck *f, struct claim *claim, const char *sha256)
 	int rc, tries = 0;
 
 	do
-		rc = claim_try(f->store, claim, sha256, claim_now_ms(),
+		rc = claim_try(f->store, claim, sha256, store_now_ms(f->store),
 		    f->o->stale_ms);
 	while (rc == -EAGAIN && ++tries < 4);
 	return rc;
@@ -552,7 +552,7 @@ pass_blob(const char *name, const char *rel, void *arg)
 	if (strset_has(&f->blobs, name))
 		return 0;
 	/* A blob claimed by a live process is an import in flight. */
-	if (claim_live(f->store, name, claim_now_ms(), f->o->stale_ms))
+	if (claim_live(f->store, name, store_now_ms(f->store), f->o->stale_ms))
 		return 0;
 	issue(f, "blob_orphan", rel, "no manifest references this blob", 1,
 	    f->o->repair && drop_orphan(f, name) == 1);
@@ -561,11 +561,11 @@ pass_blob(const char *name, const char *rel, void *arg)
 
 /* Whether a tmp/ entry still belongs to a live process. */
 static int
-tmp_alive(struct fsck *f, const char *name, const struct stat *st)
+tmp_alive(struct fsck *f, const char *name, const struct stat *st, int64_t now)
 {
 	/* A pull's partial file resumes a later pull: kept for a day. */
 	if (strncmp(name, "partial.", 8) == 0)
-		return claim_now_ms() - (int64_t)st->st_mtim.tv_sec * 1000 <=
+		return now - (int64_t)st->st_mtim.tv_sec * 1000 <=
 		    PARTIAL_KEEP_MS;
 	switch (store_owner_state(f->store, name)) {
 	case OWNER_ALIVE:
@@ -574,7 +574,7 @@ tmp_alive(struct fsck *f, const char *name, const struct stat *st)
 		return 0;
 	default:
 		/* Another node's: alive until older than the stale limit. */
-		return claim_now_ms() - (int64_t)st->st_mtim.tv_sec * 1000 <=
+		return now - (int64_t)st->st_mtim.tv_sec * 1000 <=
 		    f->o->stale_ms;
 	}
 }
@@ -585,11 +585,13 @@ pass_dir(struct fsck *f, const char *dir, int claims)
 	char rel[STORE_PATH_MAX];
 	struct dirent *e;
 	struct stat st;
+	int64_t now;
 	DIR *d;
 
 	if ((d = store_opendirat(f->store->dirfd, dir)) == NULL) {
 		return -errno;
 	}
+	now = store_now_ms(f->store); /* ages by the store's clock */
 	while ((e = readdir(d)) != NULL) {
 		/* Evidence kept for people, not residue. */
 		if (e->d_name[0] == '.' ||
@@ -599,9 +601,8 @@ pass_dir(struct fsck *f, const char *dir, int claims)
 		snprintf(rel, sizeof(rel), "%s/%s", dir, e->d_name);
 		if (fstatat(f->store->dirfd, rel, &st, AT_SYMLINK_NOFOLLOW))
 			continue;
-		if (claims ? !claim_stale(f->store, rel, claim_now_ms(),
-				 f->o->stale_ms)
-			   : tmp_alive(f, e->d_name, &st))
+		if (claims ? !claim_stale(f->store, rel, now, f->o->stale_ms)
+			   : tmp_alive(f, e->d_name, &st, now))
 			continue;
 		issue(f, claims ? "claim_stale" : "tmp_stale", rel,
 		    claims ? "a claim whose owner stopped heartbeating"

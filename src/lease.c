@@ -31,6 +31,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "beat.h"
 #include "claim.h"
 #include "hub.h"
 #include "lease.h"
@@ -177,6 +178,11 @@ lease_take(struct store *store, const char *folder, const char *commit,
 	snprintf(l->folder, sizeof(l->folder), "%s", folder);
 	snprintf(l->commit, sizeof(l->commit), "%s", commit);
 	l->held = 1;
+	if (store->beat != NULL && lease_path(l->id, tmp, sizeof(tmp)) == 0 &&
+	    (rc = beat_add(store->beat, store->dirfd, tmp)) < 0) {
+		lease_drop(store, l);
+		return rc;
+	}
 	return 0;
 }
 
@@ -190,6 +196,10 @@ lease_touch(struct store *store, struct lease *l)
 		return -EINVAL;
 	if ((rc = lease_path(l->id, rel, sizeof(rel))) < 0)
 		return rc;
+	if (store->beat != NULL) {
+		rc = beat_state(store->beat, store->dirfd, rel);
+		return rc == -ESRCH ? -ENOENT : rc;
+	}
 	if (utimensat(store->dirfd, rel, NULL, AT_SYMLINK_NOFOLLOW) == -1)
 		return -errno;
 	return 0;
@@ -203,8 +213,11 @@ lease_drop(struct store *store, struct lease *l)
 	if (!l->held)
 		return;
 	/* Ids are random: nobody else ever holds this name. */
-	if (lease_path(l->id, rel, sizeof(rel)) == 0)
+	if (lease_path(l->id, rel, sizeof(rel)) == 0) {
+		if (store->beat != NULL)
+			beat_remove(store->beat, store->dirfd, rel);
 		unlinkat(store->dirfd, rel, 0);
+	}
 	l->held = 0;
 }
 
@@ -309,12 +322,17 @@ lease_each(struct store *store, int64_t stale_ms,
 {
 	struct lease_file lf;
 	struct dirent *e;
-	int64_t now = claim_now_ms();
+	int64_t now;
 	DIR *d;
 	int rc = 0;
 
 	if ((d = store_opendirat(store->dirfd, "leases")) == NULL)
 		return -errno;
+	/*
+	 * Taken before any heartbeat is read: one read later can only look
+	 * younger than it is, never older, so no live lease is judged dead.
+	 */
+	now = store_now_ms(store);
 	for (;;) {
 		errno = 0;
 		if ((e = readdir(d)) == NULL) {

@@ -12,7 +12,8 @@
  * milliseconds since the epoch).  Its mtime is its heartbeat.  A lease is
  * live while its owner is alive, as store_owner_state() tells for a process
  * on this host and in this PID namespace; for any other owner, while its
- * heartbeat is no older than the stale limit.  A lease of a dead owner is
+ * heartbeat is no older than the stale limit by the store's clock
+ * (store_now_ms()), never by the local one.  A lease of a dead owner is
  * residue that fsck removes.  flock and fcntl locks are never used.
  *
  * A holder must take its lease before it checks that the snapshot is
@@ -54,9 +55,11 @@ int lease_take(struct store *store, const char *folder, const char *commit,
     struct lease *l);
 
 /*
- * Heartbeat: sets the lease file's mtime to now.  -ENOENT when the file is
- * gone (fsck removed it after a stall past the stale limit): the holder
- * takes a new lease.  -EINVAL when l holds none.
+ * Heartbeat: sets the lease file's mtime to now, or, when the store has a
+ * beat thread (store->beat, which lease_take() gave the file to), reports
+ * what the thread's last touch found.  -ENOENT when the file is gone
+ * (fsck removed it after a stall past the stale limit): the holder takes
+ * a new lease.  -EINVAL when l holds none.
  */
 int lease_touch(struct store *store, struct lease *l);
 

@@ -285,8 +285,9 @@ ratelimit_note(struct pull *p, const char *url, int64_t ms)
 	int n;
 
 	ratelimit_path(url, rel, sizeof(rel));
+	/* The store's clock: every replica reads the deadline against it. */
 	n = snprintf(buf, sizeof(buf), "%lld\n",
-	    (long long)(claim_now_ms() + ms));
+	    (long long)(store_now_ms(p->store) + ms));
 	store_write_atomic(p->store, rel, buf, (size_t)n, 0644);
 }
 
@@ -301,7 +302,7 @@ ratelimit_wait(struct pull *p, const char *url)
 	ratelimit_path(url, rel, sizeof(rel));
 	if (store_read_file(p->store, rel, 64, &buf, &len) < 0)
 		return 0;
-	left = strtoll(buf, NULL, 10) - claim_now_ms();
+	left = strtoll(buf, NULL, 10) - store_now_ms(p->store);
 	free(buf);
 	if (left <= 0)
 		return 0;
@@ -659,6 +660,41 @@ job_finish(struct job *j, enum state st)
 }
 
 /*
+ * Forgets what a file got so far (transfers, partial descriptor, hashing),
+ * leaving the partial file itself alone: it is shared by name with
+ * whoever holds the claim now.  A later holder of the claim starts afresh.
+ */
+static void
+forget_progress(struct job *j)
+{
+	struct pull *p = j->p;
+	size_t k;
+
+	for (k = 0; k < j->nchunks; k++)
+		drop_hedge(&j->chunks[k]);
+	for (k = 0; k < j->nchunks; k++)
+		if (j->chunks[k].xfer != NULL) {
+			fetch_xfer_cancel(j->chunks[k].xfer);
+			fetch_xfer_free(j->chunks[k].xfer);
+			j->chunks[k].xfer = NULL;
+			j->active--;
+		}
+	if (j->fd >= 0)
+		close(j->fd);
+	j->fd = -1;
+	j->tmp[0] = j->ranges[0] = '\0'; /* the names are not ours */
+	digest_release(&j->d256);
+	digest_release(&j->d1);
+	j->hashed = 0;
+	j->finalized = 0;
+	j->ranges_dirty = 0;
+	if (j->downloading) {
+		j->downloading = 0;
+		p->downloading--;
+	}
+}
+
+/*
  * The file we hashed is no longer at our partial's name: a holder that took
  * the claim over while we stalled has replaced or published it.  Ours is
  * not published (it may hold that holder's writes too); we let it go, and
@@ -669,14 +705,7 @@ lost_race(struct job *j)
 {
 	struct pull *p = j->p;
 
-	close(j->fd);
-	j->fd = -1;
-	j->tmp[0] = j->ranges[0] = '\0'; /* the names are not ours */
-	digest_release(&j->d256);
-	digest_release(&j->d1);
-	j->hashed = 0;
-	j->finalized = 0;
-	j->ranges_dirty = 0;
+	forget_progress(j);
 	claim_release(p->store, &j->claim);
 	claim_release(p->store, &j->blob_claim);
 	if (j->key[0] != '\0')
@@ -693,6 +722,39 @@ lost_race(struct job *j)
 	uv_timer_start(&j->timer, job_timer, WAIT_MS, 0);
 }
 
+/*
+ * Is the claim that guards the blob still ours?  A process stopped past
+ * the stale limit (SIGSTOP, a frozen VM) finds on waking that another took
+ * the claim over and fetches the same blob, into the same partial file.
+ * Then it stands down: stops writing, publishes nothing, deletes nothing
+ * that is now the other's, lets the claim go without touching the file,
+ * and waits for the blob as any waiter does.  Checked before publishing,
+ * and while fetching on each tick, when the beat thread found the claim's
+ * name gone to another file.  Returns 1 when it stood down.
+ */
+static int
+stood_down(struct job *j)
+{
+	struct pull *p = j->p;
+	struct claim *guard = j->key[0] != '\0' ? &j->blob_claim : &j->claim;
+
+	if (j->hashing || !guard->held ||
+	    claim_check(p->store, guard) != -ESTALE)
+		return 0;
+	claim_release(p->store, guard); /* not ours: the file stays */
+	p->r->claims_lost++;
+	uv_timer_stop(&j->timer);
+	if (j->key[0] != '\0') {
+		/* Our private, verified file: publish it or reuse theirs. */
+		j->state = S_HASH;
+	} else {
+		forget_progress(j);
+		j->state = S_CLAIM;
+	}
+	uv_timer_start(&j->timer, job_timer, WAIT_MS, 0);
+	return 1;
+}
+
 /* Verified bytes become a blob, under the blob's claim. */
 static void
 publish(struct job *j)
@@ -705,7 +767,7 @@ publish(struct job *j)
 		    j->sha256);
 	if (j->key[0] != '\0' && !j->blob_claim.held) {
 		rc = claim_try(p->store, &j->blob_claim, j->sha256,
-		    claim_now_ms(), p->o->stale_ms);
+		    store_now_ms(p->store), p->o->stale_ms);
 		if (rc == -EBUSY &&
 		    store_blob_check(p->store, j->sha256, j->file->size) == 0) {
 			/* Someone else published the same bytes: reuse. */
@@ -721,6 +783,8 @@ publish(struct job *j)
 			return;
 		}
 	}
+	if (stood_down(j))
+		return;
 	fault_point("pull-verified");
 	/* The very file that was hashed, never whatever is at its name. */
 	rc = store_blob_publish_fd(p->store, j->fd, j->tmp, j->sha256,
@@ -1224,7 +1288,7 @@ key_claim(struct job *j)
 	uint64_t size;
 	int rc;
 
-	rc = claim_try(p->store, &j->claim, j->key, claim_now_ms(),
+	rc = claim_try(p->store, &j->claim, j->key, store_now_ms(p->store),
 	    p->o->stale_ms);
 	if (rc == -EBUSY &&
 	    claim_note_read(p->store, j->key, sha, sizeof(sha)) == 0 &&
@@ -1294,7 +1358,7 @@ job_step(struct job *j)
 	}
 	if (j->file->sha256[0] != '\0' && !j->claim.held) {
 		rc = claim_try(p->store, &j->claim, j->file->sha256,
-		    claim_now_ms(), p->o->stale_ms);
+		    store_now_ms(p->store), p->o->stale_ms);
 		if (rc == -EBUSY &&
 		    store_blob_check(p->store, j->file->sha256,
 			j->file->size) == 0) {
@@ -1447,9 +1511,14 @@ tick(uv_timer_t *t)
 	size_t i;
 
 	for (i = 0; i < p->n; i++) {
-		if (p->jobs[i].claim.held)
-			claim_touch(p->store, &p->jobs[i].claim);
-		hedge_tail(&p->jobs[i]);
+		struct job *j = &p->jobs[i];
+
+		/* With a beat thread, this only asks what it found. */
+		if (j->claim.held && j->key[0] == '\0' && j->state == S_FETCH &&
+		    claim_touch(p->store, &j->claim) == -ENOENT &&
+		    stood_down(j))
+			continue;
+		hedge_tail(j);
 	}
 	if (p->o->progress == NULL)
 		return;

@@ -18,7 +18,7 @@
 #include "lease.h"
 #include "snapshot.h"
 
-#define REMOVE_CLAIM_WAIT_MS 2000
+#define REMOVE_CLAIM_TRIES 4 /* stale claims removed before giving up */
 
 int
 snapshot_manifest(struct store *store, const char *folder, const char *commit,
@@ -183,12 +183,20 @@ drop_blob(struct store *store, struct index *index, const char *sha256,
 	struct claim claim = { 0 };
 	uint64_t size = 0;
 	int64_t refs;
-	int rc;
+	int rc, tries = 0;
 
-	rc = claim_acquire(store, &claim, sha256, stale_ms,
-	    REMOVE_CLAIM_WAIT_MS);
-	if (rc == -ETIMEDOUT)
-		return 0; /* someone is using it: not ours to delete */
+	/*
+	 * Never waits: a live claim is someone fetching or importing these
+	 * bytes, who will reference them, so they are not ours to delete
+	 * (and a daemon must not sleep on its loop).  A blob left behind
+	 * because its holder then gave up is an orphan that fsck collects.
+	 */
+	do
+		rc = claim_try(store, &claim, sha256, store_now_ms(store),
+		    stale_ms);
+	while (rc == -EAGAIN && ++tries < REMOVE_CLAIM_TRIES);
+	if (rc == -EBUSY || rc == -EAGAIN)
+		return 0;
 	if (rc < 0)
 		return rc;
 	if ((rc = index_blob_refs(index, sha256, &refs)) < 0 || refs > 0)

@@ -32,8 +32,8 @@ int snapshot_publish(struct store *store, struct index *index,
 /*
  * Removes the snapshot folder/commit (index row id), unless a live lease
  * names it (lease.h; stale_ms as there): then it stays, whole, and this
- * returns -EBUSY.  Blobs whose claim is held elsewhere past stale_ms are
- * left for fsck --repair.  *freed, when not NULL, gets the bytes of the
+ * returns -EBUSY.  Never waits: blobs whose claim another holds (live, as
+ * stale_ms judges) are left to that holder, or for fsck --repair.  *freed, when not NULL, gets the bytes of the
  * blobs deleted.
  */
 int snapshot_remove(struct store *store, struct index *index,

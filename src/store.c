@@ -157,6 +157,27 @@ fail:
 	return rc;
 }
 
+int64_t
+store_now_ms(struct store *store)
+{
+	struct timespec ts;
+	struct stat st;
+
+	/*
+	 * tmp/ itself is the clock: every participant may write there, and a
+	 * directory of its own would be residue after a crash.  Another
+	 * process touching it between our touch and our stat only makes the
+	 * time later, still "now".
+	 */
+	if (store->dirfd != -1 &&
+	    utimensat(store->dirfd, "tmp", NULL, AT_SYMLINK_NOFOLLOW) == 0 &&
+	    fstatat(store->dirfd, "tmp", &st, AT_SYMLINK_NOFOLLOW) == 0)
+		return (int64_t)st.st_mtim.tv_sec * 1000 +
+		    st.st_mtim.tv_nsec / 1000000;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 void
 store_release(struct store *store)
 {

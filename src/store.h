@@ -30,11 +30,20 @@
 #define STORE_PATH_MAX 4096
 #define STORE_OWNER_MAX 128
 
+struct beat;
+
 struct store {
 	char *root; /* as given, owned */
 	int dirfd;  /* O_DIRECTORY of root */
 	/* "<host>.<pidns>.<pid>": names tmp files, claims, quarantines */
 	char owner[STORE_OWNER_MAX];
+	/*
+	 * The heartbeat thread (beat.h) that keeps this program's claims and
+	 * leases alive, set by the program after store_open(); NULL: none,
+	 * and holders touch their files themselves (claim_touch(),
+	 * lease_touch()).  Not owned.
+	 */
+	struct beat *beat;
 };
 
 enum owner_state { OWNER_UNKNOWN, OWNER_ALIVE, OWNER_DEAD };
@@ -46,6 +55,19 @@ enum owner_state { OWNER_UNKNOWN, OWNER_ALIVE, OWNER_DEAD };
  * callers fall back on heartbeats and ages.
  */
 int store_owner_state(const struct store *store, const char *name);
+
+/*
+ * The store's clock, in milliseconds since the epoch: the mtime the
+ * filesystem gives tmp/ when this process touches it with utimensat(NULL),
+ * the way every heartbeat is stamped.  Staleness is always judged as
+ * store_now_ms() minus a heartbeat's mtime, so that the clocks of the
+ * nodes sharing a store need not agree: on a filesystem whose server
+ * stamps the times (local disks, NFS), both sides are the server's clock.
+ * Falls back on the local clock (CLOCK_REALTIME) when tmp/ cannot be
+ * touched (a read-only store).  Costs a touch and a stat: take it once per
+ * judgement, not per file judged.
+ */
+int64_t store_now_ms(struct store *store);
 
 /*
  * Opens the store at root, creating root and its directories when create is

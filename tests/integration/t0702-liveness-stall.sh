@@ -1,0 +1,127 @@
+#!/bin/sh
+# Stalls.  (1) Daemon A is stopped (SIGSTOP) in the middle of a pull, with
+# the stale limit at 2 s, while daemon B on another node pulls the same
+# model: B takes A's claim over once A's heartbeat is stale, publishes, and
+# holds a lease; a gc --max-size 0 on a third node keeps B's model.  Then A
+# goes on (SIGCONT): it finds its claim taken, stands down without
+# publishing or deleting B's work, reuses B's blob and answers ready.  No
+# blob of a wrong size or digest, fsck clean.  A stopped process's
+# heartbeats stop with it (its beat thread too): its claim may be taken,
+# which is why a holder checks its claim's line before it publishes.
+# (2) A daemon whose event loop is blocked (its index write waits on
+# another process's exclusive SQLite lock) keeps its leases beating: the
+# lease's mtime moves on while an acquire on that loop is still unanswered.
+# Before the beat thread, heartbeats ran on the loop and stopped with it.
+. "$top_srcdir/tests/lib/tap.sh"
+. "$top_srcdir/tests/lib/nodes.sh"
+
+nodes_check
+MODELCACHE_STALE_AFTER=2
+export MODELCACHE_STALE_AFTER
+
+make_model "$T/demo" demo
+make_model "$T/two" two
+big=$(sha_of "$T/demo/model.safetensors")
+# About 3 s to fetch demo's big file: A is stopped in the middle of it.
+start_origin --repo org/demo="$T/demo" --repo org/two="$T/two" \
+    --fault "slow:100000@/cdn/$big"
+ok $? "the test origin starts (slow CDN)"
+node_daemon a +0s
+ok $? "daemon A starts on a node of its own"
+node_daemon b +0s
+ok $? "daemon B starts on another"
+
+client_on() {
+	sock=$1
+	shift
+	python3 "$top_srcdir/tests/lib/mcclient.py" "$T/$sock/mc.sock" "$@"
+}
+status_on() {
+	"$MC" status --json --socket "$T/$1/mc.sock" | jq -e "$2"
+}
+
+# --- (1) A stopped past the stale limit while B pulls ---------------------
+client_on a '{"op":"acquire","model":"hf://org/demo"}' >"$T/a.out" 2>&1 &
+A=$!
+wait_for status_on a '[.pulls[]?.done_bytes] | add > 150000'
+ok $? "A is fetching the big file"
+kill -STOP "$NODE_PID_a"
+claim_a=$(cat "$STORE/claims/$big")
+mkfifo "$T/hold"
+client_on b --hold '{"op":"acquire","model":"hf://org/demo"}' \
+    <"$T/hold" >"$T/b.out" &
+HOLD=$!
+exec 9>"$T/hold"
+wait_for grep -q '"event": *"ready"' "$T/b.out"
+ok $? "B takes the stale claim over and finishes the pull"
+claim_b=$(cat "$STORE/claims/$big" 2>/dev/null)
+ok "$([ "$claim_b" != "$claim_a" ]; echo $?)" \
+    "the claim is no longer A's (A: $claim_a)"
+node +0s "$MC" gc --max-size 0 >"$T/gc.out" 2>"$T/gc.err"
+is "$?" 7 "gc --max-size 0 on a third node keeps the model B leases"
+kill -CONT "$NODE_PID_a"
+wait "$A"
+ok $? "A, continued, answers its acquire"
+grep -q '"event": *"ready"' "$T/a.out"
+ok $? "ready"
+wait_for grep -q "stood down" "$T/a.log"
+ok $? "A says it found its claim taken and stood down"
+is "$(sha_of "$STORE/blobs/sha256/$(echo "$big" | cut -c1-2)/$big")" "$big" \
+    "the published blob has the right digest"
+is "$(stat -c %s "$STORE/blobs/sha256/$(echo "$big" | cut -c1-2)/$big")" \
+    300000 "and the right size"
+run_ok "verify the model" mc verify org/demo
+is "$(mc ls --json | json 'map(.repo) | join(",")')" "org/demo" \
+    "the leased model is still there"
+exec 9>&-
+wait "$HOLD"
+wait_for status_on b '.leases | length == 0'
+ok $? "B's lease ended"
+
+# --- (2) a blocked loop keeps beating ------------------------------------
+mkfifo "$T/hold2"
+client_on a --hold '{"op":"acquire","model":"hf://org/demo"}' \
+    <"$T/hold2" >"$T/a2.out" &
+HOLD2=$!
+exec 8>"$T/hold2"
+wait_for grep -q '"event": *"ready"' "$T/a2.out"
+ok $? "A leases the model again"
+lease=$(ls "$STORE/leases" | head -n 1)
+# Another process takes the index's write lock and keeps it (.bail: no
+# "locked" unless it has it).
+mkfifo "$T/sql"
+sqlite3 "$STORE/index.db" <"$T/sql" >"$T/sql.out" 2>&1 &
+SQL=$!
+exec 7>"$T/sql"
+printf '.bail on\nBEGIN EXCLUSIVE;\nSELECT %s;\n' "'locked'" >&7
+wait_for grep -q locked "$T/sql.out"
+ok $? "another process holds the index's write lock"
+# An acquire whose pull ends in an index write (the publish order puts the
+# manifest first, the index row last): A's loop waits in SQLite's busy
+# handler (INDEX_BUSY_MS, far longer than this takes).
+client_on a '{"op":"acquire","model":"hf://org/two"}' >"$T/two.out" 2>&1 &
+TWO=$!
+published() {
+	[ -n "$(ls "$STORE/manifests/models--org--two" 2>/dev/null)" ]
+}
+wait_for published
+ok $? "A published org/two's files and waits to index them"
+m0=$(stat -c %Y "$STORE/leases/$lease")
+beaten() {
+	[ "$(stat -c %Y "$STORE/leases/$lease")" -gt "$m0" ]
+}
+wait_for beaten
+ok $? "the lease's heartbeat moves on"
+# Answers carry "ok"; progress events do not.  Only hello is answered.
+is "$(grep -c '"ok"' "$T/two.out")" 1 \
+    "while the acquire on A's blocked loop is still unanswered"
+echo "COMMIT;" >&7
+exec 7>&-
+wait "$SQL"
+wait "$TWO"
+ok $? "once the lock is gone, the acquire is answered"
+exec 8>&-
+wait "$HOLD2"
+run_ok "fsck is clean" mc fsck
+
+done_testing
