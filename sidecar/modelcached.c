@@ -345,6 +345,7 @@ parse_args(int argc, char **argv)
 static int
 start(struct daemon *d)
 {
+	struct index_conf ic;
 	int rc;
 
 	uv_signal_init(d->loop, &d->sigterm);
@@ -359,7 +360,10 @@ start(struct daemon *d)
 		    strerror(-rc));
 		return -1;
 	}
-	if ((rc = index_open(&d->index, &d->store)) < 0) {
+	ic.path = d->conf.index;
+	ic.node = d->conf.node;
+	ic.stale_ms = (int64_t)d->conf.stale_s * 1000;
+	if ((rc = index_open(&d->index, &d->store, &ic)) < 0) {
 		log_warnx("cannot open the index of '%s': %s", d->conf.store,
 		    strerror(-rc));
 		return -1;

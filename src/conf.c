@@ -22,6 +22,8 @@
  *	socket_group	MODELCACHE_SOCKET_GROUP	"" (the daemon's own group)
  *	allow_uids	MODELCACHE_ALLOW_UIDS	"" (anyone the socket lets in)
  *	max_connections	MODELCACHE_MAX_CONNECTIONS 256 (1..65536)
+ *	index		MODELCACHE_INDEX	"" (chosen by the store's filesystem)
+ *	node		MODELCACHE_NODE		"" (the host name)
  *
  * The file grammar, one line at a time:
  *	line	= blank | comment | key "=" value [comment]
@@ -101,6 +103,10 @@ static const struct conf_key keys[] = {
 	    offsetof(struct conf, allow_uids), 0, 0 },
 	{ "max_connections", "MODELCACHE_MAX_CONNECTIONS", "256", CONF_COUNT,
 	    offsetof(struct conf, max_conns), 1, 65536 },
+	{ "index", "MODELCACHE_INDEX", "", CONF_STRING,
+	    offsetof(struct conf, index), 0, 0 },
+	{ "node", "MODELCACHE_NODE", "", CONF_STRING,
+	    offsetof(struct conf, node), 0, 0 },
 };
 
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
@@ -444,6 +450,8 @@ conf_release(struct conf *conf)
 	free(conf->hf_token_path);
 	free(conf->socket_group);
 	free(conf->allow_uids);
+	free(conf->index);
+	free(conf->node);
 	memset(conf, 0, sizeof(*conf));
 }
 

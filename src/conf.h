@@ -36,6 +36,8 @@ struct conf {
 	char *socket_group;  /* socket_group	MODELCACHE_SOCKET_GROUP */
 	char *allow_uids;    /* allow_uids	MODELCACHE_ALLOW_UIDS */
 	unsigned max_conns;  /* max_connections	MODELCACHE_MAX_CONNECTIONS */
+	char *index;	     /* index		MODELCACHE_INDEX, "" = default */
+	char *node;	     /* node		MODELCACHE_NODE, "" = host name */
 };
 
 /* Fills *conf with the defaults (allocating their strings: 0 or -ENOMEM). */

@@ -191,7 +191,13 @@ drop_blob(struct store *store, struct index *index, const char *sha256,
 		return 0; /* someone is using it: not ours to delete */
 	if (rc < 0)
 		return rc;
-	if ((rc = index_blob_refs(index, sha256, &refs)) < 0 || refs > 0)
+	/*
+	 * A node's own index may not know yet of a model another node
+	 * published with this blob (its publisher held the claim we now
+	 * hold until its manifest was saved): ask the manifests first.
+	 */
+	if ((rc = index_refresh(index, store)) < 0 ||
+	    (rc = index_blob_refs(index, sha256, &refs)) < 0 || refs > 0)
 		goto out;
 	store_blob_stat(store, sha256, &size);
 	rc = store_blob_unlink(store, sha256);

@@ -80,12 +80,14 @@ store_mkdirs(struct store *store, const char *rel)
 				return -errno;
 		} else {
 			/* A new entry is durable once its parent is synced. */
+			char c = buf[last];
+
 			buf[last] = '\0';
 			rc = store_fsync_dir(store, last == 0 ? "" : buf);
 			if (rc < 0)
 				return rc;
-			if (last > 0)
-				buf[last] = '/';
+			/* Restored even at 0: "a/b" with a new "a" goes on. */
+			buf[last] = c;
 		}
 		last = i;
 		if (i < len)

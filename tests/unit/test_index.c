@@ -109,7 +109,7 @@ setup_index(void **state)
 
 	setup(state);
 	fx = *state;
-	assert_int_equal(index_open(&fx->index, &fx->store), 0);
+	assert_int_equal(index_open(&fx->index, &fx->store, NULL), 0);
 	return 0;
 }
 
@@ -339,16 +339,16 @@ test_open_schema(void **state)
 
 	unit_fmt(path, sizeof(path), "%s/index.db", fx->root);
 	assert_int_equal(access(path, F_OK), -1);
-	assert_int_equal(index_open(&fx->index, &fx->store), 0);
+	assert_int_equal(index_open(&fx->index, &fx->store, NULL), 0);
 	assert_int_equal(lstat(path, &st), 0);
 	assert_true(S_ISREG(st.st_mode));
-	assert_int_equal(sql_int(fx, "PRAGMA user_version"), 1);
+	assert_int_equal(sql_int(fx, "PRAGMA user_version"), 2);
 	sql_text(fx,
 	    "SELECT group_concat(name, ',') FROM (SELECT name FROM"
 	    " sqlite_master WHERE type='table' ORDER BY name)",
 	    buf, sizeof(buf));
 	assert_string_equal(buf,
-	    "access,blobs,files,meta,models,pins,refs,snapshots");
+	    "access,blobs,files,manifests,meta,models,pins,refs,snapshots");
 	/* The store's tmp folder is on a local filesystem: WAL. */
 	assert_string_equal(fx->index.journal, "wal");
 	sql_text(fx, "PRAGMA journal_mode", buf, sizeof(buf));
@@ -363,9 +363,9 @@ test_open_schema(void **state)
 	assert_null(fx->index.db);
 
 	/* Opening again finds it built and at the current version. */
-	assert_int_equal(index_open(&fx->index, &fx->store), 0);
+	assert_int_equal(index_open(&fx->index, &fx->store, NULL), 0);
 	assert_int_equal(fx->index.rebuilt, 0);
-	assert_int_equal(sql_int(fx, "PRAGMA user_version"), 1);
+	assert_int_equal(sql_int(fx, "PRAGMA user_version"), 2);
 	index_close(&fx->index);
 }
 
@@ -375,13 +375,13 @@ test_open_newer_version(void **state)
 	struct fx *fx = *state;
 	char path[PATH];
 
-	assert_int_equal(index_open(&fx->index, &fx->store), 0);
+	assert_int_equal(index_open(&fx->index, &fx->store, NULL), 0);
 	assert_int_equal(sqlite3_exec(fx->index.db, "PRAGMA user_version=99",
 			     NULL, NULL, NULL),
 	    SQLITE_OK);
 	index_close(&fx->index);
 	/* Made by a newer modelcache: refused, and left where it is. */
-	assert_int_equal(index_open(&fx->index, &fx->store), -EPROTO);
+	assert_int_equal(index_open(&fx->index, &fx->store, NULL), -EPROTO);
 	assert_null(fx->index.db);
 	unit_fmt(path, sizeof(path), "%s/index.db", fx->root);
 	assert_int_equal(access(path, F_OK), 0);
@@ -994,7 +994,7 @@ test_rebuild(void **state)
 	index_close(&fx->index);
 
 	unlink_index(fx);
-	assert_int_equal(index_open(&fx->index, &fx->store), 0);
+	assert_int_equal(index_open(&fx->index, &fx->store, NULL), 0);
 	assert_int_equal(fx->index.rebuilt, 1);
 	describe(fx, after, 65536);
 	assert_string_equal(after, before);
@@ -1003,7 +1003,7 @@ test_rebuild(void **state)
 	index_close(&fx->index);
 
 	/* Built once: the next open trusts it. */
-	assert_int_equal(index_open(&fx->index, &fx->store), 0);
+	assert_int_equal(index_open(&fx->index, &fx->store, NULL), 0);
 	assert_int_equal(fx->index.rebuilt, 0);
 	describe(fx, after, 65536);
 	assert_string_equal(after, before);
@@ -1043,29 +1043,59 @@ test_corrupt(void **state)
 	assert_int_equal(write(fd, garbage, sizeof(garbage)), sizeof(garbage));
 	close(fd);
 
-	assert_int_equal(index_open(&fx->index, &fx->store), 0);
+	assert_int_equal(index_open(&fx->index, &fx->store, NULL), 0);
 	assert_int_equal(fx->index.rebuilt, 1);
-	assert_int_equal(sql_int(fx, "PRAGMA user_version"), 1);
+	assert_int_equal(sql_int(fx, "PRAGMA user_version"), 2);
 	describe(fx, after, 65536);
 	assert_string_equal(after, before);
 
-	/* The bad file was moved aside intact, for a post-mortem. */
-	unit_fmt(tmp, sizeof(tmp), "%s/tmp", fx->root);
-	d = opendir(tmp);
-	assert_non_null(d);
-	while ((e = readdir(d)) != NULL)
-		if (strncmp(e->d_name, "index.db.corrupt.", 17) == 0 &&
-		    strchr(e->d_name + 17, '-') == NULL)
-			unit_fmt(found, sizeof(found), "%s/%s", tmp, e->d_name);
-	closedir(d);
-	assert_true(found[0] != '\0');
-	assert_int_equal(stat(found, &st), 0);
+	/*
+	 * The bad file was never renamed (others may have it open): it
+	 * stays where it was, intact, for a post-mortem, and index.db.gen
+	 * names the generation built beside it.
+	 */
+	assert_int_equal(stat(path, &st), 0);
 	assert_int_equal(st.st_size, sizeof(garbage));
-	fd = open(found, O_RDONLY | O_CLOEXEC);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
 	assert_true(fd >= 0);
 	assert_int_equal(read(fd, after, sizeof(garbage)), sizeof(garbage));
 	close(fd);
 	assert_memory_equal(after, garbage, sizeof(garbage));
+	unit_fmt(tmp, sizeof(tmp), "%s/index.db.gen", fx->root);
+	fd = open(tmp, O_RDONLY | O_CLOEXEC);
+	assert_true(fd >= 0);
+	assert_int_equal(read(fd, found, sizeof(found)), 2);
+	close(fd);
+	assert_memory_equal(found, "1\n", 2);
+	assert_int_equal(fx->index.gen, 1);
+	/* No builder's file is left beside it. */
+	d = opendir(fx->root);
+	assert_non_null(d);
+	while ((e = readdir(d)) != NULL)
+		assert_null(strstr(e->d_name, ".new."));
+	closedir(d);
+
+	/* A process that had the old generation open follows the switch. */
+	{
+		struct index other;
+
+		assert_int_equal(index_open(&other, &fx->store, NULL), 0);
+		assert_int_equal(other.gen, 1);
+		index_close(&fx->index);
+		unit_fmt(path, sizeof(path), "%s/index.db.1", fx->root);
+		fd = open(path, O_WRONLY | O_TRUNC | O_CLOEXEC);
+		assert_true(fd >= 0);
+		assert_int_equal(write(fd, garbage, sizeof(garbage)),
+		    sizeof(garbage));
+		close(fd);
+		assert_int_equal(index_open(&fx->index, &fx->store, NULL), 0);
+		assert_int_equal(fx->index.gen, 2);
+		assert_int_equal(index_refresh(&other, &fx->store), 0);
+		assert_int_equal(other.gen, 2);
+		index_close(&other);
+		describe(fx, after, 65536);
+		assert_string_equal(after, before);
+	}
 
 	free(before);
 	free(after);
@@ -1095,7 +1125,7 @@ child_open(const char *root, int ready, int go, size_t want, int early)
 		_exit(1);
 	if (!early && store_open(&store, root, 1) != 0)
 		_exit(2);
-	if ((rc = index_open(&index, &store)) != 0) {
+	if ((rc = index_open(&index, &store, NULL)) != 0) {
 		fprintf(stderr, "child %ld: index_open: %d\n", (long)getpid(),
 		    rc);
 		_exit(3);
@@ -1163,9 +1193,10 @@ test_concurrent_open(void **state)
 		assert_true(builds >= 1);
 		memset(&other, 0, sizeof(other));
 		assert_int_equal(store_open(&other.store, root, 0), 0);
-		assert_int_equal(index_open(&other.index, &other.store), 0);
+		assert_int_equal(index_open(&other.index, &other.store, NULL),
+		    0);
 		assert_int_equal(other.index.rebuilt, 0);
-		assert_int_equal(sql_int(&other, "PRAGMA user_version"), 1);
+		assert_int_equal(sql_int(&other, "PRAGMA user_version"), 2);
 		assert_int_equal(sql_int(&other, "SELECT count(*) FROM meta"),
 		    1);
 		index_close(&other.index);
@@ -1181,7 +1212,7 @@ test_concurrent_open(void **state)
 		builds = 0;
 		race_open(fx->root, 4, 1, &builds);
 		assert_true(builds >= 1);
-		assert_int_equal(index_open(&fx->index, &fx->store), 0);
+		assert_int_equal(index_open(&fx->index, &fx->store, NULL), 0);
 		assert_int_equal(fx->index.rebuilt, 0);
 		describe(fx, after, 65536);
 		assert_string_equal(after, before);
@@ -1258,7 +1289,7 @@ test_open_waits_for_lock(void **state)
 
 		close(release[1]);
 		close(done[0]);
-		rc = index_open(&index, &fx->store);
+		rc = index_open(&index, &fx->store, NULL);
 		if (rc != 0)
 			fprintf(stderr, "index_open: %d\n", rc);
 		_exit(rc == 0 ? 0 : 3);
@@ -1282,9 +1313,9 @@ test_open_waits_for_lock(void **state)
 	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 	close(done[0]);
 
-	assert_int_equal(index_open(&fx->index, &fx->store), 0);
+	assert_int_equal(index_open(&fx->index, &fx->store, NULL), 0);
 	assert_int_equal(fx->index.rebuilt, 0);
-	assert_int_equal(sql_int(fx, "PRAGMA user_version"), 1);
+	assert_int_equal(sql_int(fx, "PRAGMA user_version"), 2);
 }
 
 /* --- gc --- */
