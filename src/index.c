@@ -477,6 +477,8 @@ choose_path(struct index *index, struct store *store,
 	const char *node = ic != NULL ? ic->node : NULL;
 	int n, rc;
 
+	if (node != NULL && node[0] != '\0' && !node_ok(node))
+		return -EINVAL;
 	if (ic != NULL && ic->path != NULL && ic->path[0] != '\0') {
 		index->private = 1;
 		n = snprintf(index->path, sizeof(index->path), "%s", ic->path);
@@ -686,6 +688,26 @@ run1(struct index *index, const char *sql, int64_t a, int64_t b)
 }
 
 static int
+seen_row(struct index *index, const struct manifest *m, int64_t snap)
+{
+	char rel[STORE_PATH_MAX];
+	sqlite3_stmt *st;
+	int rc;
+
+	if ((rc = manifest_rel(m, rel, sizeof(rel))) < 0 ||
+	    (rc = prepare(index,
+		 "INSERT OR REPLACE INTO manifests(rel, ino, mtime, size,"
+		 " snapshot) VALUES(?1, 0, 0, -1, ?2)",
+		 &st)) < 0)
+		return rc;
+	sqlite3_bind_text(st, 1, rel, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_int64(st, 2, snap);
+	rc = step_done(st);
+	sqlite3_finalize(st);
+	return rc;
+}
+
+static int
 add_rows(struct index *index, const struct manifest *m, int64_t *snapshot)
 {
 	int64_t model = 0, snap = 0;
@@ -707,6 +729,12 @@ add_rows(struct index *index, const struct manifest *m, int64_t *snapshot)
 		    snap, m->updated);
 	else if (rc == 0)
 		rc = run1(index, "DELETE FROM pins WHERE snapshot=?1", snap, 0);
+	/*
+	 * Recorded with no stat, so that a refresh notices its removal by
+	 * another node, and reads it once to learn its stat.
+	 */
+	if (rc == 0)
+		rc = seen_row(index, m, snap);
 	*snapshot = snap;
 	return rc;
 }

@@ -21,6 +21,7 @@
 #include <sys/random.h>
 #include <signal.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "fault.h"
@@ -491,8 +492,8 @@ store_write_atomic(struct store *store, const char *rel, const void *buf,
 	return store_fsync_dir(store, dir);
 }
 
-int
-store_read_file(struct store *store, const char *rel, size_t max, char **buf,
+static int
+read_once(struct store *store, const char *rel, size_t max, char **buf,
     size_t *len)
 {
 	struct stat st;
@@ -536,6 +537,28 @@ out:
 	free(p);
 	close(fd);
 	return rc;
+}
+
+/*
+ * On a network filesystem a file replaced by rename on another node is
+ * answered ESTALE (or a short read, EIO) through the handle this node had
+ * cached: the open, the stat and the read are tried again, the path
+ * resolved afresh each time, a few times over a few milliseconds.
+ */
+int
+store_read_file(struct store *store, const char *rel, size_t max, char **buf,
+    size_t *len)
+{
+	struct timespec ts = { 0, 1000000 };
+	int rc, tries;
+
+	for (tries = 0;; tries++) {
+		rc = read_once(store, rel, max, buf, len);
+		if ((rc != -ESTALE && rc != -EIO) || tries >= STORE_STALE_TRIES)
+			return rc;
+		nanosleep(&ts, NULL);
+		ts.tv_nsec *= 2;
+	}
 }
 
 static int
