@@ -258,3 +258,22 @@ start_origin_ns() {
 stats() {
 	ns curl -s "$ORIGIN/_stats" | jq -r "$1"
 }
+
+# node_daemon NODE STORE SOCKET [ARGS...]: modelcached on NODE (log in
+# $T/daemon-NODE.log), waited for until it answers; GL_DAEMON_<NODE> is
+# its pid.
+node_daemon() {
+	nd_n=$1 nd_store=$2 nd_sock=$3
+	shift 3
+	on_bg "$nd_n" "$MCD" -v --store "$nd_store" --socket "$nd_sock" \
+	    "$@" >>"$T/daemon-$nd_n.log" 2>&1 || return 1
+	eval "GL_DAEMON_$nd_n=\$BG_PID"
+	wait_for "$MC" status --socket "$nd_sock"
+}
+
+# node_mc NODE STORE ARGS...: modelcache on NODE, on STORE.
+node_mc() {
+	nm_n=$1 nm_store=$2
+	shift 2
+	on "$nm_n" env MODELCACHE_STORE="$nm_store" "$MC" "$@"
+}
