@@ -1101,6 +1101,106 @@ test_corrupt(void **state)
 	free(after);
 }
 
+/* The hub snapshot folder of a published manifest (what a refresh needs). */
+static void
+hub_snap(struct fx *fx, enum repo_type type, const char *repo,
+    const char *commit)
+{
+	char folder[REF_FOLDER_MAX], rel[PATH];
+
+	assert_int_equal(ref_folder_of(type, repo, folder, sizeof(folder)), 0);
+	unit_fmt(rel, sizeof(rel), "hub/%s/snapshots/%s", folder, commit);
+	assert_int_equal(store_mkdirs(&fx->store, rel), 0);
+}
+
+/*
+ * A node's private index (another file, as MODELCACHE_INDEX names) learns
+ * from the manifests what others published and removed, once their hub
+ * view is there, and writes nothing when nothing changed.
+ */
+static void
+test_private_refresh(void **state)
+{
+	struct fx *fx = *state;
+	struct index_conf ic = { 0 };
+	struct fx mine = { 0 };
+	struct snaps s;
+	struct manifest m;
+	const char *why;
+	char path[PATH], rel[PATH];
+	int changes;
+
+	unit_fmt(path, sizeof(path), "%s/node-a.db", fx->dir);
+	ic.path = path;
+	ic.stale_ms = 2000;
+	mine.store = fx->store;
+	assert_int_equal(index_open(&mine.index, &fx->store, &ic), 0);
+	assert_int_equal(mine.index.private, 1);
+	assert_int_equal(mine.index.busy_ms, 500); /* a quarter of stale */
+	assert_int_equal(fx->index.private, 0);
+
+	/* Published by "another node": manifests, but no hub view yet. */
+	populate(fx);
+	assert_int_equal(index_refresh(&mine.index, &fx->store), 0);
+	list(&mine, REPO_MODEL, NULL, NULL, &s);
+	assert_int_equal(s.n, 0);
+	hub_snap(fx, REPO_MODEL, "org/name", CA);
+	hub_snap(fx, REPO_MODEL, "org/name", CB);
+	hub_snap(fx, REPO_DATASET, "org/data", CC);
+	hub_snap(fx, REPO_MODEL, "gpt2", CO);
+	assert_int_equal(index_refresh(&mine.index, &fx->store), 0);
+	list(&mine, REPO_MODEL, NULL, NULL, &s);
+	assert_int_equal(s.n, 4);
+	assert_int_equal(one(&mine, CC).pinned, 1);
+
+	/* Nothing changed: nothing written. */
+	changes = sqlite3_total_changes(mine.index.db);
+	assert_int_equal(index_refresh(&mine.index, &fx->store), 0);
+	assert_int_equal(sqlite3_total_changes(mine.index.db), changes);
+
+	/* A manifest rewritten elsewhere (unpinned) is read again. */
+	manifest_init(&m);
+	assert_int_equal(snapshot_manifest(&fx->store, "datasets--org--data",
+			     CC, &m, &why),
+	    0);
+	m.pinned = 0;
+	assert_int_equal(manifest_save(&fx->store, &m), 0);
+	manifest_release(&m);
+	assert_int_equal(index_refresh(&mine.index, &fx->store), 0);
+	assert_int_equal(one(&mine, CC).pinned, 0);
+
+	/* One removed elsewhere loses its rows, the others keep theirs. */
+	unit_fmt(rel, sizeof(rel), "%s/manifests/models--org--name/%s.json",
+	    fx->root, CB);
+	assert_int_equal(unlink(rel), 0);
+	assert_int_equal(index_refresh(&mine.index, &fx->store), 0);
+	list(&mine, REPO_MODEL, NULL, NULL, &s);
+	assert_int_equal(s.n, 3);
+	list(&mine, REPO_MODEL, NULL, CB, &s);
+	assert_int_equal(s.n, 0);
+
+	/* Added here, removed elsewhere: noticed too. */
+	start(&m, REPO_MODEL, "org/local", CB, 300);
+	add_file(fx, &m, "config.json", "{\"v\":2}", NULL);
+	assert_int_equal(manifest_save(&fx->store, &m), 0);
+	assert_int_equal(index_add(&mine.index, &m), 0);
+	unit_fmt(rel, sizeof(rel), "%s/manifests/models--org--local/%s.json",
+	    fx->root, CB);
+	manifest_release(&m);
+	list(&mine, REPO_MODEL, "org/local", NULL, &s);
+	assert_int_equal(s.n, 1);
+	assert_int_equal(unlink(rel), 0);
+	assert_int_equal(index_refresh(&mine.index, &fx->store), 0);
+	list(&mine, REPO_MODEL, "org/local", NULL, &s);
+	assert_int_equal(s.n, 0);
+	index_close(&mine.index);
+
+	/* A node id that is not a plain name is refused. */
+	ic.path = NULL;
+	ic.node = "../x";
+	assert_int_equal(index_open(&mine.index, &fx->store, &ic), -EINVAL);
+}
+
 #define RACE_ROUNDS 32
 
 /*
@@ -1635,6 +1735,8 @@ main(void)
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_corrupt, setup_index,
 		    teardown),
+		cmocka_unit_test_setup_teardown(test_private_refresh,
+		    setup_index, teardown),
 		cmocka_unit_test_setup_teardown(test_concurrent_open,
 		    setup_index, teardown),
 		cmocka_unit_test_setup_teardown(test_open_waits_for_lock, setup,
