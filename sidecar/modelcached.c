@@ -368,6 +368,9 @@ start(struct daemon *d)
 		    strerror(-rc));
 		return -1;
 	}
+	log_info("index '%s'%s", d->index.path,
+	    d->index.private ? ": this node's own, refreshed from the manifests"
+			     : "");
 	d->token = hf_token(d->conf.hf_token_path);
 	if (fetch_init(&d->fetch, d->loop, NULL) < 0) {
 		log_warnx("cannot start the HTTP engine");
