@@ -456,9 +456,13 @@ touch(struct daemon *d, struct found *f)
 	if (now - f->snap->touched < 60)
 		return;
 	f->snap->touched = now;
-	if (index_each_snapshot(&d->index, f->snap->type, f->snap->repo,
-		f->commit, snapshot_use, &u) >= 0 &&
-	    u.id >= 0 && now - u.last_used >= 60)
+	index_each_snapshot(&d->index, f->snap->type, f->snap->repo, f->commit,
+	    snapshot_use, &u);
+	/* Published by another node and not yet in this node's index. */
+	if (u.id < 0 && index_refresh(&d->index, &d->store) == 0)
+		index_each_snapshot(&d->index, f->snap->type, f->snap->repo,
+		    f->commit, snapshot_use, &u);
+	if (u.id >= 0 && now - u.last_used >= 60)
 		index_touch(&d->index, u.id, now);
 }
 
