@@ -28,8 +28,12 @@
 
 #define STORE_PATH_MAX 4096
 #define STORE_OWNER_MAX 128
-/* Retries of an open, stat or read answered ESTALE or EIO (store.c). */
-#define STORE_STALE_TRIES 6
+/*
+ * Retries of an operation answered ESTALE (or, for a read, EIO), 1 ms
+ * apart and doubling: about 2 s in all, past the 1 s for which a FUSE
+ * client caches an entry by default.
+ */
+#define STORE_STALE_TRIES 11
 
 struct store {
 	char *root; /* as given, owned */

@@ -1,6 +1,7 @@
 #!/bin/sh
 # Two nodes, one GlusterFS volume (tests/lib/gluster.sh): ten concurrent
-# pulls of one model, five on each node, with a daemon running on each, on
+# pulls of one model, five on each node (three with modelcache pull, two
+# acquires through the node's daemon), on
 # the default-caching volume and on the strict one.  Each blob is served by
 # the origin once, every pull succeeds (no EIO, no ESTALE), the Hugging Face
 # layout is intact on both mounts, verify and fsck are clean, and each
@@ -42,23 +43,31 @@ for mode in default strict; do
 	ok $? "$mode: a daemon on node a"
 	start_node_daemon b "$mode"
 	ok $? "$mode: a daemon on node b"
+	# On each node three CLI pulls and two acquires through its daemon.
 	pids=
 	for i in 1 2 3 4 5; do
 		for n in a b; do
-			# shellcheck disable=SC2046
-			on "$n" env $(node_env "$n" "$mode") "$MC" pull \
-			    --chunk-size 1MiB org/demo \
-			    >"$T/p-$mode-$n$i.out" 2>&1 &
+			if [ "$i" -le 3 ]; then
+				# shellcheck disable=SC2046
+				on "$n" env $(node_env "$n" "$mode") "$MC" \
+				    pull --chunk-size 1MiB org/demo \
+				    >"$T/p-$mode-$n$i.out" 2>&1 &
+			else
+				python3 "$top_srcdir/tests/lib/mcclient.py" \
+				    "$T/$n-$mode.sock" \
+				    '{"op":"acquire","model":"org/demo"}' \
+				    >"$T/p-$mode-$n$i.out" 2>&1 &
+			fi
 			pids="$pids $!"
 		done
 	done
 	failed=0
 	for p in $pids; do wait "$p" || failed=$((failed + 1)); done
-	is "$failed" 0 "$mode: ten pulls over two nodes all succeed"
+	is "$failed" 0 "$mode: six pulls and four acquires over two nodes succeed"
 	[ "$failed" -eq 0 ] || diag "$(cat "$T"/p-"$mode"-*.out | sort | uniq -c)"
 	! grep -l "Input/output error\|Stale file handle\|Permission denied" \
-	    "$T"/p-"$mode"-*.out >/dev/null
-	ok $? "$mode: no EIO, ESTALE or EACCES in any pull"
+	    "$T"/p-"$mode"-*.out "$T"/daemon-*-"$mode".log >/dev/null
+	ok $? "$mode: no EIO, ESTALE or EACCES in any pull or daemon log"
 	is "$(stats ".bytes_by_sha256[\"$big\"]")" $((16 * 1024 * 1024)) \
 	    "$mode: the large blob was served exactly once"
 	is "$(stats '.bytes')" "$total" "$mode: every blob was served once"
