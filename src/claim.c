@@ -151,8 +151,11 @@ claim_try(struct store *store, struct claim *claim, const char *sha256,
 			break;
 		if (faccessat(store->dirfd, rel, F_OK, AT_SYMLINK_NOFOLLOW) ==
 			0 ||
-		    errno != ENOENT || n >= CLAIM_EEXIST_TRIES)
+		    errno != ENOENT || n >= CLAIM_EEXIST_TRIES) {
+			errno =
+			    EEXIST; /* the create's answer, not the look's */
 			break;
+		}
 	}
 	if (fd == -1 && errno != EEXIST)
 		return -errno;

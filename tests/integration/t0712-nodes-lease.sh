@@ -47,8 +47,9 @@ for mode in default strict; do
 	python3 "$MCCLIENT" "$T/b-$mode.sock" \
 	    '{"op":"acquire","model":"org/other"}' >"$T/q-$mode.out" 2>&1
 	grep -q '"no_space"' "$T/q-$mode.out"
-	ok $? "$mode: b's quota cannot evict the leased model: no_space"
-	[ "$?" -eq 0 ] || diag "$(tail -3 "$T/q-$mode.out")"
+	rc=$?
+	ok "$rc" "$mode: b's quota cannot evict the leased model: no_space"
+	[ "$rc" -eq 0 ] || diag "$(tail -3 "$T/q-$mode.out")"
 	snap=$(echo "$SA"/hub/models--org--demo/snapshots/*)
 	is "$(sha_of "$snap/model.safetensors")" \
 	    "$(sha_of "$T/demo/model.safetensors")" \

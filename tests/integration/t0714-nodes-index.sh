@@ -65,7 +65,9 @@ for mode in default strict; do
 		    2>>"$T/b-$mode.err" || errs=$((errs + 1))
 	done
 	wait "$writer"
-	ok $? "$mode: node a imports and removes nine times"
+	rc=$?
+	ok "$rc" "$mode: node a imports and removes nine times"
+	[ "$rc" -eq 0 ] || diag "$(tail -5 "$T/a-$mode.log")"
 	is "$errs" 0 "$mode: node b's $asks rounds of ls, show and status"
 	[ "$errs" -eq 0 ] || diag "$(sort "$T/b-$mode.err" | uniq -c | head)"
 	is "$(lists b "$SB")" "org/m1,org/m3,org/m6" \
