@@ -55,6 +55,7 @@ cli_exit_code(int rc)
 int
 cli_open(struct cli *cli, int create)
 {
+	struct index_conf ic;
 	int rc;
 
 	if (cli->opened)
@@ -81,7 +82,10 @@ cli_open(struct cli *cli, int create)
 		return rc;
 	}
 	cli->store.beat = &cli->beat;
-	if ((rc = index_open(&cli->index, &cli->store)) < 0) {
+	ic.path = cli->conf.index;
+	ic.node = cli->conf.node;
+	ic.stale_ms = (int64_t)cli->conf.stale_s * 1000;
+	if ((rc = index_open(&cli->index, &cli->store, &ic)) < 0) {
 		cli_err("cannot open the index of '%s': %s", cli->conf.store,
 		    strerror(-rc));
 		cli->store.beat = NULL;

@@ -347,6 +347,7 @@ parse_args(int argc, char **argv)
 static int
 start(struct daemon *d)
 {
+	struct index_conf ic;
 	int rc;
 
 	uv_signal_init(d->loop, &d->sigterm);
@@ -367,11 +368,17 @@ start(struct daemon *d)
 		return -1;
 	}
 	d->store.beat = &d->beat;
-	if ((rc = index_open(&d->index, &d->store)) < 0) {
+	ic.path = d->conf.index;
+	ic.node = d->conf.node;
+	ic.stale_ms = (int64_t)d->conf.stale_s * 1000;
+	if ((rc = index_open(&d->index, &d->store, &ic)) < 0) {
 		log_warnx("cannot open the index of '%s': %s", d->conf.store,
 		    strerror(-rc));
 		return -1;
 	}
+	log_info("index '%s'%s", d->index.path,
+	    d->index.private ? ": this node's own, refreshed from the manifests"
+			     : "");
 	d->token = hf_token(d->conf.hf_token_path);
 	hf_token_held(d->token);
 	if (fetch_init(&d->fetch, d->loop, NULL) < 0) {

@@ -238,6 +238,8 @@ locate(struct daemon *d, const struct ref *ref, struct found *f)
 		    ref->kind != REF_HF || age < (int64_t)d->conf.refresh_s;
 		return 1;
 	}
+	/* A node's own index first learns what other nodes published. */
+	index_refresh(&d->index, &d->store);
 	if (index_resolve(&d->index, type, repo, rev, f->commit) < 0)
 		return 0;
 	f->fresh = ref->kind != REF_HF || ref_is_hex(rev, DIGEST_SHA1_HEX);
@@ -549,9 +551,13 @@ touch(struct daemon *d, struct found *f)
 	if (now - f->snap->touched < 60)
 		return;
 	f->snap->touched = now;
-	if (index_each_snapshot(&d->index, f->snap->type, f->snap->repo,
-		f->commit, snapshot_use, &u) >= 0 &&
-	    u.id >= 0 && now - u.last_used >= 60)
+	index_each_snapshot(&d->index, f->snap->type, f->snap->repo, f->commit,
+	    snapshot_use, &u);
+	/* Published by another node and not yet in this node's index. */
+	if (u.id < 0 && index_refresh(&d->index, &d->store) == 0)
+		index_each_snapshot(&d->index, f->snap->type, f->snap->repo,
+		    f->commit, snapshot_use, &u);
+	if (u.id >= 0 && now - u.last_used >= 60)
 		index_touch(&d->index, u.id, now);
 }
 
@@ -894,6 +900,8 @@ enforce_quota(struct daemon *d, struct flight *fl)
 	q.d = d;
 	if (locate(d, &fl->ref, &q.self) && !whole(d, &fl->ref, &q.self))
 		q.self.commit[0] = '\0';
+	if ((rc = index_refresh(&d->index, &d->store)) < 0)
+		return rc;
 	rc = gc_plan(&d->index, d->conf.max_size, skip_kept, &q, &plan);
 	if (rc == 0 && plan.after > d->conf.max_size) {
 		log_warnx("quota %llu bytes cannot be met with '%s' in the"

@@ -20,6 +20,7 @@
 
 #define CLAIM_POLL_MIN_MS 5
 #define CLAIM_POLL_MAX_MS 200
+#define CLAIM_EEXIST_TRIES 3 /* creates after an EEXIST with no file */
 
 int64_t
 claim_now_ms(void)
@@ -145,14 +146,34 @@ claim_try(struct store *store, struct claim *claim, const char *sha256,
 	if ((rc = claim_path(sha256, rel, sizeof(rel))) < 0)
 		return rc;
 	snprintf(claim->sha256, sizeof(claim->sha256), "%s", sha256);
-	fd = openat(store->dirfd, rel, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
-	    0644);
+	/*
+	 * EEXIST alone proves nothing on a network filesystem: a mount may
+	 * answer it for a file another mount has just deleted, and two
+	 * racing creates have both been answered EEXIST with no file left.
+	 * So the claim is looked at again: absent, the create is tried
+	 * again (a few times, then the caller retries); unreadable for now
+	 * (ESTALE), it counts as held, and the caller polls.
+	 */
+	for (n = 0;; n++) {
+		fd = openat(store->dirfd, rel,
+		    O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+		if (fd >= 0 || errno != EEXIST)
+			break;
+		if (faccessat(store->dirfd, rel, F_OK, AT_SYMLINK_NOFOLLOW) ==
+			0 ||
+		    errno != ENOENT || n >= CLAIM_EEXIST_TRIES) {
+			errno =
+			    EEXIST; /* the create's answer, not the look's */
+			break;
+		}
+	}
 	if (fd == -1 && errno != EEXIST)
 		return -errno;
 	if (fd == -1) {
 		if (!claim_stale(store, rel, now_ms, stale_ms))
 			return faccessat(store->dirfd, rel, F_OK,
-				   AT_SYMLINK_NOFOLLOW) == 0
+				   AT_SYMLINK_NOFOLLOW) == 0 ||
+				errno != ENOENT
 			    ? -EBUSY
 			    : -EAGAIN;
 		if ((rc = claim_takeover(store, rel, now_ms, stale_ms)) < 0)

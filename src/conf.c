@@ -25,6 +25,8 @@
  *	max_leases_per_client MODELCACHE_MAX_LEASES_PER_CLIENT 64 (1..65536)
  *	max_pulls_per_client MODELCACHE_MAX_PULLS_PER_CLIENT 4 (1..1024)
  *	allow		MODELCACHE_ALLOW	hf:// only (globs of references)
+ *	index		MODELCACHE_INDEX	"" (chosen by the store's filesystem)
+ *	node		MODELCACHE_NODE		"" (the host name)
  *
  * The file grammar, one line at a time:
  *	line	= blank | comment | key "=" value [comment]
@@ -110,6 +112,10 @@ static const struct conf_key keys[] = {
 	    CONF_COUNT, offsetof(struct conf, max_pulls), 1, 1024 },
 	{ "allow", "MODELCACHE_ALLOW", "hf://*", CONF_GLOBS,
 	    offsetof(struct conf, allow), 0, 0 },
+	{ "index", "MODELCACHE_INDEX", "", CONF_STRING,
+	    offsetof(struct conf, index), 0, 0 },
+	{ "node", "MODELCACHE_NODE", "", CONF_STRING,
+	    offsetof(struct conf, node), 0, 0 },
 };
 
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
@@ -454,6 +460,8 @@ conf_release(struct conf *conf)
 	free(conf->socket_group);
 	free(conf->allow_uids);
 	free(conf->allow);
+	free(conf->index);
+	free(conf->node);
 	memset(conf, 0, sizeof(*conf));
 }
 

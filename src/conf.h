@@ -40,6 +40,8 @@ struct conf {
 	    max_leases; /* max_leases_per_client ..._MAX_LEASES_PER_CLIENT */
 	unsigned max_pulls; /* max_pulls_per_client ..._MAX_PULLS_PER_CLIENT */
 	char *allow;	    /* allow		MODELCACHE_ALLOW (globs) */
+	char *index;	    /* index		MODELCACHE_INDEX, "" = default */
+	char *node;	    /* node		MODELCACHE_NODE, "" = host name */
 };
 
 /* Fills *conf with the defaults (allocating their strings: 0 or -ENOMEM). */

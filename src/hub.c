@@ -201,6 +201,19 @@ ref_reads(struct store *store, const char *rel, const char *commit)
 }
 
 int
+hub_snapshot_exists(struct store *store, const struct manifest *m)
+{
+	char folder[REF_FOLDER_MAX], snap[STORE_PATH_MAX];
+	struct stat st;
+
+	return ref_folder_of(m->type, m->repo, folder, sizeof(folder)) == 0 &&
+	    fmt(snap, sizeof(snap), "hub/%s/snapshots/%s", folder, m->commit) ==
+	    0 &&
+	    fstatat(store->dirfd, snap, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+	    S_ISDIR(st.st_mode);
+}
+
+int
 hub_publish(struct store *store, const struct manifest *m)
 {
 	char folder[REF_FOLDER_MAX], dir[STORE_PATH_MAX], snap[STORE_PATH_MAX];

@@ -87,6 +87,12 @@ int hub_check_folder(struct store *store, const char *folder,
 int hub_folder_parse(const char *folder, enum repo_type *type, char *repo,
     size_t len);
 
+/*
+ * Whether m's snapshot directory exists in the hub view: the step of the
+ * publish order that comes before the index row.  1 or 0.
+ */
+int hub_snapshot_exists(struct store *store, const struct manifest *m);
+
 /* Calls fn for each folder under hub/ (stops on a non-zero return). */
 int hub_each_folder(struct store *store,
     int (*fn)(void *arg, const char *folder), void *arg);

@@ -16,6 +16,18 @@
  *						manifest's "pinned")
  *	access(snapshot, last_used, uses)	LRU order for eviction
  *
+ * Version 2 adds what index_refresh() compares with the files:
+ *
+ *	manifests(rel, ino, mtime, size, snapshot)  each manifest as last
+ *						indexed (snapshot 0: not
+ *						indexable), by its stat
+ *
+ * A private index (index.h) is brought up to date by a scan of manifests/:
+ * a name, inode, mtime or size that differs from its row is loaded and
+ * indexed again, a row whose file is gone drops its snapshot.  The same
+ * scan over an emptied index is the full rebuild, so there is one way of
+ * turning manifests into rows.
+ *
  * Rows of one manifest are written in one transaction, so a reader sees a
  * snapshot with all its files or not at all.  SQLite result codes are turned
  * into negative errno values here and nowhere else.
@@ -23,15 +35,20 @@
 #include "config.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/statfs.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <sqlite3.h>
 
+#include "claim.h"
+#include "hub.h"
 #include "index.h"
 
 static const char *const migrations[] = {
@@ -59,6 +76,10 @@ static const char *const migrations[] = {
 	"CREATE TABLE access(snapshot INTEGER PRIMARY KEY REFERENCES"
 	" snapshots(id) ON DELETE CASCADE, last_used INTEGER NOT NULL,"
 	" uses INTEGER NOT NULL DEFAULT 0);",
+	/* 2 */
+	"CREATE TABLE manifests(rel TEXT PRIMARY KEY, ino INTEGER NOT NULL,"
+	" mtime INTEGER NOT NULL, size INTEGER NOT NULL,"
+	" snapshot INTEGER NOT NULL);",
 };
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -126,6 +147,14 @@ step_done(sqlite3_stmt *st)
 	return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : errno_of(rc);
 }
 
+static const char *
+text(sqlite3_stmt *st, int col)
+{
+	const unsigned char *t = sqlite3_column_text(st, col);
+
+	return t == NULL ? "" : (const char *)t;
+}
+
 static int
 begin(struct index *index)
 {
@@ -142,18 +171,18 @@ end(struct index *index, int rc)
 	return rc;
 }
 
-static const char *
-choose_journal(struct store *store)
+int
+index_network_fs(int fd)
 {
 	struct statfs sf;
 	size_t i;
 
-	if (fstatfs(store->dirfd, &sf) == -1)
-		return "delete";
+	if (fstatfs(fd, &sf) == -1)
+		return 1; /* unknown: assume the worst */
 	for (i = 0; i < sizeof(network_fs) / sizeof(network_fs[0]); i++)
 		if ((long)(unsigned)sf.f_type == network_fs[i])
-			return "delete";
-	return "wal";
+			return 1;
+	return 0;
 }
 
 static int
@@ -227,48 +256,104 @@ set_journal(struct index *index)
 	snprintf(sql, sizeof(sql), "PRAGMA journal_mode=%s", index->journal);
 	for (waited = 0;; waited += 10) {
 		rc = exec(index, sql);
-		if (rc != -EBUSY || waited >= INDEX_BUSY_MS)
+		if (rc != -EBUSY || waited >= index->busy_ms)
 			return rc;
 		sqlite3_sleep(10);
 	}
 }
 
+/* The file of generation gen: the index's own name for 0. */
 static int
-db_open(struct index *index, struct store *store)
+gen_file(const struct index *index, unsigned gen, char *buf, size_t len)
 {
-	char path[STORE_PATH_MAX];
+	int n = gen == 0 ? snprintf(buf, len, "%s", index->path)
+			 : snprintf(buf, len, "%s.%u", index->path, gen);
+
+	return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
+}
+
+/* The generation "<path>.gen" names; 0 when there is none. */
+static unsigned
+gen_read(const struct index *index)
+{
+	char path[STORE_PATH_MAX + 8], buf[16];
+	unsigned long v;
+	char *end;
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "%s.gen", index->path);
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) == -1)
+		return 0;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	buf[n > 0 ? n : 0] = '\0';
+	v = strtoul(buf, &end, 10);
+	return end != buf && v < UINT_MAX ? (unsigned)v : 0;
+}
+
+/* The directory of a path, as an O_DIRECTORY descriptor. */
+static int
+dir_of(const char *path)
+{
+	char dir[STORE_PATH_MAX];
+	const char *slash = strrchr(path, '/');
+
+	if (slash == NULL)
+		snprintf(dir, sizeof(dir), ".");
+	else
+		snprintf(dir, sizeof(dir), "%.*s",
+		    slash == path ? 1 : (int)(slash - path), path);
+	return open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+}
+
+/* Replaces "<path>.gen" (temp file, fsync, rename, fsync the folder). */
+static int
+gen_write(const struct index *index, struct store *store, unsigned gen)
+{
+	char tmp[STORE_PATH_MAX + STORE_OWNER_MAX + 8];
+	char path[STORE_PATH_MAX + 8], buf[16];
+	int fd, n, rc = 0;
+
+	snprintf(path, sizeof(path), "%s.gen", index->path);
+	snprintf(tmp, sizeof(tmp), "%s.gen.%s", index->path, store->owner);
+	n = snprintf(buf, sizeof(buf), "%u\n", gen);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd == -1)
+		return -errno;
+	if (write(fd, buf, (size_t)n) != n || fsync(fd) == -1)
+		rc = -EIO;
+	close(fd);
+	if (rc == 0 && rename(tmp, path) == -1)
+		rc = -errno;
+	if (rc < 0) {
+		unlink(tmp);
+		return rc;
+	}
+	if ((fd = dir_of(path)) >= 0) {
+		fsync(fd);
+		close(fd);
+	}
+	return 0;
+}
+
+static int
+db_open(struct index *index, const char *path)
+{
 	int rc;
 
-	snprintf(path, sizeof(path), "%s/index.db", store->root);
 	rc = sqlite3_open_v2(path, (sqlite3 **)&index->db,
 	    SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
 	    NULL);
 	if (rc != SQLITE_OK)
 		return errno_of(rc);
-	sqlite3_busy_timeout(index->db, INDEX_BUSY_MS);
+	sqlite3_busy_timeout(index->db, index->busy_ms);
 	if ((rc = set_journal(index)) < 0 ||
 	    (rc = exec(index, "PRAGMA foreign_keys=ON")) < 0 ||
 	    (rc = exec(index, "PRAGMA synchronous=FULL")) < 0 ||
 	    (rc = quick_check(index)) < 0)
 		return rc;
 	return migrate(index);
-}
-
-/* Moves a bad index.db (and its journals) aside, for a post-mortem. */
-static void
-move_aside(struct store *store)
-{
-	static const char *const parts[] = { "", "-wal", "-shm", "-journal" };
-	char from[64], to[96];
-	long now = (long)time(NULL);
-	size_t i;
-
-	for (i = 0; i < sizeof(parts) / sizeof(parts[0]); i++) {
-		snprintf(from, sizeof(from), "index.db%s", parts[i]);
-		snprintf(to, sizeof(to), "tmp/index.db.corrupt.%ld%s", now,
-		    parts[i]);
-		renameat(store->dirfd, from, store->dirfd, to);
-	}
 }
 
 static int
@@ -288,26 +373,158 @@ is_built(struct index *index, int *built)
 }
 
 static int build_once(struct index *index, struct store *store);
+static int rebuild_rows(struct index *index, struct store *store);
 
-int
-index_open(struct index *index, struct store *store)
+/*
+ * Replaces the corrupt generation gen by a new one (see index.h), unless
+ * someone else already has.  The claim is named by the SHA-256 of the
+ * index's path, so that two processes that open one index build it once.
+ */
+static int
+replace_corrupt(struct index *index, struct store *store, unsigned gen)
 {
-	int rc, built = 0;
+	char name[DIGEST_HEX_MAX], to[STORE_PATH_MAX];
+	char fresh[STORE_PATH_MAX + STORE_OWNER_MAX + 8];
+	struct claim claim = { 0 };
+	struct index tmp;
+	int rc;
 
-	memset(index, 0, sizeof(*index));
-	snprintf(index->journal, sizeof(index->journal), "%s",
-	    choose_journal(store));
-	rc = db_open(index, store);
-	if (rc == -EBADMSG) {
-		/* Never trusted: set aside and rebuilt from the files. */
-		index_close(index);
-		move_aside(store);
-		rc = db_open(index, store);
+	rc = digest_buf(DIGEST_SHA256, index->path, strlen(index->path), name);
+	if (rc < 0)
+		return rc;
+	rc = claim_acquire(store, &claim, name, 4 * (int64_t)index->busy_ms,
+	    8 * (int64_t)index->busy_ms);
+	if (rc < 0)
+		return rc;
+	if (gen_read(index) != gen)
+		goto out; /* switched while we waited */
+	snprintf(fresh, sizeof(fresh), "%s.new.%s", index->path, store->owner);
+	if ((rc = gen_file(index, gen + 1, to, sizeof(to))) < 0)
+		goto out;
+	tmp = *index;
+	tmp.db = NULL;
+	unlink(fresh);
+	rc = db_open(&tmp, fresh);
+	if (rc == 0 && (rc = begin(&tmp)) == 0)
+		rc = end(&tmp, rebuild_rows(&tmp, store));
+	index_close(&tmp);
+	/* A new name: no process can have it open. */
+	if (rc == 0 && rename(fresh, to) == -1)
+		rc = -errno;
+	if (rc == 0)
+		rc = gen_write(index, store, gen + 1);
+	if (rc < 0)
+		unlink(fresh);
+	else
+		index->rebuilt = 1;
+out:
+	claim_release(store, &claim);
+	return rc;
+}
+
+/* Opens the current generation, replacing a corrupt one. */
+static int
+open_current(struct index *index, struct store *store)
+{
+	char path[STORE_PATH_MAX];
+	int rc = -EBADMSG, tries, built = 0;
+
+	for (tries = 0; rc == -EBADMSG && tries < 3; tries++) {
+		index->gen = gen_read(index);
+		if ((rc = gen_file(index, index->gen, path, sizeof(path))) < 0)
+			return rc;
+		rc = db_open(index, path);
+		if (rc == -EBADMSG) {
+			/* Never trusted, never renamed: replaced. */
+			index_close(index);
+			if ((rc = replace_corrupt(index, store, index->gen)) <
+			    0)
+				return rc;
+			rc = -EBADMSG;
+		}
 	}
 	if (rc == 0)
 		rc = is_built(index, &built);
 	if (rc == 0 && !built)
 		rc = build_once(index, store);
+	if (rc < 0)
+		index_close(index);
+	return rc;
+}
+
+static int
+node_ok(const char *node)
+{
+	size_t i, n = strlen(node);
+
+	if (n == 0 || n > INDEX_NODE_MAX || node[0] == '.')
+		return 0;
+	for (i = 0; i < n; i++)
+		if (!((node[i] >= 'a' && node[i] <= 'z') ||
+			(node[i] >= 'A' && node[i] <= 'Z') ||
+			(node[i] >= '0' && node[i] <= '9') || node[i] == '.' ||
+			node[i] == '_' || node[i] == '-'))
+			return 0;
+	return 1;
+}
+
+/* Where the index is, and whether it is this node's own. */
+static int
+choose_path(struct index *index, struct store *store,
+    const struct index_conf *ic)
+{
+	char host[INDEX_NODE_MAX + 2] = "", rel[STORE_PATH_MAX];
+	const char *node = ic != NULL ? ic->node : NULL;
+	int n, rc;
+
+	if (node != NULL && node[0] != '\0' && !node_ok(node))
+		return -EINVAL;
+	if (ic != NULL && ic->path != NULL && ic->path[0] != '\0') {
+		index->private = 1;
+		n = snprintf(index->path, sizeof(index->path), "%s", ic->path);
+	} else if (!index_network_fs(store->dirfd)) {
+		n = snprintf(index->path, sizeof(index->path), "%s/index.db",
+		    store->root);
+	} else {
+		if (node == NULL || node[0] == '\0') {
+			gethostname(host, sizeof(host) - 1);
+			node = host;
+		}
+		if (!node_ok(node))
+			return -EINVAL;
+		index->private = 1;
+		snprintf(rel, sizeof(rel), "nodes/%s", node);
+		if ((rc = store_mkdirs(store, rel)) < 0)
+			return rc;
+		n = snprintf(index->path, sizeof(index->path),
+		    "%s/nodes/%s/index.db", store->root, node);
+	}
+	return n < 0 || (size_t)n >= sizeof(index->path) ? -ENAMETOOLONG : 0;
+}
+
+int
+index_open(struct index *index, struct store *store,
+    const struct index_conf *ic)
+{
+	int64_t stale =
+	    ic != NULL && ic->stale_ms > 0 ? ic->stale_ms : INDEX_BUSY_MS;
+	int rc, fd;
+
+	memset(index, 0, sizeof(*index));
+	/* Well below the stale limit: a waiter must never look dead. */
+	stale /= 4;
+	index->busy_ms = (int)(stale > INDEX_BUSY_MS ? INDEX_BUSY_MS
+		: stale < 100			     ? 100
+						     : stale);
+	if ((rc = choose_path(index, store, ic)) < 0)
+		return rc;
+	fd = dir_of(index->path);
+	snprintf(index->journal, sizeof(index->journal), "%s",
+	    fd < 0 || index_network_fs(fd) ? "delete" : "wal");
+	if (fd >= 0)
+		close(fd);
+	if ((rc = open_current(index, store)) == 0)
+		rc = index_refresh(index, store);
 	if (rc < 0)
 		index_close(index);
 	return rc;
@@ -471,7 +688,27 @@ run1(struct index *index, const char *sql, int64_t a, int64_t b)
 }
 
 static int
-add_rows(struct index *index, const struct manifest *m)
+seen_row(struct index *index, const struct manifest *m, int64_t snap)
+{
+	char rel[STORE_PATH_MAX];
+	sqlite3_stmt *st;
+	int rc;
+
+	if ((rc = manifest_rel(m, rel, sizeof(rel))) < 0 ||
+	    (rc = prepare(index,
+		 "INSERT OR REPLACE INTO manifests(rel, ino, mtime, size,"
+		 " snapshot) VALUES(?1, 0, 0, -1, ?2)",
+		 &st)) < 0)
+		return rc;
+	sqlite3_bind_text(st, 1, rel, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_int64(st, 2, snap);
+	rc = step_done(st);
+	sqlite3_finalize(st);
+	return rc;
+}
+
+static int
+add_rows(struct index *index, const struct manifest *m, int64_t *snapshot)
 {
 	int64_t model = 0, snap = 0;
 	int rc;
@@ -492,54 +729,271 @@ add_rows(struct index *index, const struct manifest *m)
 		    snap, m->updated);
 	else if (rc == 0)
 		rc = run1(index, "DELETE FROM pins WHERE snapshot=?1", snap, 0);
+	/*
+	 * Recorded with no stat, so that a refresh notices its removal by
+	 * another node, and reads it once to learn its stat.
+	 */
+	if (rc == 0)
+		rc = seen_row(index, m, snap);
+	*snapshot = snap;
 	return rc;
 }
 
 int
 index_add(struct index *index, const struct manifest *m)
 {
+	int64_t snap;
 	int rc;
 
 	if ((rc = begin(index)) < 0)
 		return rc;
-	return end(index, add_rows(index, m));
+	return end(index, add_rows(index, m, &snap));
+}
+
+/* A snapshot's rows, and its model's once it has no snapshot left. */
+static int
+remove_rows(struct index *index, int64_t snapshot_id)
+{
+	int rc;
+
+	rc = run1(index,
+	    "DELETE FROM refs WHERE (model, commit_id) IN (SELECT model,"
+	    " commit_id FROM snapshots WHERE id=?1)",
+	    snapshot_id, 0);
+	if (rc == 0)
+		rc = run1(index, "DELETE FROM snapshots WHERE id=?1",
+		    snapshot_id, 0);
+	if (rc == 0)
+		rc = exec(index,
+		    "DELETE FROM models WHERE id NOT IN"
+		    " (SELECT model FROM snapshots)");
+	return rc;
+}
+
+/* A manifest file as the index last saw it, or as a scan sees it now. */
+struct seen {
+	char *rel;
+	int64_t ino, mtime, size, snap;
+	int found;
+};
+
+struct scan {
+	struct index *index;
+	struct store *store;
+	struct seen *old; /* the manifests table, sorted by rel */
+	size_t nold;
+	struct seen *todo; /* new or changed files */
+	size_t ntodo, cap;
+};
+
+static void
+scan_release(struct scan *sc)
+{
+	size_t i;
+
+	for (i = 0; i < sc->nold; i++)
+		free(sc->old[i].rel);
+	for (i = 0; i < sc->ntodo; i++)
+		free(sc->todo[i].rel);
+	free(sc->old);
+	free(sc->todo);
 }
 
 static int
-rebuild_one(const char *rel, void *arg)
+seen_cmp(const void *key, const void *s)
 {
-	void **ctx = arg;
-	struct index *index = ctx[0];
-	struct store *store = ctx[1];
+	return strcmp(key, ((const struct seen *)s)->rel);
+}
+
+static int
+scan_load(struct scan *sc)
+{
+	sqlite3_stmt *st;
+	size_t cap = 0;
+	struct seen *n;
+	int rc;
+
+	rc = prepare(sc->index,
+	    "SELECT rel, ino, mtime, size, snapshot FROM manifests"
+	    " ORDER BY rel",
+	    &st);
+	if (rc < 0)
+		return rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (sc->nold == cap) {
+			cap = cap == 0 ? 64 : 2 * cap;
+			if ((n = realloc(sc->old, cap * sizeof(*n))) == NULL) {
+				rc = SQLITE_NOMEM;
+				break;
+			}
+			sc->old = n;
+		}
+		n = &sc->old[sc->nold];
+		memset(n, 0, sizeof(*n));
+		if ((n->rel = strdup(text(st, 0))) == NULL) {
+			rc = SQLITE_NOMEM;
+			break;
+		}
+		n->ino = sqlite3_column_int64(st, 1);
+		n->mtime = sqlite3_column_int64(st, 2);
+		n->size = sqlite3_column_int64(st, 3);
+		n->snap = sqlite3_column_int64(st, 4);
+		sc->nold++;
+	}
+	rc = rc == SQLITE_DONE ? 0 : errno_of(rc);
+	sqlite3_finalize(st);
+	return rc;
+}
+
+/* manifest_each(): compares one file with its row. */
+static int
+scan_one(const char *rel, void *arg)
+{
+	struct scan *sc = arg;
+	struct seen *old, *n;
+	struct stat st;
+
+	if (fstatat(sc->store->dirfd, rel, &st, AT_SYMLINK_NOFOLLOW) == -1 ||
+	    !S_ISREG(st.st_mode))
+		return 0; /* gone meanwhile, or not ours to read */
+	old = sc->nold == 0
+	    ? NULL
+	    : bsearch(rel, sc->old, sc->nold, sizeof(*sc->old), seen_cmp);
+	if (old != NULL) {
+		old->found = 1;
+		if (old->ino == (int64_t)st.st_ino &&
+		    old->size == (int64_t)st.st_size &&
+		    old->mtime ==
+			(int64_t)st.st_mtim.tv_sec * 1000000000 +
+			    st.st_mtim.tv_nsec)
+			return 0;
+	}
+	if (sc->ntodo == sc->cap) {
+		sc->cap = sc->cap == 0 ? 16 : 2 * sc->cap;
+		if ((n = realloc(sc->todo, sc->cap * sizeof(*n))) == NULL)
+			return -ENOMEM;
+		sc->todo = n;
+	}
+	n = &sc->todo[sc->ntodo];
+	memset(n, 0, sizeof(*n));
+	if ((n->rel = strdup(rel)) == NULL)
+		return -ENOMEM;
+	n->ino = (int64_t)st.st_ino;
+	n->size = (int64_t)st.st_size;
+	n->mtime = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
+	sc->ntodo++;
+	return 0;
+}
+
+/*
+ * Indexes one new or changed manifest and records it.  A private index
+ * waits for the snapshot's hub view, the step before the index row in the
+ * publish order: until then the manifest is not recorded, so the next scan
+ * looks again.  A bad manifest is left to fsck, recorded as not indexable.
+ */
+static int
+apply_one(struct index *index, struct store *store, const struct seen *n)
+{
+	sqlite3_stmt *st;
 	struct manifest m;
 	const char *why;
+	int64_t snap = 0;
 	int rc;
 
 	manifest_init(&m);
-	rc = manifest_load(store, rel, &m, &why);
-	/* A bad manifest is left to fsck: it is not indexed. */
-	if (rc == -EINVAL || rc == -EFBIG || rc == -ENOENT)
+	rc = manifest_load(store, n->rel, &m, &why);
+	if (rc == -ENOENT || rc == -ESTALE ||
+	    (rc == 0 && index->private && !hub_snapshot_exists(store, &m))) {
+		manifest_release(&m);
+		return 0;
+	}
+	if (rc == 0)
+		rc = add_rows(index, &m, &snap);
+	else if (rc == -EINVAL || rc == -EFBIG)
 		rc = 0;
-	else if (rc == 0)
-		rc = add_rows(index, &m);
 	manifest_release(&m);
+	if (rc < 0)
+		return rc;
+	rc = prepare(index,
+	    "INSERT OR REPLACE INTO manifests(rel, ino, mtime, size, snapshot)"
+	    " VALUES(?1, ?2, ?3, ?4, ?5)",
+	    &st);
+	if (rc < 0)
+		return rc;
+	sqlite3_bind_text(st, 1, n->rel, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, n->ino);
+	sqlite3_bind_int64(st, 3, n->mtime);
+	sqlite3_bind_int64(st, 4, n->size);
+	sqlite3_bind_int64(st, 5, snap);
+	rc = step_done(st);
+	sqlite3_finalize(st);
 	return rc;
+}
+
+/* Drops the rows of a manifest that is gone. */
+static int
+drop_one(struct index *index, const struct seen *o)
+{
+	sqlite3_stmt *st;
+	int rc = 0;
+
+	if (o->snap > 0)
+		rc = remove_rows(index, o->snap);
+	if (rc < 0 ||
+	    (rc = prepare(index, "DELETE FROM manifests WHERE rel=?1", &st)) <
+		0)
+		return rc;
+	sqlite3_bind_text(st, 1, o->rel, -1, SQLITE_STATIC);
+	rc = step_done(st);
+	sqlite3_finalize(st);
+	return rc;
+}
+
+/* Applies a scan's differences (inside a transaction). */
+static int
+scan_apply(struct scan *sc)
+{
+	size_t i;
+	int rc = 0;
+
+	for (i = 0; rc == 0 && i < sc->nold; i++)
+		if (!sc->old[i].found)
+			rc = drop_one(sc->index, &sc->old[i]);
+	for (i = 0; rc == 0 && i < sc->ntodo; i++)
+		rc = apply_one(sc->index, sc->store, &sc->todo[i]);
+	return rc;
+}
+
+/* Scans manifests/ against the manifests table (outside a transaction). */
+static int
+scan_run(struct scan *sc, struct index *index, struct store *store)
+{
+	int rc;
+
+	memset(sc, 0, sizeof(*sc));
+	sc->index = index;
+	sc->store = store;
+	if ((rc = scan_load(sc)) < 0)
+		return rc;
+	rc = manifest_each(store, scan_one, sc);
+	return rc == -ENOENT ? 0 : rc;
 }
 
 /* Replaces every row with what the manifests say (inside a transaction). */
 static int
 rebuild_rows(struct index *index, struct store *store)
 {
-	void *ctx[2] = { index, store };
+	struct scan sc;
 	int rc;
 
 	rc = exec(index,
 	    "DELETE FROM access; DELETE FROM pins;"
 	    " DELETE FROM files; DELETE FROM refs;"
 	    " DELETE FROM snapshots; DELETE FROM models;"
-	    " DELETE FROM blobs;");
-	if (rc == 0)
-		rc = manifest_each(store, rebuild_one, ctx);
+	    " DELETE FROM blobs; DELETE FROM manifests;");
+	if (rc == 0 && (rc = scan_run(&sc, index, store)) == 0)
+		rc = scan_apply(&sc);
+	scan_release(&sc);
 	if (rc == 0)
 		rc = exec(index,
 		    "INSERT OR REPLACE INTO meta(key, value)"
@@ -555,6 +1009,31 @@ index_rebuild(struct index *index, struct store *store)
 	if ((rc = begin(index)) < 0)
 		return rc;
 	return end(index, rebuild_rows(index, store));
+}
+
+int
+index_refresh(struct index *index, struct store *store)
+{
+	struct scan sc;
+	size_t i;
+	int rc, changed;
+
+	if (gen_read(index) != index->gen) {
+		/* Switched to a rebuilt generation: follow it. */
+		index_close(index);
+		if ((rc = open_current(index, store)) < 0)
+			return rc;
+	}
+	if (!index->private)
+		return 0;
+	rc = scan_run(&sc, index, store);
+	changed = sc.ntodo > 0;
+	for (i = 0; !changed && i < sc.nold; i++)
+		changed = !sc.old[i].found;
+	if (rc == 0 && changed && (rc = begin(index)) == 0)
+		rc = end(index, scan_apply(&sc));
+	scan_release(&sc);
+	return rc;
 }
 
 /*
@@ -582,18 +1061,7 @@ index_remove(struct index *index, int64_t snapshot_id)
 
 	if ((rc = begin(index)) < 0)
 		return rc;
-	rc = run1(index,
-	    "DELETE FROM refs WHERE (model, commit_id) IN (SELECT model,"
-	    " commit_id FROM snapshots WHERE id=?1)",
-	    snapshot_id, 0);
-	if (rc == 0)
-		rc = run1(index, "DELETE FROM snapshots WHERE id=?1",
-		    snapshot_id, 0);
-	if (rc == 0)
-		rc = exec(index,
-		    "DELETE FROM models WHERE id NOT IN"
-		    " (SELECT model FROM snapshots)");
-	return end(index, rc);
+	return end(index, remove_rows(index, snapshot_id));
 }
 
 int
@@ -625,14 +1093,6 @@ index_touch(struct index *index, int64_t snapshot_id, int64_t now)
 	" FROM snapshots s JOIN models m ON m.id=s.model" \
 	" LEFT JOIN access a ON a.snapshot=s.id" \
 	" LEFT JOIN pins p ON p.snapshot=s.id"
-
-static const char *
-text(sqlite3_stmt *st, int col)
-{
-	const unsigned char *t = sqlite3_column_text(st, col);
-
-	return t == NULL ? "" : (const char *)t;
-}
 
 int
 index_each_snapshot(struct index *index, enum repo_type type, const char *repo,

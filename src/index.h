@@ -3,10 +3,31 @@
  *
  * The index answers queries fast (listing, sizes, LRU order, which blobs
  * are still referenced) and is never the only record of anything: every row
- * can be rebuilt from the manifests (index_rebuild).  A corrupt or missing
- * index.db is moved aside and rebuilt at open, never trusted.  Writers use
- * short BEGIN IMMEDIATE transactions under a busy timeout, so any number of
- * processes on any number of nodes may share it.  The schema is in index.c.
+ * can be rebuilt from the manifests (index_rebuild).  Writers use short
+ * BEGIN IMMEDIATE transactions under a busy timeout well below the stale
+ * limit of claims and leases, so that a writer never waits on the index
+ * long enough to look dead.
+ *
+ * SQLite is never written from two nodes: on a network filesystem two
+ * clients' caches lose committed rows silently (measured on GlusterFS, in
+ * WAL and in DELETE mode).  So an index is either
+ *
+ *  - shared: <store>/index.db, one for every process, when the store is on
+ *    a local filesystem (WAL), or
+ *  - private to a node: the file the configuration names (MODELCACHE_INDEX,
+ *    best on node-local disk), or by default on a network filesystem
+ *    <store>/nodes/<node>/index.db, where <node> is the configured node id
+ *    or the host name (in Kubernetes, the pod's name: the daemon and the
+ *    CLI of one pod share it, and share a kernel).  A private index learns
+ *    what other nodes published and removed from the manifests, the truth,
+ *    through index_refresh().
+ *
+ * A corrupt index (PRAGMA quick_check at open) is never renamed: other
+ * processes may have it open.  Under a claim, a new one is built beside it
+ * ("<path>.new.<owner>"), renamed to the next generation's name, which no
+ * one has open, and "<path>.gen" is replaced to name that generation.
+ * Openers follow "<path>.gen"; index_refresh() reopens when it changed.
+ * The schema is in index.c.
  */
 #ifndef MC_INDEX_H
 #define MC_INDEX_H
@@ -16,12 +37,24 @@
 #include "manifest.h"
 #include "store.h"
 
-#define INDEX_BUSY_MS 30000
+#define INDEX_BUSY_MS 30000 /* the most any busy timeout may be */
+#define INDEX_NODE_MAX 64
 
 struct index {
 	void *db;	 /* sqlite3 *, owned */
 	int rebuilt;	 /* set when open had to rebuild */
+	int private;	 /* this node's own: refreshed from the manifests */
 	char journal[8]; /* "wal" or "delete", chosen by filesystem */
+	int busy_ms;
+	unsigned gen;		   /* the generation open (see above) */
+	char path[STORE_PATH_MAX]; /* the index's name, before generations */
+};
+
+/* Where the index lives and how long it waits; NULL fields are defaults. */
+struct index_conf {
+	const char *path; /* a private index file; NULL or "": chosen */
+	const char *node; /* the node id; NULL or "": the host name */
+	int64_t stale_ms; /* the stale limit; the busy timeout is a 4th */
 };
 
 /* One snapshot (a model revision) as the index knows it. */
@@ -36,11 +69,29 @@ struct index_snapshot {
 };
 
 /*
- * Opens <store>/index.db, creating, migrating or rebuilding it as needed.
- * Returns 0 or a negative errno.
+ * Opens the index of the store (where: see above; ic may be NULL),
+ * creating, migrating or rebuilding it as needed, and refreshes a private
+ * one.  Returns 0 or a negative errno: -EINVAL for a bad node id.
  */
-int index_open(struct index *index, struct store *store);
+int index_open(struct index *index, struct store *store,
+    const struct index_conf *ic);
 void index_close(struct index *index);
+
+/*
+ * Whether the store is on a network filesystem (NFS, CIFS/SMB, FUSE, Ceph,
+ * Lustre, GPFS), by statfs.  1 or 0.
+ */
+int index_network_fs(int fd);
+
+/*
+ * Brings a private index up to date with the manifests: a readdir of
+ * manifests/ and a stat of each, compared with what the index recorded;
+ * a new or changed manifest whose snapshot is in the hub view is added
+ * (as index_rebuild adds it), a vanished one's rows are dropped.  Writes
+ * nothing when nothing changed.  A no-op for the shared index, which every
+ * publisher writes.  Also reopens the index when its generation changed.
+ */
+int index_refresh(struct index *index, struct store *store);
 
 /* Replaces the index's rows with what the manifests say. */
 int index_rebuild(struct index *index, struct store *store);

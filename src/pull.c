@@ -1280,6 +1280,21 @@ failed:
  * claim after another process let it go finds the digest that process
  * noted, or (a git file) its file in the index by etag, and reuses the blob.
  */
+/*
+ * The blob of an indexed file with this etag.  A node's own index may not
+ * know yet what another node published (and noted) before it let the
+ * claim we now hold go: the manifests are asked once more.
+ */
+static int
+find_etag(struct pull *p, const char *etag, char *sha, uint64_t *size)
+{
+	int rc = index_find_etag(p->index, etag, sha, size);
+
+	if (rc == -ENOENT && index_refresh(p->index, p->store) == 0)
+		rc = index_find_etag(p->index, etag, sha, size);
+	return rc == 0;
+}
+
 static void
 key_claim(struct job *j)
 {
@@ -1311,8 +1326,7 @@ key_claim(struct job *j)
 		job_finish(j, S_FAILED);
 		return;
 	}
-	if (j->file->gitsha1[0] != '\0' &&
-	    index_find_etag(p->index, j->key, sha, &size) == 0 &&
+	if (j->file->gitsha1[0] != '\0' && find_etag(p, j->key, sha, &size) &&
 	    size == j->file->size &&
 	    store_blob_check(p->store, sha, j->file->size) == 0) {
 		snprintf(j->file->sha256, sizeof(j->file->sha256), "%s", sha);

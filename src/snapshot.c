@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "claim.h"
@@ -152,8 +153,8 @@ strip_revisions(struct store *store, const struct manifest *m)
 	return rc;
 }
 
-int
-snapshot_publish(struct store *store, struct index *index, struct manifest *m,
+static int
+publish_once(struct store *store, struct index *index, struct manifest *m,
     int64_t now)
 {
 	int rc;
@@ -173,6 +174,28 @@ snapshot_publish(struct store *store, struct index *index, struct manifest *m,
 		return rc;
 	fault_point("index-added");
 	return strip_revisions(store, m);
+}
+
+/*
+ * Every step of a publish completes what is there or replaces it by
+ * rename, so it may run again.  It does when a network filesystem answers
+ * ESTALE: a manifest, ref or folder that another node replaced or removed
+ * while this node held its cached handle; the paths are resolved afresh.
+ */
+int
+snapshot_publish(struct store *store, struct index *index, struct manifest *m,
+    int64_t now)
+{
+	struct timespec ts = { 0, 1000000 };
+	int rc, tries;
+
+	for (tries = 0;; tries++) {
+		rc = publish_once(store, index, m, now);
+		if (rc != -ESTALE || tries >= STORE_STALE_TRIES)
+			return rc;
+		nanosleep(&ts, NULL);
+		ts.tv_nsec *= 2;
+	}
 }
 
 /* Deletes a blob that no index row references, under its claim. */
@@ -199,7 +222,13 @@ drop_blob(struct store *store, struct index *index, const char *sha256,
 		return 0;
 	if (rc < 0)
 		return rc;
-	if ((rc = index_blob_refs(index, sha256, &refs)) < 0 || refs > 0)
+	/*
+	 * A node's own index may not know yet of a model another node
+	 * published with this blob (its publisher held the claim we now
+	 * hold until its manifest was saved): ask the manifests first.
+	 */
+	if ((rc = index_refresh(index, store)) < 0 ||
+	    (rc = index_blob_refs(index, sha256, &refs)) < 0 || refs > 0)
 		goto out;
 	store_blob_stat(store, sha256, &size);
 	rc = store_blob_unlink(store, sha256);

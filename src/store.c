@@ -85,12 +85,14 @@ store_mkdirs(struct store *store, const char *rel)
 				return -errno;
 		} else {
 			/* A new entry is durable once its parent is synced. */
+			char c = buf[last];
+
 			buf[last] = '\0';
 			rc = store_fsync_dir(store, last == 0 ? "" : buf);
 			if (rc < 0)
 				return rc;
-			if (last > 0)
-				buf[last] = '/';
+			/* Restored even at 0: "a/b" with a new "a" goes on. */
+			buf[last] = c;
 		}
 		last = i;
 		if (i < len)
@@ -638,8 +640,8 @@ store_write_atomic(struct store *store, const char *rel, const void *buf,
 	return store_fsync_dir(store, dir);
 }
 
-int
-store_read_file(struct store *store, const char *rel, size_t max, char **buf,
+static int
+read_once(struct store *store, const char *rel, size_t max, char **buf,
     size_t *len)
 {
 	struct stat st;
@@ -685,6 +687,28 @@ out:
 	free(p);
 	close(fd);
 	return rc;
+}
+
+/*
+ * On a network filesystem a file replaced by rename on another node is
+ * answered ESTALE (or a short read, EIO) through the handle this node had
+ * cached: the open, the stat and the read are tried again, the path
+ * resolved afresh each time, a few times over a few milliseconds.
+ */
+int
+store_read_file(struct store *store, const char *rel, size_t max, char **buf,
+    size_t *len)
+{
+	struct timespec ts = { 0, 1000000 };
+	int rc, tries;
+
+	for (tries = 0;; tries++) {
+		rc = read_once(store, rel, max, buf, len);
+		if ((rc != -ESTALE && rc != -EIO) || tries >= STORE_STALE_TRIES)
+			return rc;
+		nanosleep(&ts, NULL);
+		ts.tv_nsec *= 2;
+	}
 }
 
 static int

@@ -29,6 +29,12 @@
 
 #define STORE_PATH_MAX 4096
 #define STORE_OWNER_MAX 128
+/*
+ * Retries of an operation answered ESTALE (or, for a read, EIO), 1 ms
+ * apart and doubling: about 2 s in all, past the 1 s for which a FUSE
+ * client caches an entry by default.
+ */
+#define STORE_STALE_TRIES 11
 
 struct beat;
 
@@ -174,7 +180,11 @@ void store_tmp_remove(struct store *store, const char *rel);
 int store_write_atomic(struct store *store, const char *rel, const void *buf,
     size_t len, int mode);
 
-/* Reads a whole store-relative file of at most max bytes (NUL-terminated). */
+/*
+ * Reads a whole store-relative file of at most max bytes (NUL-terminated).
+ * ESTALE and EIO, what a network filesystem answers for a file another node
+ * just replaced, are retried a few times with the path resolved afresh.
+ */
 int store_read_file(struct store *store, const char *rel, size_t max,
     char **buf, size_t *len);
 

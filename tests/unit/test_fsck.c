@@ -171,7 +171,7 @@ setup(void **state)
 	unit_fmt(fx->root, sizeof(fx->root), "%s/store", fx->dir);
 	unit_fmt(fx->src, sizeof(fx->src), "%s/src", fx->dir);
 	assert_int_equal(store_open(&fx->store, fx->root, 1), 0);
-	assert_int_equal(index_open(&fx->index, &fx->store), 0);
+	assert_int_equal(index_open(&fx->index, &fx->store, NULL), 0);
 
 	manifest_init(&m);
 	assert_int_equal(manifest_set_origin(&m, REPO_MODEL, "org/a",
@@ -192,7 +192,7 @@ setup(void **state)
 
 	/* Opened again, the index was not just built: nothing to say. */
 	index_close(&fx->index);
-	assert_int_equal(index_open(&fx->index, &fx->store), 0);
+	assert_int_equal(index_open(&fx->index, &fx->store, NULL), 0);
 	assert_int_equal(fx->index.rebuilt, 0);
 	*state = fx;
 	return 0;

@@ -109,7 +109,7 @@ setup_index(void **state)
 
 	setup(state);
 	fx = *state;
-	assert_int_equal(index_open(&fx->index, &fx->store), 0);
+	assert_int_equal(index_open(&fx->index, &fx->store, NULL), 0);
 	return 0;
 }
 
@@ -339,16 +339,16 @@ test_open_schema(void **state)
 
 	unit_fmt(path, sizeof(path), "%s/index.db", fx->root);
 	assert_int_equal(access(path, F_OK), -1);
-	assert_int_equal(index_open(&fx->index, &fx->store), 0);
+	assert_int_equal(index_open(&fx->index, &fx->store, NULL), 0);
 	assert_int_equal(lstat(path, &st), 0);
 	assert_true(S_ISREG(st.st_mode));
-	assert_int_equal(sql_int(fx, "PRAGMA user_version"), 1);
+	assert_int_equal(sql_int(fx, "PRAGMA user_version"), 2);
 	sql_text(fx,
 	    "SELECT group_concat(name, ',') FROM (SELECT name FROM"
 	    " sqlite_master WHERE type='table' ORDER BY name)",
 	    buf, sizeof(buf));
 	assert_string_equal(buf,
-	    "access,blobs,files,meta,models,pins,refs,snapshots");
+	    "access,blobs,files,manifests,meta,models,pins,refs,snapshots");
 	/* The store's tmp folder is on a local filesystem: WAL. */
 	assert_string_equal(fx->index.journal, "wal");
 	sql_text(fx, "PRAGMA journal_mode", buf, sizeof(buf));
@@ -363,9 +363,9 @@ test_open_schema(void **state)
 	assert_null(fx->index.db);
 
 	/* Opening again finds it built and at the current version. */
-	assert_int_equal(index_open(&fx->index, &fx->store), 0);
+	assert_int_equal(index_open(&fx->index, &fx->store, NULL), 0);
 	assert_int_equal(fx->index.rebuilt, 0);
-	assert_int_equal(sql_int(fx, "PRAGMA user_version"), 1);
+	assert_int_equal(sql_int(fx, "PRAGMA user_version"), 2);
 	index_close(&fx->index);
 }
 
@@ -375,13 +375,13 @@ test_open_newer_version(void **state)
 	struct fx *fx = *state;
 	char path[PATH];
 
-	assert_int_equal(index_open(&fx->index, &fx->store), 0);
+	assert_int_equal(index_open(&fx->index, &fx->store, NULL), 0);
 	assert_int_equal(sqlite3_exec(fx->index.db, "PRAGMA user_version=99",
 			     NULL, NULL, NULL),
 	    SQLITE_OK);
 	index_close(&fx->index);
 	/* Made by a newer modelcache: refused, and left where it is. */
-	assert_int_equal(index_open(&fx->index, &fx->store), -EPROTO);
+	assert_int_equal(index_open(&fx->index, &fx->store, NULL), -EPROTO);
 	assert_null(fx->index.db);
 	unit_fmt(path, sizeof(path), "%s/index.db", fx->root);
 	assert_int_equal(access(path, F_OK), 0);
@@ -994,7 +994,7 @@ test_rebuild(void **state)
 	index_close(&fx->index);
 
 	unlink_index(fx);
-	assert_int_equal(index_open(&fx->index, &fx->store), 0);
+	assert_int_equal(index_open(&fx->index, &fx->store, NULL), 0);
 	assert_int_equal(fx->index.rebuilt, 1);
 	describe(fx, after, 65536);
 	assert_string_equal(after, before);
@@ -1003,7 +1003,7 @@ test_rebuild(void **state)
 	index_close(&fx->index);
 
 	/* Built once: the next open trusts it. */
-	assert_int_equal(index_open(&fx->index, &fx->store), 0);
+	assert_int_equal(index_open(&fx->index, &fx->store, NULL), 0);
 	assert_int_equal(fx->index.rebuilt, 0);
 	describe(fx, after, 65536);
 	assert_string_equal(after, before);
@@ -1043,32 +1043,162 @@ test_corrupt(void **state)
 	assert_int_equal(write(fd, garbage, sizeof(garbage)), sizeof(garbage));
 	close(fd);
 
-	assert_int_equal(index_open(&fx->index, &fx->store), 0);
+	assert_int_equal(index_open(&fx->index, &fx->store, NULL), 0);
 	assert_int_equal(fx->index.rebuilt, 1);
-	assert_int_equal(sql_int(fx, "PRAGMA user_version"), 1);
+	assert_int_equal(sql_int(fx, "PRAGMA user_version"), 2);
 	describe(fx, after, 65536);
 	assert_string_equal(after, before);
 
-	/* The bad file was moved aside intact, for a post-mortem. */
-	unit_fmt(tmp, sizeof(tmp), "%s/tmp", fx->root);
-	d = opendir(tmp);
-	assert_non_null(d);
-	while ((e = readdir(d)) != NULL)
-		if (strncmp(e->d_name, "index.db.corrupt.", 17) == 0 &&
-		    strchr(e->d_name + 17, '-') == NULL)
-			unit_fmt(found, sizeof(found), "%s/%s", tmp, e->d_name);
-	closedir(d);
-	assert_true(found[0] != '\0');
-	assert_int_equal(stat(found, &st), 0);
+	/*
+	 * The bad file was never renamed (others may have it open): it
+	 * stays where it was, intact, for a post-mortem, and index.db.gen
+	 * names the generation built beside it.
+	 */
+	assert_int_equal(stat(path, &st), 0);
 	assert_int_equal(st.st_size, sizeof(garbage));
-	fd = open(found, O_RDONLY | O_CLOEXEC);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
 	assert_true(fd >= 0);
 	assert_int_equal(read(fd, after, sizeof(garbage)), sizeof(garbage));
 	close(fd);
 	assert_memory_equal(after, garbage, sizeof(garbage));
+	unit_fmt(tmp, sizeof(tmp), "%s/index.db.gen", fx->root);
+	fd = open(tmp, O_RDONLY | O_CLOEXEC);
+	assert_true(fd >= 0);
+	assert_int_equal(read(fd, found, sizeof(found)), 2);
+	close(fd);
+	assert_memory_equal(found, "1\n", 2);
+	assert_int_equal(fx->index.gen, 1);
+	/* No builder's file is left beside it. */
+	d = opendir(fx->root);
+	assert_non_null(d);
+	while ((e = readdir(d)) != NULL)
+		assert_null(strstr(e->d_name, ".new."));
+	closedir(d);
+
+	/* A process that had the old generation open follows the switch. */
+	{
+		struct index other;
+
+		assert_int_equal(index_open(&other, &fx->store, NULL), 0);
+		assert_int_equal(other.gen, 1);
+		index_close(&fx->index);
+		unit_fmt(path, sizeof(path), "%s/index.db.1", fx->root);
+		fd = open(path, O_WRONLY | O_TRUNC | O_CLOEXEC);
+		assert_true(fd >= 0);
+		assert_int_equal(write(fd, garbage, sizeof(garbage)),
+		    sizeof(garbage));
+		close(fd);
+		assert_int_equal(index_open(&fx->index, &fx->store, NULL), 0);
+		assert_int_equal(fx->index.gen, 2);
+		assert_int_equal(index_refresh(&other, &fx->store), 0);
+		assert_int_equal(other.gen, 2);
+		index_close(&other);
+		describe(fx, after, 65536);
+		assert_string_equal(after, before);
+	}
 
 	free(before);
 	free(after);
+}
+
+/* The hub snapshot folder of a published manifest (what a refresh needs). */
+static void
+hub_snap(struct fx *fx, enum repo_type type, const char *repo,
+    const char *commit)
+{
+	char folder[REF_FOLDER_MAX], rel[PATH];
+
+	assert_int_equal(ref_folder_of(type, repo, folder, sizeof(folder)), 0);
+	unit_fmt(rel, sizeof(rel), "hub/%s/snapshots/%s", folder, commit);
+	assert_int_equal(store_mkdirs(&fx->store, rel), 0);
+}
+
+/*
+ * A node's private index (another file, as MODELCACHE_INDEX names) learns
+ * from the manifests what others published and removed, once their hub
+ * view is there, and writes nothing when nothing changed.
+ */
+static void
+test_private_refresh(void **state)
+{
+	struct fx *fx = *state;
+	struct index_conf ic = { 0 };
+	struct fx mine = { 0 };
+	struct snaps s;
+	struct manifest m;
+	const char *why;
+	char path[PATH], rel[PATH];
+	int changes;
+
+	unit_fmt(path, sizeof(path), "%s/node-a.db", fx->dir);
+	ic.path = path;
+	ic.stale_ms = 2000;
+	mine.store = fx->store;
+	assert_int_equal(index_open(&mine.index, &fx->store, &ic), 0);
+	assert_int_equal(mine.index.private, 1);
+	assert_int_equal(mine.index.busy_ms, 500); /* a quarter of stale */
+	assert_int_equal(fx->index.private, 0);
+
+	/* Published by "another node": manifests, but no hub view yet. */
+	populate(fx);
+	assert_int_equal(index_refresh(&mine.index, &fx->store), 0);
+	list(&mine, REPO_MODEL, NULL, NULL, &s);
+	assert_int_equal(s.n, 0);
+	hub_snap(fx, REPO_MODEL, "org/name", CA);
+	hub_snap(fx, REPO_MODEL, "org/name", CB);
+	hub_snap(fx, REPO_DATASET, "org/data", CC);
+	hub_snap(fx, REPO_MODEL, "gpt2", CO);
+	assert_int_equal(index_refresh(&mine.index, &fx->store), 0);
+	list(&mine, REPO_MODEL, NULL, NULL, &s);
+	assert_int_equal(s.n, 4);
+	assert_int_equal(one(&mine, CC).pinned, 1);
+
+	/* Nothing changed: nothing written. */
+	changes = sqlite3_total_changes(mine.index.db);
+	assert_int_equal(index_refresh(&mine.index, &fx->store), 0);
+	assert_int_equal(sqlite3_total_changes(mine.index.db), changes);
+
+	/* A manifest rewritten elsewhere (unpinned) is read again. */
+	manifest_init(&m);
+	assert_int_equal(snapshot_manifest(&fx->store, "datasets--org--data",
+			     CC, &m, &why),
+	    0);
+	m.pinned = 0;
+	assert_int_equal(manifest_save(&fx->store, &m), 0);
+	manifest_release(&m);
+	assert_int_equal(index_refresh(&mine.index, &fx->store), 0);
+	assert_int_equal(one(&mine, CC).pinned, 0);
+
+	/* One removed elsewhere loses its rows, the others keep theirs. */
+	unit_fmt(rel, sizeof(rel), "%s/manifests/models--org--name/%s.json",
+	    fx->root, CB);
+	assert_int_equal(unlink(rel), 0);
+	assert_int_equal(index_refresh(&mine.index, &fx->store), 0);
+	list(&mine, REPO_MODEL, NULL, NULL, &s);
+	assert_int_equal(s.n, 3);
+	list(&mine, REPO_MODEL, NULL, CB, &s);
+	assert_int_equal(s.n, 0);
+
+	/* Added here, removed elsewhere: noticed too. */
+	start(&m, REPO_MODEL, "org/local", CB, 300);
+	add_file(fx, &m, "config.json", "{\"v\":2}", NULL);
+	assert_int_equal(manifest_save(&fx->store, &m), 0);
+	assert_int_equal(index_add(&mine.index, &m), 0);
+	unit_fmt(rel, sizeof(rel), "%s/manifests/models--org--local/%s.json",
+	    fx->root, CB);
+	manifest_release(&m);
+	list(&mine, REPO_MODEL, "org/local", NULL, &s);
+	assert_int_equal(s.n, 1);
+	assert_int_equal(unlink(rel), 0);
+	assert_int_equal(index_refresh(&mine.index, &fx->store), 0);
+	list(&mine, REPO_MODEL, "org/local", NULL, &s);
+	assert_int_equal(s.n, 0);
+	index_close(&mine.index);
+
+	/* A node id that is not a plain name is refused. */
+	ic.path = NULL;
+	ic.node = "../x";
+	assert_int_equal(index_open(&mine.index, &fx->store, &ic), -EINVAL);
 }
 
 #define RACE_ROUNDS 32
@@ -1095,7 +1225,7 @@ child_open(const char *root, int ready, int go, size_t want, int early)
 		_exit(1);
 	if (!early && store_open(&store, root, 1) != 0)
 		_exit(2);
-	if ((rc = index_open(&index, &store)) != 0) {
+	if ((rc = index_open(&index, &store, NULL)) != 0) {
 		fprintf(stderr, "child %ld: index_open: %d\n", (long)getpid(),
 		    rc);
 		_exit(3);
@@ -1163,9 +1293,10 @@ test_concurrent_open(void **state)
 		assert_true(builds >= 1);
 		memset(&other, 0, sizeof(other));
 		assert_int_equal(store_open(&other.store, root, 0), 0);
-		assert_int_equal(index_open(&other.index, &other.store), 0);
+		assert_int_equal(index_open(&other.index, &other.store, NULL),
+		    0);
 		assert_int_equal(other.index.rebuilt, 0);
-		assert_int_equal(sql_int(&other, "PRAGMA user_version"), 1);
+		assert_int_equal(sql_int(&other, "PRAGMA user_version"), 2);
 		assert_int_equal(sql_int(&other, "SELECT count(*) FROM meta"),
 		    1);
 		index_close(&other.index);
@@ -1181,7 +1312,7 @@ test_concurrent_open(void **state)
 		builds = 0;
 		race_open(fx->root, 4, 1, &builds);
 		assert_true(builds >= 1);
-		assert_int_equal(index_open(&fx->index, &fx->store), 0);
+		assert_int_equal(index_open(&fx->index, &fx->store, NULL), 0);
 		assert_int_equal(fx->index.rebuilt, 0);
 		describe(fx, after, 65536);
 		assert_string_equal(after, before);
@@ -1258,7 +1389,7 @@ test_open_waits_for_lock(void **state)
 
 		close(release[1]);
 		close(done[0]);
-		rc = index_open(&index, &fx->store);
+		rc = index_open(&index, &fx->store, NULL);
 		if (rc != 0)
 			fprintf(stderr, "index_open: %d\n", rc);
 		_exit(rc == 0 ? 0 : 3);
@@ -1282,9 +1413,9 @@ test_open_waits_for_lock(void **state)
 	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 	close(done[0]);
 
-	assert_int_equal(index_open(&fx->index, &fx->store), 0);
+	assert_int_equal(index_open(&fx->index, &fx->store, NULL), 0);
 	assert_int_equal(fx->index.rebuilt, 0);
-	assert_int_equal(sql_int(fx, "PRAGMA user_version"), 1);
+	assert_int_equal(sql_int(fx, "PRAGMA user_version"), 2);
 }
 
 /* --- gc --- */
@@ -1604,6 +1735,8 @@ main(void)
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_corrupt, setup_index,
 		    teardown),
+		cmocka_unit_test_setup_teardown(test_private_refresh,
+		    setup_index, teardown),
 		cmocka_unit_test_setup_teardown(test_concurrent_open,
 		    setup_index, teardown),
 		cmocka_unit_test_setup_teardown(test_open_waits_for_lock, setup,

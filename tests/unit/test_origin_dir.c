@@ -66,7 +66,7 @@ setup(void **state)
 	unit_fmt(fx->src, sizeof(fx->src), "%s/src", fx->dir);
 	assert_int_equal(mkdir(fx->src, 0755), 0);
 	assert_int_equal(store_open(&fx->store, fx->root, 1), 0);
-	assert_int_equal(index_open(&fx->index, &fx->store), 0);
+	assert_int_equal(index_open(&fx->index, &fx->store, NULL), 0);
 	*state = fx;
 	return 0;
 }

@@ -882,6 +882,11 @@ test_sync_tree_and_mkdirs(void **state)
 	assert_int_equal(store_fsync_dir(&fx->store, "nope"), -ENOENT);
 	/* Under a file. */
 	assert_int_equal(store_mkdirs(&fx->store, "hub/x/y/f/g"), -ENOTDIR);
+	/* A new first component with more below it (it once lost its
+	 * first byte after the root's fsync: mkdir of ""). */
+	assert_int_equal(store_mkdirs(&fx->store, "nodes/node-a"), 0);
+	assert_int_equal(stat(path_of(fx->dir, "nodes/node-a", path), &st), 0);
+	assert_true(S_ISDIR(st.st_mode));
 }
 
 /* --- store_blob_each --- */
