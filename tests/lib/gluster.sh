@@ -1,7 +1,9 @@
 # gluster.sh: two "nodes" sharing one store through a real network
 # filesystem.  Sourced after tap.sh by the t07NN tests; needs root,
 # /dev/fuse, CAP_SYS_ADMIN and Debian's glusterfs-server and
-# glusterfs-client, and skips the test (TAP "1..0 # SKIP why") without them.
+# glusterfs-client, and skips the test (TAP "1..0 # SKIP why") without them,
+# and unless MODELCACHE_TEST_NODES=1 (./dev test sets it for the plain
+# build only: the sanitizer build and distcheck do not run them again).
 #
 #   gluster_setup   a network namespace of the test ($GL_NS: lo up,
 #                   127.0.0.2), one glusterd in it with a state, run and
@@ -168,6 +170,8 @@ ns() {
 }
 
 gluster_setup() {
+	[ "${MODELCACHE_TEST_NODES:-}" = 1 ] ||
+		gl_skip "the two-node tests run with MODELCACHE_TEST_NODES=1"
 	[ "$(id -u)" -eq 0 ] || gl_skip "needs root (glusterd, FUSE mounts)"
 	[ -c /dev/fuse ] || gl_skip "no /dev/fuse"
 	for b in glusterd gluster glusterfs; do
