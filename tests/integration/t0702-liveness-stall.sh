@@ -91,7 +91,8 @@ MODELCACHE_STALE_AFTER=8
 MODELCACHE_INDEX_BUSY_TIMEOUT=8
 export MODELCACHE_INDEX_BUSY_TIMEOUT
 "$MCD" --check --store "$STORE" --socket "$T/check.sock" >"$T/check.out" 2>&1
-ok "$([ $? -ne 0 ]; echo $?)" "modelcached refuses a busy timeout as long as the stale limit"
+ok "$([ $? -ne 0 ]; echo $?)" \
+    "modelcached refuses a busy timeout as long as the stale limit"
 grep -q "index_busy_timeout (8 s) must be below stale_after (8 s)" \
     "$T/check.out"
 ok $? "and says why" || diag "$(cat "$T/check.out")"
