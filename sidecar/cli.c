@@ -55,7 +55,7 @@ cli_exit_code(int rc)
 int
 cli_open(struct cli *cli, int create)
 {
-	struct index_conf ic;
+	struct index_conf ic = { 0 };
 	int rc;
 
 	if (cli->opened)
@@ -85,6 +85,7 @@ cli_open(struct cli *cli, int create)
 	ic.path = cli->conf.index;
 	ic.node = cli->conf.node;
 	ic.stale_ms = (int64_t)cli->conf.stale_s * 1000;
+	ic.busy_ms = (int64_t)cli->conf.busy_s * 1000;
 	if ((rc = index_open(&cli->index, &cli->store, &ic)) < 0) {
 		cli_err("cannot open the index of '%s': %s", cli->conf.store,
 		    strerror(-rc));

@@ -246,6 +246,11 @@ pull_one(struct cli *cli, struct pull_args *a, struct fetch *fetch,
 		cli_err("cannot pull '%s': %s", label, r.pull.message);
 		return exit_for(r.pull.error);
 	}
+	if (r.pull.unindexed) /* the files are the truth: pulled */
+		cli_err("'%s' is published, but another process held the index"
+			" past index_busy_timeout: 'modelcache fsck --repair'"
+			" indexes it",
+		    label);
 	summary(cli, &r, since(&pr.t0));
 	return EXIT_OK;
 }

@@ -88,6 +88,8 @@ configure(struct cli *cli)
 	}
 	if ((rc = conf_load_env(&cli->conf, err, sizeof(err))) < 0)
 		cli_err("bad environment: %s", err);
+	else if ((rc = conf_check(&cli->conf, err, sizeof(err))) < 0)
+		cli_err("%s", err);
 	return rc;
 }
 

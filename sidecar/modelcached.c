@@ -98,6 +98,8 @@ load(struct conf *conf, char *err, size_t errlen)
 			    flags.value[i], why);
 			goto bad;
 		}
+	if (conf_check(conf, err, errlen) < 0)
+		goto bad;
 	return 0;
 bad:
 	conf_release(conf);
@@ -176,6 +178,7 @@ static void heartbeat(uv_timer_t *t);
 static void
 reload(struct daemon *d)
 {
+	struct index_conf ic = { 0 };
 	struct conf conf;
 	char err[512];
 
@@ -208,6 +211,9 @@ reload(struct daemon *d)
 	uv_timer_start(&d->heartbeat, heartbeat,
 	    (uint64_t)d->conf.stale_s * 250, (uint64_t)d->conf.stale_s * 250);
 	beat_set_interval(&d->beat, (int64_t)d->conf.stale_s * 250);
+	ic.stale_ms = (int64_t)d->conf.stale_s * 1000;
+	ic.busy_ms = (int64_t)d->conf.busy_s * 1000;
+	index_set_busy(&d->index, &ic);
 	log_info("configuration reloaded: %zu declared model(s), quota %llu"
 		 " bytes",
 	    d->nkeeps, (unsigned long long)d->conf.max_size);
@@ -347,7 +353,7 @@ parse_args(int argc, char **argv)
 static int
 start(struct daemon *d)
 {
-	struct index_conf ic;
+	struct index_conf ic = { 0 };
 	int rc;
 
 	uv_signal_init(d->loop, &d->sigterm);
@@ -371,6 +377,7 @@ start(struct daemon *d)
 	ic.path = d->conf.index;
 	ic.node = d->conf.node;
 	ic.stale_ms = (int64_t)d->conf.stale_s * 1000;
+	ic.busy_ms = (int64_t)d->conf.busy_s * 1000;
 	if ((rc = index_open(&d->index, &d->store, &ic)) < 0) {
 		log_warnx("cannot open the index of '%s': %s", d->conf.store,
 		    strerror(-rc));

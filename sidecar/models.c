@@ -539,8 +539,30 @@ snapshot_use(void *arg, const struct index_snapshot *s)
 }
 
 /*
+ * A published snapshot that a shared index has no row for: its publisher
+ * found the index busy (snapshot.h).  Its manifest gives the row.
+ */
+static int
+reindex(struct daemon *d, struct found *f)
+{
+	struct manifest m;
+	const char *why;
+	int rc;
+
+	manifest_init(&m);
+	if ((rc = snapshot_manifest(&d->store, f->folder, f->commit, &m,
+		 &why)) == 0 &&
+	    (rc = index_add(&d->index, &m)) == 0)
+		log_info("index: wrote the missing row of '%s' (commit %.12s)",
+		    f->folder, f->commit);
+	manifest_release(&m);
+	return rc;
+}
+
+/*
  * Records a use for least-recently-used eviction; at most once a minute
  * per snapshot, so that a busy model costs the index no write per acquire.
+ * A missing row is written, or tried again at the next use.
  */
 static void
 touch(struct daemon *d, struct found *f)
@@ -557,6 +579,11 @@ touch(struct daemon *d, struct found *f)
 	if (u.id < 0 && index_refresh(&d->index, &d->store) == 0)
 		index_each_snapshot(&d->index, f->snap->type, f->snap->repo,
 		    f->commit, snapshot_use, &u);
+	if (u.id < 0 && !d->index.private) {
+		if (reindex(d, f) < 0)
+			f->snap->touched = 0;
+		return;
+	}
 	if (u.id >= 0 && now - u.last_used >= 60)
 		index_touch(&d->index, u.id, now);
 }
@@ -986,6 +1013,12 @@ flight_done(void *arg)
 		    (unsigned long long)fl->r.pull.bytes_origin,
 		    (unsigned long long)fl->r.pull.bytes_reused,
 		    (double)(claim_now_ms() - fl->started_ms) / 1000);
+		if (fl->r.pull.unindexed)
+			log_warnx("pull '%s': published, but another process"
+				  " held the index past index_busy_timeout:"
+				  " its row is written at the next use, or by"
+				  " fsck",
+			    fl->key);
 		confirm_ref(d, &fl->ref);
 		quota_rc = enforce_quota(d, fl);
 	} else

@@ -18,6 +18,9 @@
  *	hf_endpoint	HF_ENDPOINT		https://huggingface.co
  *	hf_token_path	HF_TOKEN_PATH		""
  *	stale_after	MODELCACHE_STALE_AFTER	30 (seconds, 1..86400)
+ *	index_busy_timeout MODELCACHE_INDEX_BUSY_TIMEOUT 0 (a 4th of
+ *			stale_after, 100 ms..30 s; else seconds, 1..30,
+ *			below stale_after: see conf_check)
  *	refresh		MODELCACHE_REFRESH	600 (seconds, 0..31536000)
  *	socket_group	MODELCACHE_SOCKET_GROUP	"" (the daemon's own group)
  *	allow_uids	MODELCACHE_ALLOW_UIDS	"" (anyone the socket lets in)
@@ -98,6 +101,8 @@ static const struct conf_key keys[] = {
 	    offsetof(struct conf, hf_token_path), 0, 0 },
 	{ "stale_after", "MODELCACHE_STALE_AFTER", "30", CONF_SECONDS,
 	    offsetof(struct conf, stale_s), 1, 86400 },
+	{ "index_busy_timeout", "MODELCACHE_INDEX_BUSY_TIMEOUT", "0",
+	    CONF_SECONDS, offsetof(struct conf, busy_s), 0, CONF_BUSY_MAX },
 	{ "refresh", "MODELCACHE_REFRESH", "600", CONF_SECONDS,
 	    offsetof(struct conf, refresh_s), 0, 31536000 },
 	{ "socket_group", "MODELCACHE_SOCKET_GROUP", "", CONF_STRING,
@@ -480,6 +485,20 @@ conf_load_env(struct conf *conf, char *err, size_t errlen)
 			    rc == -EINVAL ? why : strerror(-rc));
 			return rc;
 		}
+	}
+	return 0;
+}
+
+int
+conf_check(const struct conf *conf, char *err, size_t errlen)
+{
+	/* A waiter on the index must not outlast the stale limit. */
+	if (conf->busy_s != 0 && conf->busy_s >= conf->stale_s) {
+		errorf(err, errlen,
+		    "index_busy_timeout (%u s) must be below stale_after"
+		    " (%u s)",
+		    conf->busy_s, conf->stale_s);
+		return -EINVAL;
 	}
 	return 0;
 }

@@ -19,6 +19,7 @@
 #define CONF_LINE_MAX 4096
 #define CONF_FILE_MAX (1024 * 1024)
 #define CONF_GLOBS_MAX 64 /* patterns in include or exclude */
+#define CONF_BUSY_MAX 30  /* index_busy_timeout's most, INDEX_BUSY_MS */
 
 struct conf {
 	char *store;   /* store		MODELCACHE_STORE */
@@ -33,6 +34,7 @@ struct conf {
 	char *hf_token_path; /* hf_token_path	HF_TOKEN_PATH */
 	unsigned stale_s;    /* stale_after		MODELCACHE_STALE_AFTER */
 	unsigned refresh_s;  /* refresh		MODELCACHE_REFRESH */
+	unsigned busy_s;     /* index_busy_timeout, 0 = a 4th of stale_s */
 	char *socket_group;  /* socket_group	MODELCACHE_SOCKET_GROUP */
 	char *allow_uids;    /* allow_uids	MODELCACHE_ALLOW_UIDS */
 	unsigned max_conns;  /* max_connections	MODELCACHE_MAX_CONNECTIONS */
@@ -64,6 +66,13 @@ int conf_set(struct conf *conf, const char *key, const char *value,
  */
 int conf_load_file(struct conf *conf, const char *path, char *err,
     size_t errlen);
+
+/*
+ * Checks what no one key can: index_busy_timeout, when set, is below
+ * stale_after.  Returns 0, or -EINVAL with a sentence in err.  Callers run
+ * it once every source is loaded.
+ */
+int conf_check(const struct conf *conf, char *err, size_t errlen);
 
 /* Applies each key's environment variable that is set and non-empty. */
 int conf_load_env(struct conf *conf, char *err, size_t errlen);

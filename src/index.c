@@ -502,20 +502,29 @@ choose_path(struct index *index, struct store *store,
 	return n < 0 || (size_t)n >= sizeof(index->path) ? -ENAMETOOLONG : 0;
 }
 
+void
+index_set_busy(struct index *index, const struct index_conf *ic)
+{
+	int64_t busy =
+	    ic != NULL && ic->stale_ms > 0 ? ic->stale_ms : INDEX_BUSY_MS;
+
+	/* Well below the stale limit: a waiter must never look dead. */
+	busy = ic != NULL && ic->busy_ms > 0
+	    ? ic->busy_ms
+	    : (busy / 4 < 100 ? 100 : busy / 4);
+	index->busy_ms = (int)(busy > INDEX_BUSY_MS ? INDEX_BUSY_MS : busy);
+	if (index->db != NULL)
+		sqlite3_busy_timeout(index->db, index->busy_ms);
+}
+
 int
 index_open(struct index *index, struct store *store,
     const struct index_conf *ic)
 {
-	int64_t stale =
-	    ic != NULL && ic->stale_ms > 0 ? ic->stale_ms : INDEX_BUSY_MS;
 	int rc, fd;
 
 	memset(index, 0, sizeof(*index));
-	/* Well below the stale limit: a waiter must never look dead. */
-	stale /= 4;
-	index->busy_ms = (int)(stale > INDEX_BUSY_MS ? INDEX_BUSY_MS
-		: stale < 100			     ? 100
-						     : stale);
+	index_set_busy(index, ic);
 	if ((rc = choose_path(index, store, ic)) < 0)
 		return rc;
 	fd = dir_of(index->path);

@@ -54,7 +54,9 @@ struct index {
 struct index_conf {
 	const char *path; /* a private index file; NULL or "": chosen */
 	const char *node; /* the node id; NULL or "": the host name */
-	int64_t stale_ms; /* the stale limit; the busy timeout is a 4th */
+	int64_t stale_ms; /* the stale limit */
+	int64_t busy_ms;  /* the busy timeout; 0: a 4th of stale_ms, at
+			     least 100 ms; at most INDEX_BUSY_MS either way */
 };
 
 /* One snapshot (a model revision) as the index knows it. */
@@ -76,6 +78,12 @@ struct index_snapshot {
 int index_open(struct index *index, struct store *store,
     const struct index_conf *ic);
 void index_close(struct index *index);
+
+/*
+ * Sets the busy timeout from ic's stale_ms and busy_ms (NULL: defaults),
+ * on the open index too: a reload's new stale limit takes effect.
+ */
+void index_set_busy(struct index *index, const struct index_conf *ic);
 
 /*
  * Whether the store is on a network filesystem (NFS, CIFS/SMB, FUSE, Ceph,

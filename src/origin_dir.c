@@ -515,7 +515,13 @@ dir_import(struct store *store, struct index *index,
 		goto out;
 	}
 	rc = snapshot_publish(store, index, m, (int64_t)time(NULL));
-	if (rc < 0)
+	if (rc == -EBUSY)
+		snprintf(err, errlen,
+		    "published '%s', but another process held the index past"
+		    " index_busy_timeout: 'modelcache fsck --repair' indexes"
+		    " it",
+		    opts->repo);
+	else if (rc < 0)
 		snprintf(err, errlen, "cannot publish '%s': %s", opts->repo,
 		    strerror(-rc));
 out:

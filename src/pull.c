@@ -1664,6 +1664,10 @@ finish(struct pull *p)
 		if (rc == 0)
 			rc = snapshot_publish(p->store, p->index, p->m,
 			    (int64_t)time(NULL));
+		if (rc == -EBUSY) { /* published all the same */
+			p->r->unindexed = 1;
+			rc = 0;
+		}
 		if (rc < 0) {
 			p->r->error =
 			    rc == -ENOSPC ? PULL_NO_SPACE : PULL_INTERNAL;

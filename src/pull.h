@@ -107,6 +107,8 @@ struct pull_result {
 	uint64_t ratelimit_ms; /* longest wait for a noted rate limit */
 	/* claims taken over while this process stalled: it stood down */
 	unsigned claims_lost;
+	/* published, but the index was busy: its row is missing (snapshot.h) */
+	int unindexed;
 };
 
 /*

@@ -157,7 +157,7 @@ static int
 publish_once(struct store *store, struct index *index, struct manifest *m,
     int64_t now)
 {
-	int rc;
+	int rc, indexed;
 
 	m->created = now;
 	m->updated = now;
@@ -170,10 +170,17 @@ publish_once(struct store *store, struct index *index, struct manifest *m,
 	if ((rc = hub_publish(store, m)) < 0)
 		return rc;
 	fault_point("hub-published");
-	if ((rc = index_add(index, m)) < 0)
-		return rc;
+	/*
+	 * The files are the truth and are published: an index that another
+	 * process held past the busy timeout does not undo them.  The files'
+	 * last step still runs; the row waits for a later use or fsck.
+	 */
+	if ((indexed = index_add(index, m)) < 0 && indexed != -EBUSY)
+		return indexed;
 	fault_point("index-added");
-	return strip_revisions(store, m);
+	if ((rc = strip_revisions(store, m)) < 0)
+		return rc;
+	return indexed;
 }
 
 /*

@@ -25,6 +25,10 @@
  * Publishes m, whose blobs are published and whose claims the caller holds
  * until this returns.  m->created, m->updated and m->pinned are merged with
  * an existing manifest of the same commit; now is the time in seconds.
+ * Returns 0 or a negative errno; -EBUSY says that every file is published
+ * but another process held the index's lock past its busy timeout, so
+ * m's index row is missing: a private index finds it at its next refresh,
+ * a shared one when the daemon next uses the snapshot, or fsck.
  */
 int snapshot_publish(struct store *store, struct index *index,
     struct manifest *m, int64_t now);

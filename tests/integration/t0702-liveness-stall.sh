@@ -12,6 +12,14 @@
 # another process's exclusive SQLite lock) keeps its leases beating: the
 # lease's mtime moves on while an acquire on that loop is still unanswered.
 # Before the beat thread, heartbeats ran on the loop and stopped with it.
+# Daemon C has stale_after 8 s (beats every 2 s) and index_busy_timeout
+# 6 s, and the lock is held until C answers: its loop waits 6 s for the
+# publish's index row, then 6 s more when the answer tries the row again,
+# so the beat (at most 2 s away) is seen with 10 s to spare, and the end
+# does not depend on when the test lets go.  The index busy past its
+# timeout loses nothing: the files are published and the acquire is
+# answered ready; the row comes at the next use (or from fsck).  A busy
+# timeout at or above stale_after is refused.
 . "$top_srcdir/tests/lib/tap.sh"
 . "$top_srcdir/tests/lib/nodes.sh"
 
@@ -78,14 +86,29 @@ wait "$HOLD"
 wait_for status_on b '.leases | length == 0'
 ok $? "B's lease ended"
 
-# --- (2) a blocked loop keeps beating ------------------------------------
+# --- (2) a blocked loop keeps beating; a busy index loses nothing -------
+MODELCACHE_STALE_AFTER=8
+MODELCACHE_INDEX_BUSY_TIMEOUT=8
+export MODELCACHE_INDEX_BUSY_TIMEOUT
+"$MCD" --check --store "$STORE" --socket "$T/check.sock" >"$T/check.out" 2>&1
+ok "$([ $? -ne 0 ]; echo $?)" \
+    "modelcached refuses a busy timeout as long as the stale limit"
+grep -q "index_busy_timeout (8 s) must be below stale_after (8 s)" \
+    "$T/check.out"
+ok $? "and says why" || diag "$(cat "$T/check.out")"
+mc ls >"$T/check.out" 2>&1
+ok "$([ $? -ne 0 ]; echo $?)" "so does modelcache"
+MODELCACHE_INDEX_BUSY_TIMEOUT=6
+node_daemon c +0s
+ok $? "daemon C starts (stale_after 8 s, index_busy_timeout 6 s)"
 mkfifo "$T/hold2"
-client_on a --hold '{"op":"acquire","model":"hf://org/demo"}' \
-    <"$T/hold2" >"$T/a2.out" &
+client_on c --hold '{"op":"acquire","model":"hf://org/demo"}' \
+    <"$T/hold2" >"$T/c2.out" &
 HOLD2=$!
 exec 8>"$T/hold2"
-wait_for grep -q '"event": *"ready"' "$T/a2.out"
-ok $? "A leases the model again"
+wait_for grep -q '"event": *"ready"' "$T/c2.out"
+ok $? "C leases the model"
+is "$(ls "$STORE/leases" | wc -l)" 1 "the only lease is C's"
 lease=$(ls "$STORE/leases" | head -n 1)
 # Another process takes the index's write lock and keeps it (.bail: no
 # "locked" unless it has it).
@@ -97,29 +120,45 @@ printf '.bail on\nBEGIN EXCLUSIVE;\nSELECT %s;\n' "'locked'" >&7
 wait_for grep -q locked "$T/sql.out"
 ok $? "another process holds the index's write lock"
 # An acquire whose pull ends in an index write (the publish order puts the
-# manifest first, the index row last): A's loop waits in SQLite's busy
-# handler (INDEX_BUSY_MS, far longer than this takes).
-client_on a '{"op":"acquire","model":"hf://org/two"}' >"$T/two.out" 2>&1 &
+# manifest and the hub view first, the index row last).
+client_on c '{"op":"acquire","model":"hf://org/two"}' >"$T/two.out" 2>&1 &
 TWO=$!
-published() {
-	[ -n "$(ls "$STORE/manifests/models--org--two" 2>/dev/null)" ]
-}
-wait_for published
-ok $? "A published org/two's files and waits to index them"
-m0=$(stat -c %Y "$STORE/leases/$lease")
+ref2="$STORE/hub/models--org--two/refs/main"
+wait_for test -e "$ref2"
+ok $? "C published org/two's files and waits to index them"
+# The ref is C's loop's last write before it waits on SQLite: a lease
+# mtime after it is a beat that the blocked loop did not make.
+t0=$(stat -c %.9Y "$ref2")
 beaten() {
-	[ "$(stat -c %Y "$STORE/leases/$lease")" -gt "$m0" ]
+	awk -v a="$(stat -c %.9Y "$STORE/leases/$lease")" -v b="$t0" \
+	    'BEGIN { exit !(a > b) }'
 }
 wait_for beaten
 ok $? "the lease's heartbeat moves on"
 # Answers carry "ok"; progress events do not.  Only hello is answered.
 is "$(grep -c '"ok"' "$T/two.out")" 1 \
-    "while the acquire on A's blocked loop is still unanswered"
+    "while the acquire on C's blocked loop is still unanswered"
+wait "$TWO"
+ok $? "the acquire is answered while the lock is still held"
+ok "$(kill -0 "$SQL"; echo $?)" "(the lock is held)"
+grep -q '"event": *"ready"' "$T/two.out"
+ok $? "ready: the files are published, the index row is not needed" ||
+    diag "$(cat "$T/two.out")"
+grep -q "org/two.*published, but another process held the index" "$T/c.log"
+ok $? "C says the index row is missing"
 echo "COMMIT;" >&7
 exec 7>&-
 wait "$SQL"
-wait "$TWO"
-ok $? "once the lock is gone, the acquire is answered"
+is "$(mc ls --json | json 'map(.repo) | sort | join(",")')" "org/demo" \
+    "the index has no row for org/two yet"
+client_on c '{"op":"acquire","model":"hf://org/two"}' >"$T/two2.out" 2>&1
+grep -q '"event": *"ready"' "$T/two2.out"
+ok $? "once the lock is gone, the next acquire is ready"
+grep -q "index: wrote the missing row of 'models--org--two'" "$T/c.log"
+ok $? "and C writes the missing row"
+is "$(mc ls --json | json 'map(.repo) | sort | join(",")')" \
+    "org/demo,org/two" "the index lists org/two"
+run_ok "verify org/two" mc verify org/two
 exec 8>&-
 wait "$HOLD2"
 run_ok "fsck is clean" mc fsck

@@ -33,7 +33,7 @@ static const char *const env_names[] = { "MODELCACHE_STORE",
 	"MODELCACHE_LOG_FORMAT", "HF_ENDPOINT", "HF_TOKEN_PATH",
 	"MODELCACHE_STALE_AFTER", "MODELCACHE_REFRESH",
 	"MODELCACHE_MAX_LEASES_PER_CLIENT", "MODELCACHE_MAX_PULLS_PER_CLIENT",
-	"MODELCACHE_ALLOW" };
+	"MODELCACHE_ALLOW", "MODELCACHE_INDEX_BUSY_TIMEOUT" };
 
 /* Per-test state: a temporary folder and a struct conf with defaults. */
 struct fixture {
@@ -187,6 +187,12 @@ static const struct set_case set_cases[] = {
 	{ "hf_endpoint", "https://a\\b", -EINVAL, "invalid character in URL" },
 	{ "hf_token_path", "/run/secrets/hf", 0, NULL },
 	{ "hf_token_path", "", 0, NULL },
+	{ "index_busy_timeout", "0", 0, NULL },
+	{ "index_busy_timeout", "30", 0, NULL },
+	{ "index_busy_timeout", "31", -EINVAL,
+	    "number of seconds out of range" },
+	{ "index_busy_timeout", "0.5", -EINVAL,
+	    "must be a whole number of seconds" },
 	{ "stale_after", "1", 0, NULL },
 	{ "stale_after", "86400", 0, NULL },
 	{ "stale_after", "0", -EINVAL, "number of seconds out of range" },
@@ -747,6 +753,39 @@ test_env(void **state)
 	assert_string_equal(f->conf.allow, "https://h/*,hf://o/*");
 }
 
+/* index_busy_timeout: from the environment, checked against stale_after. */
+static void
+test_index_busy(void **state)
+{
+	struct fixture *f = *state;
+	char err[256] = "";
+
+	assert_int_equal(f->conf.busy_s, 0); /* a 4th of stale_after */
+	assert_int_equal(conf_check(&f->conf, err, sizeof(err)), 0);
+	assert_int_equal(setenv("MODELCACHE_STALE_AFTER", "4", 1), 0);
+	assert_int_equal(setenv("MODELCACHE_INDEX_BUSY_TIMEOUT", "3", 1), 0);
+	assert_int_equal(conf_load_env(&f->conf, err, sizeof(err)), 0);
+	assert_int_equal(f->conf.busy_s, 3);
+	assert_int_equal(conf_check(&f->conf, err, sizeof(err)), 0);
+
+	/* A waiter must not outlast the stale limit: refused, not cut. */
+	assert_int_equal(setenv("MODELCACHE_INDEX_BUSY_TIMEOUT", "4", 1), 0);
+	assert_int_equal(conf_load_env(&f->conf, err, sizeof(err)), 0);
+	assert_int_equal(conf_check(&f->conf, err, sizeof(err)), -EINVAL);
+	assert_string_equal(err,
+	    "index_busy_timeout (4 s) must be below stale_after (4 s)");
+	assert_int_equal(conf_check(&f->conf, NULL, 0), -EINVAL);
+	assert_int_equal(load_text(f, "stale_after = 5\n", err, sizeof(err)),
+	    0);
+	assert_int_equal(conf_check(&f->conf, err, sizeof(err)), 0);
+
+	assert_int_equal(setenv("MODELCACHE_INDEX_BUSY_TIMEOUT", "31", 1), 0);
+	assert_int_equal(conf_load_env(&f->conf, err, sizeof(err)), -EINVAL);
+	assert_string_equal(err,
+	    "MODELCACHE_INDEX_BUSY_TIMEOUT: number of seconds out of range");
+	assert_int_equal(f->conf.busy_s, 4);
+}
+
 /* An empty variable counts as unset. */
 static void
 test_env_empty_ignored(void **state)
@@ -853,6 +892,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_file_short_err, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_env, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_index_busy, setup,
+		    teardown),
 		cmocka_unit_test_setup_teardown(test_env_empty_ignored, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_env_bad, setup, teardown),

@@ -1448,6 +1448,80 @@ publish(struct fx *fx, struct manifest *m, const char *revname, int64_t now,
 	manifest_release(m);
 }
 
+/*
+ * The busy timeout: a 4th of the stale limit (100 ms at least) unless set;
+ * at most INDEX_BUSY_MS either way.  Then a publish that finds the index
+ * held past it: every file is published and it says -EBUSY; the row comes
+ * with a later index_add.
+ */
+static void
+test_publish_index_busy(void **state)
+{
+	struct fx *fx = *state;
+	struct index_conf ic = { 0 };
+	struct manifest m;
+	struct stat st;
+	const char *why;
+	char path[PATH], rel[PATH], commit[DIGEST_SHA1_HEX + 1];
+	sqlite3 *db;
+
+	index_set_busy(&fx->index, NULL);
+	assert_int_equal(fx->index.busy_ms, INDEX_BUSY_MS / 4);
+	ic.stale_ms = 200;
+	index_set_busy(&fx->index, &ic);
+	assert_int_equal(fx->index.busy_ms, 100);
+	ic.busy_ms = 60000;
+	index_set_busy(&fx->index, &ic);
+	assert_int_equal(fx->index.busy_ms, INDEX_BUSY_MS);
+	ic.busy_ms = 150;
+	index_set_busy(&fx->index, &ic);
+	assert_int_equal(fx->index.busy_ms, 150);
+
+	snprintf(path, sizeof(path), "%s/index.db", fx->root);
+	assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE,
+			     NULL),
+	    SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, "BEGIN EXCLUSIVE", NULL, NULL, NULL),
+	    SQLITE_OK);
+	manifest_init(&m);
+	assert_int_equal(manifest_set_origin(&m, REPO_MODEL, "org/busy", "x"),
+	    0);
+	add_sized(fx, &m, "w.bin", 'w', 300, NULL);
+	rev(&m, "main");
+	assert_int_equal(manifest_derive_commit(&m), 0);
+	unit_fmt(commit, sizeof(commit), "%s", m.commit);
+	assert_int_equal(snapshot_publish(&fx->store, &fx->index, &m, 1000),
+	    -EBUSY);
+	assert_int_equal(sqlite3_exec(db, "COMMIT", NULL, NULL, NULL),
+	    SQLITE_OK);
+	sqlite3_close(db);
+
+	/* The files are whole: manifest, hub view; no row yet. */
+	unit_fmt(rel, sizeof(rel), "%s/hub/models--org--busy/snapshots/%s",
+	    fx->root, commit);
+	assert_int_equal(stat(rel, &st), 0);
+	unit_fmt(rel, sizeof(rel), "%s/hub/models--org--busy/refs/main",
+	    fx->root);
+	assert_int_equal(stat(rel, &st), 0);
+	assert_int_equal(sql_int(fx,
+			     "SELECT count(*) FROM snapshots JOIN models"
+			     " ON models.id = snapshots.model"
+			     " WHERE repo = 'org/busy'"),
+	    0);
+	manifest_release(&m);
+	manifest_init(&m);
+	assert_int_equal(snapshot_manifest(&fx->store, "models--org--busy",
+			     commit, &m, &why),
+	    0);
+	assert_int_equal(index_add(&fx->index, &m), 0);
+	manifest_release(&m);
+	assert_int_equal(sql_int(fx,
+			     "SELECT count(*) FROM snapshots JOIN models"
+			     " ON models.id = snapshots.model"
+			     " WHERE repo = 'org/busy'"),
+	    1);
+}
+
 static void
 gc_populate(struct fx *fx, struct gcfx *g)
 {
@@ -1741,6 +1815,8 @@ main(void)
 		    setup_index, teardown),
 		cmocka_unit_test_setup_teardown(test_open_waits_for_lock, setup,
 		    teardown),
+		cmocka_unit_test_setup_teardown(test_publish_index_busy,
+		    setup_index, teardown),
 		cmocka_unit_test_setup_teardown(test_gc_plan, setup_index,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_gc_run, setup_index,
