@@ -39,9 +39,15 @@ campaign() {
 	esac
 	r=$?
 	if [ -n "$todo" ]; then
+		# A short random run may miss the bug: an "ok # TODO" would be
+		# an XPASS, which automake counts as a failure.
 		tap_n=$((tap_n + 1))
-		[ "$r" -eq 0 ] && echo "ok $tap_n - $desc # TODO $todo" ||
-		    echo "not ok $tap_n - $desc # TODO $todo"
+		if [ "$r" -eq 0 ]; then
+			echo "ok $tap_n - $desc # SKIP no violation this run;" \
+			    "still TODO: $todo"
+		else
+			echo "not ok $tap_n - $desc # TODO $todo"
+		fi
 	else
 		ok "$r" "$desc"
 	fi
