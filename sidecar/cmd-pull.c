@@ -199,7 +199,7 @@ summary(struct cli *cli, const struct pull_ref_result *rr, double secs)
 	if (cli->json) {
 		cli_print_json(
 		    json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:I,"
-			      " s:I, s:I, s:f}",
+			      " s:I, s:I, s:I, s:f}",
 			"repo", rr->repo, "revision", rr->revision, "commit",
 			rr->commit, "trust", rr->trust, "files",
 			(json_int_t)rr->nfiles, "bytes_origin",
@@ -207,7 +207,8 @@ summary(struct cli *cli, const struct pull_ref_result *rr, double secs)
 			(json_int_t)r->bytes_reused, "bytes_total",
 			(json_int_t)r->bytes_total, "hedged_ranges",
 			(json_int_t)r->hedges, "rate_limited_ms",
-			(json_int_t)r->ratelimit_ms, "seconds", secs));
+			(json_int_t)r->ratelimit_ms, "claims_lost",
+			(json_int_t)r->claims_lost, "seconds", secs));
 		return;
 	}
 	printf("pulled %s@%s (commit %.12s): %zu files, %s from the origin, %s"

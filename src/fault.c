@@ -9,6 +9,7 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "fault.h"
@@ -17,6 +18,8 @@ static atomic_long fault_calls;
 static pthread_once_t fault_once = PTHREAD_ONCE_INIT;
 static long fault_at; /* 0: disabled */
 static int fault_trace;
+static const char *fault_name; /* NULL: every point counts */
+static int fault_sig = SIGKILL;
 
 static void
 fault_read_env(void)
@@ -33,6 +36,11 @@ fault_read_env(void)
 	s = getenv("MODELCACHE_CRASH_TRACE");
 	fault_trace = s != NULL && *s == '1';
 	fault_at = n;
+	s = getenv("MODELCACHE_CRASH_POINT");
+	fault_name = s != NULL && *s != '\0' ? s : NULL;
+	s = getenv("MODELCACHE_CRASH_SIGNAL");
+	if (s != NULL && strcmp(s, "STOP") == 0)
+		fault_sig = SIGSTOP;
 }
 
 void
@@ -43,9 +51,11 @@ fault_point(const char *name)
 	pthread_once(&fault_once, fault_read_env);
 	if (fault_at == 0 && !fault_trace)
 		return;
+	if (fault_name != NULL && strcmp(name, fault_name) != 0)
+		return;
 	n = atomic_fetch_add(&fault_calls, 1) + 1;
 	if (fault_trace)
 		fprintf(stderr, "fault point %ld: %s\n", n, name);
 	if (n == fault_at)
-		kill(getpid(), SIGKILL);
+		kill(getpid(), fault_sig);
 }

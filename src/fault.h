@@ -7,6 +7,9 @@
  * step in turn, the way a power cut or an OOM kill would.  Without the
  * variable a call costs one branch.  MODELCACHE_CRASH_TRACE=1 writes each
  * point's name and number to stderr, to see what a number stands for.
+ * MODELCACHE_CRASH_POINT=NAME counts only the points of that name, and
+ * MODELCACHE_CRASH_SIGNAL=STOP raises SIGSTOP instead: the process stalls
+ * there (as a frozen VM would) until a SIGCONT, for the takeover tests.
  */
 #ifndef MC_FAULT_H
 #define MC_FAULT_H

@@ -22,7 +22,10 @@
  * DONE publishes the descriptor that was hashed, not the partial's name
  * (store_blob_publish_fd()): if a holder that took the claim over while we
  * stalled has put its own file there, ours is let go and the file looked
- * at again (lost_race()).
+ * at again (lost_race()).  The other way round, a holder that takes a
+ * claim over never writes into the partial file it finds, which the
+ * stalled holder may still write into when it wakes: it copies the saved
+ * ranges into a fresh file and renames that over the name (open_partial()).
  */
 #include "config.h"
 
@@ -99,6 +102,8 @@ struct job {
 	int reused;
 	int fd;
 	char tmp[STORE_PATH_MAX];    /* the partial file */
+	char fresh[STORE_PATH_MAX];  /* its new file, until renamed there */
+	int old_fd;		     /* the file found there, while copied */
 	char ranges[STORE_PATH_MAX]; /* its saved range state, LFS only */
 	char *location;		     /* where the bytes are */
 	int same_host;		     /* location on the origin's host */
@@ -111,7 +116,8 @@ struct job {
 	/* hashing, in order */
 	uint64_t hashed, hash_until;
 	struct digest d256, d1;
-	int hashing, finalized;
+	int hashing; /* a worker has the job: hashing, or a resume's copy */
+	int finalized;
 	/* range state to save once the data it names is on disk */
 	int ranges_dirty;
 	char *ranges_buf; /* the worker's copy, RANGES_MAX */
@@ -153,6 +159,7 @@ static void drive(struct pull *p);
 static void job_finish(struct job *j, enum state st);
 static void start_head(struct job *j);
 static void restart_file(struct job *j, const char *why);
+static int fresh_partial(struct job *j);
 
 static void
 job_timer(uv_timer_t *t)
@@ -425,16 +432,160 @@ make_chunks(struct job *j, int whole)
 }
 
 /*
- * Opens the partial file.  An LFS file's partial is named by its digest, so
- * whoever holds the claim next (after a crash) resumes it; a git file's is
- * private, since its SHA-256 is not known before the bytes are.
+ * Copies len bytes at off from one file to the other: copy_file_range()
+ * (a reflink or an in-kernel copy), or read and write where the kernel or
+ * the filesystem cannot (another filesystem, FUSE, an old kernel).
+ */
+static int
+copy_bytes(int from, int to, uint64_t off, uint64_t len)
+{
+	unsigned char *buf = NULL;
+	loff_t in = (loff_t)off, out = (loff_t)off;
+	ssize_t n, w;
+	int rc = 0;
+
+	while (len > 0) {
+		n = copy_file_range(from, &in, to, &out,
+		    len > (1ULL << 30) ? (size_t)1 << 30 : (size_t)len, 0);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n == -1 &&
+		    (errno == EXDEV || errno == ENOSYS || errno == EOPNOTSUPP ||
+			errno == EINVAL))
+			break;
+		if (n <= 0)
+			return n == 0 ? -EIO : -errno;
+		len -= (uint64_t)n;
+	}
+	if (len > 0 && (buf = malloc(HASH_BLOCK)) == NULL)
+		return -ENOMEM;
+	while (len > 0 && rc == 0) {
+		n = pread(from, buf,
+		    len > HASH_BLOCK ? HASH_BLOCK : (size_t)len, in);
+		if (n <= 0) {
+			rc = n == 0 ? -EIO : -errno;
+			break;
+		}
+		for (w = 0; w < n && rc == 0;) {
+			ssize_t k = pwrite(to, buf + w, (size_t)(n - w), out);
+
+			if (k == -1)
+				rc = -errno;
+			else {
+				w += k;
+				out += k;
+			}
+		}
+		in += n;
+		len -= (uint64_t)n;
+	}
+	free(buf);
+	return rc;
+}
+
+/*
+ * Thread pool: the finished ranges of the partial a previous holder left
+ * (j->old_fd) copied into our fresh file (j->fd, at j->fresh), fsync'd;
+ * the range state saved for what was copied; then the fresh file renamed
+ * over the partial's name.  Both orders a crash can cut leave range state
+ * that names only bytes the file at the name has.
+ */
+static void
+resume_work(uv_work_t *w)
+{
+	struct job *j = w->data;
+	char *buf = malloc(RANGES_MAX);
+	size_t i, len;
+	int rc = buf == NULL ? -ENOMEM : 0;
+
+	for (i = 0; i < j->nchunks && rc == 0; i++)
+		if (j->chunks[i].done)
+			rc = copy_bytes(j->old_fd, j->fd, j->chunks[i].start,
+			    j->chunks[i].end - j->chunks[i].start + 1);
+	if (rc == 0 && fsync(j->fd) == -1)
+		rc = -errno;
+	if (rc == 0) {
+		len = format_ranges(j, buf);
+		rc = store_write_atomic(j->p->store, j->ranges, buf, len, 0600);
+	}
+	if (rc == 0)
+		rc = fresh_partial(j);
+	free(buf);
+	j->work_rc = rc;
+}
+
+static void
+resume_done(uv_work_t *w, int status)
+{
+	struct job *j = w->data;
+
+	(void)status;
+	j->hashing = 0;
+	close(j->old_fd);
+	j->old_fd = -1;
+	store_tmp_remove(j->p->store, j->fresh); /* "" once renamed */
+	j->fresh[0] = '\0';
+	if (j->p->stopping) {
+		job_finish(j, S_FAILED);
+		return;
+	}
+	if (j->work_rc < 0) {
+		fail(j->p,
+		    j->work_rc == -ENOSPC ? PULL_NO_SPACE : PULL_INTERNAL,
+		    "cannot resume '%s': %s", j->file->path,
+		    strerror(-j->work_rc));
+		job_finish(j, S_FAILED);
+		return;
+	}
+	fetch_next(j);
+}
+
+/*
+ * The fresh file becomes the partial: renamed over its name, then its
+ * space reserved (a full volume fails here, not at 90 %).
+ */
+static int
+fresh_partial(struct job *j)
+{
+	int dirfd = j->p->store->dirfd, rc;
+
+	if (renameat(dirfd, j->fresh, dirfd, j->tmp) == -1)
+		return -errno;
+	j->fresh[0] = '\0';
+	if (j->file->size > 0 &&
+	    (rc = posix_fallocate(j->fd, 0, (off_t)j->file->size)) != 0)
+		return -rc;
+	return 0;
+}
+
+/*
+ * Opens the partial file.  A git file's is private, since its SHA-256 is
+ * not known before the bytes are.  An LFS file's partial is named by its
+ * digest, so that whoever holds the claim next (after a crash, or taking a
+ * stale claim over) resumes it; but the next holder never writes into the
+ * file it finds there.  A holder stopped past the stale limit (SIGSTOP, a
+ * frozen VM) still has that file open when it wakes and may write into it
+ * until it finds its claim taken (a tick): were it the file we hash and
+ * publish, those late writes would change a verified blob.  So every open
+ * makes a fresh file (j->fresh), copies into it the ranges that the range
+ * state says are finished, fsyncs it and renames it over the name
+ * (resume_work(), in the thread pool when there is anything to copy):
+ * whatever a stalled holder writes goes to a file no name leads to.  The
+ * cost is one copy of the finished ranges per resume (a reflink where the
+ * filesystem has them).  Returns 0 when the partial is ready, 1 when the
+ * copy was queued (resume_done() goes on), or a negative errno.
+ *
+ * Nothing is copied from residue: anything but a regular file there (a
+ * FIFO, a link), or what a crash in the middle of publishing left (the
+ * partial made 0444, or still a name of the blob it became).
  */
 static int
 open_partial(struct job *j)
 {
 	struct pull *p = j->p;
 	struct stat st;
-	int rc, tries;
+	size_t i;
+	int rc, any = 0;
 
 	if (make_chunks(j, j->plain || j->file->sha256[0] == '\0') < 0)
 		return -ENOMEM;
@@ -446,41 +597,38 @@ open_partial(struct job *j)
 	snprintf(j->tmp, sizeof(j->tmp), "tmp/partial.%s", j->file->sha256);
 	snprintf(j->ranges, sizeof(j->ranges), "tmp/partial.%s.ranges",
 	    j->file->sha256);
-	/*
-	 * The claim makes the partial ours.  Anything but a regular file
-	 * there (a FIFO, a link) is residue, and so is what a crash in the
-	 * middle of publishing left: the partial made 0444, or still a name
-	 * of the blob it became, never to be written to again.  Residue is
-	 * removed and the file begun afresh, its saved ranges with it.
-	 */
-	for (tries = 0;; tries++) {
-		j->fd = openat(p->store->dirfd, j->tmp,
-		    O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK,
-		    0600);
-		if (j->fd >= 0 && fstat(j->fd, &st) == -1)
-			return -errno;
-		if (j->fd >= 0 && S_ISREG(st.st_mode) && st.st_nlink == 1)
-			break;
-		if ((j->fd >= 0 || errno == ELOOP || errno == EACCES) &&
-		    tries == 0) {
-			if (j->fd >= 0)
-				close(j->fd);
-			j->fd = -1;
-			unlinkat(p->store->dirfd, j->tmp, 0);
-			unlinkat(p->store->dirfd, j->ranges, 0);
-			continue;
-		}
-		return j->fd >= 0 ? -EINVAL : -errno;
-	}
-	if ((uint64_t)st.st_size == j->file->size)
+	j->fd = store_tmp_create(p->store, ".part", j->fresh, sizeof(j->fresh));
+	if (j->fd < 0)
+		return j->fd;
+	j->old_fd = openat(p->store->dirfd, j->tmp,
+	    O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+	if (j->old_fd >= 0 && fstat(j->old_fd, &st) == 0 &&
+	    S_ISREG(st.st_mode) && st.st_nlink == 1 &&
+	    (st.st_mode & S_IWUSR) != 0 &&
+	    (uint64_t)st.st_size == j->file->size) {
 		load_ranges(j);
-	else if (ftruncate(j->fd, 0) == -1)
-		return -errno;
-	/* Reserve the space now: a full volume fails here, not at 90 %. */
-	if (j->file->size > 0 &&
-	    (rc = posix_fallocate(j->fd, 0, (off_t)j->file->size)) != 0)
-		return -rc;
-	return 0;
+		for (i = 0; i < j->nchunks; i++)
+			any |= j->chunks[i].done;
+	}
+	if (any) {
+		j->hashing = 1; /* the worker has the job */
+		j->work.data = j;
+		uv_queue_work(p->loop, &j->work, resume_work, resume_done);
+		return 1;
+	}
+	if (j->old_fd >= 0)
+		close(j->old_fd);
+	j->old_fd = -1;
+	/* Nothing to resume: no range state may name the fresh file. */
+	if (unlinkat(p->store->dirfd, j->ranges, 0) == -1 && errno != ENOENT)
+		rc = -errno;
+	else
+		rc = fresh_partial(j);
+	if (rc < 0) {
+		store_tmp_remove(p->store, j->fresh);
+		j->fresh[0] = '\0';
+	}
+	return rc;
 }
 
 static void
@@ -705,6 +853,7 @@ lost_race(struct job *j)
 {
 	struct pull *p = j->p;
 
+	p->r->claims_lost++;
 	forget_progress(j);
 	claim_release(p->store, &j->claim);
 	claim_release(p->store, &j->blob_claim);
@@ -725,7 +874,8 @@ lost_race(struct job *j)
 /*
  * Is the claim that guards the blob still ours?  A process stopped past
  * the stale limit (SIGSTOP, a frozen VM) finds on waking that another took
- * the claim over and fetches the same blob, into the same partial file.
+ * the claim over and fetches the same blob, into a file of its own at the
+ * same partial name (the one we write into is no longer there).
  * Then it stands down: stops writing, publishes nothing, deletes nothing
  * that is now the other's, lets the claim go without touching the file,
  * and waits for the blob as any waiter does.  Checked before publishing,
@@ -815,6 +965,14 @@ publish(struct job *j)
 static void
 restart_file(struct job *j, const char *why)
 {
+	int rc;
+
+	/*
+	 * A shared partial is dropped only under our claim: woken from a
+	 * stall, the name may be the file of the holder that took over.
+	 */
+	if (j->key[0] == '\0' && stood_down(j))
+		return;
 	j->tries++;
 	drop_partial(j);
 	digest_release(&j->d256);
@@ -828,12 +986,13 @@ restart_file(struct job *j, const char *why)
 		return;
 	}
 	j->state = S_FETCH;
-	if (open_partial(j) < 0) {
+	if ((rc = open_partial(j)) < 0) {
 		fail(j->p, PULL_INTERNAL, "cannot reopen '%s'", j->file->path);
 		job_finish(j, S_FAILED);
 		return;
 	}
-	fetch_next(j);
+	if (rc == 0) /* else resume_done() goes on */
+		fetch_next(j);
 }
 
 static void
@@ -1261,14 +1420,16 @@ head_done(struct fetch_xfer *x)
 	j->relocate = 0;
 	j->state = S_FETCH;
 	/* A second HEAD only refreshes an expired location. */
-	if (j->fd < 0 && (rc = open_partial(j)) < 0) {
+	rc = j->fd < 0 ? open_partial(j) : 0;
+	if (rc < 0) {
 		fail(p, rc == -ENOSPC ? PULL_NO_SPACE : PULL_INTERNAL,
 		    "cannot store '%s': %s", j->file->path, strerror(-rc));
 		drop_partial(j);
 		job_finish(j, S_FAILED);
 		return;
 	}
-	fetch_next(j);
+	if (rc == 0) /* else resume_done() goes on */
+		fetch_next(j);
 	return;
 failed:
 	fetch_xfer_free(x);
@@ -1769,6 +1930,7 @@ pull_start(uv_loop_t *loop, struct store *store, struct index *index,
 		p->jobs[i].p = p;
 		p->jobs[i].file = &files[i];
 		p->jobs[i].fd = -1;
+		p->jobs[i].old_fd = -1;
 		if ((rc = job_key(&p->jobs[i])) < 0) {
 			pull_free(p);
 			return rc;

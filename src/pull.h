@@ -105,7 +105,10 @@ struct pull_result {
 	uint64_t bytes_total;
 	unsigned hedges; /* slow ranges asked again on a fresh connection */
 	uint64_t ratelimit_ms; /* longest wait for a noted rate limit */
-	/* claims taken over while this process stalled: it stood down */
+	/*
+	 * claims taken over while this process stalled: it stood down, or
+	 * found another file at its partial's name and published nothing
+	 */
 	unsigned claims_lost;
 	/* published, but the index was busy: its row is missing (snapshot.h) */
 	int unindexed;

@@ -228,6 +228,55 @@ test_threads(void **state)
 	assert_int_equal(c.passed, THREADS * PER_THREAD);
 }
 
+/*
+ * MODELCACHE_CRASH_POINT counts only the points of its name, and
+ * MODELCACHE_CRASH_SIGNAL=STOP stops the process there: the parent sees
+ * it stopped (after one "x" point and two "p" points, through the pipe),
+ * continues it, and the child goes on to exit 0.
+ */
+static void
+test_point_stop(void **state)
+{
+	int passed[2], status;
+	char buf[16];
+	pid_t pid;
+
+	assert_int_equal(pipe(passed), 0);
+	fflush(stdout);
+	fflush(stderr);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		static const char *names[] = { "x", "p", "x", "p", "x", "p" };
+		unsigned i;
+
+		close(passed[0]);
+		if (setenv("MODELCACHE_CRASH_AT", "3", 1) != 0 ||
+		    setenv("MODELCACHE_CRASH_POINT", "p", 1) != 0 ||
+		    setenv("MODELCACHE_CRASH_SIGNAL", "STOP", 1) != 0 ||
+		    unsetenv("MODELCACHE_CRASH_TRACE") != 0)
+			_exit(2);
+		for (i = 0; i < 6; i++) {
+			fault_point(names[i]);
+			if (write(passed[1], names[i], 1) != 1)
+				_exit(3);
+		}
+		_exit(0);
+	}
+	close(passed[1]);
+	assert_int_equal(waitpid(pid, &status, WUNTRACED), pid);
+	if (!WIFSTOPPED(status) || WSTOPSIG(status) != SIGSTOP)
+		fail_msg("child did not stop (status %#x)", status);
+	/* Stopped at the third "p": five points passed before it. */
+	assert_int_equal(read(passed[0], buf, sizeof(buf)), 5);
+	assert_int_equal(kill(pid, SIGCONT), 0);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+		fail_msg("child did not exit 0 (status %#x)", status);
+	assert_int_equal(read(passed[0], buf, sizeof(buf)), 1);
+	close(passed[0]);
+}
+
 int
 main(void)
 {
@@ -236,6 +285,7 @@ main(void)
 		cmocka_unit_test(test_disabled),
 		cmocka_unit_test(test_trace),
 		cmocka_unit_test(test_threads),
+		cmocka_unit_test(test_point_stop),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
