@@ -704,6 +704,27 @@ test_hub_entry_missing(void **state)
 	assert_string_equal(target, line);
 }
 
+/* What a removal killed after moving the last snapshot out leaves. */
+static void
+test_hub_folder_empty(void **state)
+{
+	struct fx *fx = *state;
+	const char *rel = "hub/models--org--gone";
+	char line[PATH + 64];
+
+	assert_int_equal(store_mkdirs(&fx->store,
+			     "hub/models--org--gone/"
+			     "snapshots"),
+	    0);
+	unit_fmt(line, sizeof(line), "hub_folder_empty 1 0 %s", rel);
+	run(fx, 0, 0, line, NULL);
+	assert_true(exists(fx, rel));
+	unit_fmt(line, sizeof(line), "hub_folder_empty 1 1 %s", rel);
+	run(fx, 1, 0, line, NULL);
+	assert_false(exists(fx, rel));
+	assert_clean(fx);
+}
+
 static void
 test_hub_snapshot_stray(void **state)
 {
@@ -792,6 +813,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_hub_ref_bad, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_hub_entry_missing, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_hub_folder_empty, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_hub_snapshot_stray, setup,
 		    teardown),
