@@ -71,7 +71,7 @@ struct flight {
  * a hundred blob stats and a hundred JSON objects.  An entry holds while
  * its manifest file is the same file (a later filtered pull of the commit
  * replaces it by rename) and the view's snapshot directory exists (removal
- * takes it first, then looks at the leases).
+ * takes the manifest first, then looks again at the leases).
  */
 enum source_kind { SOURCE_OTHER, SOURCE_HUB, SOURCE_HTTPS };
 
@@ -361,8 +361,9 @@ snap_get(struct daemon *d, const char *folder, const char *commit)
 	size_t n = 0, bytes;
 
 	/*
-	 * The view's snapshot first: removal makes it vanish before it looks
-	 * at the leases (lease.h), so a holder must find it after leasing.
+	 * The view's snapshot, then the manifest: removal makes the manifest
+	 * vanish before it looks again at the leases (lease.h), so a holder
+	 * must find it after leasing.
 	 */
 	snprintf(rel, sizeof(rel), "hub/%s/snapshots/%s", folder, commit);
 	if (fstatat(d->store.dirfd, rel, &st, AT_SYMLINK_NOFOLLOW) == -1)

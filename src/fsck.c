@@ -303,9 +303,10 @@ drop_snapshot(struct fsck *f, const struct manifest *m, int64_t id)
 	if (id != 0)
 		return snapshot_remove(f->store, f->index, folder, m->commit,
 		    id, f->o->stale_ms, NULL);
-	if ((rc = hub_unpublish(f->store, folder, m->commit, NULL, NULL)) < 0)
+	/* The manifest first, the commit point, as snapshot_remove. */
+	if ((rc = manifest_unlink(f->store, m)) < 0)
 		return rc;
-	return manifest_unlink(f->store, m);
+	return hub_unpublish(f->store, folder, m->commit);
 }
 
 static int
@@ -381,9 +382,10 @@ pass_row(void *arg, const struct index_snapshot *s)
 	snprintf(key, sizeof(key), "%s/%s", s->folder, s->commit);
 	if (strset_has(&st->f->manifests, key))
 		return 0;
+	/* The manifest is removal's commit point: the row is its residue. */
 	snprintf(rel, sizeof(rel), "manifests/%s.json", key);
 	issue(st->f, "index_stale", rel,
-	    "the index lists a snapshot that has no manifest", 0,
+	    "the index lists a snapshot that has no manifest", 1,
 	    st->f->o->repair);
 	ids = reallocarray(st->ids, st->n + 1, sizeof(*ids));
 	if (ids == NULL)
@@ -443,11 +445,17 @@ folder_bad(void *arg, const char *path, enum hub_problem p)
 			repaired = store_remove_tree(c->f->store, rel) == 0;
 		else
 			repaired = c->f->o->repair;
-	} else if (c->f->o->repair && p == HUB_SNAPSHOT_STRAY) {
+	} else if (p == HUB_SNAPSHOT_STRAY) {
 		const char *commit = strrchr(path, '/') + 1;
 
-		repaired = hub_unpublish(c->f->store, c->folder, commit, NULL,
-			       NULL) == 0;
+		/*
+		 * A publish saves the manifest before the view, and removal
+		 * unlinks it first (its commit point): a view without one is
+		 * what a removal stopped half-way leaves.
+		 */
+		residue = 1;
+		repaired = c->f->o->repair &&
+		    hub_unpublish(c->f->store, c->folder, commit) == 0;
 	} else if (c->f->o->repair) {
 		/* A bad ref goes; the republish pass writes the right one. */
 		repaired = unlinkat(c->f->store->dirfd, path, 0) == 0;
@@ -455,6 +463,25 @@ folder_bad(void *arg, const char *path, enum hub_problem p)
 	}
 	issue(c->f, hub_problem_name(p), path, hub_problem_text(p), residue,
 	    repaired);
+}
+
+/* Whether hub/<folder>/snapshots holds anything (or cannot be read). */
+static int
+has_snapshot(struct fsck *f, const char *folder)
+{
+	char rel[STORE_PATH_MAX];
+	struct dirent *e;
+	DIR *d;
+	int any = 0;
+
+	snprintf(rel, sizeof(rel), "hub/%s/snapshots", folder);
+	if ((d = store_opendirat(f->store->dirfd, rel)) == NULL)
+		return errno != ENOENT;
+	while (!any && (e = readdir(d)) != NULL)
+		any =
+		    strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0;
+	closedir(d);
+	return any;
 }
 
 static int
@@ -478,6 +505,15 @@ pass_folder(void *arg, const char *folder)
 	}
 	/* A folder that cannot be read is reported by its own checks. */
 	hub_check_folder(f->store, folder, has_manifest, f, &hr);
+	/*
+	 * No manifest and no snapshot: what a removal killed between moving
+	 * the last snapshot out and pruning the folder leaves.
+	 */
+	if (hr.count == 0 && !strset_has(&f->folders, folder) &&
+	    !has_snapshot(f, folder))
+		issue(f, "hub_folder_empty", rel,
+		    "a folder without snapshots or manifests", 1,
+		    f->o->repair && store_remove_tree(f->store, rel) == 0);
 	return 0;
 }
 

@@ -434,13 +434,20 @@ out:
 }
 
 int
-hub_unpublish(struct store *store, const char *folder, const char *commit,
-    int (*keep)(void *arg), void *arg)
+hub_unpublish(struct store *store, const char *folder, const char *commit)
 {
 	char rel[STORE_PATH_MAX], trash[STORE_PATH_MAX];
 	struct ref_scan s = { store, commit };
-	int fd, rc, moved;
+	int fd, rc;
 
+	/*
+	 * The refs first: a crash after them leaves a snapshot that no ref
+	 * names, never a ref naming a missing snapshot.
+	 */
+	if ((rc = fmt(rel, sizeof(rel), "hub/%s/refs", folder)) < 0 ||
+	    (rc = walk(store, rel, 1, unref_one, &s)) < 0)
+		return rc;
+	fault_point("hub-unref");
 	if ((rc = fmt(rel, sizeof(rel), "hub/%s/snapshots/%s", folder,
 		 commit)) < 0)
 		return rc;
@@ -448,24 +455,13 @@ hub_unpublish(struct store *store, const char *folder, const char *commit,
 		return fd;
 	close(fd);
 	unlinkat(store->dirfd, trash, 0);
-	moved = renameat(store->dirfd, rel, store->dirfd, trash) == 0;
-	if (!moved && errno != ENOENT)
+	/* Renamed out, so that it vanishes at once, then removed. */
+	if (renameat(store->dirfd, rel, store->dirfd, trash) == 0) {
+		fault_point("hub-snapshot-removed");
+		if ((rc = store_remove_tree(store, trash)) < 0)
+			return rc;
+	} else if (errno != ENOENT)
 		return -errno;
-	fault_point("hub-snapshot-removed");
-	if (keep != NULL && (rc = keep(arg)) != 0) {
-		/* A publish since may have made it again: then that one. */
-		if (moved &&
-		    renameat(store->dirfd, trash, store->dirfd, rel) == -1)
-			store_remove_tree(store, trash);
-		return rc < 0 ? rc : -EBUSY;
-	}
-	/* A crash before this leaves refs naming a missing snapshot: fsck. */
-	if ((rc = fmt(rel, sizeof(rel), "hub/%s/refs", folder)) < 0 ||
-	    (rc = walk(store, rel, 1, unref_one, &s)) < 0)
-		return rc;
-	fault_point("hub-unref");
-	if (moved && (rc = store_remove_tree(store, trash)) < 0)
-		return rc;
 	return prune_blobs(store, folder);
 }
 

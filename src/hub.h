@@ -54,18 +54,14 @@ struct hub_report {
 int hub_publish(struct store *store, const struct manifest *m);
 
 /*
- * Removes one snapshot from the view: the snapshot first (renamed out, so
- * it vanishes at once), then the refs naming the commit, the hub blobs no
- * remaining snapshot links to, and the folder when empty.  keep, when not
- * NULL, is asked once the snapshot has vanished and before anything else
- * goes: non-zero puts the snapshot back (unless a publish made it again
- * meanwhile) and returns -EBUSY, or keep's value when negative.  This is
- * what makes a lease safe against a remover (see lease.h): a holder that
- * leases and then finds the snapshot found it before it vanished, so keep,
- * asked after, sees the lease.
+ * Removes one snapshot from the view: the refs naming the commit first,
+ * then the snapshot (renamed out, so it vanishes at once, then removed),
+ * the hub blobs no remaining snapshot links to, and the folder when empty.
+ * A crash in between leaves a snapshot without refs, or refs naming a
+ * snapshot that is still whole.  The caller decides first whether it may
+ * go (snapshot_remove: no live lease, its manifest gone).
  */
-int hub_unpublish(struct store *store, const char *folder, const char *commit,
-    int (*keep)(void *arg), void *arg);
+int hub_unpublish(struct store *store, const char *folder, const char *commit);
 
 /* Checks the view of one manifest, reporting each problem. */
 int hub_check(struct store *store, const struct manifest *m,

@@ -22,7 +22,7 @@
  *						indexed (snapshot 0: not
  *						indexable), by its stat
  *
- * A private index (index.h) is brought up to date by a scan of manifests/:
+ * An index (index.h) is brought up to date by a scan of manifests/:
  * a name, inode, mtime or size that differs from its row is loaded and
  * indexed again, a row whose file is gone drops its snapshot.  The same
  * scan over an emptied index is the full rebuild, so there is one way of
@@ -793,6 +793,7 @@ struct scan {
 	size_t nold;
 	struct seen *todo; /* new or changed files */
 	size_t ntodo, cap;
+	int wait_view; /* a manifest waits for its snapshot's hub view */
 };
 
 static void
@@ -895,13 +896,15 @@ scan_one(const char *rel, void *arg)
 }
 
 /*
- * Indexes one new or changed manifest and records it.  A private index
- * waits for the snapshot's hub view, the step before the index row in the
- * publish order: until then the manifest is not recorded, so the next scan
- * looks again.  A bad manifest is left to fsck, recorded as not indexable.
+ * Indexes one new or changed manifest and records it.  A refresh (and the
+ * rebuild of a private index) waits for the snapshot's hub view, the step
+ * before the index row in the publish order: until then the manifest is
+ * not recorded, so the next scan looks again.  A bad manifest is left to
+ * fsck, recorded as not indexable.
  */
 static int
-apply_one(struct index *index, struct store *store, const struct seen *n)
+apply_one(struct index *index, struct store *store, const struct seen *n,
+    int wait_view)
 {
 	sqlite3_stmt *st;
 	struct manifest m;
@@ -912,7 +915,7 @@ apply_one(struct index *index, struct store *store, const struct seen *n)
 	manifest_init(&m);
 	rc = manifest_load(store, n->rel, &m, &why);
 	if (rc == -ENOENT || rc == -ESTALE ||
-	    (rc == 0 && index->private && !hub_snapshot_exists(store, &m))) {
+	    (rc == 0 && wait_view && !hub_snapshot_exists(store, &m))) {
 		manifest_release(&m);
 		return 0;
 	}
@@ -969,19 +972,22 @@ scan_apply(struct scan *sc)
 		if (!sc->old[i].found)
 			rc = drop_one(sc->index, &sc->old[i]);
 	for (i = 0; rc == 0 && i < sc->ntodo; i++)
-		rc = apply_one(sc->index, sc->store, &sc->todo[i]);
+		rc = apply_one(sc->index, sc->store, &sc->todo[i],
+		    sc->wait_view);
 	return rc;
 }
 
 /* Scans manifests/ against the manifests table (outside a transaction). */
 static int
-scan_run(struct scan *sc, struct index *index, struct store *store)
+scan_run(struct scan *sc, struct index *index, struct store *store,
+    int wait_view)
 {
 	int rc;
 
 	memset(sc, 0, sizeof(*sc));
 	sc->index = index;
 	sc->store = store;
+	sc->wait_view = wait_view;
 	if ((rc = scan_load(sc)) < 0)
 		return rc;
 	rc = manifest_each(store, scan_one, sc);
@@ -1000,7 +1006,7 @@ rebuild_rows(struct index *index, struct store *store)
 	    " DELETE FROM files; DELETE FROM refs;"
 	    " DELETE FROM snapshots; DELETE FROM models;"
 	    " DELETE FROM blobs; DELETE FROM manifests;");
-	if (rc == 0 && (rc = scan_run(&sc, index, store)) == 0)
+	if (rc == 0 && (rc = scan_run(&sc, index, store, index->private)) == 0)
 		rc = scan_apply(&sc);
 	scan_release(&sc);
 	if (rc == 0)
@@ -1033,9 +1039,7 @@ index_refresh(struct index *index, struct store *store)
 		if ((rc = open_current(index, store)) < 0)
 			return rc;
 	}
-	if (!index->private)
-		return 0;
-	rc = scan_run(&sc, index, store);
+	rc = scan_run(&sc, index, store, 1);
 	changed = sc.ntodo > 0;
 	for (i = 0; !changed && i < sc.nold; i++)
 		changed = !sc.old[i].found;

@@ -92,12 +92,15 @@ void index_set_busy(struct index *index, const struct index_conf *ic);
 int index_network_fs(int fd);
 
 /*
- * Brings a private index up to date with the manifests: a readdir of
- * manifests/ and a stat of each, compared with what the index recorded;
- * a new or changed manifest whose snapshot is in the hub view is added
- * (as index_rebuild adds it), a vanished one's rows are dropped.  Writes
- * nothing when nothing changed.  A no-op for the shared index, which every
- * publisher writes.  Also reopens the index when its generation changed.
+ * Brings an index up to date with the manifests: a readdir of manifests/
+ * and a stat of each, compared with what the index recorded; a new or
+ * changed manifest whose snapshot is in the hub view is added (as
+ * index_rebuild adds it), a vanished one's rows are dropped.  Writes
+ * nothing when nothing changed.  A private index learns so what other
+ * nodes did; the shared one, which every publisher writes, what a
+ * publisher or remover killed between its manifest and its index row left
+ * (index_open runs it; drop_blob in snapshot.c before a blob goes).  Also
+ * reopens the index when its generation changed.
  */
 int index_refresh(struct index *index, struct store *store);
 

@@ -17,10 +17,11 @@
  * residue that fsck removes.  flock and fcntl locks are never used.
  *
  * A holder must take its lease before it checks that the snapshot is
- * complete, its view's snapshot directory included: a remover makes that
- * directory vanish first and only then looks at the leases (putting it
- * back when one is live), so a snapshot found complete after the lease was
- * taken stays, but one checked first may be going away already.
+ * complete, its manifest included: a remover looks at the leases, makes
+ * the manifest vanish (removal's commit point, snapshot.c) and only then
+ * looks at them again (putting it back when one is live), so a snapshot
+ * found complete after the lease was taken stays, but one checked first
+ * may be going away already.
  */
 #ifndef MC_LEASE_H
 #define MC_LEASE_H

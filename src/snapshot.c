@@ -1,6 +1,22 @@
 /*
  * snapshot: see snapshot.h.  The fault points mark each durable step, so
- * the crash tests can stop a publish between any two of them.
+ * the crash tests can stop a publish or a removal between any two of them.
+ *
+ * The manifest is the commit point of both.  Publishing saves it after the
+ * blobs and before the view and the index row; removal unlinks it first,
+ * once no lease holds the snapshot, then the refs, the snapshot, the index
+ * row and the blobs nothing references any more.  So a crash leaves either
+ * the old state, or the new one with residue that fsck counts as such and
+ * completes: a view without a manifest (removed by fsck --repair), an index
+ * row without one (dropped by index_refresh, which index_open runs: on a
+ * network filesystem each node's index follows the manifests, so they are
+ * the commit point for every node), blobs no manifest names (collected by
+ * gc and fsck --repair).
+ *
+ * A blob goes only under its claim, and only when no manifest names it:
+ * the index is refreshed from the manifests first, which reads only those
+ * that changed, so a publisher killed between its view and its index row
+ * keeps its blobs.
  */
 #include "config.h"
 
@@ -10,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -205,7 +222,7 @@ snapshot_publish(struct store *store, struct index *index, struct manifest *m,
 	}
 }
 
-/* Deletes a blob that no index row references, under its claim. */
+/* Deletes a blob that no manifest names, under its claim. */
 static int
 drop_blob(struct store *store, struct index *index, const char *sha256,
     int64_t stale_ms, uint64_t *freed)
@@ -230,9 +247,10 @@ drop_blob(struct store *store, struct index *index, const char *sha256,
 	if (rc < 0)
 		return rc;
 	/*
-	 * A node's own index may not know yet of a model another node
-	 * published with this blob (its publisher held the claim we now
-	 * hold until its manifest was saved): ask the manifests first.
+	 * The index may not know yet of a model published with this blob:
+	 * by another node, or by a publisher killed before its index row
+	 * (it held the claim we now hold until its manifest was saved).
+	 * The manifests are the truth: the index follows them first.
 	 */
 	if ((rc = index_refresh(index, store)) < 0 ||
 	    (rc = index_blob_refs(index, sha256, &refs)) < 0 || refs > 0)
@@ -249,26 +267,21 @@ out:
 	return rc;
 }
 
-struct remove_guard {
-	struct store *store;
-	const char *folder, *commit;
-	int64_t stale_ms;
-};
-
-/* hub_unpublish()'s keep: a live lease (or leases/ unreadable) keeps it. */
+/* Whether a manifest of folder/commit is there now (a publish since). */
 static int
-leased(void *arg)
+manifest_present(struct store *store, const struct manifest *m)
 {
-	const struct remove_guard *g = arg;
+	char rel[STORE_PATH_MAX];
+	struct stat st;
 
-	return lease_live(g->store, g->folder, g->commit, g->stale_ms);
+	return manifest_rel(m, rel, sizeof(rel)) == 0 &&
+	    fstatat(store->dirfd, rel, &st, AT_SYMLINK_NOFOLLOW) == 0;
 }
 
 int
 snapshot_remove(struct store *store, struct index *index, const char *folder,
     const char *commit, int64_t id, int64_t stale_ms, uint64_t *freed)
 {
-	struct remove_guard g = { store, folder, commit, stale_ms };
 	struct manifest m;
 	const char *why;
 	size_t i;
@@ -276,12 +289,31 @@ snapshot_remove(struct store *store, struct index *index, const char *folder,
 
 	manifest_init(&m);
 	loaded = snapshot_manifest(store, folder, commit, &m, &why) == 0;
-	if ((rc = hub_unpublish(store, folder, commit, leased, &g)) < 0)
+	/* A leased snapshot stays whole: nothing goes before this look. */
+	if ((rc = lease_live(store, folder, commit, stale_ms)) != 0) {
+		rc = rc < 0 ? rc : -EBUSY;
+		goto out;
+	}
+	if (loaded) {
+		if ((rc = manifest_unlink(store, &m)) < 0)
+			goto out;
+		fault_point("remove-manifest-done");
+		/*
+		 * A holder leases, then looks for the manifest (lease.h): one
+		 * that leased since the first look found it before it went,
+		 * and its lease is seen now.  The manifest comes back, unless
+		 * a publish of the commit wrote one meanwhile.
+		 */
+		if ((rc = lease_live(store, folder, commit, stale_ms)) != 0) {
+			if (!manifest_present(store, &m))
+				manifest_save(store, &m);
+			rc = rc < 0 ? rc : -EBUSY;
+			goto out;
+		}
+	}
+	if ((rc = hub_unpublish(store, folder, commit)) < 0)
 		goto out;
 	fault_point("remove-hub-done");
-	if (loaded && (rc = manifest_unlink(store, &m)) < 0)
-		goto out;
-	fault_point("remove-manifest-done");
 	if ((rc = index_remove(index, id)) < 0)
 		goto out;
 	fault_point("remove-index-done");

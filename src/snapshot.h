@@ -4,13 +4,16 @@
  * A snapshot is what one manifest describes.  Publishing runs the steps of
  * the store's publish order after the blobs: the manifest (merged with an
  * existing one for the same commit), the hub view, then the index rows.
- * Removal runs them in reverse: the hub view (the snapshot, then its refs),
- * the manifest, the index rows, then each blob that nothing references any
- * more, each under its claim so that a concurrent import that reuses a blob
- * keeps it.  A leased snapshot is never removed: the leases are looked at
- * once the snapshot has vanished from the view (see hub_unpublish), which
- * closes the window between a remover's look and its first step.  A crash between any two steps leaves a state that fsck
- * recognises and completes or undoes.
+ * Removal runs them in reverse, from the same commit point, the manifest:
+ * once no live lease names the snapshot, the manifest, then the hub view
+ * (its refs, then the snapshot), the index rows, then each blob that no
+ * manifest names any more, each under its claim so that a concurrent
+ * import that reuses a blob keeps it.  A leased snapshot is never removed:
+ * the leases are looked at before the first step, and again once the
+ * manifest has gone (a holder leases, then looks for it), which closes the
+ * window between a remover's look and its first step.  A crash between any
+ * two steps leaves the old state, or the new one with residue that fsck
+ * recognises and completes (snapshot.c).
  */
 #ifndef MC_SNAPSHOT_H
 #define MC_SNAPSHOT_H

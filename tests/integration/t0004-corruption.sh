@@ -99,7 +99,7 @@ run_ok "fsck --repair relinks it" mc fsck --repair
 ok $? "the link is back and reads the right bytes"
 
 mkdir -p "$STORE/hub/models--org--stray/snapshots/$(printf 'a%.0s' $(seq 1 40))"
-run_fails 1 "" "fsck finds a snapshot no manifest describes" mc fsck
+run_ok "fsck counts a snapshot no manifest describes as residue" mc fsck
 grep -q "hub_snapshot_stray" "$T/out"
 ok $? "fsck calls it hub_snapshot_stray"
 run_ok "fsck --repair removes it" mc fsck --repair

@@ -602,20 +602,21 @@ test_index_stale(void **state)
 
 	/*
 	 * Without its manifest the row is stale, the view's snapshot a stray
-	 * and the blobs orphans.
+	 * and the blobs orphans: what a removal stopped past its commit
+	 * point leaves, residue.
 	 */
-	unit_fmt(l1, sizeof(l1), "index_stale 0 0 manifests/%s/%s.json", FA,
+	unit_fmt(l1, sizeof(l1), "index_stale 1 0 manifests/%s/%s.json", FA,
 	    fx->ca);
-	unit_fmt(l2, sizeof(l2), "hub_snapshot_stray 0 0 hub/%s/snapshots/%s",
+	unit_fmt(l2, sizeof(l2), "hub_snapshot_stray 1 0 hub/%s/snapshots/%s",
 	    FA, fx->ca);
 	unit_fmt(l3, sizeof(l3), "blob_orphan 1 0 %s", r1);
 	unit_fmt(l4, sizeof(l4), "blob_orphan 1 0 %s", r2);
 	run(fx, 0, 0, l1, l2, l3, l4, NULL);
 	assert_int_equal(indexed(fx, fx->ca), 1);
 
-	unit_fmt(l1, sizeof(l1), "index_stale 0 1 manifests/%s/%s.json", FA,
+	unit_fmt(l1, sizeof(l1), "index_stale 1 1 manifests/%s/%s.json", FA,
 	    fx->ca);
-	unit_fmt(l2, sizeof(l2), "hub_snapshot_stray 0 1 hub/%s/snapshots/%s",
+	unit_fmt(l2, sizeof(l2), "hub_snapshot_stray 1 1 hub/%s/snapshots/%s",
 	    FA, fx->ca);
 	unit_fmt(l3, sizeof(l3), "blob_orphan 1 1 %s", r1);
 	unit_fmt(l4, sizeof(l4), "blob_orphan 1 1 %s", r2);
@@ -703,6 +704,27 @@ test_hub_entry_missing(void **state)
 	assert_string_equal(target, line);
 }
 
+/* What a removal killed after moving the last snapshot out leaves. */
+static void
+test_hub_folder_empty(void **state)
+{
+	struct fx *fx = *state;
+	const char *rel = "hub/models--org--gone";
+	char line[PATH + 64];
+
+	assert_int_equal(store_mkdirs(&fx->store,
+			     "hub/models--org--gone/"
+			     "snapshots"),
+	    0);
+	unit_fmt(line, sizeof(line), "hub_folder_empty 1 0 %s", rel);
+	run(fx, 0, 0, line, NULL);
+	assert_true(exists(fx, rel));
+	unit_fmt(line, sizeof(line), "hub_folder_empty 1 1 %s", rel);
+	run(fx, 1, 0, line, NULL);
+	assert_false(exists(fx, rel));
+	assert_clean(fx);
+}
+
 static void
 test_hub_snapshot_stray(void **state)
 {
@@ -713,10 +735,10 @@ test_hub_snapshot_stray(void **state)
 	    "dddddddddddddddddddddddddddddddddddddddd");
 	assert_int_equal(store_mkdirs(&fx->store, rel), 0);
 
-	unit_fmt(line, sizeof(line), "hub_snapshot_stray 0 0 %s", rel);
+	unit_fmt(line, sizeof(line), "hub_snapshot_stray 1 0 %s", rel);
 	run(fx, 0, 0, line, NULL);
 	assert_true(exists(fx, rel));
-	unit_fmt(line, sizeof(line), "hub_snapshot_stray 0 1 %s", rel);
+	unit_fmt(line, sizeof(line), "hub_snapshot_stray 1 1 %s", rel);
 	run(fx, 1, 0, line, NULL);
 	assert_false(exists(fx, rel));
 	assert_clean(fx);
@@ -791,6 +813,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_hub_ref_bad, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_hub_entry_missing, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_hub_folder_empty, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_hub_snapshot_stray, setup,
 		    teardown),

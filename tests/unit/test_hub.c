@@ -954,7 +954,7 @@ test_unpublish(void **state)
 		manifest_release(&o);
 	}
 
-	assert_int_equal(hub_unpublish(&fx->store, F, a.commit, NULL, NULL), 0);
+	assert_int_equal(hub_unpublish(&fx->store, F, a.commit), 0);
 	/* b's snapshot and refs stay; so does the blob it shares with a. */
 	want_manifest(&want, &b, F);
 	list_add(&want, "f %s/refs/dev", F);
@@ -972,12 +972,12 @@ test_unpublish(void **state)
 	assert_tmp_empty(fx);
 
 	/* Unpublishing again, or a commit never published, changes nothing. */
-	assert_int_equal(hub_unpublish(&fx->store, F, a.commit, NULL, NULL), 0);
+	assert_int_equal(hub_unpublish(&fx->store, F, a.commit), 0);
 	assert_hub_tree(fx, &want);
 	list_free(&want);
 
 	/* The last snapshot takes the whole folder with it. */
-	assert_int_equal(hub_unpublish(&fx->store, F, b.commit, NULL, NULL), 0);
+	assert_int_equal(hub_unpublish(&fx->store, F, b.commit), 0);
 	unit_fmt(path, sizeof(path), "%s/hub/%s", fx->root, F);
 	assert_int_equal(access(path, F_OK), -1);
 	{
