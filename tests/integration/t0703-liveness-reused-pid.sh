@@ -73,6 +73,7 @@ wait_for grep -q '"event": *"ready"' "$T/b.out"
 ok $? "B takes the dead incarnation's claim over and finishes the pull" ||
     diag "$(tail -n 3 "$T/b.out")" "claim: $(cat "$STORE/claims/$big" 2>&1)"
 # Before owner ids held the start time, B waited on the claim for ever.
+wait_for sh -c "! kill -0 $B"
 kill "$B" 2>/dev/null
 wait "$B"
 ok $? "B answers the acquire"
