@@ -31,7 +31,8 @@ struct claim {
 
 /*
  * Tries once to take the claim on sha256.  An existing claim is stale when
- * its owner is known to be dead (same host and PID namespace), or when its
+ * its owner is known to be dead (same host, boot and PID namespace, and
+ * that pid no longer runs with that start time), or when its
  * owner cannot be asked and its heartbeat is older than stale_ms (now_ms
  * from store_now_ms(), the store's clock, which stamps the heartbeats).
  * Returns 0 when taken, -EBUSY when a live claim is held by someone else,

@@ -11,7 +11,8 @@
  * (the hub folder name, the 40-hex commit, the time it was taken in
  * milliseconds since the epoch).  Its mtime is its heartbeat.  A lease is
  * live while its owner is alive, as store_owner_state() tells for a process
- * on this host and in this PID namespace; for any other owner, while its
+ * on this host, boot and PID namespace (pid and start time both checked,
+ * so a reused pid is no proof of life); for any other owner, while its
  * heartbeat is no older than the stale limit by the store's clock
  * (store_now_ms()), never by the local one.  A lease of a dead owner is
  * residue that fsck removes.  flock and fcntl locks are never used.

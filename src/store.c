@@ -18,12 +18,12 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <ctype.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
-#include <signal.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -101,10 +101,118 @@ store_mkdirs(struct store *store, const char *rel)
 	return 0;
 }
 
+/*
+ * Reads the start time of process pid (0: this one), in clock ticks since
+ * boot, field 22 of /proc/<pid>/stat.  Returns 0, -ENOENT when there is
+ * no such process, another negative errno, or -EBADMSG.
+ */
+static int
+proc_start(long pid, unsigned long long *start)
+{
+	char path[64], buf[1024], *p, *end;
+	ssize_t n;
+	int fd, field;
+
+	if (pid == 0)
+		snprintf(path, sizeof(path), "/proc/self/stat");
+	else
+		snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
+		return -errno;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return n == 0 ? -EBADMSG : -errno;
+	buf[n] = '\0';
+	/* "<pid> (<comm>) <state> ...": comm may hold anything but ")". */
+	if ((p = strrchr(buf, ')')) == NULL)
+		return -EBADMSG;
+	for (field = 2; field < 22; field++)
+		if ((p = strchr(p + 1, ' ')) == NULL)
+			return -EBADMSG;
+	if (p[1] < '0' || p[1] > '9')
+		return -EBADMSG;
+	*start = strtoull(p + 1, &end, 10);
+	return *end == ' ' ? 0 : -EBADMSG;
+}
+
+/*
+ * Splits the owner id at the start of name, "<host>.<boot>.<pidns>.<pid>.
+ * <start>" followed by '.', ' ' or the end.  Returns the length of its
+ * place, "<host>.<boot>.<pidns>.", or 0 when name holds no such id.
+ */
+static size_t
+owner_split(const char *name, long *pid, unsigned long long *start)
+{
+	const char *p = name;
+	char *end;
+	size_t place;
+	int dots;
+
+	for (dots = 0; dots < 3; p++) {
+		if (*p == '\0' || *p == ' ')
+			return 0;
+		if (*p == '.')
+			dots++;
+	}
+	place = (size_t)(p - name);
+	if (*p < '0' || *p > '9')
+		return 0;
+	*pid = strtol(p, &end, 10);
+	if (*end != '.' || *pid <= 0 || end[1] < '0' || end[1] > '9')
+		return 0;
+	*start = strtoull(end + 1, &end, 10);
+	if (*end != '.' && *end != ' ' && *end != '\0')
+		return 0;
+	return place;
+}
+
+/*
+ * Names this process "<host>.<boot>.<pidns>.<pid>.<start>": the first
+ * eight characters of the kernel's boot id, the inode of the PID namespace
+ * (containers of one pod share a host name, not a PID namespace), the pid
+ * and the process's start time in clock ticks since boot, which makes the
+ * name differ from that of an earlier process that had the same pid.  The
+ * start time is 0 (never checked) where /proc is not our PID namespace's.
+ */
+static void
+owner_make(struct store *store, const char *host)
+{
+	unsigned long long start = 0;
+	char boot[9] = "0", self[32];
+	struct stat st;
+	ssize_t n;
+	size_t i;
+	int fd;
+
+	fd = open("/proc/sys/kernel/random/boot_id", O_RDONLY | O_CLOEXEC);
+	if (fd != -1) {
+		if (read(fd, boot, 8) == 8) {
+			boot[8] = '\0';
+			for (i = 0; i < 8; i++)
+				if (!isxdigit((unsigned char)boot[i]))
+					boot[i] = '0';
+		} else
+			snprintf(boot, sizeof(boot), "0");
+		close(fd);
+	}
+	if (stat("/proc/self/ns/pid", &st) == -1)
+		st.st_ino = 0;
+	/* /proc/self names us by the pid that /proc's namespace gives us. */
+	n = readlink("/proc/self", self, sizeof(self) - 1);
+	if (n > 0) {
+		self[n] = '\0';
+		if (strtol(self, NULL, 10) != (long)getpid() ||
+		    proc_start(0, &start) < 0)
+			start = 0;
+	}
+	snprintf(store->owner, sizeof(store->owner), "%s.%s.%lu.%ld.%llu", host,
+	    boot, (unsigned long)st.st_ino, (long)getpid(), start);
+}
+
 int
 store_open(struct store *store, const char *root, int create)
 {
-	struct stat st;
 	char host[64];
 	size_t i;
 	int rc;
@@ -141,18 +249,10 @@ store_open(struct store *store, const char *root, int create)
 	for (i = 0; host[i] != '\0'; i++)
 		if (host[i] == '/' || host[i] == '.' || host[i] < 0x21)
 			host[i] = '_';
-	/*
-	 * Containers of one pod share a hostname but not a PID namespace:
-	 * the namespace's inode makes "<host>.<ns>.<pid>" unique, and tells
-	 * whether our kill(pid, 0) can speak for an owner at all.
-	 */
 	/* The directories just made must survive a crash too. */
 	if (create && (rc = store_fsync_dir(store, "")) < 0)
 		goto fail;
-	if (stat("/proc/self/ns/pid", &st) == -1)
-		st.st_ino = 0;
-	snprintf(store->owner, sizeof(store->owner), "%s.%lu.%ld", host,
-	    (unsigned long)st.st_ino, (long)getpid());
+	owner_make(store, host);
 	return 0;
 fail:
 	store_release(store);
@@ -193,20 +293,29 @@ store_release(struct store *store)
 int
 store_owner_state(const struct store *store, const char *name)
 {
-	const char *mine = store->owner, *pid = strrchr(mine, '.');
-	size_t prefix = (size_t)(pid - mine) + 1; /* "<host>.<ns>." */
-	char *end;
-	long n;
+	unsigned long long start, mystart, now;
+	size_t place;
+	long pid, mypid;
+	int rc;
 
-	if (strncmp(name, mine, prefix) != 0)
+	/*
+	 * Only an owner of our place (host, boot, PID namespace) can be
+	 * asked, and only with a start time to tell its incarnation: a pid
+	 * alone is reused, by a restarted container most of all.
+	 */
+	place = owner_split(store->owner, &mypid, &mystart);
+	if (place == 0 || mystart == 0 ||
+	    strncmp(name, store->owner, place) != 0 ||
+	    owner_split(name, &pid, &start) != place || start == 0)
 		return OWNER_UNKNOWN;
-	n = strtol(name + prefix, &end, 10);
-	if (end == name + prefix ||
-	    (*end != '.' && *end != ' ' && *end != '\0') || n <= 0)
+	if (pid == mypid)
+		return start == mystart ? OWNER_ALIVE : OWNER_DEAD;
+	rc = proc_start(pid, &now);
+	if (rc == -ENOENT || rc == -ESRCH)
+		return OWNER_DEAD;
+	if (rc < 0)
 		return OWNER_UNKNOWN;
-	if (kill((pid_t)n, 0) == 0 || errno == EPERM)
-		return OWNER_ALIVE;
-	return OWNER_DEAD;
+	return now == start ? OWNER_ALIVE : OWNER_DEAD;
 }
 
 int

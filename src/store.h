@@ -41,7 +41,10 @@ struct beat;
 struct store {
 	char *root; /* as given, owned */
 	int dirfd;  /* O_DIRECTORY of root */
-	/* "<host>.<pidns>.<pid>": names tmp files, claims, quarantines */
+	/*
+	 * "<host>.<boot>.<pidns>.<pid>.<start>", unique per process
+	 * incarnation (store_owner_state()): names tmp files, claims, leases
+	 */
 	char owner[STORE_OWNER_MAX];
 	/*
 	 * The heartbeat thread (beat.h) that keeps this program's claims and
@@ -55,10 +58,17 @@ struct store {
 enum owner_state { OWNER_UNKNOWN, OWNER_ALIVE, OWNER_DEAD };
 
 /*
- * Whether the process that owns name ("<host>.<pidns>.<pid>" followed by
- * '.', ' ' or the end) is alive.  Only a process on the same host and in the
- * same PID namespace can tell; for others the answer is OWNER_UNKNOWN and
- * callers fall back on heartbeats and ages.
+ * Whether the process that owns name ("<host>.<boot>.<pidns>.<pid>.<start>"
+ * followed by '.', ' ' or the end: the first 8 characters of the boot id,
+ * the PID namespace's inode, the pid and the start time in clock ticks since
+ * boot) is alive.  Only a process of the same host, boot and PID namespace
+ * can tell: OWNER_ALIVE when that pid runs with that start time,
+ * OWNER_DEAD when it does not run or runs with another start time (a
+ * later process given the same pid, as a restarted container's daemon
+ * often is).  For any other owner, an id of an older format or one whose
+ * start time is 0 (no /proc of its namespace), the answer is
+ * OWNER_UNKNOWN and callers judge by heartbeat age.  The one rule for
+ * claims, leases and tmp/ files.
  */
 int store_owner_state(const struct store *store, const char *name);
 

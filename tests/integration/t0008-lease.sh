@@ -95,7 +95,10 @@ dead=$!
 wait "$dead"
 host=$(uname -n | tr './' '__')
 ns=$(stat -L -c %i /proc/self/ns/pid 2>/dev/null || echo 0)
-D="$host.$ns.$dead.fedcba9876543210"
+boot=$(cut -c 1-8 /proc/sys/kernel/random/boot_id)
+# "<host>.<boot>.<pidns>.<pid>.<start>.<hex>": no process runs as that pid,
+# so its start time (any but 0, which means "unknown") does not matter.
+D="$host.$boot.$ns.$dead.1.fedcba9876543210"
 lease "$D" "models--org--a $ca $(now_ms)
 "
 run_ok "rm of a model leased by a dead local process" mc rm org/a

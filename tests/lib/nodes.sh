@@ -3,8 +3,8 @@
 #
 # A node is a process tree in a UTS and PID namespace of its own
 # (unshare -u -p -f -m --mount-proc), so that its owner ids
-# ("<host>.<pidns>.<pid>") are another host's to every other process on
-# the store: nothing can ask whether its processes live, only their
+# ("<host>.<boot>.<pidns>.<pid>.<start>") are another host's to every
+# other process on the store: nothing can ask whether its processes live, only their
 # heartbeats speak.  Its clock can be set off by an offset with
 # libfaketime (Debian package faketime):
 #

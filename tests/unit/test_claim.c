@@ -480,7 +480,7 @@ test_cross_process(void **state)
 
 	/* The child's claim, in the child's name, is live to us. */
 	claim_text(fx, SHA_A, text, sizeof(text));
-	snprintf(prefix, sizeof(prefix), ".%ld ", (long)pid);
+	snprintf(prefix, sizeof(prefix), ".%ld.", (long)pid);
 	assert_non_null(strstr(text, prefix));
 	assert_int_equal(claim_try(&fx->store, &c, SHA_A, claim_now_ms(),
 			     STALE_MS),
@@ -499,6 +499,56 @@ test_cross_process(void **state)
 	    0);
 	close(report[0]);
 	close(wait[1]);
+}
+
+/*
+ * A claim left by an earlier process that had our very pid (a daemon
+ * restarted in the same container gets the same pid, hostname and often
+ * the same namespace inode): its owner id differs from ours by the start
+ * time alone, and its owner is dead however fresh its heartbeat.  Before
+ * owner ids held the start time, such a claim looked alive forever.
+ */
+static void
+test_reused_pid(void **state)
+{
+	struct unit_fixture *fx = *state;
+	const char *o = fx->store.owner, *start = strrchr(o, '.');
+	char line[256], path[4200];
+	struct claim c;
+	FILE *f;
+
+	memset(&c, 0, sizeof(c));
+	assert_non_null(start);
+	/* "<host>.<boot>.<pidns>.<our pid>.<start + 1> <ms>" */
+	assert_true(strtoull(start + 1, NULL, 10) > 0);
+	snprintf(line, sizeof(line), "%.*s.%llu 1\n", (int)(start - o), o,
+	    strtoull(start + 1, NULL, 10) + 1);
+	f = fopen(claim_file(fx, SHA_A, path), "w");
+	assert_non_null(f);
+	fputs(line, f);
+	assert_int_equal(fclose(f), 0);
+	assert_int_equal(claim_live(&fx->store, SHA_A, claim_now_ms(),
+			     STALE_MS),
+	    0);
+	assert_int_equal(claim_try(&fx->store, &c, SHA_A, claim_now_ms(),
+			     STALE_MS),
+	    -EAGAIN);
+	assert_int_equal(claim_try(&fx->store, &c, SHA_A, claim_now_ms(),
+			     STALE_MS),
+	    0);
+	assert_true(c.held);
+	claim_release(&fx->store, &c);
+
+	/* Our own id, the same start time: alive, however old. */
+	snprintf(line, sizeof(line), "%s 1\n", o);
+	f = fopen(path, "w");
+	assert_non_null(f);
+	fputs(line, f);
+	assert_int_equal(fclose(f), 0);
+	age_claim(fx, SHA_A, 3600 * 1000);
+	assert_int_equal(claim_live(&fx->store, SHA_A, claim_now_ms(),
+			     STALE_MS),
+	    1);
 }
 
 /* A holder killed with SIGKILL leaves a claim that goes stale, then over. */
@@ -606,6 +656,8 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_now_ms),
 		cmocka_unit_test_setup_teardown(test_try_take_and_busy,
+		    unit_fixture_setup, unit_fixture_teardown),
+		cmocka_unit_test_setup_teardown(test_reused_pid,
 		    unit_fixture_setup, unit_fixture_teardown),
 		cmocka_unit_test_setup_teardown(test_try_bad_digest,
 		    unit_fixture_setup, unit_fixture_teardown),

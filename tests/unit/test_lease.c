@@ -121,15 +121,33 @@ dead_pid(void)
 	return pid;
 }
 
-/* An id in this host's and PID namespace's name, for pid. */
-static void
-local_id(const struct unit_fixture *fx, pid_t pid, char *buf, size_t len)
+/* Our owner id's place, "<host>.<boot>.<pidns>.", in bytes. */
+static size_t
+owner_place(const struct unit_fixture *fx)
 {
-	const char *owner = fx->store.owner, *dot = strrchr(owner, '.');
+	const char *p = fx->store.owner;
+	int dots = 0;
 
-	assert_non_null(dot);
-	unit_fmt(buf, len, "%.*s.%ld.%.16s", (int)(dot - owner), owner,
-	    (long)pid, HEX);
+	for (; *p != '\0' && dots < 3; p++)
+		dots += *p == '.';
+	assert_int_equal(dots, 3);
+	return (size_t)(p - fx->store.owner);
+}
+
+/* The start time our own owner id records. */
+static unsigned long long
+owner_start(const struct unit_fixture *fx)
+{
+	return strtoull(strrchr(fx->store.owner, '.') + 1, NULL, 10);
+}
+
+/* A lease id in this host's, boot's and PID namespace's name. */
+static void
+local_id(const struct unit_fixture *fx, pid_t pid, unsigned long long start,
+    char *buf, size_t len)
+{
+	unit_fmt(buf, len, "%.*s%ld.%llu.%.16s", (int)owner_place(fx),
+	    fx->store.owner, (long)pid, start, HEX);
 }
 
 static void
@@ -273,17 +291,108 @@ static void
 test_local_owner(void **state)
 {
 	struct unit_fixture *fx = *state;
-	char id[LEASE_ID_MAX], line[512];
+	char id[LEASE_ID_MAX], line[512], path[UNIT_PATH];
 
 	lease_line(line, sizeof(line), FA, CA);
-	local_id(fx, dead_pid(), id, sizeof(id));
+	local_id(fx, dead_pid(), owner_start(fx), id, sizeof(id));
 	put_lease(fx, id, line, 0);
 	assert_int_equal(lease_live(&fx->store, FA, CA, STALE_MS), 0);
+	unit_fmt(path, sizeof(path), "%s/leases/%s", fx->dir, id);
+	assert_int_equal(unlink(path), 0);
 
 	/* Our own pid, with a heartbeat an hour old. */
-	local_id(fx, getpid(), id, sizeof(id));
+	local_id(fx, getpid(), owner_start(fx), id, sizeof(id));
 	put_lease(fx, id, line, 3600 * 1000);
 	assert_int_equal(lease_live(&fx->store, FA, CA, STALE_MS), 1);
+}
+
+/*
+ * The owner id: "<host>.<boot>.<pidns>.<pid>.<start>", the start time that
+ * of this very process (field 22 of /proc/self/stat).
+ */
+static void
+test_owner_format(void **state)
+{
+	struct unit_fixture *fx = *state;
+	const char *o = fx->store.owner, *p;
+	char buf[1024], *q;
+	unsigned long long start;
+	int fd, field;
+	ssize_t n;
+
+	p = o + owner_place(fx);
+	assert_int_equal(strtol(p, &q, 10), (long)getpid());
+	assert_int_equal(*q, '.');
+	assert_true(strspn(q + 1, "0123456789") == strlen(q + 1));
+	fd = open("/proc/self/stat", O_RDONLY);
+	if (fd == -1)
+		skip();
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	assert_true(n > 0);
+	buf[n] = '\0';
+	q = strrchr(buf, ')');
+	for (field = 2; field < 22; field++)
+		assert_non_null(q = strchr(q + 1, ' '));
+	start = strtoull(q + 1, NULL, 10);
+	assert_true(start > 0);
+	assert_true(owner_start(fx) == start);
+	/* No '/' or space: it goes into file names and claim lines. */
+	assert_null(strpbrk(o, "/ \t\n"));
+}
+
+/*
+ * A pid that runs, but under another start time, is a later process given
+ * the number of a dead one (a restarted container's daemon is often pid 1
+ * to 3 again): its owner is dead, however fresh the heartbeat.  A start
+ * time of 0 (no /proc to check it by) or an id of the older
+ * "<host>.<pidns>.<pid>" form can tell nothing: heartbeat.
+ */
+static void
+test_reused_pid(void **state)
+{
+	struct unit_fixture *fx = *state;
+	char id[LEASE_ID_MAX], line[512], path[UNIT_PATH];
+	const char *o = fx->store.owner;
+	pid_t child;
+	int status;
+
+	lease_line(line, sizeof(line), FA, CA);
+	/* Our own pid, another incarnation, heartbeat fresh: dead. */
+	local_id(fx, getpid(), owner_start(fx) + 1, id, sizeof(id));
+	put_lease(fx, id, line, 0);
+	assert_int_equal(lease_live(&fx->store, FA, CA, STALE_MS), 0);
+	assert_int_equal(unlink(lease_file(fx, id, path, sizeof(path))), 0);
+
+	/* A live child's pid with a start time not its own: dead. */
+	child = fork();
+	assert_true(child >= 0);
+	if (child == 0) {
+		pause();
+		_exit(0);
+	}
+	local_id(fx, child, 1, id, sizeof(id));
+	put_lease(fx, id, line, 0);
+	assert_int_equal(lease_live(&fx->store, FA, CA, STALE_MS), 0);
+	assert_int_equal(unlink(lease_file(fx, id, path, sizeof(path))), 0);
+	kill(child, SIGKILL);
+	assert_int_equal(waitpid(child, &status, 0), child);
+
+	/* Start time 0: by heartbeat, live while fresh. */
+	local_id(fx, getpid(), 0, id, sizeof(id));
+	put_lease(fx, id, line, 0);
+	assert_int_equal(lease_live(&fx->store, FA, CA, STALE_MS), 1);
+	age_lease(fx, id, STALE_MS + 2000);
+	assert_int_equal(lease_live(&fx->store, FA, CA, STALE_MS), 0);
+	assert_int_equal(unlink(lease_file(fx, id, path, sizeof(path))), 0);
+
+	/* The old form with our host and pid: by heartbeat too. */
+	unit_fmt(id, sizeof(id), "%.*s.4026531836.%ld.%.16s",
+	    (int)(strchr(o, '.') - o), o, (long)getpid(), HEX);
+	put_lease(fx, id, line, 0);
+	assert_int_equal(lease_live(&fx->store, FA, CA, STALE_MS), 1);
+	age_lease(fx, id, STALE_MS + 2000);
+	assert_int_equal(lease_live(&fx->store, FA, CA, STALE_MS), 0);
 }
 
 /* Another node's lease lives by its heartbeat alone. */
@@ -313,14 +422,13 @@ static void
 test_other_pidns(void **state)
 {
 	struct unit_fixture *fx = *state;
-	const char *owner = fx->store.owner, *ns = strchr(owner, '.');
-	const char *pid = strrchr(owner, '.');
+	const char *owner = fx->store.owner;
+	size_t place = owner_place(fx);
 	char id[LEASE_ID_MAX], line[512];
 
-	/* "<host>.1<ns>.<dead pid>.<hex>": our namespace number, changed. */
-	assert_true(ns != NULL && pid > ns);
-	unit_fmt(id, sizeof(id), "%.*s.1%.*s.%ld.%.16s", (int)(ns - owner),
-	    owner, (int)(pid - ns - 1), ns + 1, (long)dead_pid(), HEX);
+	/* "<host>.<boot>.<ns>1.<dead pid>.<start>.<hex>": another namespace. */
+	unit_fmt(id, sizeof(id), "%.*s1.%ld.%llu.%.16s", (int)place - 1, owner,
+	    (long)dead_pid(), owner_start(fx), HEX);
 	lease_line(line, sizeof(line), FB, CB);
 	put_lease(fx, id, line, 0);
 	assert_int_equal(lease_live(&fx->store, FB, CB, STALE_MS), 1);
@@ -476,7 +584,7 @@ test_each(void **state)
 	put_lease(fx, FOREIGN, FB " " CB " 1234\n", 0);
 	put_lease(fx, "node-c.1.1.0123456789abcdef", FA " " CB " 99\n",
 	    STALE_MS + 5000);
-	local_id(fx, dead_pid(), dead, sizeof(dead));
+	local_id(fx, dead_pid(), owner_start(fx), dead, sizeof(dead));
 	lease_line(line, sizeof(line), FA, CA);
 	put_lease(fx, dead, line, 0);
 
@@ -540,6 +648,10 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_take_bad_args,
 		    unit_fixture_setup, unit_fixture_teardown),
 		cmocka_unit_test_setup_teardown(test_local_owner,
+		    unit_fixture_setup, unit_fixture_teardown),
+		cmocka_unit_test_setup_teardown(test_owner_format,
+		    unit_fixture_setup, unit_fixture_teardown),
+		cmocka_unit_test_setup_teardown(test_reused_pid,
 		    unit_fixture_setup, unit_fixture_teardown),
 		cmocka_unit_test_setup_teardown(test_foreign_owner,
 		    unit_fixture_setup, unit_fixture_teardown),
