@@ -46,6 +46,10 @@ GL_STRICT_MOUNT="--attribute-timeout=0 --entry-timeout=0
 --negative-timeout=0 --fopen-keep-cache=false"
 
 gl_skip() {
+	if [ -n "${GL_PAIR:-}" ]; then
+		echo "gluster: skip: $1" >&2
+		exit 77
+	fi
 	echo "1..0 # SKIP $1"
 	exit 0
 }
@@ -169,9 +173,8 @@ ns() {
 	nsenter --net="/run/netns/$GL_NS" -- "$@"
 }
 
-gluster_setup() {
-	[ "${MODELCACHE_TEST_NODES:-}" = 1 ] ||
-		gl_skip "the two-node tests run with MODELCACHE_TEST_NODES=1"
+# gl_check: skips (gl_skip) unless glusterd, FUSE and namespaces are here.
+gl_check() {
 	[ "$(id -u)" -eq 0 ] || gl_skip "needs root (glusterd, FUSE mounts)"
 	[ -c /dev/fuse ] || gl_skip "no /dev/fuse"
 	for b in glusterd gluster glusterfs; do
@@ -183,11 +186,13 @@ gluster_setup() {
 		gl_skip "cannot make namespaces (no CAP_SYS_ADMIN)"
 	[ -f /etc/glusterfs/glusterd.vol ] ||
 		gl_skip "no /etc/glusterfs/glusterd.vol"
-	gl_t0=$(gl_now)
-	GL="$T/gluster"
+}
+
+# gl_start: the network namespace $GL_NS, glusterd in it with its state
+# under $GL, and each volume of $GL_VOLUMES mounted twice ($GL/VOL-a,
+# $GL/VOL-b).  The caller has set GL, GL_NS and what tears them down.
+gl_start() {
 	mkdir -p "$GL/state" "$GL/run" "$GL/log"
-	GL_NS="mc-t$$"
-	trap gluster_exit EXIT
 	ip netns add "$GL_NS" 2>"$GL/netns.err" || {
 		GL_NS=
 		gl_skip "cannot make a network namespace: $(cat "$GL/netns.err")"
@@ -229,14 +234,71 @@ gluster_setup() {
 			{ diag "volume start failed: $(tail -3 "$GL/cli.out")"; return 1; }
 	done
 	for n in a b; do
-		gl_mount default "$GL/default-$n" || return 1
-		# shellcheck disable=SC2086
-		gl_mount strict "$GL/strict-$n" $GL_STRICT_MOUNT || return 1
+		for v in $GL_VOLUMES; do
+			gl_args=
+			[ "$v" = strict ] && gl_args=$GL_STRICT_MOUNT
+			# shellcheck disable=SC2086
+			gl_mount "$v" "$GL/$v-$n" $gl_args || return 1
+		done
 	done
+}
+
+gluster_setup() {
+	[ "${MODELCACHE_TEST_NODES:-}" = 1 ] ||
+		gl_skip "the two-node tests run with MODELCACHE_TEST_NODES=1"
+	gl_check
+	gl_t0=$(gl_now)
+	GL="$T/gluster"
+	GL_NS="mc-t$$"
+	trap gluster_exit EXIT
+	gl_start || return 1
 	# The nodes come last: their mount namespaces copy the mounts above.
 	node_start a || return 1
 	node_start b || return 1
 	echo "# time gluster setup: $(gl_since "$gl_t0") s"
+}
+
+# gluster_pair DIR: for tests/chaos/campaign --gluster (no TAP, no
+# MODELCACHE_TEST_NODES): glusterd and one volume, $GL_PAIR_VOLUME
+# ("default", the default, or "strict"), under DIR/gluster, in a network
+# namespace of its own, the volume mounted twice with FUSE; prints the two
+# mount points, one a line, and nothing else on standard output.  The
+# mounts are in the caller's mount namespace and the clients and bricks
+# talk over the namespace's loopback, so that processes of the caller's
+# network namespace (an origin on 127.0.0.1) use the store; the campaign
+# gives its node b a UTS and PID namespace of its own.  Exits 77 (skip)
+# where glusterd, FUSE or namespaces are missing; on any other failure
+# tears down what it made and returns 1.  gluster_unpair DIR tears it all
+# down, whatever state the setup reached.
+gluster_pair() {
+	GL_PAIR=1
+	command -v diag >/dev/null 2>&1 || diag() {
+		printf '# %s\n' "$@" >&2
+	}
+	GL_VOLUMES=${GL_PAIR_VOLUME:-default}
+	case "$GL_VOLUMES" in
+	default | strict) ;;
+	*) echo "gluster: GL_PAIR_VOLUME is default or strict" >&2; return 1 ;;
+	esac
+	gl_check
+	GL="$1/gluster"
+	GL_NS="mc-c$$"
+	mkdir -p "$GL" || return 1
+	printf 'GL_NS=%s\nGL_VOLUMES=%s\n' "$GL_NS" "$GL_VOLUMES" >"$GL/pair.env"
+	if ! gl_start >>"$GL/pair.log" 2>&1; then
+		cat "$GL/pair.log" >&2
+		gluster_cleanup
+		return 1
+	fi
+	echo "$GL/$GL_VOLUMES-a"
+	echo "$GL/$GL_VOLUMES-b"
+}
+
+gluster_unpair() {
+	GL="$1/gluster"
+	[ -f "$GL/pair.env" ] || return 0
+	. "$GL/pair.env"
+	gluster_cleanup
 }
 
 # start_origin_ns ARGS...: the HF test origin on the namespace's loopback.
