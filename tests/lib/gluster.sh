@@ -303,21 +303,11 @@ gluster_unpair() {
 
 # start_origin_ns ARGS...: the HF test origin on the namespace's loopback.
 start_origin_ns() {
-	rm -f "$T/origin.port"
-	ns python3 "$top_srcdir/tests/origin/hf_origin.py" --port-file \
-		"$T/origin.port" --host 127.0.0.1 --cdn-host localhost "$@" \
-		2>>"$T/origin.log" &
-	ORIGIN_PID=$!
-	i=0
-	while [ ! -s "$T/origin.port" ]; do
-		kill -0 "$ORIGIN_PID" 2>/dev/null || return 1
-		i=$((i + 1))
-		[ $i -lt 3000 ] || return 1
-		sleep 0.01
-	done
-	ORIGIN="http://127.0.0.1:$(cat "$T/origin.port")"
-	HF_ENDPOINT=$ORIGIN
-	export HF_ENDPOINT
+	ORIGIN_WRAP=ns
+	start_origin "$@"
+	set -- $?
+	ORIGIN_WRAP=
+	return "$1"
 }
 
 # stats JQ: the origin's counters, asked from inside the namespace.

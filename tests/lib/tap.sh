@@ -156,11 +156,13 @@ json() {
 
 # start_origin ARGS...: the HF-compatible test origin on an ephemeral
 # loopback port; sets ORIGIN (its base URL) and HF_ENDPOINT.  Stopped at
-# exit.  Waits for its port file, not for a time.
+# exit.  Waits for its port file, not for a time.  ORIGIN_WRAP, when set,
+# prefixes its command (gluster.sh: the network namespace's "ns").
 start_origin() {
 	stop_origin
 	rm -f "$T/origin.port"
-	python3 "$top_srcdir/tests/origin/hf_origin.py" --port-file \
+	# shellcheck disable=SC2086
+	${ORIGIN_WRAP:-} python3 "$top_srcdir/tests/origin/hf_origin.py" --port-file \
 		"$T/origin.port" --host 127.0.0.1 --cdn-host localhost "$@" \
 		2>>"$T/origin.log" &
 	ORIGIN_PID=$!
