@@ -18,6 +18,7 @@
 #include <sys/socket.h>
 #include <time.h>
 
+#include "backoff.h"
 #include "keeper.h"
 
 #define BACKOFF_MIN_MS 100
@@ -127,7 +128,8 @@ keep(void *arg)
 {
 	struct keeper *k = arg;
 	struct timespec pause;
-	long backoff_ms;
+	unsigned tries;
+	int64_t ms;
 
 	for (;;) {
 		wait_end(mc_fd(k->c));
@@ -138,12 +140,11 @@ keep(void *arg)
 		    " ending the lease on %s (commit %.12s); taking it"
 		    " again\n",
 		    k->model, k->commit);
-		for (backoff_ms = BACKOFF_MIN_MS; retake(k) < 0;) {
-			pause.tv_sec = backoff_ms / 1000;
-			pause.tv_nsec = (backoff_ms % 1000) * 1000000L;
+		for (tries = 0; retake(k) < 0; tries++) {
+			ms = backoff_ms(BACKOFF_MIN_MS, BACKOFF_MAX_MS, tries);
+			pause.tv_sec = (time_t)(ms / 1000);
+			pause.tv_nsec = (long)(ms % 1000) * 1000000L;
 			nanosleep(&pause, NULL);
-			if ((backoff_ms *= 2) > BACKOFF_MAX_MS)
-				backoff_ms = BACKOFF_MAX_MS;
 		}
 	}
 	return NULL;

@@ -29,9 +29,12 @@
 
 #include <curl/curl.h>
 
+#include "backoff.h"
 #include "fetch.h"
 
 #define ERROR_BODY_MAX (64 * 1024)
+#define CALL_BACKOFF_FIRST_MS 500 /* a call's retries: 0.5, 1, 2... s */
+#define CALL_BACKOFF_MAX_MS 16000
 
 struct fetch_call {
 	struct fetch *fetch;
@@ -947,7 +950,8 @@ call_answered(struct fetch_xfer *x)
 	if (fetch_transient(x) && ++c->tried < c->tries) {
 		ms = fetch_wait_ms(x);
 		if (ms < 0)
-			ms = 500LL << (c->tried < 6 ? c->tried - 1 : 5);
+			ms = backoff_ms(CALL_BACKOFF_FIRST_MS,
+			    CALL_BACKOFF_MAX_MS, c->tried - 1);
 		fetch_xfer_free(x);
 		uv_timer_start(&c->timer, call_try, (uint64_t)ms, 0);
 		return;

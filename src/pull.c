@@ -29,10 +29,8 @@
  */
 #include "config.h"
 
-#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,22 +41,28 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "backoff.h"
 #include "claim.h"
 #include "digest.h"
 #include "fault.h"
 #include "pull.h"
+#include "ranges.h"
+#include "ratelimit.h"
 #include "snapshot.h"
 
 #define CHUNK_DEFAULT (32ULL * 1024 * 1024)
 #define HASH_BLOCK (4 * 1024 * 1024)
 #define WAIT_MS 100
+#define BACKOFF_FIRST_MS 250
 #define BACKOFF_MAX_MS 8000
 #define HEDGE_STALL_MS 3000 /* no byte for this long: hedge */
 #define HEDGE_SLOW 4	    /* or this many times the usual range time, */
 #define HEDGE_SLACK_MS 2000 /* plus this */
 #define FAULT_TRIES 3	    /* a range answered too long or too short */
 #define HASH_JOB_MAX (64ULL * 1024 * 1024) /* hashed per job, at most */
-#define RANGES_MAX 65536		   /* saved range state */
+#define PER_FILE_DEFAULT 8
+#define FILES_DEFAULT 4
+#define ATTEMPTS_DEFAULT 8
 
 enum state {
 	S_IDLE,
@@ -140,7 +144,9 @@ struct pull {
 	unsigned downloading; /* files in HEAD .. publish */
 	int driving;
 	unsigned closing; /* handles whose close callback is pending */
+	/* the options, their defaults resolved (pull_start()) */
 	uint64_t chunk;
+	unsigned per_file, files_cap, attempts;
 	uv_timer_t tick;  /* heartbeats and progress */
 	uv_check_t check; /* after each turn of the loop: settled? */
 	struct pull_file_progress *shown; /* what tick() reports */
@@ -249,72 +255,48 @@ add_auth(struct pull *p, struct fetch_xfer *x, int same_host)
 	}
 }
 
+/* The wait the answer asked for, else a jittered backoff (backoff.h). */
 static int64_t
-backoff_ms(struct fetch_xfer *x, unsigned tries)
+retry_ms(struct fetch_xfer *x, unsigned tries)
 {
 	unsigned char rnd;
 	int64_t ms;
 
 	if (x != NULL && (ms = fetch_wait_ms(x)) >= 0)
 		return ms; /* capped: an origin cannot park a pull */
-	ms = 250LL << (tries < 6 ? tries : 6);
-	if (ms > BACKOFF_MAX_MS)
-		ms = BACKOFF_MAX_MS;
 	if (getrandom(&rnd, 1, 0) != 1)
 		rnd = 128;
-	return ms / 2 + (ms / 2) * rnd / 255; /* jitter: 50-100 % */
+	return backoff_jitter(backoff_ms(BACKOFF_FIRST_MS, BACKOFF_MAX_MS,
+				  tries),
+	    rnd);
 }
 
 /*
- * Rate limits are shared by everyone on the store (DESIGN.md section 4): a
- * 429 from a host is noted in tmp/ratelimit.<host> as the time it ends (ms
- * since the epoch), and every pull waits until then before asking that
- * host again.
+ * A 429 is noted for everyone on the store (ratelimit.h); a note that
+ * cannot be written costs only the others' waiting.
  */
 static void
-ratelimit_path(const char *url, char *rel, size_t len)
+note_ratelimit(struct pull *p, const char *url, int64_t ms)
 {
 	char host[256];
-	size_t i;
 
 	url_host(url, host, sizeof(host));
-	for (i = 0; host[i] != '\0'; i++)
-		if (!isalnum((unsigned char)host[i]) && host[i] != '.' &&
-		    host[i] != '-')
-			host[i] = '_';
-	snprintf(rel, len, "tmp/ratelimit.%s", host);
+	(void)ratelimit_note(p->store, host, ms);
 }
 
-static void
-ratelimit_note(struct pull *p, const char *url, int64_t ms)
-{
-	char rel[STORE_PATH_MAX], buf[32];
-	int n;
-
-	ratelimit_path(url, rel, sizeof(rel));
-	/* The store's clock: every replica reads the deadline against it. */
-	n = snprintf(buf, sizeof(buf), "%lld\n",
-	    (long long)(store_now_ms(p->store) + ms));
-	store_write_atomic(p->store, rel, buf, (size_t)n, 0644);
-}
-
-/* How long to wait before asking url's host; the longest is reported. */
+/*
+ * How long to wait before asking url's host; the longest is reported.  A
+ * note that cannot be read is no wait.
+ */
 static int64_t
 ratelimit_wait(struct pull *p, const char *url)
 {
-	char rel[STORE_PATH_MAX], *buf;
-	int64_t left = 0;
-	size_t len;
+	char host[256];
+	int64_t left;
 
-	ratelimit_path(url, rel, sizeof(rel));
-	if (store_read_file(p->store, rel, 64, &buf, &len) < 0)
+	url_host(url, host, sizeof(host));
+	if (ratelimit_left(p->store, host, &left) < 0 || left <= 0)
 		return 0;
-	left = strtoll(buf, NULL, 10) - store_now_ms(p->store);
-	free(buf);
-	if (left <= 0)
-		return 0;
-	if (left > FETCH_WAIT_MAX_S * 1000)
-		left = FETCH_WAIT_MAX_S * 1000; /* nor can a clock gone wrong */
 	if ((uint64_t)left > p->r->ratelimit_ms)
 		p->r->ratelimit_ms = (uint64_t)left;
 	return left;
@@ -353,25 +335,24 @@ fail_http(struct job *j, const struct fetch_xfer *x, enum pull_error e)
 	fail(j->p, e, "cannot fetch '%.150s': %s", j->file->path, what);
 }
 
+static int
+chunk_is_done(const void *arg, size_t i)
+{
+	const struct job *j = arg;
+
+	return j->chunks[i].done;
+}
+
 /*
- * Range state: "<size> <chunk>\n" then one line per finished chunk, into
- * buf (RANGES_MAX).  It is saved by the hashing job (hash_work()), after
- * the partial file's data is on disk: state saved before its data could
- * survive a crash that the data does not, and a resume would then trust
- * ranges of zeros.
+ * The range state (ranges.h) of the job's finished ranges, into buf
+ * (RANGES_MAX).  It is saved by the hashing job (hash_work()), after the
+ * partial file's data is on disk (ranges_save()).
  */
 static size_t
 format_ranges(const struct job *j, char *buf)
 {
-	size_t i, o;
-
-	o = (size_t)snprintf(buf, RANGES_MAX, "%" PRIu64 " %" PRIu64 "\n",
-	    j->file->size, j->p->chunk);
-	for (i = 0; i < j->nchunks && o < RANGES_MAX - 24; i++)
-		if (j->chunks[i].done)
-			o += (size_t)snprintf(buf + o, RANGES_MAX - o, "%zu\n",
-			    i);
-	return o;
+	return ranges_format(buf, j->file->size, j->p->chunk, j->nchunks,
+	    chunk_is_done, j);
 }
 
 /* A range finished: its state is saved by the next hashing job. */
@@ -382,31 +363,27 @@ save_ranges(struct job *j)
 		j->ranges_dirty = 1;
 }
 
+/*
+ * Marks the ranges a saved state says are finished.  A state that is
+ * missing, unreadable or of another file or range size marks none: the
+ * file is fetched whole.
+ */
 static void
 load_ranges(struct job *j)
 {
-	uint64_t size, chunk;
-	char *buf, *line, *nl;
-	size_t len, i;
+	struct ranges r;
+	size_t k, i;
 
-	if (store_read_file(j->p->store, j->ranges, 1 << 20, &buf, &len) < 0)
+	if (ranges_load(j->p->store, j->ranges, &r) < 0)
 		return;
-	if (sscanf(buf, "%" SCNu64 " %" SCNu64, &size, &chunk) == 2 &&
-	    size == j->file->size && chunk == j->p->chunk) {
-		for (line = strchr(buf, '\n'); line != NULL; line = nl) {
-			line++;
-			nl = strchr(line, '\n');
-			if (*line < '0' || *line > '9')
-				continue;
-			i = (size_t)strtoull(line, NULL, 10);
-			if (i < j->nchunks) {
+	if (r.size == j->file->size && r.chunk == j->p->chunk)
+		for (k = 0; k < r.ndone; k++)
+			if ((i = r.done[k]) < j->nchunks) {
 				j->chunks[i].done = 1;
 				j->chunks[i].got =
 				    j->chunks[i].end - j->chunks[i].start + 1;
 			}
-		}
-	}
-	free(buf);
+	ranges_release(&r);
 }
 
 static int
@@ -506,7 +483,7 @@ resume_work(uv_work_t *w)
 		rc = -errno;
 	if (rc == 0) {
 		len = format_ranges(j, buf);
-		rc = store_write_atomic(j->p->store, j->ranges, buf, len, 0600);
+		rc = ranges_save(j->p->store, j->ranges, j->fd, buf, len, NULL);
 	}
 	if (rc == 0)
 		rc = fresh_partial(j);
@@ -594,9 +571,9 @@ open_partial(struct job *j)
 		    store_tmp_create(p->store, ".part", j->tmp, sizeof(j->tmp));
 		return j->fd < 0 ? j->fd : 0;
 	}
-	snprintf(j->tmp, sizeof(j->tmp), "tmp/partial.%s", j->file->sha256);
-	snprintf(j->ranges, sizeof(j->ranges), "tmp/partial.%s.ranges",
-	    j->file->sha256);
+	if ((rc = ranges_paths(j->file->sha256, j->tmp, j->ranges,
+		 sizeof(j->tmp))) < 0)
+		return rc;
 	j->fd = store_tmp_create(p->store, ".part", j->fresh, sizeof(j->fresh));
 	if (j->fd < 0)
 		return j->fd;
@@ -656,15 +633,19 @@ hash_work(uv_work_t *w)
 	uint64_t until = j->hash_until;
 	size_t n;
 	ssize_t got;
+	int rc, synced;
 
 	j->work_rc = buf == NULL ? -ENOMEM : 0;
-	/* First the finished ranges, saved once their bytes are on disk. */
+	/*
+	 * First the finished ranges, saved once their bytes are on disk.  A
+	 * state that cannot be written costs only a longer resume; bytes
+	 * that did not get to disk fail the file.
+	 */
 	if (j->work_rc == 0 && j->ranges_len > 0) {
-		if (fdatasync(j->fd) == -1)
-			j->work_rc = -errno;
-		else
-			store_write_atomic(j->p->store, j->ranges,
-			    j->ranges_buf, j->ranges_len, 0600);
+		rc = ranges_save(j->p->store, j->ranges, j->fd, j->ranges_buf,
+		    j->ranges_len, &synced);
+		if (!synced)
+			j->work_rc = rc;
 	}
 	while (j->work_rc == 0 && j->hashed < until) {
 		n = until - j->hashed > HASH_BLOCK
@@ -859,7 +840,7 @@ lost_race(struct job *j)
 	claim_release(p->store, &j->blob_claim);
 	if (j->key[0] != '\0')
 		j->file->sha256[0] = '\0';
-	if (++j->tries >= (p->o->attempts ? p->o->attempts : 8)) {
+	if (++j->tries >= p->attempts) {
 		fail(p, PULL_INTERNAL,
 		    "cannot publish '%s': another process keeps replacing"
 		    " its partial file",
@@ -979,7 +960,7 @@ restart_file(struct job *j, const char *why)
 	digest_release(&j->d1);
 	j->hashed = 0;
 	j->finalized = 0;
-	if (j->tries >= (j->p->o->attempts ? j->p->o->attempts : 8)) {
+	if (j->tries >= j->p->attempts) {
 		fail(j->p, PULL_INTEGRITY, "'%s': %s, every time",
 		    j->file->path, why);
 		job_finish(j, S_FAILED);
@@ -1089,7 +1070,6 @@ start_chunk(struct job *j, struct chunk *c)
 static void
 fetch_next(struct job *j)
 {
-	unsigned cap = j->p->o->per_file ? j->p->o->per_file : 8;
 	int64_t wait;
 	size_t i;
 
@@ -1104,8 +1084,8 @@ fetch_next(struct job *j)
 			restart_file(j, "ranges refused");
 		return;
 	}
-	for (i = 0; i < j->nchunks && j->active < cap && !j->p->stopping &&
-	     !j->relocate;
+	for (i = 0; i < j->nchunks && j->active < j->p->per_file &&
+	     !j->p->stopping && !j->relocate;
 	     i++)
 		if (!j->chunks[i].done && j->chunks[i].xfer == NULL &&
 		    start_chunk(j, &j->chunks[i]) < 0) {
@@ -1120,10 +1100,10 @@ fetch_next(struct job *j)
 static void
 retry_later(struct job *j, struct fetch_xfer *x, const char *url)
 {
-	int64_t ms = backoff_ms(x, j->tries);
+	int64_t ms = retry_ms(x, j->tries);
 
 	if (x->result == FETCH_OK && x->status == 429)
-		ratelimit_note(j->p, url, ms);
+		note_ratelimit(j->p, url, ms);
 	uv_timer_start(&j->timer, job_timer, (uint64_t)ms, 0);
 }
 
@@ -1171,7 +1151,7 @@ chunk_done(struct fetch_xfer *x)
 			goto out;
 		}
 		uv_timer_start(&j->timer, job_timer,
-		    (uint64_t)backoff_ms(NULL, c->faults), 0);
+		    (uint64_t)retry_ms(NULL, c->faults), 0);
 		fetch_xfer_free(x);
 		return;
 	}
@@ -1190,7 +1170,7 @@ chunk_done(struct fetch_xfer *x)
 	}
 	if ((e = final_error(x)) != PULL_OK && !j->same_host &&
 	    (e == PULL_FORBIDDEN || e == PULL_UNAUTHORIZED) &&
-	    ++j->tries < (j->p->o->attempts ? j->p->o->attempts : 8)) {
+	    ++j->tries < j->p->attempts) {
 		/* A signed CDN URL expired: ask the origin again. */
 		j->relocate = 1;
 		retry_later(j, x, j->location);
@@ -1219,7 +1199,7 @@ chunk_done(struct fetch_xfer *x)
 		return;
 	}
 	/* Network error, 408, 429, 5xx or a short body: again, later. */
-	if (++c->tries >= (j->p->o->attempts ? j->p->o->attempts : 8)) {
+	if (++c->tries >= j->p->attempts) {
 		char what[sizeof(x->curl_error)];
 
 		snprintf(what, sizeof(what), "%s",
@@ -1332,12 +1312,11 @@ static void
 start_head(struct job *j)
 {
 	struct pull *p = j->p;
-	unsigned cap = p->o->files ? p->o->files : 4;
 	struct fetch_xfer *x;
 	int64_t wait;
 
 	/* Claims are taken for every file at once; downloads are capped. */
-	if (!j->downloading && p->downloading >= cap) {
+	if (!j->downloading && p->downloading >= p->files_cap) {
 		j->state = S_READY;
 		return;
 	}
@@ -1389,7 +1368,7 @@ head_done(struct fetch_xfer *x)
 	}
 	if (x->result != FETCH_OK || x->status >= 500 || x->status == 408 ||
 	    x->status == 429) {
-		if (++j->tries >= (p->o->attempts ? p->o->attempts : 8)) {
+		if (++j->tries >= p->attempts) {
 			fail(p, PULL_NETWORK,
 			    "cannot reach the origin for '%s': %s",
 			    j->file->path,
@@ -1584,7 +1563,6 @@ job_step(struct job *j)
 static void
 drive(struct pull *p)
 {
-	unsigned cap = p->o->files ? p->o->files : 4;
 	size_t i;
 
 	/* Every file takes its claim (or waits) at once... */
@@ -1599,7 +1577,8 @@ drive(struct pull *p)
 		p->driving = 0;
 	}
 	/* ...and those ready to download go as slots free up. */
-	for (i = 0; i < p->n && !p->stopping && p->downloading < cap; i++)
+	for (i = 0; i < p->n && !p->stopping && p->downloading < p->files_cap;
+	     i++)
 		if (p->jobs[i].state == S_READY)
 			start_head(&p->jobs[i]);
 }
@@ -1611,22 +1590,18 @@ drive(struct pull *p)
 static uint64_t
 others_bytes(struct pull *p, const struct pull_file *f)
 {
-	char rel[STORE_PATH_MAX], *buf, *c;
-	uint64_t size, chunk = 0, n = 0;
-	size_t len;
+	char rel[STORE_PATH_MAX];
+	struct ranges r;
+	uint64_t n = 0;
 
-	if (f->sha256[0] == '\0')
+	if (f->sha256[0] == '\0' ||
+	    ranges_paths(f->sha256, NULL, rel, sizeof(rel)) < 0 ||
+	    ranges_load(p->store, rel, &r) < 0)
 		return 0;
-	snprintf(rel, sizeof(rel), "tmp/partial.%s.ranges", f->sha256);
-	if (store_read_file(p->store, rel, 1 << 20, &buf, &len) < 0)
-		return 0;
-	if (sscanf(buf, "%" SCNu64 " %" SCNu64, &size, &chunk) == 2 &&
-	    size == f->size)
-		for (c = strchr(buf, '\n'); c != NULL && c[1] != '\0';
-		     c = strchr(c + 1, '\n'))
-			n++;
-	free(buf);
-	return n * chunk < f->size ? n * chunk : f->size;
+	if (r.size == f->size)
+		n = (uint64_t)r.ndone * r.chunk;
+	ranges_release(&r);
+	return n < f->size ? n : f->size;
 }
 
 /* One file's state and bytes in place, for progress. */
@@ -1948,6 +1923,9 @@ pull_start(uv_loop_t *loop, struct store *store, struct index *index,
 	p->done = done;
 	p->done_arg = arg;
 	p->chunk = opts->chunk ? opts->chunk : CHUNK_DEFAULT;
+	p->per_file = opts->per_file ? opts->per_file : PER_FILE_DEFAULT;
+	p->files_cap = opts->files ? opts->files : FILES_DEFAULT;
+	p->attempts = opts->attempts ? opts->attempts : ATTEMPTS_DEFAULT;
 	if (n > 0)
 		url_host(files[0].url, p->origin_host, sizeof(p->origin_host));
 	for (i = 0; i < n; i++) {
