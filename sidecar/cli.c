@@ -71,12 +71,12 @@ cli_open(struct cli *cli, int create)
 		    strerror(-rc));
 		return rc;
 	}
+	cli->store.stale_ms = (int64_t)cli->conf.stale_s * 1000;
 	/*
 	 * Heartbeats on a thread of their own: an import's hashing and
 	 * fsyncs, or a wait on SQLite, must not let a claim go stale.
 	 */
-	if ((rc = beat_start(&cli->beat,
-		 (int64_t)cli->conf.stale_s * 1000 / 4)) < 0) {
+	if ((rc = beat_start(&cli->beat, cli->store.stale_ms / 4)) < 0) {
 		cli_err("cannot start the heartbeat thread: %s", strerror(-rc));
 		store_release(&cli->store);
 		return rc;
@@ -84,7 +84,7 @@ cli_open(struct cli *cli, int create)
 	cli->store.beat = &cli->beat;
 	ic.path = cli->conf.index;
 	ic.node = cli->conf.node;
-	ic.stale_ms = (int64_t)cli->conf.stale_s * 1000;
+	ic.stale_ms = cli->store.stale_ms;
 	ic.busy_ms = (int64_t)cli->conf.busy_s * 1000;
 	if ((rc = index_open(&cli->index, &cli->store, &ic)) < 0) {
 		cli_err("cannot open the index of '%s': %s", cli->conf.store,

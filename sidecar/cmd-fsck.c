@@ -83,7 +83,7 @@ cmd_fsck(struct cli *cli, int argc, char **argv)
 	memset(&o, 0, sizeof(o));
 	o.repair = a.repair;
 	o.hash = !a.fast;
-	o.stale_ms = (int64_t)cli->conf.stale_s * 1000;
+	o.stale_ms = cli->store.stale_ms;
 	o.report = print_issue;
 	o.arg = &a;
 	rc = fsck_run(&cli->store, &cli->index, &o, &r);

@@ -149,7 +149,7 @@ cmd_gc(struct cli *cli, int argc, char **argv)
 	if ((rc = cli_open(cli, 0)) < 0)
 		return cli_exit_code(rc);
 	leases.store = &cli->store;
-	leases.stale_ms = (int64_t)cli->conf.stale_s * 1000;
+	leases.stale_ms = cli->store.stale_ms;
 	leases.err = 0;
 	if ((rc = gc_plan(&cli->index, max, gc_leased, &leases, &plan)) < 0) {
 		cli_err("cannot plan the eviction: %s", strerror(-rc));
@@ -163,7 +163,7 @@ cmd_gc(struct cli *cli, int argc, char **argv)
 	}
 	if (!a.dry_run)
 		rc = gc_run(&cli->store, &cli->index, &plan,
-		    (int64_t)cli->conf.stale_s * 1000, &freed);
+		    cli->store.stale_ms, &freed);
 	if (rc < 0)
 		cli_err("eviction stopped: %s", strerror(-rc));
 	else

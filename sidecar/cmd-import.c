@@ -137,7 +137,7 @@ cmd_import(struct cli *cli, int argc, char **argv)
 	o.type = ref.type;
 	o.repo = ref.repo;
 	o.revision = a.revision != NULL ? a.revision : ref_revision(&ref);
-	o.stale_ms = (int64_t)cli->conf.stale_s * 1000;
+	o.stale_ms = cli->store.stale_ms;
 	if (cli->tty && !cli->json)
 		o.progress.fn = progress;
 	rc = dir_import(&cli->store, &cli->index, &list, &o, &m, err,

@@ -238,7 +238,6 @@ pull_one(struct cli *cli, struct pull_args *a, struct fetch *fetch,
 	o.name = a->name;
 	o.revision = a->revision;
 	o.pull.chunk = a->chunk;
-	o.pull.stale_ms = (int64_t)cli->conf.stale_s * 1000;
 	o.pull.progress = progress;
 	o.pull.arg = &pr;
 	pull_ref_run(fetch->loop, &cli->store, &cli->index, fetch, refs, n, &o,

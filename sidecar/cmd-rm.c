@@ -44,7 +44,7 @@ cmd_rm(struct cli *cli, int argc, char **argv)
 	/* So is every lease: one model in use stops them all. */
 	for (k = 0; rc == 0 && k < vs.n; k++) {
 		rc = lease_live(&cli->store, vs.v[k].folder, vs.v[k].commit,
-		    (int64_t)cli->conf.stale_s * 1000);
+		    cli->store.stale_ms);
 		if (rc == 1) {
 			cli_err("'%s@%.12s' is in use (leased)", vs.v[k].repo,
 			    vs.v[k].commit);
@@ -58,8 +58,7 @@ cmd_rm(struct cli *cli, int argc, char **argv)
 		uint64_t before = freed;
 
 		rc = snapshot_remove(&cli->store, &cli->index, vs.v[k].folder,
-		    vs.v[k].commit, vs.v[k].id,
-		    (int64_t)cli->conf.stale_s * 1000, &freed);
+		    vs.v[k].commit, vs.v[k].id, cli->store.stale_ms, &freed);
 		if (rc == -EBUSY) {
 			cli_err("'%s@%.12s' is in use (leased)", vs.v[k].repo,
 			    vs.v[k].commit);

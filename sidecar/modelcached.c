@@ -208,10 +208,11 @@ reload(struct daemon *d)
 	free(d->token);
 	d->token = hf_token(d->conf.hf_token_path);
 	hf_token_held(d->token);
+	d->store.stale_ms = (int64_t)d->conf.stale_s * 1000;
 	uv_timer_start(&d->heartbeat, heartbeat,
-	    (uint64_t)d->conf.stale_s * 250, (uint64_t)d->conf.stale_s * 250);
-	beat_set_interval(&d->beat, (int64_t)d->conf.stale_s * 250);
-	ic.stale_ms = (int64_t)d->conf.stale_s * 1000;
+	    (uint64_t)d->store.stale_ms / 4, (uint64_t)d->store.stale_ms / 4);
+	beat_set_interval(&d->beat, d->store.stale_ms / 4);
+	ic.stale_ms = d->store.stale_ms;
 	ic.busy_ms = (int64_t)d->conf.busy_s * 1000;
 	index_set_busy(&d->index, &ic);
 	log_info("configuration reloaded: %zu declared model(s), quota %llu"
@@ -368,7 +369,8 @@ start(struct daemon *d)
 		    strerror(-rc));
 		return -1;
 	}
-	if ((rc = beat_start(&d->beat, (int64_t)d->conf.stale_s * 250)) < 0) {
+	d->store.stale_ms = (int64_t)d->conf.stale_s * 1000;
+	if ((rc = beat_start(&d->beat, d->store.stale_ms / 4)) < 0) {
 		log_warnx("cannot start the heartbeat thread: %s",
 		    strerror(-rc));
 		return -1;
@@ -376,7 +378,7 @@ start(struct daemon *d)
 	d->store.beat = &d->beat;
 	ic.path = d->conf.index;
 	ic.node = d->conf.node;
-	ic.stale_ms = (int64_t)d->conf.stale_s * 1000;
+	ic.stale_ms = d->store.stale_ms;
 	ic.busy_ms = (int64_t)d->conf.busy_s * 1000;
 	if ((rc = index_open(&d->index, &d->store, &ic)) < 0) {
 		log_warnx("cannot open the index of '%s': %s", d->conf.store,
@@ -399,7 +401,7 @@ start(struct daemon *d)
 	uv_signal_start(&d->sighup, on_signal, SIGHUP);
 	d->kept_ms = uv_now(d->loop);
 	uv_timer_start(&d->heartbeat, heartbeat,
-	    (uint64_t)d->conf.stale_s * 250, (uint64_t)d->conf.stale_s * 250);
+	    (uint64_t)d->store.stale_ms / 4, (uint64_t)d->store.stale_ms / 4);
 	log_info("modelcached %s: store '%s', %zu declared model(s), quota"
 		 " %llu bytes",
 	    PACKAGE_VERSION, d->conf.store, d->nkeeps,

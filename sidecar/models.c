@@ -834,7 +834,6 @@ flight_get(struct daemon *d, const char *text, const struct ref *parsed,
 	    conf_globs(fl->include, fl->o.hf.include, HF_PATTERNS_MAX);
 	fl->o.hf.nexclude =
 	    conf_globs(fl->exclude, fl->o.hf.exclude, HF_PATTERNS_MAX);
-	fl->o.pull.stale_ms = (int64_t)d->conf.stale_s * 1000;
 	fl->o.pull.progress = flight_progress;
 	fl->o.pull.arg = fl;
 	fl->started_ms = claim_now_ms();
@@ -876,15 +875,15 @@ drop_new(struct daemon *d, const struct found *f)
 	struct use u = { -1, 0 };
 
 	if (f->commit[0] == '\0' ||
-	    lease_live(&d->store, f->folder, f->commit,
-		(int64_t)d->conf.stale_s * 1000) != 0 ||
+	    lease_live(&d->store, f->folder, f->commit, d->store.stale_ms) !=
+		0 ||
 	    f->snap == NULL ||
 	    index_each_snapshot(&d->index, f->snap->type, f->snap->repo,
 		f->commit, snapshot_use, &u) < 0 ||
 	    u.id < 0)
 		return;
 	if (snapshot_remove(&d->store, &d->index, f->folder, f->commit, u.id,
-		(int64_t)d->conf.stale_s * 1000, NULL) == 0)
+		d->store.stale_ms, NULL) == 0)
 		log_info("quota: removed '%s' (commit %.12s) again", f->folder,
 		    f->commit);
 }
@@ -903,8 +902,8 @@ skip_kept(void *arg, const char *folder, const char *commit)
 	if (strcmp(folder, q->self.folder) == 0 &&
 	    strcmp(commit, q->self.commit) == 0)
 		return 1;
-	return lease_live(&q->d->store, folder, commit,
-		   (int64_t)q->d->conf.stale_s * 1000) != 0;
+	return lease_live(&q->d->store, folder, commit, q->d->store.stale_ms) !=
+	    0;
 }
 
 /*
@@ -942,8 +941,7 @@ enforce_quota(struct daemon *d, struct flight *fl)
 	}
 	if (rc < 0)
 		return rc;
-	rc = gc_run(&d->store, &d->index, &plan,
-	    (int64_t)d->conf.stale_s * 1000, &freed);
+	rc = gc_run(&d->store, &d->index, &plan, d->store.stale_ms, &freed);
 	for (i = 0; i < plan.n; i++)
 		n += !plan.victims[i].kept;
 	if (n > 0)

@@ -898,7 +898,7 @@ publish(struct job *j)
 		    j->sha256);
 	if (j->key[0] != '\0' && !j->blob_claim.held) {
 		rc = claim_try(p->store, &j->blob_claim, j->sha256,
-		    store_now_ms(p->store), p->o->stale_ms);
+		    store_now_ms(p->store), p->store->stale_ms);
 		if (rc == -EBUSY &&
 		    store_blob_check(p->store, j->sha256, j->file->size) == 0) {
 			/* Someone else published the same bytes: reuse. */
@@ -1444,7 +1444,7 @@ key_claim(struct job *j)
 	int rc;
 
 	rc = claim_try(p->store, &j->claim, j->key, store_now_ms(p->store),
-	    p->o->stale_ms);
+	    p->store->stale_ms);
 	if (rc == -EBUSY &&
 	    claim_note_read(p->store, j->key, sha, sizeof(sha)) == 0 &&
 	    ref_is_hex(sha, DIGEST_SHA256_HEX) &&
@@ -1512,7 +1512,7 @@ job_step(struct job *j)
 	}
 	if (j->file->sha256[0] != '\0' && !j->claim.held) {
 		rc = claim_try(p->store, &j->claim, j->file->sha256,
-		    store_now_ms(p->store), p->o->stale_ms);
+		    store_now_ms(p->store), p->store->stale_ms);
 		if (rc == -EBUSY &&
 		    store_blob_check(p->store, j->file->sha256,
 			j->file->size) == 0) {

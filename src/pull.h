@@ -91,7 +91,6 @@ struct pull_opts {
 	unsigned per_file; /* ranges in flight per file, 0: 8 */
 	unsigned files;	   /* files in flight, 0: 4 */
 	unsigned attempts; /* per file, 0: 8 */
-	int64_t stale_ms;
 	/* About once a second, and once at the end; may be NULL. */
 	void (*progress)(void *arg, const struct pull_progress *pp);
 	void *arg;

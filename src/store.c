@@ -219,6 +219,7 @@ store_open(struct store *store, const char *root, int create)
 
 	memset(store, 0, sizeof(*store));
 	store->dirfd = -1;
+	store->stale_ms = STORE_STALE_MS;
 	if (create && (rc = mkdir_p(root, 0755)) < 0)
 		return rc;
 	store->root = strdup(root);

@@ -35,6 +35,8 @@
  * client caches an entry by default.
  */
 #define STORE_STALE_TRIES 11
+/* The stale limit until a program sets its own: stale_after's default. */
+#define STORE_STALE_MS 30000
 
 struct beat;
 
@@ -53,6 +55,14 @@ struct store {
 	 * lease_touch()).  Not owned.
 	 */
 	struct beat *beat;
+	/*
+	 * The stale limit (stale_after, modelcache.conf(5)): a claim, lease
+	 * or tmp file whose heartbeat is older belongs to a dead process.
+	 * store_open() sets STORE_STALE_MS; a program sets its
+	 * configuration's once, after store_open() and on a reload, and
+	 * every judgement of staleness reads it here.
+	 */
+	int64_t stale_ms;
 };
 
 enum owner_state { OWNER_UNKNOWN, OWNER_ALIVE, OWNER_DEAD };
