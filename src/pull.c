@@ -491,6 +491,28 @@ resume_work(uv_work_t *w)
 	j->work_rc = rc;
 }
 
+/*
+ * Back from the thread pool (what: "hash", "resume"): the file ends when
+ * the pull stops or the job failed.  Returns 1 when it ended.
+ */
+static int
+work_ended(struct job *j, const char *what)
+{
+	if (j->p->stopping) {
+		job_finish(j, S_FAILED);
+		return 1;
+	}
+	if (j->work_rc < 0) {
+		fail(j->p,
+		    j->work_rc == -ENOSPC ? PULL_NO_SPACE : PULL_INTERNAL,
+		    "cannot %s '%s': %s", what, j->file->path,
+		    strerror(-j->work_rc));
+		job_finish(j, S_FAILED);
+		return 1;
+	}
+	return 0;
+}
+
 static void
 resume_done(uv_work_t *w, int status)
 {
@@ -502,19 +524,8 @@ resume_done(uv_work_t *w, int status)
 	j->old_fd = -1;
 	store_tmp_remove(j->p->store, j->fresh); /* "" once renamed */
 	j->fresh[0] = '\0';
-	if (j->p->stopping) {
-		job_finish(j, S_FAILED);
-		return;
-	}
-	if (j->work_rc < 0) {
-		fail(j->p,
-		    j->work_rc == -ENOSPC ? PULL_NO_SPACE : PULL_INTERNAL,
-		    "cannot resume '%s': %s", j->file->path,
-		    strerror(-j->work_rc));
-		job_finish(j, S_FAILED);
-		return;
-	}
-	fetch_next(j);
+	if (!work_ended(j, "resume"))
+		fetch_next(j);
 }
 
 /*
@@ -725,24 +736,33 @@ drop_hedge(struct chunk *c)
 	}
 }
 
+/* Cancels every transfer of a file, hedges first. */
+static void
+cancel_transfers(struct job *j)
+{
+	size_t k;
+
+	for (k = 0; k < j->nchunks; k++)
+		drop_hedge(&j->chunks[k]);
+	for (k = 0; k < j->nchunks; k++)
+		if (j->chunks[k].xfer != NULL) {
+			fetch_xfer_cancel(j->chunks[k].xfer);
+			fetch_xfer_free(j->chunks[k].xfer);
+			j->chunks[k].xfer = NULL;
+			j->active--;
+		}
+}
+
 /* After a failure: stop every transfer and wait; nothing half is kept. */
 static void
 stop_all(struct pull *p)
 {
-	size_t i, k;
+	size_t i;
 
 	for (i = 0; i < p->n; i++) {
 		struct job *j = &p->jobs[i];
 
-		for (k = 0; k < j->nchunks; k++)
-			drop_hedge(&j->chunks[k]);
-		for (k = 0; k < j->nchunks; k++)
-			if (j->chunks[k].xfer != NULL) {
-				fetch_xfer_cancel(j->chunks[k].xfer);
-				fetch_xfer_free(j->chunks[k].xfer);
-				j->chunks[k].xfer = NULL;
-				j->active--;
-			}
+		cancel_transfers(j);
 		uv_timer_stop(&j->timer);
 		if (j->state != S_IDLE && j->state != S_DONE &&
 		    j->state != S_FAILED && j->state != S_HEAD && !j->hashing)
@@ -797,17 +817,8 @@ static void
 forget_progress(struct job *j)
 {
 	struct pull *p = j->p;
-	size_t k;
 
-	for (k = 0; k < j->nchunks; k++)
-		drop_hedge(&j->chunks[k]);
-	for (k = 0; k < j->nchunks; k++)
-		if (j->chunks[k].xfer != NULL) {
-			fetch_xfer_cancel(j->chunks[k].xfer);
-			fetch_xfer_free(j->chunks[k].xfer);
-			j->chunks[k].xfer = NULL;
-			j->active--;
-		}
+	cancel_transfers(j);
 	if (j->fd >= 0)
 		close(j->fd);
 	j->fd = -1;
@@ -983,18 +994,8 @@ hash_done(uv_work_t *w, int status)
 	int ok;
 
 	j->hashing = 0;
-	if (j->p->stopping) {
-		job_finish(j, S_FAILED);
+	if (work_ended(j, "hash"))
 		return;
-	}
-	if (j->work_rc < 0) {
-		fail(j->p,
-		    j->work_rc == -ENOSPC ? PULL_NO_SPACE : PULL_INTERNAL,
-		    "cannot hash '%s': %s", j->file->path,
-		    strerror(-j->work_rc));
-		job_finish(j, S_FAILED);
-		return;
-	}
 	if (j->plain && j->nchunks > 1) {
 		/* Ranges were refused while we hashed: restart now. */
 		if (j->active == 0)
@@ -1029,6 +1030,27 @@ count_bytes(struct fetch_xfer *x, size_t n)
 		c->moved_ms = uv_now(c->job->p->loop);
 }
 
+/*
+ * A transfer of the file's bytes from where they are, into its partial
+ * file: the token only on the origin's host, never a byte past the file's
+ * end, ranged or not.  The caller says which bytes.  NULL: no memory.
+ */
+static struct fetch_xfer *
+bytes_xfer(struct job *j)
+{
+	struct fetch_xfer *x = fetch_xfer_new(j->p->fetch, j->location);
+
+	if (x == NULL)
+		return NULL;
+	add_auth(j->p, x, j->same_host);
+	fetch_xfer_origin(x, j->origin_net);
+	if (j->same_host)
+		fetch_xfer_follow(x);
+	fetch_xfer_expect(x, j->file->size);
+	x->progress = count_bytes;
+	return x;
+}
+
 static int
 start_chunk(struct job *j, struct chunk *c)
 {
@@ -1041,21 +1063,13 @@ start_chunk(struct job *j, struct chunk *c)
 	if (j->plain)
 		c->got = 0;
 	from = c->start + c->got;
-	x = fetch_xfer_new(p->fetch, j->location);
-	if (x == NULL)
+	if ((x = bytes_xfer(j)) == NULL)
 		return -ENOMEM;
-	add_auth(p, x, j->same_host);
-	fetch_xfer_origin(x, j->origin_net);
-	if (j->same_host)
-		fetch_xfer_follow(x);
 	/* One whole file without a range, or the part still missing. */
 	if (j->plain || (j->nchunks == 1 && c->got == 0))
 		fetch_xfer_to_fd(x, j->fd, from, UINT64_MAX, UINT64_MAX);
 	else
 		fetch_xfer_to_fd(x, j->fd, from, from, c->end);
-	/* Never a byte past the file's end, ranged or not. */
-	fetch_xfer_expect(x, j->file->size);
-	x->progress = count_bytes;
 	if ((rc = fetch_xfer_start(x, chunk_done, c)) < 0) {
 		fetch_xfer_free(x);
 		return rc;
@@ -1255,17 +1269,10 @@ start_hedge(struct job *j, struct chunk *c)
 	struct fetch_xfer *x;
 
 	c->hedged = 1;
-	if (from > c->end ||
-	    (x = fetch_xfer_new(j->p->fetch, j->location)) == NULL)
+	if (from > c->end || (x = bytes_xfer(j)) == NULL)
 		return;
-	add_auth(j->p, x, j->same_host);
-	fetch_xfer_origin(x, j->origin_net);
-	if (j->same_host)
-		fetch_xfer_follow(x);
 	fetch_xfer_fresh(x);
 	fetch_xfer_to_fd(x, j->fd, from, from, c->end);
-	fetch_xfer_expect(x, j->file->size);
-	x->progress = count_bytes;
 	if (fetch_xfer_start(x, hedge_done, c) < 0) {
 		fetch_xfer_free(x);
 		return;
@@ -1415,6 +1422,15 @@ failed:
 	job_finish(j, S_FAILED);
 }
 
+/* The file's blob is in the store already: nothing to fetch. */
+static void
+job_reused(struct job *j)
+{
+	j->reused = 1;
+	j->p->r->bytes_reused += j->file->size;
+	job_finish(j, S_DONE);
+}
+
 /*
  * A keyed file is claimed by its key while it is fetched.  Whoever gets the
  * claim after another process let it go finds the digest that process
@@ -1451,9 +1467,7 @@ key_claim(struct job *j)
 	    store_blob_check(p->store, sha, j->file->size) == 0) {
 		/* Its holder published it and noted the digest: reuse. */
 		snprintf(j->file->sha256, sizeof(j->file->sha256), "%s", sha);
-		j->reused = 1;
-		p->r->bytes_reused += j->file->size;
-		job_finish(j, S_DONE);
+		job_reused(j);
 		return;
 	}
 	if (rc == -EBUSY || rc == -EAGAIN) {
@@ -1472,9 +1486,7 @@ key_claim(struct job *j)
 		snprintf(j->file->sha256, sizeof(j->file->sha256), "%s", sha);
 		/* Noted, so that nobody waits on us to let the claim go. */
 		claim_note(p->store, &j->claim, sha);
-		j->reused = 1;
-		p->r->bytes_reused += size;
-		job_finish(j, S_DONE);
+		job_reused(j);
 		return;
 	}
 	start_head(j);
@@ -1522,9 +1534,7 @@ job_step(struct job *j)
 			 * needs a holder to release, only to publish, so
 			 * pulls sharing blobs cannot wait in a circle.
 			 */
-			j->reused = 1;
-			p->r->bytes_reused += j->file->size;
-			job_finish(j, S_DONE);
+			job_reused(j);
 			return;
 		}
 		if (rc == -EBUSY || rc == -EAGAIN) {
@@ -1540,9 +1550,7 @@ job_step(struct job *j)
 		}
 		rc = store_blob_check(p->store, j->file->sha256, j->file->size);
 		if (rc == 0) {
-			j->reused = 1;
-			p->r->bytes_reused += j->file->size;
-			job_finish(j, S_DONE);
+			job_reused(j);
 			return;
 		}
 		/* Not the bytes its name promises: aside, and fetched anew. */
