@@ -1451,6 +1451,27 @@ find_etag(struct pull *p, const char *etag, char *sha, uint64_t *size)
 	return rc == 0;
 }
 
+/*
+ * After claim_try() answered rc: 0 when the claim is ours.  Else 1: the
+ * file waits (a live claim is another's, or a stale one was just
+ * removed), or it failed.
+ */
+static int
+not_claimed(struct job *j, int rc)
+{
+	if (rc == -EBUSY || rc == -EAGAIN) {
+		uv_timer_start(&j->timer, job_timer, WAIT_MS, 0);
+		return 1;
+	}
+	if (rc < 0) {
+		fail(j->p, PULL_INTERNAL, "cannot claim '%s': %s",
+		    j->file->path, strerror(-rc));
+		job_finish(j, S_FAILED);
+		return 1;
+	}
+	return 0;
+}
+
 static void
 key_claim(struct job *j)
 {
@@ -1470,16 +1491,8 @@ key_claim(struct job *j)
 		job_reused(j);
 		return;
 	}
-	if (rc == -EBUSY || rc == -EAGAIN) {
-		uv_timer_start(&j->timer, job_timer, WAIT_MS, 0);
+	if (not_claimed(j, rc))
 		return;
-	}
-	if (rc < 0) {
-		fail(p, PULL_INTERNAL, "cannot claim '%s': %s", j->file->path,
-		    strerror(-rc));
-		job_finish(j, S_FAILED);
-		return;
-	}
 	if (j->file->gitsha1[0] != '\0' && find_etag(p, j->key, sha, &size) &&
 	    size == j->file->size &&
 	    store_blob_check(p->store, sha, j->file->size) == 0) {
@@ -1537,17 +1550,9 @@ job_step(struct job *j)
 			job_reused(j);
 			return;
 		}
-		if (rc == -EBUSY || rc == -EAGAIN) {
-			/* Another process fetches it: wait, then reuse. */
-			uv_timer_start(&j->timer, job_timer, WAIT_MS, 0);
+		/* Another process fetches it: wait, then reuse. */
+		if (not_claimed(j, rc))
 			return;
-		}
-		if (rc < 0) {
-			fail(p, PULL_INTERNAL, "cannot claim '%s': %s",
-			    j->file->path, strerror(-rc));
-			job_finish(j, S_FAILED);
-			return;
-		}
 		rc = store_blob_check(p->store, j->file->sha256, j->file->size);
 		if (rc == 0) {
 			job_reused(j);
