@@ -266,9 +266,8 @@ retry_ms(struct fetch_xfer *x, unsigned tries)
 		return ms; /* capped: an origin cannot park a pull */
 	if (getrandom(&rnd, 1, 0) != 1)
 		rnd = 128;
-	return backoff_jitter(backoff_ms(BACKOFF_FIRST_MS, BACKOFF_MAX_MS,
-				  tries),
-	    rnd);
+	ms = backoff_ms(BACKOFF_FIRST_MS, BACKOFF_MAX_MS, tries);
+	return backoff_jitter(ms, rnd);
 }
 
 /*
