@@ -16,6 +16,7 @@
 
 #include <jansson.h>
 
+#include "errors.h"
 #include "modelcache.h"
 
 #define LINE_MAX_BYTES (1024 * 1024)
@@ -95,41 +96,26 @@ hear(mc_client *c, int *rc)
 	return v;
 }
 
-static int
-code_errno(const char *code)
-{
-	static const struct {
-		const char *code;
-		int err;
-	} map[] = { { "bad_request", EINVAL },
-		{ "unsupported_protocol", EPROTONOSUPPORT },
-		{ "not_found", ENOENT }, { "unauthorized", EACCES },
-		{ "forbidden", EPERM }, { "origin_unavailable", EHOSTUNREACH },
-		{ "integrity", EBADMSG }, { "no_space", ENOSPC },
-		{ "timeout", ETIMEDOUT }, { "busy", EBUSY },
-		{ "shutting_down", ESHUTDOWN }, { "internal", EIO } };
-	size_t i;
-
-	if (code == NULL)
-		return -EPROTO;
-	for (i = 0; i < sizeof(map) / sizeof(map[0]); i++)
-		if (strcmp(code, map[i].code) == 0)
-			return -map[i].err;
-	/* The set is closed; the protocol says to read another as internal. */
-	return -EIO;
-}
-
 /* 0 for {"ok":true}; else the error's errno, its message kept. */
 static int
 outcome(mc_client *c, json_t *answer)
 {
 	json_t *err = json_object_get(answer, "error");
 	const char *msg = json_string_value(json_object_get(err, "message"));
+	const char *code;
+	enum err_code e;
 
 	if (json_is_true(json_object_get(answer, "ok")))
 		return 0;
 	snprintf(c->message, sizeof(c->message), "%s", msg != NULL ? msg : "");
-	return code_errno(json_string_value(json_object_get(err, "code")));
+	if ((code = json_string_value(json_object_get(err, "code"))) == NULL)
+		return -EPROTO;
+	/*
+	 * The set is closed; the protocol says to read another as internal
+	 * ("ok" in an error too).
+	 */
+	e = err_of_name(code);
+	return err_errno(e != ERR_OK ? e : ERR_INTERNAL);
 }
 
 /*

@@ -10,20 +10,6 @@
 
 #include "proto.h"
 
-const char *
-proto_error_name(enum proto_error e)
-{
-	static const char *const names[] = { "ok", "bad_request",
-		"unsupported_protocol", "not_found", "unauthorized",
-		"forbidden", "origin_unavailable", "integrity", "no_space",
-		"timeout", "busy", "shutting_down", "internal" };
-
-	/* A code from outside the closed set is our bug, not the client's. */
-	if ((unsigned)e >= sizeof(names) / sizeof(names[0]))
-		return "internal";
-	return names[e];
-}
-
 /* "'name' what", or "what" without a name. */
 static enum proto_error
 bad(char *err, size_t len, const char *name, const char *what)
@@ -260,5 +246,5 @@ proto_error_line(enum proto_error e, const char *message)
 		free(copy);
 	}
 	return proto_line(json_pack("{s:b, s:{s:s, s:o}}", "ok", 0, "error",
-	    "code", proto_error_name(e), "message", msg));
+	    "code", err_name((enum err_code)e), "message", msg));
 }

@@ -17,6 +17,8 @@
 
 #include <jansson.h>
 
+#include "errors.h"
+
 #define PROTO_VERSION 1
 #define PROTO_LINE_MAX (1024 * 1024) /* a message with its newline */
 /* Buffer sizes, the NUL included: a field holds at most one byte less. */
@@ -26,21 +28,14 @@
 /* A "files" event of a chunked ready answer: at most this many bytes. */
 #define PROTO_CHUNK_MAX (256 * 1024)
 
-/* The closed set of error codes (DESIGN.md section 5). */
+/*
+ * The closed set of error codes (DESIGN.md section 5) is the table of
+ * errors.h: PROTO_NOT_FOUND is ERR_NOT_FOUND, its wire name err_name().
+ */
 enum proto_error {
-	PROTO_OK,
-	PROTO_BAD_REQUEST,
-	PROTO_UNSUPPORTED_PROTOCOL,
-	PROTO_NOT_FOUND,
-	PROTO_UNAUTHORIZED,
-	PROTO_FORBIDDEN,
-	PROTO_ORIGIN_UNAVAILABLE,
-	PROTO_INTEGRITY,
-	PROTO_NO_SPACE,
-	PROTO_TIMEOUT,
-	PROTO_BUSY,
-	PROTO_SHUTTING_DOWN,
-	PROTO_INTERNAL,
+#define PROTO_ENUM(code, name, err, exit, phrase) PROTO_##code = ERR_##code,
+	ERRORS(PROTO_ENUM)
+#undef PROTO_ENUM
 };
 
 enum proto_op { OP_HELLO, OP_ACQUIRE, OP_RELEASE, OP_STATUS };
@@ -65,12 +60,6 @@ struct proto_req {
  */
 enum proto_error proto_decode(const char *line, size_t len,
     struct proto_req *req, char *err, size_t errlen);
-
-/*
- * "bad_request", "not_found", ...: the wire names of the codes (static
- * strings); "internal" for a value outside the enum.
- */
-const char *proto_error_name(enum proto_error e);
 
 /*
  * The answers, as JSON lines the caller frees (NULL when out of memory):

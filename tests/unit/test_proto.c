@@ -661,15 +661,13 @@ test_error_names(void **state)
 	assert_int_equal(NELEM(names), PROTO_INTERNAL + 1);
 	for (i = 0; i < NELEM(names); i++) {
 		assert_int_equal(names[i].e, (enum proto_error)i);
-		assert_string_equal(proto_error_name(names[i].e),
+		assert_string_equal(err_name((enum err_code)names[i].e),
 		    names[i].name);
 	}
 	/* Outside the set: never an out-of-bounds read. */
-	assert_string_equal(proto_error_name((enum proto_error)13), "internal");
-	assert_string_equal(proto_error_name((enum proto_error) - 1),
-	    "internal");
-	assert_string_equal(proto_error_name((enum proto_error)INT_MAX),
-	    "internal");
+	assert_string_equal(err_name((enum err_code)13), "internal");
+	assert_string_equal(err_name((enum err_code) - 1), "internal");
+	assert_string_equal(err_name((enum err_code)INT_MAX), "internal");
 }
 
 /* --- encoders --- */
@@ -711,7 +709,7 @@ check_error_line(enum proto_error e, const char *message, const char *want)
 	assert_true(json_is_object(error));
 	assert_int_equal(json_object_size(error), 2);
 	assert_string_equal(json_string_value(json_object_get(error, "code")),
-	    proto_error_name(e));
+	    err_name((enum err_code)e));
 	assert_string_equal(json_string_value(
 				json_object_get(error, "message")),
 	    want);
