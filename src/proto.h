@@ -9,6 +9,11 @@
  * ignored.  It is a pure function of its input (the fuzz target in
  * tests/fuzz/ drives it), so the daemon never sees a malformed request.
  * The encoders build the answers; every answer is one line.
+ *
+ * The other way round, for a client (libmodelcache compiles this file in):
+ * the request encoders build what proto_decode() reads, and
+ * proto_answer_decode() reads what the answer encoders build.  Each pair
+ * is tested against the other (tests/unit/test_proto.c).
  */
 #ifndef MC_PROTO_H
 #define MC_PROTO_H
@@ -72,5 +77,34 @@ char *proto_error_line(enum proto_error e, const char *message);
 char *proto_ok_line(json_t *obj);
 /* Any object as one line (obj is consumed). */
 char *proto_line(json_t *obj);
+
+/*
+ * The requests, as JSON lines the caller frees (without their newline):
+ * 0 and *line, -EINVAL when a string is NULL or not valid UTF-8, or
+ * -ENOMEM.  A hello says protocol PROTO_VERSION, client unless it is NULL,
+ * and chunked when set; an acquire's timeout_ms is sent when over 0.
+ * Lengths are the daemon's to check: it answers bad_request.
+ */
+int proto_hello_line(const char *client, int chunked, char **line);
+int proto_acquire_line(const char *model, int wait, long long timeout_ms,
+    char **line);
+int proto_release_line(const char *lease, char **line);
+int proto_status_line(char **line);
+
+/*
+ * Decodes one line of the daemon's (len bytes without its newline, not
+ * NUL-ended): 0 and the object in *answer, which the caller frees with
+ * json_decref(); -EPROTO when the line is PROTO_LINE_MAX or over, or not a
+ * JSON object; -ENOMEM.
+ */
+int proto_answer_decode(const char *line, size_t len, json_t **answer);
+
+/*
+ * What a final answer says: 0 for {"ok":true,...}; else its code's errno
+ * (errors.h, negative: a code outside the set, or "ok" in an error, is
+ * internal), or -EPROTO without a code.  *message is the error's message,
+ * "" without one, valid as long as answer.
+ */
+int proto_answer_outcome(json_t *answer, const char **message);
 
 #endif
