@@ -184,6 +184,29 @@ ask(mc_client *c, char *req, mc_progress_fn progress, void *arg, int *rc)
 	return NULL;
 }
 
+/*
+ * One call: req (a line of proto's, freed here) sent under the client's
+ * lock, its final answer read and judged.  0 with the answer in *answer,
+ * which the caller frees with json_decref(); or a negative errno, the
+ * daemon's message kept, and *answer NULL.
+ */
+static int
+call(mc_client *c, char *req, mc_progress_fn progress, void *arg,
+    json_t **answer)
+{
+	int rc;
+
+	pthread_mutex_lock(&c->lock);
+	c->message[0] = '\0';
+	*answer = ask(c, req, progress, arg, &rc);
+	if (*answer != NULL && (rc = outcome(c, *answer)) < 0) {
+		json_decref(*answer);
+		*answer = NULL;
+	}
+	pthread_mutex_unlock(&c->lock);
+	return rc;
+}
+
 static int
 dial(const char *path)
 {
@@ -236,9 +259,7 @@ mc_connect(const char *path, const char *client_name, mc_client **out)
 		mc_close(c);
 		return rc;
 	}
-	answer = ask(c, req, NULL, NULL, &rc);
-	if (answer != NULL)
-		rc = outcome(c, answer);
+	rc = call(c, req, NULL, NULL, &answer);
 	json_decref(answer);
 	if (rc < 0) {
 		mc_close(c);
@@ -312,14 +333,10 @@ mc_acquire(mc_client *c, const char *model, long timeout_ms,
 		return -EINVAL;
 	if ((rc = proto_acquire_line(model, 1, timeout_ms, &req)) < 0)
 		return rc;
-	pthread_mutex_lock(&c->lock);
-	c->message[0] = '\0';
-	answer = ask(c, req, progress, arg, &rc);
-	if (answer != NULL && (rc = outcome(c, answer)) == 0 &&
-	    (rc = make_model(answer, out)) == 0)
-		answer = NULL; /* the model owns it */
-	json_decref(answer);
-	pthread_mutex_unlock(&c->lock);
+	if ((rc = call(c, req, progress, arg, &answer)) == 0 &&
+	    (rc = make_model(answer, out)) < 0)
+		json_decref(answer);
+	/* On 0, the model owns the answer. */
 	return rc;
 }
 
@@ -334,13 +351,8 @@ mc_release(mc_client *c, const mc_model *m)
 		return -EINVAL;
 	if ((rc = proto_release_line(m->lease, &req)) < 0)
 		return rc;
-	pthread_mutex_lock(&c->lock);
-	c->message[0] = '\0';
-	answer = ask(c, req, NULL, NULL, &rc);
-	if (answer != NULL)
-		rc = outcome(c, answer);
+	rc = call(c, req, NULL, NULL, &answer);
 	json_decref(answer);
-	pthread_mutex_unlock(&c->lock);
 	return rc;
 }
 
@@ -358,16 +370,12 @@ mc_status(mc_client *c, char **json)
 		return -EINVAL;
 	if ((rc = proto_status_line(&req)) < 0)
 		return rc;
-	pthread_mutex_lock(&c->lock);
-	c->message[0] = '\0';
-	answer = ask(c, req, NULL, NULL, &rc);
-	if (answer != NULL && (rc = outcome(c, answer)) == 0) {
+	if ((rc = call(c, req, NULL, NULL, &answer)) == 0) {
 		json_object_del(answer, "ok");
 		*json = json_dumps(answer, JSON_COMPACT | JSON_PRESERVE_ORDER);
 		rc = *json != NULL ? 0 : -ENOMEM;
 	}
 	json_decref(answer);
-	pthread_mutex_unlock(&c->lock);
 	return rc;
 }
 
