@@ -6,7 +6,8 @@
  * codes share a wire name or an errno).  Every lookup must round-trip and
  * read a value from outside the set as internal.  The pages that list the
  * codes (libmodelcache(3), modelcache-protocol(7)) and the exit statuses
- * (modelcache-preload(1), modelcache(1)) are checked against the table.
+ * (modelcache-preload(1), modelcache(1)) are checked against the table,
+ * and so is the Python client's copy of the codes (its exception classes).
  */
 #include "config.h"
 
@@ -108,7 +109,7 @@ test_aliases(void **state)
 	assert_int_equal(PULL_INTERNAL, ERR_INTERNAL);
 }
 
-/* The page under $top_srcdir/man, whole; NULL (and the test skipped) when
+/* The file $top_srcdir/name, whole; NULL (and the test skipped) when
  * the tests are not run by make check. */
 static char *
 page(const char *name)
@@ -121,7 +122,7 @@ page(const char *name)
 
 	if (top == NULL || *top == '\0')
 		return NULL;
-	snprintf(path, sizeof(path), "%s/man/%s", top, name);
+	snprintf(path, sizeof(path), "%s/%s", top, name);
 	if ((f = fopen(path, "r")) == NULL)
 		fail_msg("cannot open '%s': %s", path, strerror(errno));
 	if (fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) > 0 &&
@@ -168,16 +169,16 @@ section(const char *text, const char *sh)
 static void
 test_pages(void **state)
 {
-	char *lib = page("libmodelcache.3"), *proto, *pre, *cli;
+	char *lib = page("man/libmodelcache.3"), *proto, *pre, *cli;
 	char line[256];
 	unsigned i;
 
 	(void)state;
 	if (lib == NULL)
 		skip(); /* no $top_srcdir: not run by make check */
-	proto = page("modelcache-protocol.7");
-	pre = page("modelcache-preload.1");
-	cli = page("modelcache.1");
+	proto = page("man/modelcache-protocol.7");
+	pre = page("man/modelcache-preload.1");
+	cli = page("man/modelcache.1");
 	for (i = 1; i < ERR_COUNT; i++) {
 		enum err_code e = (enum err_code)i;
 		int x = err_exit(e);
@@ -204,6 +205,25 @@ test_pages(void **state)
 	free(cli);
 }
 
+/* The Python client has an exception class for each code but ok. */
+static void
+test_python(void **state)
+{
+	char *py = page("inference/python/modelcache/__init__.py");
+	char line[256];
+	unsigned i;
+
+	(void)state;
+	if (py == NULL)
+		skip(); /* no $top_srcdir: not run by make check */
+	for (i = 1; i < ERR_COUNT; i++) {
+		snprintf(line, sizeof(line), "    code = \"%s\"",
+		    err_name((enum err_code)i));
+		has_line(py, "modelcache/__init__.py", line);
+	}
+	free(py);
+}
+
 int
 main(void)
 {
@@ -213,6 +233,7 @@ main(void)
 		cmocka_unit_test(test_outside),
 		cmocka_unit_test(test_aliases),
 		cmocka_unit_test(test_pages),
+		cmocka_unit_test(test_python),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
