@@ -1,32 +1,32 @@
 /*
  * handshake-load: the load generator of bench/handshake.
  *
- *	handshake-load client SOCKET MODEL CLIENTS SECONDS
- *	handshake-load floor SOCKET CLIENTS SECONDS REQ_BYTES ANSWER_BYTES
+ *	handshake-load client SOCKET MODEL CLIENTS SECONDS [READY_FILE]
+ *	handshake-load floor SOCKET CLIENTS SECONDS READY_FILE
  *
- * client: CLIENTS threads, each with a connection of its own to
- * modelcached on SOCKET, say hello once, then each repeats, for SECONDS,
- * one operation: acquire MODEL (wait true), read the ready line, release
- * its lease, read the ok.  An operation's latency is from the first byte
- * of the acquire sent to the last byte of the release's answer read.
+ * client: CLIENTS threads, each a libmodelcache client of its own of
+ * modelcached on SOCKET (mc_connect: hello once), then each repeats, for
+ * SECONDS, one operation: mc_acquire MODEL, mc_release its lease.  An
+ * operation's latency is from the call of mc_acquire to the return of
+ * mc_release: the two round trips, and the library's own work.  The ready
+ * answer of the last operation is written to READY_FILE, as the daemon
+ * sent it (rebuilt with proto's encoder, the daemon's).
  *
  * floor: the same client loop against a bare server started in this
- * process on SOCKET, which answers each request line with a line of fixed
- * size and does nothing else.  REQ_BYTES and ANSWER_BYTES are "A,R": the
- * bytes, newline included, of the acquire and of the release request, and
- * of their answers, as the client mode reports them.  The server is one
+ * process on SOCKET, which answers a connection's first line (the hello)
+ * with a hello answer, then each request line with, in turn, the ready
+ * line of READY_FILE and the ok of a release, and does nothing else: the
+ * clients parse the same answers as from modelcached.  The server is one
  * thread on epoll, the shape of modelcached's loop, so that the floor
  * queues the clients the way the daemon must; only the work differs.
  *
  * Both print one line of key=value figures: ops, ops/s, and the latency
- * p50, p99, max and mean in microseconds, with the request and answer
- * sizes seen.  Latencies go into a log-linear histogram of 64 buckets per
- * power of two (a bucket is 1/64 of its value wide, reported at its
- * middle), which bounds the memory whatever the rate and the duration.
- *
- * The hot loop uses no JSON library: the requests are built with
- * snprintf, the lease is found in the ready line with strstr, and an
- * answer is taken as a success when it begins {"ok":true.
+ * p50, p99, max and mean in microseconds, with the sizes of the requests
+ * and answers, newline included (the lines libmodelcache sends are
+ * proto's encoders').  Latencies go into a log-linear histogram of 64
+ * buckets per power of two (a bucket is 1/64 of its value wide, reported
+ * at its middle), which bounds the memory whatever the rate and the
+ * duration.
  */
 #include "config.h"
 
@@ -43,6 +43,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <jansson.h>
+
+#include "modelcache.h"
 #include "proto.h"
 
 #define CLIENTS_MAX 4096
@@ -52,8 +55,6 @@
 #define SUB_BITS 6 /* 64 buckets per power of two */
 #define SUB (1u << SUB_BITS)
 #define NBUCKETS (SUB * (64 - SUB_BITS + 1)) /* all of uint64_t */
-#define ID_MAX PROTO_LEASE_MAX
-#define REQ_MAX (PROTO_MODEL_MAX + 128)
 #define SERVER_EVENTS 64
 
 enum mode { MODE_CLIENT, MODE_FLOOR };
@@ -67,10 +68,8 @@ struct histo {
 struct client {
 	struct run *run;
 	pthread_t thread;
-	int fd;
-	char *in; /* bytes read; in[len] is kept a NUL */
-	size_t len, cap;
-	size_t sent[2], got[2]; /* bytes of the last requests and answers */
+	mc_client *mc;
+	mc_model *last; /* of the last operation */
 	struct histo h;
 	char err[512];
 };
@@ -81,8 +80,7 @@ struct run {
 	const char *socket;
 	const char *model;
 	double seconds;
-	size_t req[2], ans[2]; /* floor: line sizes */
-	char *pad[2];	       /* floor: the two request lines */
+	char *ready_line; /* floor: the ready answer, its newline included */
 	pthread_barrier_t ready;
 };
 
@@ -91,8 +89,9 @@ struct server {
 	struct run *run;
 	pthread_t thread;
 	int lfd, efd, stop[2];
-	int bound; /* the socket file is ours to remove */
-	char *answer[2];
+	int bound;	 /* the socket file is ours to remove */
+	char *answer[3]; /* hello, ready, release: lines with their newline */
+	size_t alen[3];
 	char err[256];
 };
 
@@ -189,210 +188,79 @@ histo_quantile(const struct histo *h, double q)
 	return v > (double)h->max ? (double)h->max : v;
 }
 
-static int
-write_all(int fd, const char *buf, size_t len)
+/* text and a newline, text freed; NULL when either is NULL. */
+static char *
+as_line(char *text)
 {
-	ssize_t n;
+	char *line = NULL;
 
-	while (len > 0) {
-		n = write(fd, buf, len);
-		if (n == -1 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return n == 0 ? -EIO : -errno;
-		buf += n;
-		len -= (size_t)n;
-	}
-	return 0;
+	if (text != NULL && asprintf(&line, "%s\n", text) < 0)
+		line = NULL;
+	free(text);
+	return line;
 }
 
 /*
- * Reads one line into c->in (NUL-terminated in place of its newline, which
- * *linelen counts); bytes after it stay for the next call, which first
- * drops the line before.  -EPROTO when the line passes PROTO_LINE_MAX,
- * -ECONNRESET at the end of the stream.
+ * The ready answer m was, as modelcached writes it (models.c, through
+ * proto's encoder), with its newline; NULL when out of memory.
  */
-static int
-read_line(struct client *c, size_t *consumed, size_t *linelen)
+static char *
+ready_line(const char *model, const mc_model *m)
 {
-	size_t scanned = 0;
-	char *nl, *p;
-	ssize_t n;
+	json_t *files = json_array();
+	const struct mc_file *f;
+	size_t i;
 
-	if (*consumed > 0) {
-		memmove(c->in, c->in + *consumed, c->len - *consumed);
-		c->len -= *consumed;
-		*consumed = 0;
-	}
-	for (;;) {
-		nl = c->len > scanned
-		    ? memchr(c->in + scanned, '\n', c->len - scanned)
-		    : NULL;
-		if (nl != NULL) {
-			*nl = '\0';
-			*linelen = (size_t)(nl - c->in) + 1;
-			*consumed = *linelen;
-			return 0;
+	for (i = 0; files != NULL && i < mc_model_nfiles(m); i++) {
+		f = mc_model_file(m, i);
+		if (json_array_append_new(files,
+			json_pack("{s:s, s:I, s:s}", "path", f->path, "size",
+			    (json_int_t)f->size, "sha256", f->sha256)) < 0) {
+			json_decref(files);
+			files = NULL;
 		}
-		scanned = c->len;
-		if (c->len >= PROTO_LINE_MAX)
-			return -EPROTO;
-		if (c->cap - c->len < READ_CHUNK + 1) {
-			size_t want = c->cap * 2;
-
-			if (want < c->len + READ_CHUNK + 1)
-				want = c->len + READ_CHUNK + 1;
-			if (want > PROTO_LINE_MAX + READ_CHUNK + 1)
-				want = PROTO_LINE_MAX + READ_CHUNK + 1;
-			if ((p = realloc(c->in, want)) == NULL)
-				return -ENOMEM;
-			c->in = p;
-			c->cap = want;
-		}
-		n = read(c->fd, c->in + c->len, c->cap - c->len - 1);
-		if (n == -1 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		if (n == 0)
-			return -ECONNRESET;
-		c->len += (size_t)n;
-		c->in[c->len] = '\0';
 	}
+	if (files == NULL)
+		return NULL;
+	return as_line(proto_ok_line(
+	    json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:o, s:b}", "event",
+		"ready", "model", model, "repo", mc_model_repo(m), "commit",
+		mc_model_commit(m), "lease", mc_model_lease(m), "dir",
+		mc_model_dir(m), "nfiles", (json_int_t)mc_model_nfiles(m),
+		"files", files, "stale", mc_model_stale(m))));
 }
 
-static int
-connect_to(const char *path)
+/* The bytes of *line and its newline (0 when rc failed); *line freed. */
+static size_t
+line_size(int rc, char **line)
 {
-	struct sockaddr_un sa;
-	int fd;
+	size_t n = rc == 0 ? strlen(*line) + 1 : 0;
 
-	memset(&sa, 0, sizeof(sa));
-	sa.sun_family = AF_UNIX;
-	if (strlen(path) >= sizeof(sa.sun_path))
-		return -ENAMETOOLONG;
-	memcpy(sa.sun_path, path, strlen(path) + 1);
-	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1)
-		return -errno;
-	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == -1) {
-		int e = errno;
-
-		close(fd);
-		return -e;
-	}
-	return fd;
-}
-
-/* Whether the answer line is a success: {"ok":true first. */
-static int
-is_ok(const char *line)
-{
-	return strncmp(line, "{\"ok\":true", 10) == 0;
-}
-
-/* The lease of a ready line into id; 0, or -EPROTO without one. */
-static int
-lease_of(const char *line, char *id, size_t idlen)
-{
-	const char *p = strstr(line, "\"lease\":\""), *end;
-
-	if (p == NULL)
-		return -EPROTO;
-	p += strlen("\"lease\":\"");
-	for (end = p; *end != '\0' && *end != '"' && *end != '\\'; end++)
-		;
-	if (*end != '"' || end == p || (size_t)(end - p) >= idlen)
-		return -EPROTO;
-	memcpy(id, p, (size_t)(end - p));
-	id[end - p] = '\0';
-	return 0;
-}
-
-/* One request line sent, its answer line read: *line points into c->in. */
-static int
-round_trip(struct client *c, int i, const char *req, size_t reqlen,
-    size_t *consumed, const char **line)
-{
-	size_t len = 0;
-	int rc;
-
-	c->sent[i] = reqlen;
-	if ((rc = write_all(c->fd, req, reqlen)) < 0)
-		return rc;
-	if ((rc = read_line(c, consumed, &len)) < 0)
-		return rc;
-	c->got[i] = len;
-	*line = c->in;
-	return 0;
+	free(*line);
+	*line = NULL;
+	return n;
 }
 
 /* One acquire and release of run->model; 0 or a negative errno (c->err). */
 static int
-op_daemon(struct client *c, size_t *consumed)
+op(struct client *c)
 {
-	char req[REQ_MAX], id[ID_MAX];
-	const char *line;
-	int n, rc;
-
-	n = snprintf(req, sizeof(req),
-	    "{\"op\":\"acquire\",\"model\":\"%s\",\"wait\":true}\n",
-	    c->run->model);
-	if ((rc = round_trip(c, 0, req, (size_t)n, consumed, &line)) < 0)
-		return rc;
-	if (!is_ok(line) || lease_of(line, id, sizeof(id)) < 0) {
-		snprintf(c->err, sizeof(c->err), "acquire answered: %.400s",
-		    line);
-		return -EPROTO;
-	}
-	n = snprintf(req, sizeof(req),
-	    "{\"op\":\"release\",\"lease\":\"%s\"}\n", id);
-	if ((rc = round_trip(c, 1, req, (size_t)n, consumed, &line)) < 0)
-		return rc;
-	if (!is_ok(line)) {
-		snprintf(c->err, sizeof(c->err), "release answered: %.400s",
-		    line);
-		return -EPROTO;
-	}
-	return 0;
-}
-
-/* The floor's operation: two round trips of the daemon's sizes. */
-static int
-op_floor(struct client *c, size_t *consumed)
-{
-	const char *line;
-	int i, rc;
-
-	for (i = 0; i < 2; i++) {
-		if ((rc = round_trip(c, i, c->run->pad[i], c->run->req[i],
-			 consumed, &line)) < 0)
-			return rc;
-		if (c->got[i] != c->run->ans[i]) {
-			snprintf(c->err, sizeof(c->err),
-			    "answer of %zu bytes, want %zu", c->got[i],
-			    c->run->ans[i]);
-			return -EPROTO;
-		}
-	}
-	return 0;
-}
-
-static int
-hello(struct client *c, size_t *consumed)
-{
-	static const char req[] = "{\"op\":\"hello\",\"protocol\":1,"
-				  "\"client\":\"handshake-load\"}\n";
-	const char *line;
+	mc_model *m;
 	int rc;
 
-	if ((rc = round_trip(c, 0, req, sizeof(req) - 1, consumed, &line)) < 0)
+	if ((rc = mc_acquire(c->mc, c->run->model, 0, NULL, NULL, &m)) < 0) {
+		snprintf(c->err, sizeof(c->err), "mc_acquire: %s%s%.400s",
+		    strerror(-rc), *mc_message(c->mc) != '\0' ? ": " : "",
+		    mc_message(c->mc));
 		return rc;
-	if (!is_ok(line)) {
-		snprintf(c->err, sizeof(c->err), "hello answered: %.400s",
-		    line);
-		return -EPROTO;
 	}
-	return 0;
+	if ((rc = mc_release(c->mc, m)) < 0)
+		snprintf(c->err, sizeof(c->err), "mc_release: %s%s%.400s",
+		    strerror(-rc), *mc_message(c->mc) != '\0' ? ": " : "",
+		    mc_message(c->mc));
+	mc_model_free(c->last);
+	c->last = m;
+	return rc;
 }
 
 static void *
@@ -400,22 +268,16 @@ client_main(void *arg)
 {
 	struct client *c = arg;
 	struct run *run = c->run;
-	int (*op)(struct client *, size_t *) =
-	    run->mode == MODE_CLIENT ? op_daemon : op_floor;
-	size_t consumed = 0;
 	uint64_t t0, t1, deadline;
 	int i, rc, waited = 0;
 
-	if ((rc = connect_to(run->socket)) < 0) {
-		c->fd = -1;
+	if ((rc = mc_connect(run->socket, "handshake-load", &c->mc)) < 0) {
+		snprintf(c->err, sizeof(c->err), "mc_connect: %s",
+		    strerror(-rc));
 		goto out;
 	}
-	c->fd = rc;
-	rc = 0;
-	if (run->mode == MODE_CLIENT && (rc = hello(c, &consumed)) < 0)
-		goto out;
 	for (i = 0; i < WARMUP_OPS && rc == 0; i++)
-		rc = op(c, &consumed);
+		rc = op(c);
 	if (rc < 0)
 		goto out;
 	pthread_barrier_wait(&run->ready);
@@ -423,7 +285,7 @@ client_main(void *arg)
 	deadline = now_ns() + (uint64_t)(run->seconds * 1e9);
 	do {
 		t0 = now_ns();
-		if ((rc = op(c, &consumed)) < 0)
+		if ((rc = op(c)) < 0)
 			break;
 		t1 = now_ns();
 		histo_add(&c->h, t1 - t0);
@@ -458,8 +320,9 @@ sconn_flush(struct server *s, struct sconn *sc)
 	int want;
 
 	while (sc->owed > 0) {
-		a = s->answer[sc->lines % 2];
-		alen = s->run->ans[sc->lines % 2];
+		/* The hello's answer, then ready and release's in turn. */
+		a = s->answer[sc->lines == 0 ? 0 : 1 + (sc->lines - 1) % 2];
+		alen = s->alen[sc->lines == 0 ? 0 : 1 + (sc->lines - 1) % 2];
 		n = write(sc->fd, a + sc->off, alen - sc->off);
 		if (n == -1 && errno == EINTR)
 			continue;
@@ -576,13 +439,17 @@ server_start(struct server *s, struct run *run)
 	memset(s, 0, sizeof(*s));
 	s->run = run;
 	s->lfd = s->efd = s->stop[0] = s->stop[1] = -1;
-	for (i = 0; i < 2; i++) {
-		if ((s->answer[i] = malloc(run->ans[i])) == NULL) {
+	s->answer[0] = as_line(proto_ok_line(
+	    json_pack("{s:i, s:s, s:b}", "protocol", PROTO_VERSION, "server",
+		"handshake-load floor", "chunked", 1)));
+	s->answer[1] = strdup(run->ready_line);
+	s->answer[2] = as_line(proto_ok_line(json_object()));
+	for (i = 0; i < 3; i++) {
+		if (s->answer[i] == NULL) {
 			snprintf(s->err, sizeof(s->err), "out of memory");
 			return -1;
 		}
-		memset(s->answer[i], 'x', run->ans[i] - 1);
-		s->answer[i][run->ans[i] - 1] = '\n';
+		s->alen[i] = strlen(s->answer[i]);
 	}
 	memset(&sa, 0, sizeof(sa));
 	sa.sun_family = AF_UNIX;
@@ -633,11 +500,11 @@ server_stop(struct server *s, int started)
 		close(s->lfd);
 	if (s->bound)
 		unlink(s->run->socket);
-	for (i = 0; i < 2; i++) {
+	for (i = 0; i < 2; i++)
 		if (s->stop[i] >= 0)
 			close(s->stop[i]);
+	for (i = 0; i < 3; i++)
 		free(s->answer[i]);
-	}
 	if (s->efd >= 0)
 		close(s->efd);
 }
@@ -648,20 +515,19 @@ static void
 usage(FILE *to)
 {
 	fprintf(to,
-	    "usage: handshake-load client SOCKET MODEL CLIENTS SECONDS\n"
-	    "       handshake-load floor SOCKET CLIENTS SECONDS REQ_BYTES"
-	    " ANSWER_BYTES\n"
+	    "usage: handshake-load client SOCKET MODEL CLIENTS SECONDS"
+	    " [READY_FILE]\n"
+	    "       handshake-load floor SOCKET CLIENTS SECONDS READY_FILE\n"
 	    "\n"
-	    "client: CLIENTS connections to modelcached, each acquire MODEL +"
-	    " release\n"
-	    "        in a loop for SECONDS.\n"
+	    "client: CLIENTS libmodelcache clients of modelcached, each"
+	    " mc_acquire MODEL +\n"
+	    "        mc_release in a loop for SECONDS; the last ready answer"
+	    " goes to\n"
+	    "        READY_FILE.\n"
 	    "floor:  the same loop against a bare one-thread epoll server on"
 	    " SOCKET\n"
-	    "        that answers each line with a line of fixed size;"
-	    " REQ_BYTES and\n"
-	    "        ANSWER_BYTES are \"ACQUIRE,RELEASE\" (bytes of a line,"
-	    " newline\n"
-	    "        included), as the client mode reports them.\n"
+	    "        that answers with READY_FILE's line and a release's ok,"
+	    " in turn.\n"
 	    "\n"
 	    "Prints one line: ops, ops_s, p50_us, p99_us, max_us, mean_us,"
 	    " req_bytes,\n"
@@ -678,41 +544,58 @@ parse_count(const char *s, long min, long max, long *v)
 	return errno == 0 && end != s && *end == '\0' && *v >= min && *v <= max;
 }
 
-/* "N" or "N,M": two line sizes, each at least 1 (the newline). */
+/*
+ * The floor's ready line from path (one line, with its newline) into
+ * run, and its model as run->model; 0, or -1 having said why.
+ */
 static int
-parse_sizes(const char *s, size_t v[2])
+read_ready(struct run *run, const char *path, json_t **answer)
 {
-	char buf[64], *comma;
-	long n;
+	size_t cap = 0;
+	ssize_t n;
+	FILE *f;
 
-	if (strlen(s) >= sizeof(buf))
-		return 0;
-	memcpy(buf, s, strlen(s) + 1);
-	if ((comma = strchr(buf, ',')) != NULL)
-		*comma = '\0';
-	if (!parse_count(buf, 1, PROTO_LINE_MAX, &n))
-		return 0;
-	v[0] = v[1] = (size_t)n;
-	if (comma != NULL) {
-		if (!parse_count(comma + 1, 1, PROTO_LINE_MAX, &n))
-			return 0;
-		v[1] = (size_t)n;
+	if ((f = fopen(path, "r")) == NULL) {
+		fprintf(stderr, "handshake-load: cannot open '%s': %s\n", path,
+		    strerror(errno));
+		return -1;
 	}
-	return 1;
+	n = getline(&run->ready_line, &cap, f);
+	fclose(f);
+	if (n <= 1 || run->ready_line[n - 1] != '\n' ||
+	    proto_answer_decode(run->ready_line, (size_t)n - 1, answer) < 0 ||
+	    (run->model = json_string_value(
+		 json_object_get(*answer, "model"))) == NULL) {
+		fprintf(stderr, "handshake-load: '%s' holds no ready line\n",
+		    path);
+		return -1;
+	}
+	return 0;
 }
 
-/* A model reference that goes into a JSON string as it is. */
+/* c's last ready answer into path; 0, or -1 having said why. */
 static int
-plain_model(const char *s)
+write_ready(const struct client *c, const char *path)
 {
-	size_t n = strlen(s), i;
+	char *line = ready_line(c->run->model, c->last);
+	FILE *f;
+	int rc = 0;
 
-	if (n == 0 || n >= PROTO_MODEL_MAX)
-		return 0;
-	for (i = 0; i < n; i++)
-		if ((unsigned char)s[i] < 0x20 || s[i] == '"' || s[i] == '\\')
-			return 0;
-	return 1;
+	if (line == NULL || (f = fopen(path, "w")) == NULL) {
+		fprintf(stderr, "handshake-load: cannot write '%s': %s\n", path,
+		    line == NULL ? "out of memory" : strerror(errno));
+		free(line);
+		return -1;
+	}
+	if (fputs(line, f) == EOF)
+		rc = -1;
+	if (fclose(f) == EOF || rc < 0) {
+		fprintf(stderr, "handshake-load: cannot write '%s': %s\n", path,
+		    strerror(errno));
+		rc = -1;
+	}
+	free(line);
+	return rc;
 }
 
 int
@@ -722,12 +605,14 @@ main(int argc, char **argv)
 	struct server srv;
 	struct client *cl = NULL;
 	struct histo *all = NULL;
-	const char *secs;
+	json_t *floor_answer = NULL;
+	const char *secs, *ready_file = NULL;
+	size_t req[2], ans[2];
 	uint64_t t0, t1;
 	long nclients = 0;
 	int i, started = 0, barrier = 0, rc = 1;
 	double elapsed;
-	char *end;
+	char *end, *line = NULL;
 
 	memset(&run, 0, sizeof(run));
 	if (argc >= 2 &&
@@ -735,7 +620,7 @@ main(int argc, char **argv)
 		usage(stdout);
 		return 0;
 	}
-	if (argc == 6 && strcmp(argv[1], "client") == 0) {
+	if ((argc == 6 || argc == 7) && strcmp(argv[1], "client") == 0) {
 		run.mode = MODE_CLIENT;
 		run.model = argv[3];
 		if (!parse_count(argv[4], 1, CLIENTS_MAX, &nclients)) {
@@ -743,21 +628,17 @@ main(int argc, char **argv)
 			    argv[4]);
 			return 2;
 		}
-		if (!plain_model(run.model)) {
-			fprintf(stderr, "handshake-load: bad MODEL '%s'\n",
-			    run.model);
-			return 2;
-		}
 		secs = argv[5];
-	} else if (argc == 7 && strcmp(argv[1], "floor") == 0) {
+		ready_file = argc == 7 ? argv[6] : NULL;
+	} else if (argc == 6 && strcmp(argv[1], "floor") == 0) {
 		run.mode = MODE_FLOOR;
-		if (!parse_count(argv[3], 1, CLIENTS_MAX, &nclients) ||
-		    !parse_sizes(argv[5], run.req) ||
-		    !parse_sizes(argv[6], run.ans)) {
+		if (!parse_count(argv[3], 1, CLIENTS_MAX, &nclients)) {
 			usage(stderr);
 			return 2;
 		}
 		secs = argv[4];
+		if (read_ready(&run, argv[5], &floor_answer) < 0)
+			return 2;
 	} else {
 		usage(stderr);
 		return 2;
@@ -768,16 +649,10 @@ main(int argc, char **argv)
 	if (errno != 0 || end == secs || *end != '\0' || !(run.seconds > 0) ||
 	    run.seconds > SECONDS_MAX) {
 		fprintf(stderr, "handshake-load: bad SECONDS '%s'\n", secs);
-		return 2;
+		goto out;
 	}
 
 	if (run.mode == MODE_FLOOR) {
-		for (i = 0; i < 2; i++) {
-			if ((run.pad[i] = malloc(run.req[i])) == NULL)
-				goto out;
-			memset(run.pad[i], 'r', run.req[i] - 1);
-			run.pad[i][run.req[i] - 1] = '\n';
-		}
 		if (server_start(&srv, &run) < 0) {
 			fprintf(stderr, "handshake-load: %s\n", srv.err);
 			server_stop(&srv, 0);
@@ -795,7 +670,6 @@ main(int argc, char **argv)
 	barrier = 1;
 	for (i = 0; i < nclients; i++) {
 		cl[i].run = &run;
-		cl[i].fd = -1;
 		if ((errno = pthread_create(&cl[i].thread, NULL, client_main,
 			 &cl[i])) != 0) {
 			/* The barrier counts on every client: give up. */
@@ -821,8 +695,20 @@ main(int argc, char **argv)
 		}
 		histo_merge(all, &cl[i].h);
 	}
-	if (rc != 0)
+	if (rc != 0 ||
+	    (ready_file != NULL && write_ready(&cl[0], ready_file) < 0))
 		goto out;
+	/* What libmodelcache sent and read, in bytes with the newline. */
+	req[0] = line_size(proto_acquire_line(run.model, 1, 0, &line), &line);
+	req[1] =
+	    line_size(proto_release_line(mc_model_lease(cl[0].last), &line),
+		&line);
+	line = ready_line(run.model, cl[0].last);
+	ans[0] = line != NULL ? strlen(line) : 0;
+	free(line);
+	line = proto_ok_line(json_object());
+	ans[1] = line != NULL ? strlen(line) + 1 : 0;
+	free(line);
 	elapsed = (double)(t1 - t0) / 1e9;
 	printf("mode=%s clients=%ld seconds=%.3f ops=%llu ops_s=%.0f"
 	       " p50_us=%.1f p99_us=%.1f max_us=%.1f mean_us=%.1f"
@@ -831,21 +717,20 @@ main(int argc, char **argv)
 	    (unsigned long long)all->n, (double)all->n / elapsed,
 	    histo_quantile(all, 0.50) / 1e3, histo_quantile(all, 0.99) / 1e3,
 	    (double)all->max / 1e3,
-	    all->n > 0 ? (double)all->sum / (double)all->n / 1e3 : 0.0,
-	    cl[0].sent[0], cl[0].sent[1], cl[0].got[0], cl[0].got[1]);
+	    all->n > 0 ? (double)all->sum / (double)all->n / 1e3 : 0.0, req[0],
+	    req[1], ans[0], ans[1]);
 out:
 	if (cl != NULL)
 		for (i = 0; i < nclients; i++) {
-			if (cl[i].fd >= 0)
-				close(cl[i].fd);
-			free(cl[i].in);
+			mc_close(cl[i].mc);
+			mc_model_free(cl[i].last);
 		}
 	if (started)
 		server_stop(&srv, 1);
 	if (barrier)
 		pthread_barrier_destroy(&run.ready);
-	free(run.pad[0]);
-	free(run.pad[1]);
+	json_decref(floor_answer);
+	free(run.ready_line);
 	free(cl);
 	free(all);
 	return rc;

@@ -1,6 +1,8 @@
 /*
  * libmodelcache: see modelcache.h.  A blocking client: one line out, lines
- * back, on a stream socket; the answers are parsed with jansson.
+ * back, on a stream socket.  The lines are the protocol module's
+ * (src/proto.c, compiled in): its request encoders, its answer decoder,
+ * and the error table of src/errors.c behind them.
  */
 #include "config.h"
 
@@ -17,8 +19,7 @@
 #include <jansson.h>
 
 #include "modelcache.h"
-
-#define LINE_MAX_BYTES (1024 * 1024)
+#include "proto.h"
 
 struct mc_client {
 	int fd;
@@ -63,7 +64,7 @@ hear(mc_client *c, int *rc)
 
 	while (
 	    (nl = c->len > 0 ? memchr(c->buf, '\n', c->len) : NULL) == NULL) {
-		if (c->len >= LINE_MAX_BYTES) {
+		if (c->len >= PROTO_LINE_MAX) {
 			*rc = -EPROTO;
 			return NULL;
 		}
@@ -84,52 +85,22 @@ hear(mc_client *c, int *rc)
 		}
 		c->len += (size_t)n;
 	}
-	v = json_loadb(c->buf, (size_t)(nl - c->buf), 0, NULL);
+	*rc = proto_answer_decode(c->buf, (size_t)(nl - c->buf), &v);
 	c->len -= (size_t)(nl + 1 - c->buf);
 	memmove(c->buf, nl + 1, c->len);
-	if (!json_is_object(v)) {
-		json_decref(v);
-		*rc = -EPROTO;
-		return NULL;
-	}
 	return v;
-}
-
-static int
-code_errno(const char *code)
-{
-	static const struct {
-		const char *code;
-		int err;
-	} map[] = { { "bad_request", EINVAL },
-		{ "unsupported_protocol", EPROTONOSUPPORT },
-		{ "not_found", ENOENT }, { "unauthorized", EACCES },
-		{ "forbidden", EPERM }, { "origin_unavailable", EHOSTUNREACH },
-		{ "integrity", EBADMSG }, { "no_space", ENOSPC },
-		{ "timeout", ETIMEDOUT }, { "busy", EBUSY },
-		{ "shutting_down", ESHUTDOWN }, { "internal", EIO } };
-	size_t i;
-
-	if (code == NULL)
-		return -EPROTO;
-	for (i = 0; i < sizeof(map) / sizeof(map[0]); i++)
-		if (strcmp(code, map[i].code) == 0)
-			return -map[i].err;
-	/* The set is closed; the protocol says to read another as internal. */
-	return -EIO;
 }
 
 /* 0 for {"ok":true}; else the error's errno, its message kept. */
 static int
 outcome(mc_client *c, json_t *answer)
 {
-	json_t *err = json_object_get(answer, "error");
-	const char *msg = json_string_value(json_object_get(err, "message"));
+	const char *msg;
+	int rc = proto_answer_outcome(answer, &msg);
 
-	if (json_is_true(json_object_get(answer, "ok")))
-		return 0;
-	snprintf(c->message, sizeof(c->message), "%s", msg != NULL ? msg : "");
-	return code_errno(json_string_value(json_object_get(err, "code")));
+	if (rc < 0)
+		snprintf(c->message, sizeof(c->message), "%s", msg);
+	return rc;
 }
 
 /*
@@ -155,20 +126,18 @@ gather(json_t **files, json_t *answer)
  * closing (busy, forbidden): that answer tells more than -EPIPE.
  */
 static json_t *
-ask(mc_client *c, json_t *req, mc_progress_fn progress, void *arg, int *rc)
+ask(mc_client *c, char *req, mc_progress_fn progress, void *arg, int *rc)
 {
-	char *text = json_dumps(req, JSON_COMPACT);
 	char *line = NULL;
 	json_t *answer, *files = NULL;
 	int sent;
 
-	json_decref(req);
-	if (text == NULL || asprintf(&line, "%s\n", text) < 0) {
-		free(text);
+	if (asprintf(&line, "%s\n", req) < 0) {
+		free(req);
 		*rc = -ENOMEM;
 		return NULL;
 	}
-	free(text);
+	free(req);
 	sent = say(c, line);
 	free(line);
 	if (sent < 0 && sent != -EPIPE && sent != -ECONNRESET) {
@@ -215,12 +184,27 @@ ask(mc_client *c, json_t *req, mc_progress_fn progress, void *arg, int *rc)
 	return NULL;
 }
 
-/* Why json_pack failed: a string not UTF-8 (or NULL), or memory. */
+/*
+ * One call: req (a line of proto's, freed here) sent under the client's
+ * lock, its final answer read and judged.  0 with the answer in *answer,
+ * which the caller frees with json_decref(); or a negative errno, the
+ * daemon's message kept, and *answer NULL.
+ */
 static int
-pack_errno(const json_error_t *jerr)
+call(mc_client *c, char *req, mc_progress_fn progress, void *arg,
+    json_t **answer)
 {
-	return json_error_code(jerr) == json_error_out_of_memory ? -ENOMEM
-								 : -EINVAL;
+	int rc;
+
+	pthread_mutex_lock(&c->lock);
+	c->message[0] = '\0';
+	*answer = ask(c, req, progress, arg, &rc);
+	if (*answer != NULL && (rc = outcome(c, *answer)) < 0) {
+		json_decref(*answer);
+		*answer = NULL;
+	}
+	pthread_mutex_unlock(&c->lock);
+	return rc;
 }
 
 static int
@@ -250,9 +234,9 @@ int
 mc_connect(const char *path, const char *client_name, mc_client **out)
 {
 	const char *env = getenv("MODELCACHE_SOCKET");
-	json_error_t jerr;
-	json_t *req, *answer;
+	json_t *answer;
 	mc_client *c;
+	char *req;
 	int rc;
 
 	if (out == NULL)
@@ -269,16 +253,13 @@ mc_connect(const char *path, const char *client_name, mc_client **out)
 	}
 	pthread_mutex_init(&c->lock, NULL);
 	/* "chunked": a model of any number of files (see ask()). */
-	req = json_pack_ex(&jerr, 0, "{s:s, s:i, s:s, s:b}", "op", "hello",
-	    "protocol", 1, "client",
-	    client_name != NULL ? client_name : "libmodelcache", "chunked", 1);
-	if (req == NULL) {
+	if ((rc = proto_hello_line(client_name != NULL ? client_name
+						       : "libmodelcache",
+		 1, &req)) < 0) {
 		mc_close(c);
-		return pack_errno(&jerr);
+		return rc;
 	}
-	answer = ask(c, req, NULL, NULL, &rc);
-	if (answer != NULL)
-		rc = outcome(c, answer);
+	rc = call(c, req, NULL, NULL, &answer);
 	json_decref(answer);
 	if (rc < 0) {
 		mc_close(c);
@@ -341,8 +322,8 @@ int
 mc_acquire(mc_client *c, const char *model, long timeout_ms,
     mc_progress_fn progress, void *arg, mc_model **out)
 {
-	json_error_t jerr;
-	json_t *req, *answer;
+	json_t *answer;
+	char *req;
 	int rc;
 
 	if (out == NULL)
@@ -350,44 +331,51 @@ mc_acquire(mc_client *c, const char *model, long timeout_ms,
 	*out = NULL;
 	if (c == NULL || model == NULL)
 		return -EINVAL;
-	req = timeout_ms > 0 ? json_pack_ex(&jerr, 0, "{s:s, s:s, s:b, s:I}",
-				   "op", "acquire", "model", model, "wait", 1,
-				   "timeout_ms", (json_int_t)timeout_ms)
-			     : json_pack_ex(&jerr, 0, "{s:s, s:s, s:b}", "op",
-				   "acquire", "model", model, "wait", 1);
-	if (req == NULL)
-		return pack_errno(&jerr);
-	pthread_mutex_lock(&c->lock);
-	c->message[0] = '\0';
-	answer = ask(c, req, progress, arg, &rc);
-	if (answer != NULL && (rc = outcome(c, answer)) == 0 &&
-	    (rc = make_model(answer, out)) == 0)
-		answer = NULL; /* the model owns it */
-	json_decref(answer);
-	pthread_mutex_unlock(&c->lock);
+	if ((rc = proto_acquire_line(model, 1, timeout_ms, &req)) < 0)
+		return rc;
+	if ((rc = call(c, req, progress, arg, &answer)) == 0 &&
+	    (rc = make_model(answer, out)) < 0)
+		json_decref(answer);
+	/* On 0, the model owns the answer. */
 	return rc;
 }
 
 int
 mc_release(mc_client *c, const mc_model *m)
 {
-	json_error_t jerr;
-	json_t *req, *answer;
+	json_t *answer;
+	char *req;
 	int rc;
 
 	if (c == NULL || m == NULL)
 		return -EINVAL;
-	req = json_pack_ex(&jerr, 0, "{s:s, s:s}", "op", "release", "lease",
-	    m->lease);
-	if (req == NULL)
-		return pack_errno(&jerr);
-	pthread_mutex_lock(&c->lock);
-	c->message[0] = '\0';
-	answer = ask(c, req, NULL, NULL, &rc);
-	if (answer != NULL)
-		rc = outcome(c, answer);
+	if ((rc = proto_release_line(m->lease, &req)) < 0)
+		return rc;
+	rc = call(c, req, NULL, NULL, &answer);
 	json_decref(answer);
-	pthread_mutex_unlock(&c->lock);
+	return rc;
+}
+
+int
+mc_status(mc_client *c, char **json)
+{
+	json_t *answer;
+	char *req;
+	int rc;
+
+	if (json == NULL)
+		return -EINVAL;
+	*json = NULL;
+	if (c == NULL)
+		return -EINVAL;
+	if ((rc = proto_status_line(&req)) < 0)
+		return rc;
+	if ((rc = call(c, req, NULL, NULL, &answer)) == 0) {
+		json_object_del(answer, "ok");
+		*json = json_dumps(answer, JSON_COMPACT | JSON_PRESERVE_ORDER);
+		rc = *json != NULL ? 0 : -ENOMEM;
+	}
+	json_decref(answer);
 	return rc;
 }
 

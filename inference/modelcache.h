@@ -65,6 +65,14 @@ int mc_acquire(mc_client *c, const char *model, long timeout_ms,
 /* Ends m's lease early (the connection's end ends it anyway). */
 int mc_release(mc_client *c, const mc_model *m);
 
+/*
+ * Asks the daemon what it is doing: on 0, *json is the answer to "status"
+ * (modelcache-protocol(7): server, uptime_s, store, ready, models, pulls,
+ * leases) without its "ok", as one line of JSON text (no newline), which
+ * the caller frees with free().
+ */
+int mc_status(mc_client *c, char **json);
+
 /* The daemon's message for the last failure, or "": valid until the
  * client's next call. */
 const char *mc_message(const mc_client *c);

@@ -38,24 +38,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "errors.h"
 #include "keeper.h"
 #include "modelcache.h"
 #include "warm.h"
-
-/* Exit statuses (modelcache-preload(1), EXIT STATUS). */
-enum {
-	PX_FAIL = 1,
-	PX_USAGE = 2,
-	PX_NOTFOUND = 3,
-	PX_UNAUTHORIZED = 4,
-	PX_INTEGRITY = 5,
-	PX_ORIGIN = 6,
-	PX_NOSPACE = 7,
-	PX_UNREACHABLE = 8,
-	PX_TIMEOUT = 9,
-	PX_CANNOT_EXEC = 126, /* found, but not executable */
-	PX_NO_COMMAND = 127,  /* not found */
-};
 
 /* Seconds the alarm gives a silent daemon past the deadline. */
 #define ALARM_GRACE_S 2
@@ -156,17 +142,17 @@ resolve_store(struct opts *o, const char *given)
 	size_t len;
 
 	if (given == NULL || *given == '\0')
-		return fail(PX_USAGE,
+		return fail(EXIT_USAGE,
 		    "give the store's path: --store or MODELCACHE_STORE");
 	if (given[0] != '/')
 		o->store = realpath(given, NULL);
 	else
 		o->store = strdup(given);
 	if (o->store == NULL || stat(o->store, &st) == -1)
-		return fail(PX_USAGE, "bad store '%s': %s", given,
+		return fail(EXIT_USAGE, "bad store '%s': %s", given,
 		    strerror(errno));
 	if (!S_ISDIR(st.st_mode))
-		return fail(PX_USAGE, "bad store '%s': %s", given,
+		return fail(EXIT_USAGE, "bad store '%s': %s", given,
 		    strerror(ENOTDIR));
 	len = strlen(o->store);
 	while (len > 1 && o->store[len - 1] == '/')
@@ -219,7 +205,7 @@ parse(int argc, char **argv, struct opts *o)
 			if (errno != 0 || end == optarg || *end != '\0' ||
 			    v < 1 ||
 			    v > (c == 't' ? TIMEOUT_MAX : CONCURRENCY_MAX))
-				return fail(PX_USAGE,
+				return fail(EXIT_USAGE,
 				    "bad --%s '%s': give 1 to %d",
 				    c == 't' ? "timeout" : "concurrency",
 				    optarg,
@@ -252,19 +238,19 @@ parse(int argc, char **argv, struct opts *o)
 			exit(0);
 		default:
 			usage(stderr);
-			return PX_USAGE;
+			return EXIT_USAGE;
 		}
 	}
 	o->command = argv + optind;
 	if (o->model == NULL || *o->model == '\0')
-		return fail(PX_USAGE, "--model REF is required");
+		return fail(EXIT_USAGE, "--model REF is required");
 	if (!o->warm_only && *o->command == NULL)
-		return fail(PX_USAGE,
+		return fail(EXIT_USAGE,
 		    "no command to run (or give --warm-only)");
 	if (o->warm_only && *o->command != NULL)
-		return fail(PX_USAGE, "--warm-only runs no command");
+		return fail(EXIT_USAGE, "--warm-only runs no command");
 	if (o->warm_only && o->keep)
-		return fail(PX_USAGE,
+		return fail(EXIT_USAGE,
 		    "--warm-only keeps no lease: drop --keep-lease");
 	if (o->socket == NULL || *o->socket == '\0') {
 		env = getenv("MODELCACHE_SOCKET");
@@ -285,7 +271,7 @@ on_alarm(int sig)
 	(void)sig;
 	n = write(STDERR_FILENO, msg, sizeof(msg) - 1);
 	(void)n;
-	_exit(PX_TIMEOUT);
+	_exit(EXIT_TIMEOUT);
 }
 
 /*
@@ -366,38 +352,26 @@ progress(void *arg, uint64_t done, uint64_t total)
 	o->drawn = 1;
 }
 
-/* An acquire's failure: its exit status, and what to call it. */
+/*
+ * An acquire's failure: its exit status, and what to call it (errors.h's
+ * table for the daemon's codes).
+ */
 static int
 exit_for(int rc, const char **what)
 {
-	static const struct {
-		int err, code;
-		const char *what;
-	} map[] = {
-		{ ENOENT, PX_NOTFOUND, "not found" },
-		{ EACCES, PX_UNAUTHORIZED,
-		    "unauthorized (the origin wants a token, or refused it)" },
-		{ EPERM, PX_UNAUTHORIZED, "forbidden (access not granted)" },
-		{ EBADMSG, PX_INTEGRITY,
-		    "integrity failure (the bytes never matched their"
-		    " digest)" },
-		{ EHOSTUNREACH, PX_ORIGIN, "the origin is unavailable" },
-		{ ENOSPC, PX_NOSPACE, "no space in the store" },
-		{ ETIMEDOUT, PX_TIMEOUT, "timed out" },
-		{ EINVAL, PX_USAGE, "bad model reference" },
-		{ ESHUTDOWN, PX_UNREACHABLE, "the daemon is stopping" },
-		{ ECONNRESET, PX_UNREACHABLE, "the daemon went away" },
-		{ EPIPE, PX_UNREACHABLE, "the daemon went away" },
-	};
-	size_t i;
+	enum err_code e = err_of_errno(rc);
 
-	for (i = 0; i < sizeof(map) / sizeof(map[0]); i++)
-		if (-rc == map[i].err) {
-			*what = map[i].what;
-			return map[i].code;
-		}
-	*what = strerror(-rc);
-	return PX_FAIL;
+	/* The connection's end is no code of the daemon's: it went away. */
+	if (rc == -ECONNRESET || rc == -EPIPE) {
+		*what = "the daemon went away";
+		return EXIT_UNREACHABLE;
+	}
+	if (err_errno(e) != rc) {
+		*what = strerror(-rc);
+		return EXIT_FAIL;
+	}
+	*what = err_phrase(e);
+	return err_exit(e);
 }
 
 /* The daemon's message made one line. */
@@ -434,7 +408,7 @@ files_of(const struct opts *o, const mc_model *m, size_t *n)
 
 	*n = 0;
 	if (f == NULL) {
-		fail(PX_FAIL, "cannot list the files: %s", strerror(errno));
+		fail(EXIT_FAIL, "cannot list the files: %s", strerror(errno));
 		return NULL;
 	}
 	for (i = 0; i < mc_model_nfiles(m); i++) {
@@ -445,13 +419,13 @@ files_of(const struct opts *o, const mc_model *m, size_t *n)
 		if (asprintf(&f[i].path, "%s/%s/%s", o->store, mc_model_dir(m),
 			mf->path) < 0) {
 			f[i].path = NULL;
-			fail(PX_FAIL, "cannot list the files: %s",
+			fail(EXIT_FAIL, "cannot list the files: %s",
 			    strerror(ENOMEM));
 			files_free(f, i);
 			return NULL;
 		}
 		if (access(f[i].path, R_OK) != 0) {
-			fail(PX_FAIL,
+			fail(EXIT_FAIL,
 			    "cannot read '%s' (is the store mounted at '%s'?):"
 			    " %s",
 			    f[i].path, o->store, strerror(errno));
@@ -487,13 +461,13 @@ lock_failed(const struct warm_report *r)
 	char lim[32], need[32];
 
 	if (getrlimit(RLIMIT_MEMLOCK, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
-		return fail(PX_FAIL,
+		return fail(EXIT_FAIL,
 		    "cannot lock '%s' in memory: %s (RLIMIT_MEMLOCK is %s,"
 		    " the model needs %s: raise it, or drop --lock)",
 		    r->err_path, strerror(-r->err),
 		    human((uint64_t)rl.rlim_cur, lim, sizeof(lim)),
 		    human(r->bytes, need, sizeof(need)));
-	return fail(PX_FAIL, "cannot lock '%s' in memory: %s", r->err_path,
+	return fail(EXIT_FAIL, "cannot lock '%s' in memory: %s", r->err_path,
 	    strerror(-r->err));
 }
 
@@ -527,8 +501,8 @@ run(char **command)
 
 	execvp(command[0], command);
 	e = errno;
-	return fail(e == ENOENT || e == ENOTDIR ? PX_NO_COMMAND
-						: PX_CANNOT_EXEC,
+	return fail(e == ENOENT || e == ENOTDIR ? EXIT_NO_COMMAND
+						: EXIT_CANNOT_EXEC,
 	    "cannot run '%s': %s", command[0], strerror(e));
 }
 
@@ -554,7 +528,7 @@ start_keeper(const struct opts *o, mc_client **c, const mc_model *m)
 	    o->timeout_s * 1000L);
 
 	if (rc < 0)
-		fail(PX_FAIL,
+		fail(EXIT_FAIL,
 		    "cannot keep the lease across the daemon's restarts: %s",
 		    strerror(-rc));
 	else
@@ -588,7 +562,7 @@ run_child(const struct opts *o, mc_client **c, const mc_model *m)
 		sigaction(forwarded[i], &sa, NULL);
 	if ((pid = fork()) < 0) {
 		sigprocmask(SIG_SETMASK, &old, NULL);
-		return fail(PX_FAIL, "cannot fork: %s", strerror(errno));
+		return fail(EXIT_FAIL, "cannot fork: %s", strerror(errno));
 	}
 	if (pid == 0) {
 		for (i = 0; i < sizeof(forwarded) / sizeof(forwarded[0]); i++)
@@ -605,7 +579,7 @@ run_child(const struct opts *o, mc_client **c, const mc_model *m)
 		if (got == pid)
 			break;
 		if (got < 0 && errno != EINTR)
-			return fail(PX_FAIL, "cannot wait for '%s': %s",
+			return fail(EXIT_FAIL, "cannot wait for '%s': %s",
 			    command[0], strerror(errno));
 	}
 	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
@@ -638,11 +612,11 @@ main(int argc, char **argv)
 	alarm((unsigned)(o.timeout_s + ALARM_GRACE_S));
 	if ((rc = wait_daemon(&o, deadline, &c)) < 0) {
 		if (rc == -EACCES || rc == -EPERM)
-			code = fail(PX_UNAUTHORIZED,
+			code = fail(EXIT_UNAUTHORIZED,
 			    "the daemon at '%s' does not let this user in: %s",
 			    o.socket, strerror(-rc));
 		else
-			code = fail(PX_UNREACHABLE,
+			code = fail(EXIT_UNREACHABLE,
 			    "cannot reach the daemon at '%s': %s", o.socket,
 			    rc == -ETIMEDOUT ? "no answer before --timeout"
 					     : strerror(-rc));
@@ -656,7 +630,7 @@ main(int argc, char **argv)
 	if (rc < 0) {
 		code = exit_for(rc, &what);
 		one_line(msg, sizeof(msg), mc_message(c));
-		if (code == PX_TIMEOUT)
+		if (code == EXIT_TIMEOUT)
 			fail(code,
 			    "cannot acquire '%s': timed out after %ld s"
 			    " (--timeout)%s%s",
@@ -672,7 +646,7 @@ main(int argc, char **argv)
 	    o.model, mc_model_commit(m), mc_model_nfiles(m),
 	    mc_model_stale(m) ? " (stale: the origin is unreachable)" : "");
 	if ((files = files_of(&o, m, &n)) == NULL) {
-		code = PX_FAIL;
+		code = EXIT_FAIL;
 		goto out;
 	}
 	if (o.warm || o.verify || o.lock) {
@@ -683,18 +657,18 @@ main(int argc, char **argv)
 			goto out;
 		}
 		if (r.err < 0) {
-			code = fail(PX_FAIL, "cannot read '%s': %s", r.err_path,
-			    strerror(-r.err));
+			code = fail(EXIT_FAIL, "cannot read '%s': %s",
+			    r.err_path, strerror(-r.err));
 			goto out;
 		}
 		if (r.bad > 0) {
 			for (i = 0; i < n; i++)
 				if (files[i].bad)
-					fail(PX_INTEGRITY,
+					fail(EXIT_INTEGRITY,
 					    "'%s' does not match its digest"
 					    " (sha256 %.12s)",
 					    files[i].path, files[i].sha256);
-			code = PX_INTEGRITY;
+			code = EXIT_INTEGRITY;
 			goto out;
 		}
 	}
@@ -703,7 +677,7 @@ main(int argc, char **argv)
 		goto out;
 	}
 	if (export_env(&o, c, m) < 0) {
-		code = fail(PX_FAIL, "cannot set the environment: %s",
+		code = fail(EXIT_FAIL, "cannot set the environment: %s",
 		    strerror(errno));
 		goto out;
 	}

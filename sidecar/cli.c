@@ -28,28 +28,17 @@ cli_err(const char *fmt, ...)
 }
 
 int
+cli_exit_for(enum err_code e)
+{
+	int code = err_exit(e);
+
+	return code > EXIT_NOSPACE ? EXIT_FAIL : code;
+}
+
+int
 cli_exit_code(int rc)
 {
-	switch (-rc) {
-	case 0:
-		return EXIT_OK;
-	case ENOENT:
-	case ENOTDIR:
-		return EXIT_NOTFOUND;
-	case EINVAL:
-	case ENAMETOOLONG:
-		return EXIT_USAGE;
-	case EBADMSG:
-		return EXIT_INTEGRITY;
-	case ENOSPC:
-	case EDQUOT:
-		return EXIT_NOSPACE;
-	case EACCES:
-	case EPERM:
-		return EXIT_UNAUTHORIZED;
-	default:
-		return EXIT_FAIL;
-	}
+	return cli_exit_for(err_of_errno(rc));
 }
 
 int

@@ -15,19 +15,9 @@
 
 #include "beat.h"
 #include "conf.h"
+#include "errors.h"
 #include "index.h"
 #include "store.h"
-
-enum {
-	EXIT_OK = 0,
-	EXIT_FAIL = 1,	   /* a failure not listed below */
-	EXIT_USAGE = 2,	   /* bad arguments or names */
-	EXIT_NOTFOUND = 3, /* no such model, revision or directory */
-	EXIT_UNAUTHORIZED = 4,
-	EXIT_INTEGRITY = 5, /* bytes do not match their digest */
-	EXIT_NETWORK = 6,
-	EXIT_NOSPACE = 7,
-};
 
 struct cli {
 	struct conf conf;
@@ -53,7 +43,12 @@ void cli_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int cli_open(struct cli *cli, int create);
 void cli_close(struct cli *cli);
 
-/* The exit code for a negative errno. */
+/*
+ * The exit status of a code of errors.h, and of 0 or a negative errno
+ * (through err_of_errno()).  A command of modelcache(1) exits 0 to 7:
+ * the statuses over EXIT_NOSPACE, a client's of the daemon, are 1 here.
+ */
+int cli_exit_for(enum err_code e);
 int cli_exit_code(int rc);
 
 /*

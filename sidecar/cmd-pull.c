@@ -168,28 +168,6 @@ progress(void *arg, const struct pull_progress *pp)
 		progress_bar(pr, pp, secs);
 }
 
-static int
-exit_for(enum pull_error e)
-{
-	switch (e) {
-	case PULL_OK:
-		return EXIT_OK;
-	case PULL_NOT_FOUND:
-		return EXIT_NOTFOUND;
-	case PULL_UNAUTHORIZED:
-	case PULL_FORBIDDEN:
-		return EXIT_UNAUTHORIZED;
-	case PULL_INTEGRITY:
-		return EXIT_INTEGRITY;
-	case PULL_NETWORK:
-		return EXIT_NETWORK;
-	case PULL_NO_SPACE:
-		return EXIT_NOSPACE;
-	default:
-		return EXIT_FAIL;
-	}
-}
-
 static void
 summary(struct cli *cli, const struct pull_ref_result *rr, double secs)
 {
@@ -244,7 +222,7 @@ pull_one(struct cli *cli, struct pull_args *a, struct fetch *fetch,
 	    &r);
 	if (r.pull.error != PULL_OK) {
 		cli_err("cannot pull '%s': %s", label, r.pull.message);
-		return exit_for(r.pull.error);
+		return cli_exit_for((enum err_code)r.pull.error);
 	}
 	if (r.pull.unindexed) /* the files are the truth: pulled */
 		cli_err("'%s' is published, but another process held the index"

@@ -1,24 +1,22 @@
 /*
  * modelcache status: what the live daemon is doing, asked over its socket
- * (hello, then status).  --ready makes it a probe: exit 0 only when every
- * declared model is present and verified.
+ * through libmodelcache (mc_connect, then mc_status).  --ready makes it a
+ * probe: exit 0 only when every declared model is present and verified.
+ * A daemon that accepts and never answers is given STATUS_TIMEOUT_S.
  */
 #include "config.h"
 
-#include <errno.h>
 #include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/time.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include <jansson.h>
 
 #include "cli.h"
-#include "proto.h"
+#include "modelcache.h"
 
 #define STATUS_TIMEOUT_S 10
 
@@ -41,53 +39,19 @@ status_opt(void *arg, int opt, const char *value)
 	return 0;
 }
 
-/* One request line out, one answer line back; NULL on failure. */
-static json_t *
-ask(FILE *f, const char *request)
+/* What the alarm says: made before it is set (a handler only writes). */
+static char silent[600];
+static size_t silent_len;
+
+static void
+on_alarm(int sig)
 {
-	char *line = NULL;
-	size_t cap = 0;
 	ssize_t n;
-	json_t *answer;
 
-	if (fprintf(f, "%s\n", request) < 0 || fflush(f) != 0 ||
-	    (n = getline(&line, &cap, f)) <= 0 || n > PROTO_LINE_MAX) {
-		free(line);
-		return NULL;
-	}
-	answer = json_loadb(line, (size_t)n, 0, NULL);
-	free(line);
-	return answer;
-}
-
-static FILE *
-dial(const char *path)
-{
-	struct timeval tv = { STATUS_TIMEOUT_S, 0 };
-	struct sockaddr_un sa;
-	FILE *f;
-	int fd;
-
-	memset(&sa, 0, sizeof(sa));
-	sa.sun_family = AF_UNIX;
-	if (strlen(path) >= sizeof(sa.sun_path)) {
-		errno = ENAMETOOLONG;
-		return NULL;
-	}
-	memcpy(sa.sun_path, path, strlen(path) + 1);
-	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1)
-		return NULL;
-	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == -1 ||
-	    (f = fdopen(fd, "r+")) == NULL) {
-		int e = errno;
-
-		close(fd);
-		errno = e;
-		return NULL;
-	}
-	return f;
+	(void)sig;
+	n = write(STDERR_FILENO, silent, silent_len);
+	(void)n;
+	_exit(EXIT_NETWORK);
 }
 
 static void
@@ -146,10 +110,11 @@ cmd_status(struct cli *cli, int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	struct status_args a = { NULL, 0 };
-	json_t *hello = NULL, *st = NULL;
+	mc_client *c = NULL;
+	char *text = NULL;
 	const char *path;
-	int i, code;
-	FILE *f;
+	json_t *st;
+	int i, rc, code;
 
 	i = cli_getopt(cli, cli_find("status"), argc, argv, extra,
 	    "  --socket PATH  the daemon's socket (default MODELCACHE_SOCKET)\n"
@@ -162,24 +127,29 @@ cmd_status(struct cli *cli, int argc, char **argv)
 		return EXIT_USAGE;
 	}
 	path = a.socket != NULL ? a.socket : cli->conf.socket;
-	if ((f = dial(path)) == NULL) {
+	snprintf(silent, sizeof(silent),
+	    "modelcache: the daemon at '%s' did not answer status\n", path);
+	silent_len = strlen(silent);
+	signal(SIGALRM, on_alarm);
+	alarm(STATUS_TIMEOUT_S);
+	if ((rc = mc_connect(path, "modelcache/" PACKAGE_VERSION, &c)) < 0) {
+		alarm(0);
 		cli_err("cannot reach the daemon at '%s': %s", path,
-		    strerror(errno));
+		    strerror(-rc));
 		return EXIT_NETWORK;
 	}
-	hello = ask(f,
-	    "{\"op\":\"hello\",\"protocol\":1,\"client\":"
-	    "\"modelcache/" PACKAGE_VERSION "\"}");
-	if (json_is_true(json_object_get(hello, "ok")))
-		st = ask(f, "{\"op\":\"status\"}");
-	fclose(f);
-	if (!json_is_true(json_object_get(st, "ok"))) {
-		cli_err("the daemon at '%s' did not answer status", path);
-		json_decref(hello);
+	rc = mc_status(c, &text);
+	alarm(0);
+	st = rc == 0 ? json_loads(text, 0, NULL) : NULL;
+	free(text);
+	if (!json_is_object(st)) {
+		cli_err("the daemon at '%s' did not answer status%s%s", path,
+		    *mc_message(c) != '\0' ? ": " : "", mc_message(c));
+		mc_close(c);
 		json_decref(st);
 		return EXIT_NETWORK;
 	}
-	json_object_del(st, "ok");
+	mc_close(c);
 	code = json_is_true(json_object_get(st, "ready")) || !a.ready
 	    ? EXIT_OK
 	    : EXIT_FAIL;
@@ -187,7 +157,6 @@ cmd_status(struct cli *cli, int argc, char **argv)
 		cli_print_json(json_incref(st));
 	else
 		print_status(st);
-	json_decref(hello);
 	json_decref(st);
 	return code;
 }

@@ -105,31 +105,6 @@ struct found {
 	int fresh;
 };
 
-static enum proto_error
-proto_of(enum pull_error e)
-{
-	switch (e) {
-	case PULL_OK:
-		return PROTO_OK;
-	case PULL_NOT_FOUND:
-		return PROTO_NOT_FOUND;
-	case PULL_UNAUTHORIZED:
-		return PROTO_UNAUTHORIZED;
-	case PULL_FORBIDDEN:
-		return PROTO_FORBIDDEN;
-	case PULL_INTEGRITY:
-		return PROTO_INTEGRITY;
-	case PULL_NETWORK:
-		return PROTO_ORIGIN_UNAVAILABLE;
-	case PULL_NO_SPACE:
-		return PROTO_NO_SPACE;
-	case PULL_STOPPED:
-		return PROTO_SHUTTING_DOWN;
-	default:
-		return PROTO_INTERNAL;
-	}
-}
-
 /* The repo and revision a reference is stored under. */
 static int
 stored_as(const struct ref *ref, enum repo_type *type, char *repo,
@@ -975,7 +950,7 @@ answer(struct conn *c, struct flight *fl, int quota_rc)
 		    "the store's quota cannot be met: other models are"
 		    " pinned or in use");
 	} else if (e != PULL_OK) {
-		conn_error(c, proto_of(e), fl->r.pull.message);
+		conn_error(c, (enum proto_error)e, fl->r.pull.message);
 	} else {
 		conn_error(c, PROTO_INTERNAL,
 		    rc < 0 ? strerror(-rc)
@@ -1022,7 +997,8 @@ flight_done(void *arg)
 		quota_rc = enforce_quota(d, fl);
 	} else
 		log_warnx("pull '%s' failed (%s): %s", fl->key,
-		    pull_error_name(fl->r.pull.error), fl->r.pull.message);
+		    err_name((enum err_code)fl->r.pull.error),
+		    fl->r.pull.message);
 	if (fl->keep != NULL) {
 		/* An unreachable origin leaves a stored model ready. */
 		fl->keep->state =

@@ -3,26 +3,13 @@
  */
 #include "config.h"
 
+#include <errno.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "proto.h"
-
-const char *
-proto_error_name(enum proto_error e)
-{
-	static const char *const names[] = { "ok", "bad_request",
-		"unsupported_protocol", "not_found", "unauthorized",
-		"forbidden", "origin_unavailable", "integrity", "no_space",
-		"timeout", "busy", "shutting_down", "internal" };
-
-	/* A code from outside the closed set is our bug, not the client's. */
-	if ((unsigned)e >= sizeof(names) / sizeof(names[0]))
-		return "internal";
-	return names[e];
-}
 
 /* "'name' what", or "what" without a name. */
 static enum proto_error
@@ -260,5 +247,115 @@ proto_error_line(enum proto_error e, const char *message)
 		free(copy);
 	}
 	return proto_line(json_pack("{s:b, s:{s:s, s:o}}", "ok", 0, "error",
-	    "code", proto_error_name(e), "message", msg));
+	    "code", err_name((enum err_code)e), "message", msg));
+}
+
+/* A request object as its line; 0, -EINVAL (a string not UTF-8) or -ENOMEM. */
+static int
+request(json_t *obj, const json_error_t *je, char **line)
+{
+	*line = NULL;
+	if (obj == NULL)
+		return json_error_code(je) == json_error_out_of_memory
+		    ? -ENOMEM
+		    : -EINVAL;
+	*line = proto_line(obj);
+	return *line != NULL ? 0 : -ENOMEM;
+}
+
+int
+proto_hello_line(const char *client, int chunked, char **line)
+{
+	json_error_t je;
+	json_t *obj;
+
+	obj = json_pack_ex(&je, 0, "{s:s, s:i}", "op", "hello", "protocol",
+	    PROTO_VERSION);
+	if (obj != NULL && client != NULL &&
+	    json_object_set_new(obj, "client", json_string(client)) < 0) {
+		json_decref(obj);
+		*line = NULL;
+		/* json_string() fails for bytes that are not UTF-8. */
+		return -EINVAL;
+	}
+	if (obj != NULL && chunked &&
+	    json_object_set_new(obj, "chunked", json_true()) < 0) {
+		json_decref(obj);
+		*line = NULL;
+		return -ENOMEM;
+	}
+	return request(obj, &je, line);
+}
+
+int
+proto_acquire_line(const char *model, int wait, long long timeout_ms,
+    char **line)
+{
+	json_error_t je;
+
+	return request(timeout_ms > 0
+		? json_pack_ex(&je, 0, "{s:s, s:s, s:b, s:I}", "op", "acquire",
+		      "model", model, "wait", wait != 0, "timeout_ms",
+		      (json_int_t)timeout_ms)
+		: json_pack_ex(&je, 0, "{s:s, s:s, s:b}", "op", "acquire",
+		      "model", model, "wait", wait != 0),
+	    &je, line);
+}
+
+int
+proto_release_line(const char *lease, char **line)
+{
+	json_error_t je;
+
+	return request(json_pack_ex(&je, 0, "{s:s, s:s}", "op", "release",
+			   "lease", lease),
+	    &je, line);
+}
+
+int
+proto_status_line(char **line)
+{
+	json_error_t je;
+
+	return request(json_pack_ex(&je, 0, "{s:s}", "op", "status"), &je,
+	    line);
+}
+
+int
+proto_answer_decode(const char *line, size_t len, json_t **answer)
+{
+	json_error_t je;
+	json_t *v;
+
+	*answer = NULL;
+	if (len >= PROTO_LINE_MAX)
+		return -EPROTO;
+	v = json_loadb(line, len, 0, &je);
+	if (v == NULL && json_error_code(&je) == json_error_out_of_memory)
+		return -ENOMEM;
+	if (!json_is_object(v)) {
+		json_decref(v);
+		return -EPROTO;
+	}
+	*answer = v;
+	return 0;
+}
+
+int
+proto_answer_outcome(json_t *answer, const char **message)
+{
+	json_t *err = json_object_get(answer, "error");
+	const char *code = json_string_value(json_object_get(err, "code"));
+	enum err_code e;
+
+	*message = json_string_value(json_object_get(err, "message"));
+	if (*message == NULL)
+		*message = "";
+	if (json_is_true(json_object_get(answer, "ok")))
+		return 0;
+	if (code == NULL)
+		return -EPROTO;
+	/* The set is closed; the protocol says to read another as internal. */
+	e = err_of_name(code);
+	return err_errno(e != ERR_OK ? e : ERR_INTERNAL);
 }

@@ -182,16 +182,6 @@ pull_state_name(enum pull_state s)
 	return names[s];
 }
 
-const char *
-pull_error_name(enum pull_error e)
-{
-	static const char *const names[] = { "ok", "not_found", "unauthorized",
-		"forbidden", "integrity", "origin_unavailable", "no_space",
-		"internal", "shutting_down" };
-
-	return names[e];
-}
-
 /* Records the first failure; every transfer then stops. */
 static void fail(struct pull *p, enum pull_error e, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

@@ -17,22 +17,26 @@
 
 #include <uv.h>
 
+#include "errors.h"
 #include "fetch.h"
 #include "index.h"
 #include "manifest.h"
 #include "store.h"
 
-/* Why a pull failed: each maps to an exit code and a protocol error. */
+/*
+ * Why a pull failed: the codes of errors.h a pull can end with, under the
+ * names pulls use (their wire names, errnos and exit statuses are there).
+ */
 enum pull_error {
-	PULL_OK,
-	PULL_NOT_FOUND,
-	PULL_UNAUTHORIZED, /* 401: a token is needed or is wrong */
-	PULL_FORBIDDEN,	   /* 403: access not granted */
-	PULL_INTEGRITY,	   /* bytes never matched their digest */
-	PULL_NETWORK,	   /* origin unreachable after retries */
-	PULL_NO_SPACE,
-	PULL_INTERNAL,
-	PULL_STOPPED, /* pull_stop(): the process is shutting down */
+	PULL_OK = ERR_OK,
+	PULL_NOT_FOUND = ERR_NOT_FOUND,
+	PULL_UNAUTHORIZED = ERR_UNAUTHORIZED,  /* 401: token needed or wrong */
+	PULL_FORBIDDEN = ERR_FORBIDDEN,	       /* 403: access not granted */
+	PULL_INTEGRITY = ERR_INTEGRITY,	       /* never matched the digest */
+	PULL_NETWORK = ERR_ORIGIN_UNAVAILABLE, /* unreachable after retries */
+	PULL_NO_SPACE = ERR_NO_SPACE,
+	PULL_INTERNAL = ERR_INTERNAL,
+	PULL_STOPPED = ERR_SHUTTING_DOWN, /* pull_stop(): shutting down */
 };
 
 /* One file as the origin describes it. */
@@ -140,8 +144,5 @@ int pull_run(uv_loop_t *loop, struct store *store, struct index *index,
     struct fetch *fetch, struct pull_file *files, size_t n,
     const struct pull_opts *opts, struct manifest *m,
     struct pull_result *result);
-
-/* "not_found", "unauthorized", ...: the names of enum pull_error. */
-const char *pull_error_name(enum pull_error e);
 
 #endif

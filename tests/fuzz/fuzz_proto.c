@@ -1,9 +1,9 @@
 /*
- * fuzz_proto: a libFuzzer target for the handshake protocol's decoder
+ * fuzz_proto: a libFuzzer target for the handshake protocol's decoders
  * (src/proto.c), built with clang, ASan and UBSan when configure finds
  * them, and run briefly by tests/fuzz/run.sh.
  *
- * Any input is one line from a client.  Besides not crashing, leaking or
+ * Any input is one line from a client, and one line from a daemon.  Besides not crashing, leaking or
  * reading out of bounds, the decoder must keep these promises, each
  * checked here:
  *   - a refusal is bad_request with a non-empty sentence in valid UTF-8,
@@ -11,12 +11,15 @@
  *     not);
  *   - an accepted request has its op in range and NUL-ended fields that
  *     fit their buffers, non-empty where they are required;
- *   - an accepted request, written back as JSON, decodes to the same
- *     request;
- *   - every line the encoders make is one line of ASCII that parses.
+ *   - an accepted request, written back with the request encoders (a
+ *     client's), decodes to the same request;
+ *   - every line the encoders make is one line of ASCII that parses;
+ *   - read as a daemon's answer, a line is an object or -EPROTO, and its
+ *     outcome 0, -EPROTO or the errno of a code of errors.h.
  */
 #include "config.h"
 
+#include <errno.h>
 #include <limits.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -79,39 +82,33 @@ check_field(const char *buf, size_t cap, int required)
 	CHECK(!required || n > 0);
 }
 
-/* req as a request line, as a client would write it. */
-static json_t *
-request_json(const struct proto_req *req)
+/* req as a request line, written with proto's request encoders. */
+static char *
+request_line(const struct proto_req *req)
 {
-	static const char *const ops[] = { "hello", "acquire", "release",
-		"status" };
-	json_t *obj = json_pack("{s:s}", "op", ops[req->op]);
+	char *line = NULL;
+	int rc = -1;
 
-	CHECK(obj != NULL);
 	switch (req->op) {
 	case OP_HELLO:
-		CHECK(json_object_set_new(obj, "protocol",
-			  json_integer(req->protocol)) == 0);
-		if (req->client[0] != '\0')
-			CHECK(json_object_set_new(obj, "client",
-				  json_string(req->client)) == 0);
+		rc = proto_hello_line(req->client[0] != '\0' ? req->client
+							     : NULL,
+		    req->chunked, &line);
 		break;
 	case OP_ACQUIRE:
-		CHECK(json_object_set_new(obj, "model",
-			  json_string(req->model)) == 0);
-		CHECK(json_object_set_new(obj, "wait",
-			  json_boolean(req->wait)) == 0);
-		CHECK(json_object_set_new(obj, "timeout_ms",
-			  json_integer(req->timeout_ms)) == 0);
+		rc = proto_acquire_line(req->model, req->wait, req->timeout_ms,
+		    &line);
 		break;
 	case OP_RELEASE:
-		CHECK(json_object_set_new(obj, "lease",
-			  json_string(req->lease)) == 0);
+		rc = proto_release_line(req->lease, &line);
 		break;
 	case OP_STATUS:
+		rc = proto_status_line(&line);
 		break;
 	}
-	return obj;
+	CHECK(rc == 0);
+	CHECK(line != NULL);
+	return line;
 }
 
 static void
@@ -133,15 +130,17 @@ check_accepted(const struct proto_req *req)
 	}
 
 	/* Written back and decoded again: the same request. */
-	line = proto_line(request_json(req));
-	CHECK(line != NULL);
+	line = request_line(req);
 	CHECK(proto_decode(line, strlen(line), &again, err, sizeof(err)) ==
 	    PROTO_OK);
 	CHECK(again.op == req->op);
 	CHECK(strcmp(again.client, req->client) == 0);
 	CHECK(strcmp(again.model, req->model) == 0);
 	CHECK(strcmp(again.lease, req->lease) == 0);
-	CHECK(again.protocol == req->protocol);
+	/* A client's hello says the version it speaks. */
+	CHECK(again.protocol ==
+	    (req->op == OP_HELLO ? PROTO_VERSION : req->protocol));
+	CHECK(again.chunked == req->chunked);
 	CHECK(again.wait == req->wait);
 	CHECK(again.timeout_ms == req->timeout_ms);
 	free(line);
@@ -149,6 +148,27 @@ check_accepted(const struct proto_req *req)
 	/* What the daemon would answer with, echoing the client's strings. */
 	check_line(proto_ok_line(json_pack("{s:s, s:s, s:s}", "model",
 	    req->model, "lease", req->lease, "client", req->client)));
+}
+
+/* data as an answer from the daemon, as libmodelcache reads it. */
+static void
+check_answer(const char *data, size_t size)
+{
+	const char *message;
+	json_t *answer;
+	int rc;
+
+	rc = proto_answer_decode(data, size, &answer);
+	CHECK(rc == 0 || rc == -EPROTO || rc == -ENOMEM);
+	CHECK((rc == 0) == (answer != NULL));
+	if (rc < 0)
+		return;
+	CHECK(json_is_object(answer));
+	rc = proto_answer_outcome(answer, &message);
+	CHECK(message != NULL);
+	CHECK(rc == 0 || rc == -EPROTO ||
+	    (rc < 0 && err_errno(err_of_errno(rc)) == rc));
+	json_decref(answer);
 }
 
 int
@@ -176,5 +196,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	CHECK(strnlen(small, sizeof(small)) < sizeof(small));
 	CHECK(strncmp(small, err, sizeof(small) - 1) == 0);
 	check_line(proto_error_line(e, small));
+
+	check_answer((const char *)data, size);
 	return 0;
 }

@@ -7,6 +7,7 @@
  *	api timeout MODEL MS	-ETIMEDOUT, then the client still works
  *	api threads MODEL MODEL	two threads on one client, both succeed
  *	api release MODEL	release, then again: -ENOENT with a message
+ *	api status MODEL	mc_status lists the lease taken, then not
  *	api fd			mc_fd() is a close-on-exec socket
  *	api args MODEL		bad arguments are -EINVAL, NULL is a no-op
  *	api acquire MODEL ERR	mc_acquire fails with -ERR and a message
@@ -294,6 +295,66 @@ check_release(const char *model)
 	mc_close(c);
 }
 
+/* The lease's entry in a status text: "lease":"ID". */
+static int
+lists(const char *json, const char *lease)
+{
+	char want[512];
+
+	snprintf(want, sizeof(want), "\"lease\":\"%s\"", lease);
+	return strstr(json, want) != NULL;
+}
+
+static void
+check_status(const char *model)
+{
+	mc_client *c = connect_or_die();
+	char *json = not_null;
+	mc_model *m;
+	int rc;
+
+	if ((rc = mc_status(NULL, &json)) != -EINVAL || json != NULL)
+		fail("mc_status(NULL): %s, want %s, *json NULL", strerror(-rc),
+		    strerror(EINVAL));
+	if ((rc = mc_status(c, NULL)) != -EINVAL)
+		fail("mc_status(c, NULL): %s", strerror(-rc));
+	if ((rc = mc_acquire(c, model, 0, NULL, NULL, &m)) < 0) {
+		fail("mc_acquire: %s", strerror(-rc));
+		mc_close(c);
+		return;
+	}
+	if ((rc = mc_status(c, &json)) < 0) {
+		fail("mc_status: %s", strerror(-rc));
+	} else {
+		/* One object, one line, the answer's fields, no "ok". */
+		if (json[0] != '{' || json[strlen(json) - 1] != '}' ||
+		    strchr(json, '\n') != NULL)
+			fail("not one object on one line: %s", json);
+		if (strstr(json, "\"ok\"") != NULL)
+			fail("the answer's ok is there: %s", json);
+		if (strstr(json, "\"server\":\"modelcached/") == NULL ||
+		    strstr(json, "\"ready\":") == NULL ||
+		    strstr(json, "\"pulls\":[") == NULL)
+			fail("not the status answer: %s", json);
+		if (!lists(json, mc_model_lease(m)))
+			fail("the lease '%s' is not listed: %s",
+			    mc_model_lease(m), json);
+		printf("%s\n", json);
+		free(json);
+	}
+	if ((rc = mc_release(c, m)) < 0)
+		fail("mc_release: %s", strerror(-rc));
+	/* The client goes on, and the status follows the release. */
+	json = NULL;
+	if ((rc = mc_status(c, &json)) < 0)
+		fail("mc_status after the release: %s", strerror(-rc));
+	else if (lists(json, mc_model_lease(m)))
+		fail("the released lease is listed: %s", json);
+	free(json);
+	mc_model_free(m);
+	mc_close(c);
+}
+
 static void
 check_fd(void)
 {
@@ -386,6 +447,8 @@ main(int argc, char *argv[])
 		check_threads(argv[2], argv[3]);
 	else if (strcmp(argv[1], "release") == 0 && argc == 3)
 		check_release(argv[2]);
+	else if (strcmp(argv[1], "status") == 0 && argc == 3)
+		check_status(argv[2]);
 	else if (strcmp(argv[1], "fd") == 0 && argc == 2)
 		check_fd();
 	else if (strcmp(argv[1], "args") == 0 && argc == 3)

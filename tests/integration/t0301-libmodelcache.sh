@@ -245,6 +245,8 @@ api_ok "two threads acquire on one client at once: serialised, both succeed" \
 diag "$(cat "$T/out")"
 api_ok "mc_release, then again: -ENOENT with the daemon's message" \
     release org/demo
+api_ok "mc_status: the daemon's status, listing the lease, then not" \
+    status org/demo
 api_ok "mc_fd is a close-on-exec socket" fd
 api_ok "NULL and non-UTF-8 arguments: -EINVAL; NULL frees nothing" \
     args org/demo

@@ -7,10 +7,13 @@
  * sizes, encodings, nesting) must give bad_request with the sentence the
  * client will read, so the rejections are a table, one row per input.
  * The encoders are checked by parsing their lines back: one line, ASCII
- * only, with the fields they were given.
+ * only, with the fields they were given.  A client's side is checked
+ * against the daemon's: the request encoders' lines through
+ * proto_decode(), the answer encoders' through proto_answer_decode().
  */
 #include "config.h"
 
+#include <errno.h>
 #include <limits.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -661,15 +664,13 @@ test_error_names(void **state)
 	assert_int_equal(NELEM(names), PROTO_INTERNAL + 1);
 	for (i = 0; i < NELEM(names); i++) {
 		assert_int_equal(names[i].e, (enum proto_error)i);
-		assert_string_equal(proto_error_name(names[i].e),
+		assert_string_equal(err_name((enum err_code)names[i].e),
 		    names[i].name);
 	}
 	/* Outside the set: never an out-of-bounds read. */
-	assert_string_equal(proto_error_name((enum proto_error)13), "internal");
-	assert_string_equal(proto_error_name((enum proto_error) - 1),
-	    "internal");
-	assert_string_equal(proto_error_name((enum proto_error)INT_MAX),
-	    "internal");
+	assert_string_equal(err_name((enum err_code)13), "internal");
+	assert_string_equal(err_name((enum err_code) - 1), "internal");
+	assert_string_equal(err_name((enum err_code)INT_MAX), "internal");
 }
 
 /* --- encoders --- */
@@ -711,7 +712,7 @@ check_error_line(enum proto_error e, const char *message, const char *want)
 	assert_true(json_is_object(error));
 	assert_int_equal(json_object_size(error), 2);
 	assert_string_equal(json_string_value(json_object_get(error, "code")),
-	    proto_error_name(e));
+	    err_name((enum err_code)e));
 	assert_string_equal(json_string_value(
 				json_object_get(error, "message")),
 	    want);
@@ -833,6 +834,119 @@ test_line(void **state)
 	free(line);
 }
 
+/* --- a client's side --- */
+
+/* *linep, from a request encoder that returned rc, decodes into req. */
+static void
+decode_own(int rc, char **linep)
+{
+	char *line = *linep;
+
+	assert_int_equal(rc, 0);
+	json_decref(parse_line(line));
+	assert_int_equal(proto_decode(line, strlen(line), &req, err,
+			     sizeof(err)),
+	    PROTO_OK);
+	free(line);
+}
+
+static void
+test_request_lines(void **state)
+{
+	char *line;
+
+	(void)state;
+	decode_own(proto_hello_line("api/1 \xc3\xa9", 1, &line), &line);
+	assert_int_equal(req.op, OP_HELLO);
+	assert_int_equal(req.protocol, PROTO_VERSION);
+	assert_string_equal(req.client, "api/1 \xc3\xa9");
+	assert_true(req.chunked);
+	decode_own(proto_hello_line(NULL, 0, &line), &line);
+	assert_string_equal(req.client, "");
+	assert_false(req.chunked);
+	decode_own(proto_acquire_line("hf://org/a@main", 1, 0, &line), &line);
+	assert_int_equal(req.op, OP_ACQUIRE);
+	assert_string_equal(req.model, "hf://org/a@main");
+	assert_true(req.wait);
+	assert_int_equal(req.timeout_ms, 0);
+	decode_own(proto_acquire_line("org/a", 0, 1500, &line), &line);
+	assert_false(req.wait);
+	assert_int_equal(req.timeout_ms, 1500);
+	decode_own(proto_release_line("l-1", &line), &line);
+	assert_int_equal(req.op, OP_RELEASE);
+	assert_string_equal(req.lease, "l-1");
+	decode_own(proto_status_line(&line), &line);
+	assert_int_equal(req.op, OP_STATUS);
+	/* What no line can carry: a client's mistake, said at once. */
+	line = err; /* not NULL */
+	assert_int_equal(proto_acquire_line("org/\xff", 1, 0, &line), -EINVAL);
+	assert_null(line);
+	assert_int_equal(proto_acquire_line(NULL, 1, 0, &line), -EINVAL);
+	assert_int_equal(proto_release_line(NULL, &line), -EINVAL);
+	assert_int_equal(proto_hello_line("\xc3", 1, &line), -EINVAL);
+	assert_null(line);
+}
+
+/* An answer line, decoded: the outcome and message a client reads. */
+static void
+outcome_of(char *line, int want, const char *message)
+{
+	const char *msg = NULL;
+	json_t *answer;
+
+	assert_non_null(line);
+	assert_int_equal(proto_answer_decode(line, strlen(line), &answer), 0);
+	assert_int_equal(proto_answer_outcome(answer, &msg), want);
+	assert_string_equal(msg, message);
+	json_decref(answer);
+	free(line);
+}
+
+static void
+test_answer_decode(void **state)
+{
+	static const char *const bad[] = { "", "[]", "1", "\"ok\"", "{",
+		"{\"ok\":true", "null" };
+	const char *msg;
+	json_t *answer;
+	unsigned i;
+	char *big;
+
+	(void)state;
+	outcome_of(proto_ok_line(json_pack("{s:s}", "lease", "l-1")), 0, "");
+	for (i = ERR_BAD_REQUEST; i < ERR_COUNT; i++)
+		outcome_of(proto_error_line((enum proto_error)i, "why"),
+		    err_errno((enum err_code)i), "why");
+	/* Outside the set, "ok" in an error: internal; no code: -EPROTO. */
+	outcome_of(strdup("{\"ok\":false,\"error\":{\"code\":\"new\"}}"), -EIO,
+	    "");
+	outcome_of(strdup("{\"ok\":false,\"error\":{\"code\":\"ok\"}}"), -EIO,
+	    "");
+	outcome_of(strdup("{\"ok\":false,\"error\":{\"message\":\"m\"}}"),
+	    -EPROTO, "m");
+	outcome_of(strdup("{\"event\":\"progress\"}"), -EPROTO, "");
+	for (i = 0; i < NELEM(bad); i++) {
+		answer = (json_t *)&msg;
+		assert_int_equal(proto_answer_decode(bad[i], strlen(bad[i]),
+				     &answer),
+		    -EPROTO);
+		assert_null(answer);
+	}
+	/* A line of PROTO_LINE_MAX bytes has no room for its newline. */
+	big = malloc(PROTO_LINE_MAX);
+	assert_non_null(big);
+	memset(big, ' ', PROTO_LINE_MAX);
+	big[0] = '{';
+	big[PROTO_LINE_MAX - 1] = '}';
+	assert_int_equal(proto_answer_decode(big, PROTO_LINE_MAX, &answer),
+	    -EPROTO);
+	big[PROTO_LINE_MAX - 2] = '}';
+	assert_int_equal(proto_answer_decode(big, PROTO_LINE_MAX - 1, &answer),
+	    0);
+	json_decref(answer);
+	free(big);
+}
+
 int
 main(void)
 {
@@ -856,6 +970,8 @@ main(void)
 		cmocka_unit_test(test_error_line_from_decoder),
 		cmocka_unit_test(test_ok_line),
 		cmocka_unit_test(test_line),
+		cmocka_unit_test(test_request_lines),
+		cmocka_unit_test(test_answer_decode),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
