@@ -20,6 +20,7 @@
 
 #include "backoff.h"
 #include "keeper.h"
+#include "log.h"
 
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 2000
@@ -83,9 +84,7 @@ say(struct keeper *k, const char *what, int rc, const char *msg)
 	if (k->said_at != 0 && now.tv_sec - k->said_at < SAY_EVERY_S)
 		return;
 	k->said_at = now.tv_sec > 0 ? now.tv_sec : 1;
-	fprintf(stderr,
-	    "modelcache-preload: cannot take the lease again yet (%s: %s%s%s);"
-	    " trying on\n",
+	log_warnx("cannot take the lease again yet (%s: %s%s%s); trying on",
 	    what, strerror(-rc), *msg != '\0' ? ": " : "", msg);
 }
 
@@ -109,9 +108,7 @@ retake(struct keeper *k)
 	} else if (rc < 0) {
 		say(k, "acquire", rc, mc_message(k->c));
 	} else {
-		fprintf(stderr,
-		    "modelcache-preload: lease taken again: %s, commit"
-		    " %.12s, lease %s\n",
+		log_info("lease taken again: %s, commit %.12s, lease %s",
 		    k->ref, k->commit, mc_model_lease(m));
 		k->said_at = 0;
 	}
@@ -135,10 +132,8 @@ keep(void *arg)
 		wait_end(mc_fd(k->c));
 		mc_close(k->c);
 		k->c = NULL;
-		fprintf(stderr,
-		    "modelcache-preload: the daemon closed the connection,"
-		    " ending the lease on %s (commit %.12s); taking it"
-		    " again\n",
+		log_info("the daemon closed the connection, ending the lease"
+			 " on %s (commit %.12s); taking it again",
 		    k->model, k->commit);
 		for (tries = 0; retake(k) < 0; tries++) {
 			ms = backoff_ms(BACKOFF_MIN_MS, BACKOFF_MAX_MS, tries);

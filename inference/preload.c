@@ -40,6 +40,7 @@
 
 #include "errors.h"
 #include "keeper.h"
+#include "log.h"
 #include "modelcache.h"
 #include "warm.h"
 
@@ -88,17 +89,15 @@ usage(FILE *to)
 static int fail(int code, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
-/* One line on stderr; returns code. */
+/* One line on stderr (log.c's, text or JSON); returns code. */
 static int
 fail(int code, const char *fmt, ...)
 {
 	va_list ap;
 
-	fprintf(stderr, "modelcache-preload: ");
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	log_vlog(LOG_LEVEL_ERROR, 0, fmt, ap);
 	va_end(ap);
-	fputc('\n', stderr);
 	return code;
 }
 
@@ -294,10 +293,7 @@ wait_daemon(const struct opts *o, double deadline, mc_client **c)
 		if (now_s() >= deadline)
 			return -ETIMEDOUT;
 		if (!said) {
-			fprintf(stderr,
-			    "modelcache-preload: waiting for the daemon at"
-			    " '%s'\n",
-			    o->socket);
+			log_info("waiting for the daemon at '%s'", o->socket);
 			said = 1;
 		}
 		nanosleep(&pause, NULL);
@@ -325,13 +321,9 @@ progress(void *arg, uint64_t done, uint64_t total)
 		f = 1.0;
 	if (!o->tty) {
 		if (total == 0)
-			fprintf(stderr,
-			    "modelcache-preload: pulling %s: listing files\n",
-			    o->model);
+			log_info("pulling %s: listing files", o->model);
 		else
-			fprintf(stderr,
-			    "modelcache-preload: pulling %s: %llu of %llu"
-			    " bytes (%.0f%%)\n",
+			log_info("pulling %s: %llu of %llu bytes (%.0f%%)",
 			    o->model, (unsigned long long)done,
 			    (unsigned long long)total, 100.0 * f);
 		return;
@@ -443,9 +435,7 @@ report(const struct warm_report *r, size_t n, const struct opts *o)
 	char b[32], s[32];
 	double rate = r->seconds > 0 ? (double)r->bytes / r->seconds : 0.0;
 
-	fprintf(stderr,
-	    "modelcache-preload: warmed %zu files, %s in %.2f s (%s/s),"
-	    " %.1f%% resident%s%s\n",
+	log_info("warmed %zu files, %s in %.2f s (%s/s), %.1f%% resident%s%s",
 	    n, human(r->bytes, b, sizeof(b)), r->seconds,
 	    human((uint64_t)rate, s, sizeof(s)),
 	    r->bytes ? 100.0 * (double)r->resident / (double)r->bytes : 100.0,
@@ -602,8 +592,13 @@ main(int argc, char **argv)
 	struct opts o;
 	size_t n = 0, i;
 	long left_ms;
+	enum log_format fmt;
 	int rc, code;
 
+	/* Its lines and, exported, its COMMAND's: MODELCACHE_LOG_FORMAT. */
+	if (log_format_parse(getenv("MODELCACHE_LOG_FORMAT"), &fmt) < 0)
+		fmt = LOG_TEXT;
+	log_init("modelcache-preload", fmt, 1);
 	if ((code = parse(argc, argv, &o)) != 0)
 		goto out;
 	o.tty = isatty(STDERR_FILENO);
@@ -641,9 +636,8 @@ main(int argc, char **argv)
 			    *msg != '\0' ? ": " : "", msg);
 		goto out;
 	}
-	fprintf(stderr,
-	    "modelcache-preload: %s ready: commit %.12s, %zu files%s\n",
-	    o.model, mc_model_commit(m), mc_model_nfiles(m),
+	log_info("%s ready: commit %.12s, %zu files%s", o.model,
+	    mc_model_commit(m), mc_model_nfiles(m),
 	    mc_model_stale(m) ? " (stale: the origin is unreachable)" : "");
 	if ((files = files_of(&o, m, &n)) == NULL) {
 		code = EXIT_FAIL;

@@ -58,5 +58,9 @@ target() {
 }
 
 target proto
-target safetensors
+if [ -x "$top_builddir/tests/fuzz/fuzz_safetensors" ]; then
+	target safetensors
+else
+	ok 0 "# SKIP gpt2-server is an example: configure --enable-examples"
+fi
 done_testing

@@ -7,8 +7,12 @@
 # each start there, and the same cold and warm (greedy decoding); the
 # cold timeline and the side-by-side one with their six steps in order;
 # the cold pull fetched the model's bytes and the warm start none (the
-# origin's own counter; the daemon never pulled); modelcache ls; nothing
-# left running; the store verifies; nothing written into the source tree.
+# origin's own counter; the daemon never pulled); the timeline is read
+# from the programs' JSON log events (every line of a start's log is an
+# event of modelcached, modelcache-preload or gpt2-server with its "ts",
+# and the steps are as far apart as the events that say them);
+# modelcache ls; nothing left running; the store verifies; nothing
+# written into the source tree.
 # Then the demo again in the same directory: the model is not made again,
 # and a SIGTERM in the middle of it leaves nothing running either.  And
 # MODEL=hf://openai-community/gpt2, the Hub's path (modelcache pull of the
@@ -28,6 +32,10 @@ for tool in jq curl; do
 		exit 0
 	fi
 done
+if [ ! -x "$top_builddir/gpt2-server" ]; then
+	echo "1..0 # SKIP gpt2-server is an example: configure --enable-examples"
+	exit 0
+fi
 if ! "$PY3" -c 'import numpy' 2>/dev/null; then
 	echo "1..0 # SKIP $PY3 has no numpy (make-model; Debian: python3-numpy)"
 	exit 0
@@ -72,6 +80,22 @@ in_order() {
 		[ -n "$ms" ] && [ "$ms" -ge "$prev" ] || return 1
 		prev=$ms
 	done
+}
+
+# step NAME STEP: the step's ms in the start's timeline.
+step() {
+	awk -v s="$2" '$1 == s { print $2; exit }' "$R/$1.timeline"
+}
+
+# event NAME PROG REGEX [N]: the time (ms since the epoch) of the Nth
+# (default first) event of PROG whose message matches REGEX in the
+# start's log.
+event() {
+	jq -rRn --arg p "$2" --arg re "$3" --argjson n "${4:-1}" '
+	    [inputs | fromjson | select(.prog == $p and (.msg | test($re)))] |
+	    .[$n - 1].ts | capture("^(?<s>[^.]+)\\.(?<f>[0-9]{3})Z$") |
+	    ((.s + "Z") | fromdateiso8601) * 1000 + (.f | tonumber)' \
+	    "$R/$1.log"
 }
 
 src_state() {
@@ -127,6 +151,33 @@ for start in cold warm; do
 	[ $rc -eq 0 ] || diag "$(cat "$R/$start.timeline")"
 done
 
+# The timeline is the programs' own events: every line of each start's
+# log is a JSON event with its time, and each step is as far from another
+# as the events that say them.
+for start in cold warm; do
+	jq -eR 'fromjson | (.ts | test("^[0-9-]{10}T[0-9:]{8}\\.[0-9]{3}Z$"))
+	    and (.prog | IN("modelcached", "modelcache-preload",
+		"gpt2-server")) and (.msg | type == "string")' "$R/$start.log" \
+	    >/dev/null 2>&1
+	ok $? "$start start: its log is JSON events (ts, prog, msg)"
+	for p in modelcached modelcache-preload gpt2-server; do
+		grep -q "\"prog\":\"$p\"" "$R/$start.log"
+		ok $? "$start start: $p logged JSON"
+	done
+	is "$(($(step $start server) - $(step $start ready)))" \
+	    "$(($(event $start gpt2-server '^listening on ') - \
+	    $(event $start modelcache-preload ' ready: ')))" \
+	    "$start start: ready to server ready, as far as their events"
+	is "$(($(step $start second) - $(step $start warm)))" \
+	    "$(($(event $start gpt2-server '^GET /generate ' 2) - \
+	    $(event $start modelcache-preload '^warmed ')))" \
+	    "$start start: warmed to second response, as far as their events"
+done
+is "$(($(step cold ready) - $(step cold pull)))" \
+    "$(($(event cold modelcache-preload ' ready: ') - \
+    $(event cold modelcached "^pull '.*' done: ")))" \
+    "cold start: pull to ready, as far as their events"
+
 # What the origin served: the model's bytes cold, nothing warm.
 size=$(cat "$D"/models/gpt2-tiny/* | wc -c)
 is "$(awk '$1 == "origin" { print $3 }' "$R/cold.timeline")" "$size" \
@@ -164,7 +215,8 @@ BG=$pid
 # Once the cold start's daemon runs, the demo still has all of both
 # starts ahead.
 n=0
-until grep -q 'modelcached: listening on' "$R/cold.log" 2>/dev/null; do
+until grep -q '"prog":"modelcached","msg":"listening on' "$R/cold.log" \
+    2>/dev/null; do
 	kill -0 "$pid" 2>/dev/null || break
 	n=$((n + 1))
 	[ $n -lt 3000 ] || break

@@ -3,7 +3,8 @@
 # the README (the first line of its first code block), run with --no-apt
 # (the test command installed the packages) in a fresh `git clone` of this
 # source tree's commit, building from nothing.  Checked: exit 0; the cold
-# and warm answers and the side-by-side timeline; the origin served the
+# and warm answers and the side-by-side timeline, its steps in order and
+# read from the three programs' JSON log events; the origin served the
 # model's bytes once; nothing left running; the clone's tracked files
 # unchanged and everything it wrote ignored by git (build/, demo/).
 # t0501 checks the demo itself in detail with this build's programs.
@@ -59,6 +60,20 @@ steps="pull|verified, ready|warmed|server ready|first response|second response"
 t='\+[0-9]+\.[0-9]{3} s'
 is "$(grep -Ec "^  ($steps) +$t .* $t" "$T/side")" 6 \
     "it prints the side-by-side timeline of both starts"
+for start in cold warm; do
+	prev=0 rc=0
+	for step in pull ready warm server first second; do
+		ms=$(awk -v s="$step" '$1 == s { print $2; exit }' \
+		    "$R/$start.timeline" 2>/dev/null)
+		[ -n "$ms" ] && [ "$ms" -ge "$prev" ] || rc=1
+		prev=${ms:-0}
+	done
+	ok $rc "the $start start's timeline: its steps in order"
+	[ "$(jq -rR 'fromjson | select(has("ts")) | .prog' "$R/$start.log" \
+	    2>/dev/null | sort -u | tr '\n' ' ')" = \
+	    "gpt2-server modelcache-preload modelcached " ]
+	ok $? "the $start start's log: JSON events of the three programs"
+done
 size=$(cat "$C"/demo/models/gpt2-tiny/* | wc -c)
 grep -Eq "^  origin served +$size bytes +0 bytes$" "$T/side"
 ok $? "the origin served the model's $size bytes cold and none warm"

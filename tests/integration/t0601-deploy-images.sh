@@ -5,7 +5,10 @@
 # as root.  From a copy of the source tree (git's files, or the tree
 # without its build trees), it builds deploy/Dockerfile and
 # deploy/Dockerfile.inference, whose build stages are the same text and
-# share their layers, apt's downloads staying in the cache mounts; the
+# share their layers, apt's downloads staying in the cache mounts (the
+# inference image builds its example, gpt2-server, in a stage of its own:
+# the sidecar's build installs no libmicrohttpd, its image has neither);
+# the
 # runtime images much smaller than the build stage, with no compiler, no
 # headers, no package lists and no model inside, running as uid 65532,
 # exec-form CMD, ENTRYPOINT and HEALTHCHECK (modelcache status --ready);
@@ -165,9 +168,21 @@ ok $rc "deploy/Dockerfile.inference builds ($INF_IMAGE)"
 [ $rc -eq 0 ] || diag "$(tail -30 "$T/build-inf.log")"
 diag "build of $INF_IMAGE after it: $BUILD_S s"
 steps "$T/build-inf.log" >"$T/steps-inf"
-n=$(grep -c '^[a-z]* \[1/2\]' "$T/steps-inf")
-is "$(grep -c '^cached \[1/2\]' "$T/steps-inf") of $n" "$n of $n" \
+# Its stages: build (deploy/Dockerfile's), examples, the runtime.
+n=$(grep -c '^[a-z]* \[1/3\]' "$T/steps-inf")
+is "$(grep -c '^cached \[1/3\]' "$T/steps-inf") of $n" "$n of $n" \
     "every step of its build stage comes from the layer cache"
+[ "$n" -gt 5 ]
+ok $? "its build stage is the first of three ($n steps)"
+
+# The example, gpt2-server, and the one package only it needs are the
+# inference image's: the sidecar's build installs no libmicrohttpd and
+# builds no example.
+! grep -q 'libmicrohttpd' "$T/build-mc.log" &&
+    grep -q 'Setting up libmicrohttpd-dev' "$T/build-inf.log"
+ok $? "libmicrohttpd is installed in the inference image's build only"
+! grep -qi 'examples' "$T/steps-mc" && grep -qi 'examples' "$T/steps-inf"
+ok $? "the sidecar's build has no examples stage, the inference's has"
 
 # The build stage alone, for its size: all from the cache.
 podman_build "$T/build-stage.log" --target build \
@@ -230,6 +245,10 @@ found=$(pm run --rm --network=none --user 0 --entrypoint find \
     -name 'merges.txt' -o -name 'tokenizer.json' \) -print 2>&1)
 is "$found" "" "$INF_IMAGE: no model files inside"
 
+in_image "$MC_IMAGE" /bin/sh -c 'command -v gpt2-server; ls \
+    /usr/lib/*/libmicrohttpd* /usr/local/lib/libmicrohttpd*' >"$T/mhd" 2>&1
+is "$(grep -v 'No such file' "$T/mhd")" "" \
+    "$MC_IMAGE: no gpt2-server, no libmicrohttpd"
 v=$(in_image "$MC_IMAGE" modelcached --version)
 is "$v" "modelcached $MC_TAG" "modelcached --version in the image"
 in_image "$MC_IMAGE" modelcache --help >"$T/help" 2>&1

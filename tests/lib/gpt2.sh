@@ -1,6 +1,7 @@
 # gpt2.sh: gpt2-server under test, and its answers checked against the
 # numpy reference (inference/examples/gpt2/reference.py) by gpt2check.py.
-# Sourced after tap.sh and python.sh.  Skips the test when Python has no
+# Sourced after tap.sh and python.sh.  Skips the test when gpt2-server is
+# not built (an example: configure --enable-examples) or Python has no
 # numpy.
 #
 #   make_model ARGS...        inference/examples/gpt2/make-model ARGS
@@ -22,6 +23,10 @@ SERVER="$top_builddir/gpt2-server"
 GPT2="$top_srcdir/inference/examples/gpt2"
 export PYTHONDONTWRITEBYTECODE=1
 
+if [ ! -x "$SERVER" ]; then
+	echo "1..0 # SKIP gpt2-server is an example: configure --enable-examples"
+	exit 0
+fi
 if ! "$PY3" -c 'import numpy' 2>/dev/null; then
 	echo "1..0 # SKIP $PY3 has no numpy (Debian: python3-numpy)"
 	exit 0

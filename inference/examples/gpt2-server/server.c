@@ -25,6 +25,13 @@
  *
  * SIGINT and SIGTERM stop the server: connections are closed, the model
  * released, exit status 0.
+ *
+ * Its diagnostics are lines on stderr, "gpt2-server: MESSAGE" (and
+ * "listening on HOST:PORT" bare), or with MODELCACHE_LOG_FORMAT=json
+ * (modelcache's setting, which modelcache-preload passes on) one JSON
+ * object a line as modelcache's programs write them:
+ * {"ts":"2026-11-26T18:00:00.123Z","level":"info","prog":"gpt2-server",
+ * "msg":MESSAGE}.  Each line is one write(2).
  */
 #include "config.h"
 
@@ -51,6 +58,11 @@
 #include "tokenizer.h"
 
 #define PROG "gpt2-server"
+
+static int log_json; /* MODELCACHE_LOG_FORMAT=json; set once in main */
+
+static void say(const char *level, int bare, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 #define DEFAULT_LISTEN "127.0.0.1:8080"
 #define DEFAULT_MAX_TOKENS 16
 #define MAX_TOKENS_MAX 1024
@@ -596,8 +608,8 @@ handler(void *cls, struct MHD_Connection *c, const char *url,
 	ret = MHD_queue_response(c, a.status, resp);
 	MHD_destroy_response(resp);
 	if (strcmp(url, "/healthz") != 0)
-		fprintf(stderr, PROG ": %s %s %u %.1f ms\n", method, url,
-		    a.status, now_ms() - t0);
+		say("info", 0, "%s %s %u %.1f ms", method, url, a.status,
+		    now_ms() - t0);
 	return ret;
 }
 
@@ -614,7 +626,7 @@ mhd_log(void *cls, const char *fmt, va_list ap)
 	n = strlen(msg);
 	while (n > 0 && msg[n - 1] == '\n')
 		msg[--n] = '\0';
-	fprintf(stderr, PROG ": libmicrohttpd: %s\n", msg);
+	say("warn", 0, "libmicrohttpd: %s", msg);
 }
 
 static void
@@ -636,17 +648,54 @@ usage(FILE *to)
 static int fail(int code, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
-/* One line on stderr; returns code. */
+/*
+ * One line on stderr, as text ("gpt2-server: " first unless bare) or as a
+ * JSON object (log_json), handed to one write(2).
+ */
+static void
+say(const char *level, int bare, const char *fmt, ...)
+{
+	struct buf b = { .max = 8192 };
+	struct timespec now;
+	struct tm tm;
+	char msg[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (!log_json) {
+		if (!bare)
+			buf_add(&b, PROG ": ", strlen(PROG ": "));
+		buf_add(&b, msg, strlen(msg));
+	} else {
+		clock_gettime(CLOCK_REALTIME, &now);
+		gmtime_r(&now.tv_sec, &tm);
+		buf_printf(&b,
+		    "{\"ts\":\"%04d-%02d-%02dT%02d:%02d:%02d.%03dZ\","
+		    "\"level\":\"%s\",\"prog\":\"" PROG "\",\"msg\":",
+		    tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
+		    tm.tm_min, tm.tm_sec, (int)(now.tv_nsec / 1000000), level);
+		buf_json_string(&b, msg, strlen(msg));
+		buf_add(&b, "}", 1);
+	}
+	buf_add(&b, "\n", 1);
+	if (!b.failed && write(STDERR_FILENO, b.p, b.len) < 0)
+		b.failed = 1; /* stderr is gone: nowhere to say so */
+	free(b.p);
+}
+
+/* One line on stderr, at error level; returns code. */
 static int
 fail(int code, const char *fmt, ...)
 {
+	char msg[1024];
 	va_list ap;
 
-	fprintf(stderr, PROG ": ");
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	fputc('\n', stderr);
+	say("error", 0, "%s", msg);
 	return code;
 }
 
@@ -712,11 +761,14 @@ main(int argc, char **argv)
 	const union MHD_DaemonInfo *info;
 	struct MHD_Daemon *d = NULL;
 	char err[512], host[INET6_ADDRSTRLEN];
+	const char *env;
 	long threads = sysconf(_SC_NPROCESSORS_ONLN);
 	sigset_t sigs;
 	double t0;
 	int ch, sig, rc = 1;
 
+	log_json = (env = getenv("MODELCACHE_LOG_FORMAT")) != NULL &&
+	    strcmp(env, "json") == 0;
 	srv.dir = getenv("MODELCACHE_MODEL_DIR");
 	while ((ch = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
 		switch (ch) {
@@ -781,10 +833,10 @@ main(int argc, char **argv)
 	}
 	srv.eos_id = srv.model.cfg.eos_id >= 0 ? srv.model.cfg.eos_id
 					       : tokenizer_eot(srv.tok);
-	fprintf(stderr,
-	    PROG ": loaded '%s' in %.1f ms: %d layers, %d heads, %d wide, "
-		 "vocabulary %d, context %d, %s (%zu tensors in place, %zu "
-		 "widened to fp32), %d threads\n",
+	say("info", 0,
+	    "loaded '%s' in %.1f ms: %d layers, %d heads, %d wide, "
+	    "vocabulary %d, context %d, %s (%zu tensors in place, %zu "
+	    "widened to fp32), %d threads",
 	    srv.dir, now_ms() - t0, srv.model.cfg.n_layer, srv.model.cfg.n_head,
 	    srv.model.cfg.n_embd, srv.model.cfg.vocab_size,
 	    srv.model.cfg.n_positions, srv.model.dtype, srv.model.in_place,
@@ -814,21 +866,19 @@ main(int argc, char **argv)
 		struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&bound;
 
 		inet_ntop(AF_INET6, &a6->sin6_addr, host, sizeof(host));
-		fprintf(stderr, "listening on [%s]:%u\n", host,
+		say("info", 1, "listening on [%s]:%u", host,
 		    ntohs(a6->sin6_port));
 	} else {
 		struct sockaddr_in *a4 = (struct sockaddr_in *)&bound;
 
 		inet_ntop(AF_INET, &a4->sin_addr, host, sizeof(host));
-		fprintf(stderr, "listening on %s:%u\n", host,
-		    ntohs(a4->sin_port));
+		say("info", 1, "listening on %s:%u", host, ntohs(a4->sin_port));
 	}
 	if (sigwait(&sigs, &sig) != 0) {
 		fail(1, "sigwait failed");
 		goto out;
 	}
-	fprintf(stderr, PROG ": %s, stopping\n",
-	    sig == SIGINT ? "SIGINT" : "SIGTERM");
+	say("info", 0, "%s, stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");
 	rc = 0;
 out:
 	if (d != NULL)

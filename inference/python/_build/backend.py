@@ -8,12 +8,25 @@ setuptools.
 import base64
 import hashlib
 import os
+import re
 import tarfile
 import zipfile
 
 NAME = "modelcache"
-VERSION = "0.1.0"
 HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _version():
+    """The package's __version__, which scripts/sync-version writes from
+    configure.ac (the one place the version is written)."""
+    with open(os.path.join(HERE, NAME, "__init__.py")) as f:
+        m = re.search(r'^__version__ = "([^"]+)"$', f.read(), re.M)
+    if m is None:
+        raise RuntimeError("no __version__ in %s/__init__.py" % NAME)
+    return m.group(1)
+
+
+VERSION = _version()
 TAG = "py3-none-any"
 
 
