@@ -301,8 +301,8 @@ lookup_done(struct index_job *job, int rc)
 
 /*
  * A lookup of ref (which locate() left to the index), not yet queued: the
- * caller sets then and its fields, and queues it (lookup_queue()).  NULL
- * when out of memory.
+ * caller sets then and its fields, and queues it (lookup_queue()), which
+ * frees it after then().  NULL when out of memory.
  */
 static struct lookup *
 lookup_new(struct daemon *d, const struct ref *ref)
