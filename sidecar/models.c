@@ -276,7 +276,7 @@ struct lookup {
 	void (*then)(struct lookup *lk, int found);
 	struct conn *c;
 	int wait;
-	int64_t timeout_ms;
+	uint64_t deadline; /* loop time when c's acquire times out, or 0 */
 	struct flight *fl;
 };
 
@@ -331,6 +331,15 @@ lookup_queue(struct lookup *lk)
 	lk->job.data = lk;
 	index_queue(&lk->d->index, lk->d->loop, &lk->job, lookup_run,
 	    lookup_done);
+}
+
+/* c stops waiting for its lookup, which then ends on its own, unanswered. */
+static void
+unlook(struct conn *c)
+{
+	if (c->lookup != NULL)
+		c->lookup->c = NULL;
+	c->lookup = NULL;
 }
 
 /* Drops a reference to sn: the last frees it. */
@@ -1285,9 +1294,10 @@ acquire_late(uv_timer_t *t)
 {
 	struct conn *c = t->data;
 
-	if (c->waiting == NULL)
+	if (c->waiting == NULL && c->lookup == NULL)
 		return;
 	unwait(c);
+	unlook(c);
 	conn_error(c, PROTO_TIMEOUT, "the model is not ready yet");
 	conn_resume(c);
 }
@@ -1418,12 +1428,18 @@ static void
 acquire_looked_up(struct lookup *lk, int found)
 {
 	struct conn *c = lk->c;
+	uint64_t now, left = 0;
 	struct ref ref;
 	char err[512];
 
 	if (c == NULL)
-		return; /* gone meanwhile */
+		return; /* gone, or timed out, meanwhile */
 	c->lookup = NULL;
+	uv_timer_stop(&c->timer);
+	/* What is left of the acquire's timeout goes on with its flight. */
+	now = uv_now(c->d->loop);
+	if (lk->deadline > 0)
+		left = lk->deadline > now ? lk->deadline - now : 1;
 	ref_init(&ref);
 	if (c->d->stopping) {
 		conn_error(c, PROTO_SHUTTING_DOWN, "the daemon is stopping");
@@ -1433,7 +1449,7 @@ acquire_looked_up(struct lookup *lk, int found)
 		conn_resume(c);
 	} else
 		acquire_located(c, &ref, &lk->f, found, lk->wait,
-		    lk->timeout_ms);
+		    (int64_t)left);
 	ref_release(&ref);
 }
 
@@ -1485,7 +1501,12 @@ models_acquire(struct conn *c, const struct proto_req *req)
 		lk->then = acquire_looked_up;
 		lk->c = c;
 		lk->wait = req->wait;
-		lk->timeout_ms = req->timeout_ms;
+		if (req->timeout_ms > 0) {
+			lk->deadline =
+			    uv_now(d->loop) + (uint64_t)req->timeout_ms;
+			uv_timer_start(&c->timer, acquire_late,
+			    (uint64_t)req->timeout_ms, 0);
+		}
 		c->lookup = lk;
 		lookup_queue(lk);
 		ref_release(&ref);
@@ -1558,9 +1579,7 @@ models_conn_gone(struct conn *c)
 {
 	size_t i;
 
-	if (c->lookup != NULL) /* it ends on its own, unanswered */
-		c->lookup->c = NULL;
-	c->lookup = NULL;
+	unlook(c);
 	unwait(c);
 	disown(c);
 	if (c->stream != NULL) {

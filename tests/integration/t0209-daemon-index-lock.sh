@@ -6,8 +6,9 @@
 # client's hello answers, an acquire of a model already in the store
 # (located by its ref file) is answered ready with its lease, and an
 # acquire by commit prefix (which only the index resolves) waits without
-# holding anyone else up.  Once the lock goes, the pull's acquire and the
-# prefix's are answered ready, the index lists both models, fsck is clean.
+# holding anyone else up, or past its timeout_ms.  Once the lock goes, the
+# pull's acquire and the prefix's are answered ready, the index lists both
+# models, fsck is clean.
 # Every answer that must come while the lock is held is waited for at most
 # 10 s, a third of the busy timeout: on a daemon whose loop calls SQLite
 # (before the index's queue) none came until the busy timeout ran out.
@@ -95,6 +96,11 @@ ok $? "status still answers with that acquire waiting"
 # Answers carry "ok"; progress events do not.  Only hello is answered.
 is "$(grep -c '"ok"' "$T/two.out")" 1 "the pull's acquire is unanswered"
 is "$(grep -c '"ok"' "$T/prefix.out")" 1 "so is the prefix's"
+# An acquire's timeout_ms holds while it waits for the index too.
+timeout 10 python3 "$top_srcdir/tests/lib/mcclient.py" "$SOCK" \
+    "$req,\"wait\":false,\"timeout_ms\":300}" >"$T/late.out" 2>&1
+last_is "$T/late.out" "a prefix's acquire with timeout_ms 300: timeout" \
+    '.ok == false and .error.code == "timeout"'
 ok "$(kill -0 "$SQL"; echo $?)" "(the lock holder is still there)"
 
 # The lock holder's transaction was never let go: BEGIN inside it fails.
