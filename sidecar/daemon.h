@@ -11,6 +11,22 @@
  * (pull.c); the heartbeats of claims and leases run on a thread of their
  * own (beat.h), so that nothing the loop waits on lets them go stale, and
  * the loop never sleeps on a claim (snapshot.c's removals try once).
+ *
+ * The loop never calls the index: a lock another process holds would stop
+ * it for up to index_busy_timeout, and a refresh walks manifests/.  Every
+ * use of it (a reference only the index resolves, a snapshot published, a
+ * use recorded, the quota enforced, a reload's busy timeout) is a job on
+ * the index's queue (index_queue()): run on the thread pool one at a time,
+ * in the order queued, on the daemon's one SQLite handle, so no two
+ * threads ever use it at once and a held lock ties up one pool thread,
+ * not the pool.  One handle serialized rather than one per job: the index
+ * is more than a connection (its generation, which a refresh may switch),
+ * opening one checks and refreshes it, and SQLite lets one writer in at a
+ * time anyway.  Meanwhile the loop answers hello, status and release, and
+ * an acquire of a model whose ref file (or full commit id) locates it,
+ * from the files alone; the ready answer follows the lease taken (lease.h)
+ * and, after a pull, the publish job's end (the manifest, the view, then
+ * the index row, or the index found busy: snapshot.h).
  */
 #ifndef MC_DAEMON_H
 #define MC_DAEMON_H
@@ -35,6 +51,7 @@
 
 struct daemon;
 struct flight;
+struct lookup;
 struct snap;
 
 /* A lease file of the daemon's, shared by the protocol leases on it. */
@@ -67,6 +84,8 @@ struct conn {
 	pid_t pid;
 	uid_t uid;
 	gid_t gid;
+	/* an acquire waiting for the index to locate its model */
+	struct lookup *lookup;
 	/* an acquire waiting for its flight */
 	struct flight *waiting;
 	struct conn *next_waiter;

@@ -175,10 +175,32 @@ apply(struct daemon *d, struct conf *conf, char *err, size_t errlen)
 
 static void heartbeat(uv_timer_t *t);
 
+/* A reload's busy timeout, set by the index's queue (daemon.h). */
+struct busy_job {
+	struct index_job job;
+	struct index_conf ic;
+};
+
+static int
+busy_run(struct index_job *job, struct index *index)
+{
+	struct busy_job *b = job->data;
+
+	index_set_busy(index, &b->ic);
+	return 0;
+}
+
+static void
+busy_done(struct index_job *job, int rc)
+{
+	(void)rc;
+	free(job->data);
+}
+
 static void
 reload(struct daemon *d)
 {
-	struct index_conf ic = { 0 };
+	struct busy_job *b;
 	struct conf conf;
 	char err[512];
 
@@ -212,9 +234,13 @@ reload(struct daemon *d)
 	uv_timer_start(&d->heartbeat, heartbeat,
 	    (uint64_t)d->store.stale_ms / 4, (uint64_t)d->store.stale_ms / 4);
 	beat_set_interval(&d->beat, d->store.stale_ms / 4);
-	ic.stale_ms = d->store.stale_ms;
-	ic.busy_ms = (int64_t)d->conf.busy_s * 1000;
-	index_set_busy(&d->index, &ic);
+	if ((b = calloc(1, sizeof(*b))) != NULL) {
+		b->ic.stale_ms = d->store.stale_ms;
+		b->ic.busy_ms = (int64_t)d->conf.busy_s * 1000;
+		b->job.data = b;
+		index_queue(&d->index, d->loop, &b->job, busy_run, busy_done);
+	} else
+		log_warnx("reload: out of memory: the busy timeout stays");
 	log_info("configuration reloaded: %zu declared model(s), quota %llu"
 		 " bytes",
 	    d->nkeeps, (unsigned long long)d->conf.max_size);
@@ -252,6 +278,8 @@ stopping(uv_timer_t *t)
 	if (d->flights != NULL)
 		log_warnx("pulls still ending after %d ms: exiting anyway",
 		    STOP_TIMEOUT_MS);
+	/* The index's work not yet started is dropped; the rest ends. */
+	index_queue_cancel(&d->index);
 	uv_timer_stop(t);
 	finish(d);
 }

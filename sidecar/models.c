@@ -24,6 +24,16 @@
  * A ready answer too long for one line (PROTO_LINE_MAX) goes to a client
  * that said "chunked" as "files" events then the ready line, sent as the
  * client reads them (models_stream()); another client gets an error.
+ *
+ * The index is never called from the loop's thread (daemon.h): what needs
+ * it goes to its queue, and the loop goes on serving.  A reference is
+ * located from the files when they say (a revision's ref file, a full
+ * commit id), so that a present model is answered whatever the index is
+ * doing; only a commit prefix, or a revision without its ref file, waits
+ * for the index (struct lookup).  A finished pull's flight stays in the
+ * air, "landing", while the queue enforces the quota and locates the
+ * model; its waiters (and those who come meanwhile) are answered after.
+ * Uses are recorded for eviction behind the answer (touch()).
  */
 #include "config.h"
 
@@ -63,6 +73,8 @@ struct flight {
 	char *include, *exclude; /* copies, split into o.hf's globs */
 	uint64_t done, total, reused;
 	int64_t started_ms;
+	int landing; /* pulled: the quota, then the answers (land()) */
+	int quota_rc;
 };
 
 /*
@@ -192,33 +204,117 @@ complete(struct daemon *d, const struct manifest *m)
 	return 1;
 }
 
-/* Where ref would be in the store: its folder and commit.  1 or 0. */
+/*
+ * Where ref would be in the store, from the files: a named revision is its
+ * ref file, a full commit id names itself (whole() then checks that it is
+ * there).  1 (f filled in); 0 when only the index can say (a commit
+ * prefix, or a revision without its ref file: lookup_new()); -1 when ref
+ * has no place in the store.
+ */
 static int
 locate(struct daemon *d, const struct ref *ref, struct found *f)
 {
 	char repo[2 * REF_REPO_MAX + 2];
 	enum repo_type type;
 	const char *rev;
-
 	int64_t age;
 
 	memset(f, 0, sizeof(*f));
 	if (stored_as(ref, &type, repo, sizeof(repo), &rev) < 0 ||
 	    ref_folder_of(type, repo, f->folder, sizeof(f->folder)) < 0)
-		return 0;
-	/* A named revision is its ref file; ids and prefixes ask the index. */
-	if (!ref_is_hex(rev, DIGEST_SHA1_HEX) &&
-	    read_ref(d, f->folder, rev, f->commit, &age) == 0) {
+		return -1;
+	if (ref_is_hex(rev, DIGEST_SHA1_HEX)) {
+		snprintf(f->commit, sizeof(f->commit), "%s", rev);
+		f->fresh = 1;
+		return 1;
+	}
+	if (read_ref(d, f->folder, rev, f->commit, &age) == 0) {
 		f->fresh =
 		    ref->kind != REF_HF || age < (int64_t)d->conf.refresh_s;
 		return 1;
 	}
+	return 0;
+}
+
+/*
+ * A reference the files do not locate, resolved by the index's queue; then
+ * then() goes on, on the loop, for the acquire of c (NULL once c is gone)
+ * or the landing of fl.
+ */
+struct lookup {
+	struct index_job job;
+	struct daemon *d;
+	enum repo_type type;
+	char repo[2 * REF_REPO_MAX + 2];
+	char rev[REF_REVISION_MAX + 1];
+	struct found f;
+	void (*then)(struct lookup *lk, int found);
+	struct conn *c;
+	int wait;
+	uint64_t deadline; /* loop time when c's acquire times out, or 0 */
+	struct flight *fl;
+};
+
+static int
+lookup_run(struct index_job *job, struct index *index)
+{
+	struct lookup *lk = job->data;
+
 	/* A node's own index first learns what other nodes published. */
-	index_refresh(&d->index, &d->store);
-	if (index_resolve(&d->index, type, repo, rev, f->commit) < 0)
-		return 0;
-	f->fresh = ref->kind != REF_HF || ref_is_hex(rev, DIGEST_SHA1_HEX);
-	return 1;
+	index_refresh(index, &lk->d->store);
+	return index_resolve(index, lk->type, lk->repo, lk->rev, lk->f.commit);
+}
+
+static void
+lookup_done(struct index_job *job, int rc)
+{
+	struct lookup *lk = job->data;
+
+	lk->then(lk, rc == 0);
+	free(lk);
+}
+
+/*
+ * A lookup of ref (which locate() left to the index), not yet queued: the
+ * caller sets then and its fields, and queues it (lookup_queue()), which
+ * frees it after then().  NULL when out of memory.
+ */
+static struct lookup *
+lookup_new(struct daemon *d, const struct ref *ref)
+{
+	struct lookup *lk = calloc(1, sizeof(*lk));
+	const char *rev;
+
+	if (lk == NULL)
+		return NULL;
+	if (stored_as(ref, &lk->type, lk->repo, sizeof(lk->repo), &rev) < 0 ||
+	    ref_folder_of(lk->type, lk->repo, lk->f.folder,
+		sizeof(lk->f.folder)) < 0) {
+		free(lk);
+		return NULL;
+	}
+	snprintf(lk->rev, sizeof(lk->rev), "%s", rev);
+	lk->d = d;
+	/* (A full commit id never comes here: locate() answers it.) */
+	lk->f.fresh = ref->kind != REF_HF;
+	return lk;
+}
+
+static void
+lookup_queue(struct lookup *lk)
+{
+	lk->job.data = lk;
+	index_queue(&lk->d->index, lk->d->loop, &lk->job, lookup_run,
+	    lookup_done);
+}
+
+/* c stops waiting for its lookup, which then ends on its own, unanswered. */
+static void
+unlook(struct conn *c)
+{
+	if (c->lookup != NULL)
+		c->lookup->c = NULL;
+	c->lookup = NULL;
 }
 
 /* Drops a reference to sn: the last frees it. */
@@ -460,9 +556,9 @@ unhold(struct daemon *d, struct held *h)
 }
 
 /*
- * Looks for ref in the store and, when it is there and whole, leases it for
- * c: the lease first, then the check (see lease.h).  Returns 1 (f filled
- * in, the lease the last of c's), 0 when absent, or a negative errno.
+ * Leases for c the snapshot where ref was located (f), when it is whole:
+ * the lease first, then the check (see lease.h).  Returns 1 (f->snap set,
+ * the lease the last of c's), 0 when absent, or a negative errno.
  */
 static int
 find(struct conn *c, const struct ref *ref, struct found *f)
@@ -471,8 +567,6 @@ find(struct conn *c, const struct ref *ref, struct found *f)
 	struct conn_lease *l;
 	int rc;
 
-	if (!locate(d, ref, f))
-		return 0;
 	l = reallocarray(c->leases, c->nleases + 1, sizeof(*l));
 	if (l == NULL)
 		return -ENOMEM;
@@ -491,15 +585,6 @@ find(struct conn *c, const struct ref *ref, struct found *f)
 	return 1;
 }
 
-/* Whether ref is in the store, whole (no lease: for the declared list). */
-static int
-stored(struct daemon *d, const struct ref *ref)
-{
-	struct found f;
-
-	return locate(d, ref, &f) && whole(d, ref, &f);
-}
-
 struct use {
 	int64_t id, last_used;
 };
@@ -514,54 +599,88 @@ snapshot_use(void *arg, const struct index_snapshot *s)
 	return 1;
 }
 
-/*
- * A published snapshot that a shared index has no row for: its publisher
- * found the index busy (snapshot.h).  Its manifest gives the row.
- */
+/* A use of a snapshot, recorded by the index's queue (touch()). */
+struct use_job {
+	struct index_job job;
+	struct daemon *d;
+	struct snap *snap; /* a reference of the job's */
+	int private;	   /* the index is this node's own */
+	int64_t now;
+	int reindexed; /* the snapshot's missing row was written */
+};
+
 static int
-reindex(struct daemon *d, struct found *f)
+touch_run(struct index_job *job, struct index *index)
 {
+	struct use_job *t = job->data;
+	struct snap *sn = t->snap;
+	struct use u = { -1, 0 };
 	struct manifest m;
 	const char *why;
 	int rc;
 
+	index_each_snapshot(index, sn->type, sn->repo, sn->commit, snapshot_use,
+	    &u);
+	/* Published by another node and not yet in this node's index. */
+	if (u.id < 0 && index_refresh(index, &t->d->store) == 0)
+		index_each_snapshot(index, sn->type, sn->repo, sn->commit,
+		    snapshot_use, &u);
+	if (u.id >= 0)
+		return t->now - u.last_used >= 60
+		    ? index_touch(index, u.id, t->now)
+		    : 0;
+	if (t->private)
+		return 0; /* its refresh finds it once the files are whole */
+	/*
+	 * A published snapshot that the shared index has no row for: its
+	 * publisher found the index busy (snapshot.h).  The manifest gives
+	 * the row.
+	 */
 	manifest_init(&m);
-	if ((rc = snapshot_manifest(&d->store, f->folder, f->commit, &m,
+	if ((rc = snapshot_manifest(&t->d->store, sn->folder, sn->commit, &m,
 		 &why)) == 0 &&
-	    (rc = index_add(&d->index, &m)) == 0)
-		log_info("index: wrote the missing row of '%s' (commit %.12s)",
-		    f->folder, f->commit);
+	    (rc = index_add(index, &m)) == 0)
+		t->reindexed = 1;
 	manifest_release(&m);
 	return rc;
 }
 
+static void
+touch_done(struct index_job *job, int rc)
+{
+	struct use_job *t = job->data;
+
+	if (t->reindexed)
+		log_info("index: wrote the missing row of '%s' (commit %.12s)",
+		    t->snap->folder, t->snap->commit);
+	if (rc < 0) /* tried again at the next use */
+		t->snap->touched = 0;
+	snap_put(t->snap);
+	free(t);
+}
+
 /*
- * Records a use for least-recently-used eviction; at most once a minute
- * per snapshot, so that a busy model costs the index no write per acquire.
- * A missing row is written, or tried again at the next use.
+ * Records a use for least-recently-used eviction, behind the answer; at
+ * most once a minute per snapshot, so that a busy model costs the index no
+ * write per acquire.  A missing row is written, or tried again at the next
+ * use.
  */
 static void
 touch(struct daemon *d, struct found *f)
 {
-	struct use u = { -1, 0 };
 	int64_t now = (int64_t)time(NULL);
+	struct use_job *t;
 
-	if (now - f->snap->touched < 60)
+	if (now - f->snap->touched < 60 || (t = calloc(1, sizeof(*t))) == NULL)
 		return;
 	f->snap->touched = now;
-	index_each_snapshot(&d->index, f->snap->type, f->snap->repo, f->commit,
-	    snapshot_use, &u);
-	/* Published by another node and not yet in this node's index. */
-	if (u.id < 0 && index_refresh(&d->index, &d->store) == 0)
-		index_each_snapshot(&d->index, f->snap->type, f->snap->repo,
-		    f->commit, snapshot_use, &u);
-	if (u.id < 0 && !d->index.private) {
-		if (reindex(d, f) < 0)
-			f->snap->touched = 0;
-		return;
-	}
-	if (u.id >= 0 && now - u.last_used >= 60)
-		index_touch(&d->index, u.id, now);
+	t->d = d;
+	t->snap = f->snap;
+	t->snap->refs++;
+	t->private = d->index.private;
+	t->now = now;
+	t->job.data = t;
+	index_queue(&d->index, d->loop, &t->job, touch_run, touch_done);
 }
 
 /* Drops the lease find() just took for c (the last of c's). */
@@ -843,29 +962,22 @@ flight_progress(void *arg, const struct pull_progress *pp)
 			(json_int_t)pp->reused)));
 }
 
-/* Removes a snapshot just pulled that the quota has no room for. */
-static void
-drop_new(struct daemon *d, const struct found *f)
-{
-	struct use u = { -1, 0 };
-
-	if (f->commit[0] == '\0' ||
-	    lease_live(&d->store, f->folder, f->commit, d->store.stale_ms) !=
-		0 ||
-	    f->snap == NULL ||
-	    index_each_snapshot(&d->index, f->snap->type, f->snap->repo,
-		f->commit, snapshot_use, &u) < 0 ||
-	    u.id < 0)
-		return;
-	if (snapshot_remove(&d->store, &d->index, f->folder, f->commit, u.id,
-		d->store.stale_ms, NULL) == 0)
-		log_info("quota: removed '%s' (commit %.12s) again", f->folder,
-		    f->commit);
-}
-
+/*
+ * The quota after a pull, enforced by the index's queue: what it needs is
+ * copied in, what it did is copied out and logged on the loop.
+ */
 struct quota {
-	struct daemon *d;
-	struct found self; /* the snapshot just pulled */
+	struct index_job job;
+	struct flight *fl;
+	struct store *store;
+	uint64_t max_size;
+	int64_t stale_ms;
+	struct found self; /* the snapshot just pulled ("" commit: none) */
+	enum repo_type type;
+	char repo[2 * REF_REPO_MAX + 2];
+	uint64_t after, freed; /* the store's size planned, bytes freed */
+	size_t evicted, kept;  /* snapshots removed, leased meanwhile */
+	int dropped;	       /* the one just pulled, removed again */
 };
 
 /* Kept: what a live lease holds, and the snapshot just pulled. */
@@ -877,75 +989,137 @@ skip_kept(void *arg, const char *folder, const char *commit)
 	if (strcmp(folder, q->self.folder) == 0 &&
 	    strcmp(commit, q->self.commit) == 0)
 		return 1;
-	return lease_live(&q->d->store, folder, commit, q->d->store.stale_ms) !=
-	    0;
+	return lease_live(q->store, folder, commit, q->stale_ms) != 0;
+}
+
+/* Removes a snapshot just pulled that the quota has no room for. */
+static void
+drop_new(struct quota *q, struct index *index)
+{
+	struct use u = { -1, 0 };
+
+	if (q->self.commit[0] == '\0' ||
+	    lease_live(q->store, q->self.folder, q->self.commit, q->stale_ms) !=
+		0 ||
+	    index_each_snapshot(index, q->type, q->repo, q->self.commit,
+		snapshot_use, &u) < 0 ||
+	    u.id < 0)
+		return;
+	q->dropped = snapshot_remove(q->store, index, q->self.folder,
+			 q->self.commit, u.id, q->stale_ms, NULL) == 0;
 }
 
 /*
- * After a pull: evicts least recently used snapshots, neither pinned nor
- * leased, until the store fits the quota.  When it cannot fit with the
- * new snapshot in, the new snapshot goes (unless someone holds it) and
- * the pull fails with no space.
+ * Evicts least recently used snapshots, neither pinned nor leased, until
+ * the store fits the quota.  When it cannot fit with the new snapshot in,
+ * the new snapshot goes (unless someone holds it): -ENOSPC.
  */
 static int
-enforce_quota(struct daemon *d, struct flight *fl)
+quota_run(struct index_job *job, struct index *index)
 {
+	struct quota *q = job->data;
 	struct gc_plan plan;
-	struct quota q;
-	uint64_t freed = 0;
-	size_t i, n = 0;
+	size_t i;
 	int rc;
 
-	if (d->conf.max_size == 0)
-		return 0;
-	memset(&q, 0, sizeof(q));
-	q.d = d;
-	if (locate(d, &fl->ref, &q.self) && !whole(d, &fl->ref, &q.self))
-		q.self.commit[0] = '\0';
-	if ((rc = index_refresh(&d->index, &d->store)) < 0)
+	if ((rc = index_refresh(index, q->store)) < 0)
 		return rc;
-	rc = gc_plan(&d->index, d->conf.max_size, skip_kept, &q, &plan);
-	if (rc == 0 && plan.after > d->conf.max_size) {
-		log_warnx("quota %llu bytes cannot be met with '%s' in the"
-			  " store (%llu bytes kept pinned or leased)",
-		    (unsigned long long)d->conf.max_size, fl->key,
-		    (unsigned long long)plan.after);
-		gc_plan_release(&plan);
-		drop_new(d, &q.self);
-		return -ENOSPC;
-	}
+	rc = gc_plan(index, q->max_size, skip_kept, q, &plan);
 	if (rc < 0)
 		return rc;
-	rc = gc_run(&d->store, &d->index, &plan, d->store.stale_ms, &freed);
+	q->after = plan.after;
+	if (plan.after > q->max_size) {
+		gc_plan_release(&plan);
+		drop_new(q, index);
+		return -ENOSPC;
+	}
+	rc = gc_run(q->store, index, &plan, q->stale_ms, &q->freed);
 	for (i = 0; i < plan.n; i++)
-		n += !plan.victims[i].kept;
-	if (n > 0)
-		log_info("quota: evicted %zu snapshot(s), %llu bytes freed", n,
-		    (unsigned long long)freed);
-	if (n < plan.n)
-		log_info("quota: %zu snapshot(s) leased meanwhile: kept",
-		    plan.n - n);
+		q->evicted += !plan.victims[i].kept;
+	q->kept = plan.n - q->evicted;
 	gc_plan_release(&plan);
 	return rc;
 }
 
-/* Answers one waiter of a finished flight. */
+static void land_locate(struct flight *fl);
+
 static void
-answer(struct conn *c, struct flight *fl, int quota_rc)
+quota_done(struct index_job *job, int rc)
+{
+	struct quota *q = job->data;
+	struct flight *fl = q->fl;
+
+	if (rc == -ENOSPC)
+		log_warnx("quota %llu bytes cannot be met with '%s' in the"
+			  " store (%llu bytes kept pinned or leased)",
+		    (unsigned long long)q->max_size, fl->key,
+		    (unsigned long long)q->after);
+	if (q->dropped)
+		log_info("quota: removed '%s' (commit %.12s) again",
+		    q->self.folder, q->self.commit);
+	if (q->evicted > 0)
+		log_info("quota: evicted %zu snapshot(s), %llu bytes freed",
+		    q->evicted, (unsigned long long)q->freed);
+	if (q->kept > 0)
+		log_info("quota: %zu snapshot(s) leased meanwhile: kept",
+		    q->kept);
+	fl->quota_rc = rc;
+	free(q);
+	land_locate(fl);
+}
+
+/*
+ * After a pull: the quota goes to the index's queue (the flight lands
+ * after it), or there is none to enforce.  1 when queued.
+ */
+static int
+enforce_quota(struct daemon *d, struct flight *fl)
+{
+	const char *rev;
+	struct quota *q;
+
+	if (d->conf.max_size == 0)
+		return 0;
+	if ((q = calloc(1, sizeof(*q))) == NULL) {
+		fl->quota_rc = -ENOMEM;
+		return 0;
+	}
+	q->fl = fl;
+	q->store = &d->store;
+	q->max_size = d->conf.max_size;
+	q->stale_ms = d->store.stale_ms;
+	/* The snapshot the pull published, when it is there, whole. */
+	if (stored_as(&fl->ref, &q->type, q->repo, sizeof(q->repo), &rev) ==
+		0 &&
+	    ref_folder_of(q->type, q->repo, q->self.folder,
+		sizeof(q->self.folder)) == 0) {
+		snprintf(q->self.commit, sizeof(q->self.commit), "%s",
+		    fl->r.commit);
+		if (!whole(d, &fl->ref, &q->self))
+			q->self.commit[0] = '\0';
+		q->self.snap = NULL; /* the loop's cache: not the queue's */
+	}
+	q->job.data = q;
+	index_queue(&d->index, d->loop, &q->job, quota_run, quota_done);
+	return 1;
+}
+
+/* Answers one waiter of a landed flight, where it was located (or not). */
+static void
+answer(struct conn *c, struct flight *fl, const struct found *where,
+    int located)
 {
 	enum pull_error e = fl->r.pull.error;
-	struct found f;
+	struct found f = *where;
 	int rc;
 
 	uv_timer_stop(&c->timer);
-	rc = e == PULL_OK && quota_rc == 0 ? find(c, &fl->ref, &f)
-	    : e == PULL_NETWORK		   ? find(c, &fl->ref, &f)
-					   : 0;
+	rc = located ? find(c, &fl->ref, &f) : 0;
 	if (rc == 1) {
 		send_ready(c, c->model, &f, e != PULL_OK);
-	} else if (quota_rc < 0 && quota_rc != -ENOSPC) {
-		conn_error(c, PROTO_INTERNAL, strerror(-quota_rc));
-	} else if (quota_rc == -ENOSPC) {
+	} else if (fl->quota_rc < 0 && fl->quota_rc != -ENOSPC) {
+		conn_error(c, PROTO_INTERNAL, strerror(-fl->quota_rc));
+	} else if (fl->quota_rc == -ENOSPC) {
 		conn_error(c, PROTO_NO_SPACE,
 		    "the store's quota cannot be met: other models are"
 		    " pinned or in use");
@@ -959,23 +1133,93 @@ answer(struct conn *c, struct flight *fl, int quota_rc)
 	conn_resume(c);
 }
 
+/*
+ * The end of a flight: the declared model's state, every waiter answered
+ * (the model leased where it was located), the flight gone.
+ */
 static void
-flight_done(void *arg)
+land(struct flight *fl, struct found *f, int located)
 {
-	struct flight *fl = arg, **pp;
 	struct daemon *d = fl->d;
-	struct conn *c, *next, *owner = NULL;
-	int quota_rc = 0;
+	enum pull_error e = fl->r.pull.error;
+	struct flight **pp;
+	struct conn *c, *next;
+	struct found probe;
 
 	for (pp = &d->flights; *pp != NULL; pp = &(*pp)->next)
 		if (*pp == fl) {
 			*pp = fl->next;
 			break;
 		}
+	if (fl->keep != NULL) {
+		/* An unreachable origin leaves a stored model ready. */
+		probe = *f;
+		fl->keep->state = (e == PULL_OK && fl->quota_rc == 0) ||
+			(e == PULL_NETWORK && located &&
+			    whole(d, &fl->ref, &probe))
+		    ? "ready"
+		    : "failed";
+		snprintf(fl->keep->error, sizeof(fl->keep->error), "%.500s",
+		    e != PULL_OK	   ? fl->r.pull.message
+			: fl->quota_rc < 0 ? "the quota cannot be met"
+					   : "");
+		snprintf(fl->keep->commit, sizeof(fl->keep->commit), "%s",
+		    fl->r.commit);
+	}
+	for (c = fl->waiters; c != NULL; c = next) {
+		next = c->next_waiter;
+		c->waiting = NULL;
+		c->next_waiter = NULL;
+		answer(c, fl, f, located);
+	}
+	flight_free(fl);
+}
+
+static void
+land_looked_up(struct lookup *lk, int found)
+{
+	land(lk->fl, &lk->f, found);
+}
+
+/*
+ * Locates what the flight pulled (or, the origin unreachable, what the
+ * store had), from the files or through the index's queue, then lands.
+ */
+static void
+land_locate(struct flight *fl)
+{
+	enum pull_error e = fl->r.pull.error;
+	struct lookup *lk;
+	struct found f;
+	int rc = -1;
+
+	memset(&f, 0, sizeof(f));
+	if ((e == PULL_OK && fl->quota_rc == 0) || e == PULL_NETWORK)
+		rc = locate(fl->d, &fl->ref, &f);
+	if (rc == 0 && (lk = lookup_new(fl->d, &fl->ref)) != NULL) {
+		lk->then = land_looked_up;
+		lk->fl = fl;
+		lookup_queue(lk);
+		return;
+	}
+	land(fl, &f, rc == 1);
+}
+
+/* The pull is over: the flight lands once the index's work is done. */
+static void
+flight_done(void *arg)
+{
+	struct flight *fl = arg;
+	struct daemon *d = fl->d;
+	struct conn *owner = NULL;
+
+	fl->op = NULL;
+	fl->landing = 1;
 	if (fl->owner != NULL && !fl->queued) {
 		owner = fl->owner;
 		owner->npulls--;
 	}
+	fl->owner = NULL;
 	if (fl->r.pull.claims_lost > 0)
 		log_warnx("pull '%s': %u claim(s) taken over while this daemon"
 			  " stalled: stood down, nothing published over them",
@@ -994,33 +1238,12 @@ flight_done(void *arg)
 				  " fsck",
 			    fl->key);
 		confirm_ref(d, &fl->ref);
-		quota_rc = enforce_quota(d, fl);
 	} else
 		log_warnx("pull '%s' failed (%s): %s", fl->key,
 		    err_name((enum err_code)fl->r.pull.error),
 		    fl->r.pull.message);
-	if (fl->keep != NULL) {
-		/* An unreachable origin leaves a stored model ready. */
-		fl->keep->state =
-		    (fl->r.pull.error == PULL_OK && quota_rc == 0) ||
-			(fl->r.pull.error == PULL_NETWORK &&
-			    stored(d, &fl->ref))
-		    ? "ready"
-		    : "failed";
-		snprintf(fl->keep->error, sizeof(fl->keep->error), "%.500s",
-		    fl->r.pull.error != PULL_OK ? fl->r.pull.message
-			: quota_rc < 0		? "the quota cannot be met"
-						: "");
-		snprintf(fl->keep->commit, sizeof(fl->keep->commit), "%s",
-		    fl->r.commit);
-	}
-	for (c = fl->waiters; c != NULL; c = next) {
-		next = c->next_waiter;
-		c->waiting = NULL;
-		c->next_waiter = NULL;
-		answer(c, fl, quota_rc);
-	}
-	flight_free(fl);
+	if (fl->r.pull.error != PULL_OK || !enforce_quota(d, fl))
+		land_locate(fl);
 	if (owner != NULL)
 		promote(owner);
 }
@@ -1046,9 +1269,10 @@ acquire_late(uv_timer_t *t)
 {
 	struct conn *c = t->data;
 
-	if (c->waiting == NULL)
+	if (c->waiting == NULL && c->lookup == NULL)
 		return;
 	unwait(c);
+	unlook(c);
 	conn_error(c, PROTO_TIMEOUT, "the model is not ready yet");
 	conn_resume(c);
 }
@@ -1117,11 +1341,98 @@ out:
 	return rc;
 }
 
+/*
+ * The rest of an acquire of ref, once located (f, when located) or known
+ * to be absent: the ready answer, or the flight to wait for.
+ */
+static void
+acquire_located(struct conn *c, const struct ref *ref, struct found *f,
+    int located, int wait, int64_t timeout_ms)
+{
+	struct daemon *d = c->d;
+	struct flight *fl;
+	char err[512];
+	int rc;
+
+	rc = located ? find(c, ref, f) : 0;
+	if (rc < 0) {
+		conn_error(c, PROTO_INTERNAL, strerror(-rc));
+		goto out;
+	}
+	/* An imported model has no origin to confirm its ref with. */
+	if (rc == 1 && !f->snap->from_hub)
+		f->fresh = 1;
+	if (rc == 1 && (f->fresh || !wait)) {
+		send_ready(c, c->model, f, 0);
+		if (!f->fresh) /* refreshed behind the answer */
+			flight_get(d, c->model, ref, c, err, sizeof(err));
+		goto out;
+	}
+	if (rc ==
+	    1) /* There, but the ref wants confirming: the flight decides. */
+		unfind(c);
+	if ((fl = flight_get(d, c->model, ref, c, err, sizeof(err))) == NULL) {
+		conn_error(c, PROTO_INTERNAL, err);
+		goto out;
+	}
+	if (!wait) {
+		conn_send(c,
+		    proto_ok_line(json_pack("{s:s, s:s, s:s, s:I, s:I}",
+			"event", "state", "model", c->model, "state",
+			fl->queued ? "queued" : "pulling", "done_bytes",
+			(json_int_t)fl->done, "total_bytes",
+			(json_int_t)fl->total)));
+		goto out;
+	}
+	log_info("acquire '%s' (connection %llu, pid %d): waiting for the"
+		 " pull%s",
+	    c->model, (unsigned long long)c->id, (int)c->pid,
+	    fl->queued ? " (queued)" : "");
+	c->waiting = fl;
+	c->next_waiter = fl->waiters;
+	fl->waiters = c;
+	if (timeout_ms > 0)
+		uv_timer_start(&c->timer, acquire_late, (uint64_t)timeout_ms,
+		    0);
+	return; /* answered when the flight lands */
+out:
+	conn_resume(c);
+}
+
+static void
+acquire_looked_up(struct lookup *lk, int found)
+{
+	struct conn *c = lk->c;
+	uint64_t now, left = 0;
+	struct ref ref;
+	char err[512];
+
+	if (c == NULL)
+		return; /* gone, or timed out, meanwhile */
+	c->lookup = NULL;
+	uv_timer_stop(&c->timer);
+	/* What is left of the acquire's timeout goes on with its flight. */
+	now = uv_now(c->d->loop);
+	if (lk->deadline > 0)
+		left = lk->deadline > now ? lk->deadline - now : 1;
+	ref_init(&ref);
+	if (c->d->stopping) {
+		conn_error(c, PROTO_SHUTTING_DOWN, "the daemon is stopping");
+		conn_resume(c);
+	} else if (parse_model(c->model, &ref, err, sizeof(err)) < 0) {
+		conn_error(c, PROTO_INTERNAL, err); /* parsed before */
+		conn_resume(c);
+	} else
+		acquire_located(c, &ref, &lk->f, found, lk->wait,
+		    (int64_t)left);
+	ref_release(&ref);
+}
+
 void
 models_acquire(struct conn *c, const struct proto_req *req)
 {
 	struct daemon *d = c->d;
-	struct flight *fl;
+	struct lookup *lk;
 	struct ref ref;
 	struct found f;
 	char err[512];
@@ -1156,49 +1467,29 @@ models_acquire(struct conn *c, const struct proto_req *req)
 		conn_error(c, PROTO_BUSY, err);
 		goto out;
 	}
-	rc = find(c, &ref, &f);
-	if (rc < 0) {
-		conn_error(c, PROTO_INTERNAL, strerror(-rc));
-		goto out;
+	rc = locate(d, &ref, &f);
+	if (rc == 0 && (lk = lookup_new(d, &ref)) != NULL) {
+		/* Only the index knows: the connection waits for it. */
+		log_debug("acquire '%s' (connection %llu, pid %d): waiting for"
+			  " the index",
+		    req->model, (unsigned long long)c->id, (int)c->pid);
+		lk->then = acquire_looked_up;
+		lk->c = c;
+		lk->wait = req->wait;
+		if (req->timeout_ms > 0) {
+			lk->deadline =
+			    uv_now(d->loop) + (uint64_t)req->timeout_ms;
+			uv_timer_start(&c->timer, acquire_late,
+			    (uint64_t)req->timeout_ms, 0);
+		}
+		c->lookup = lk;
+		lookup_queue(lk);
+		ref_release(&ref);
+		return;
 	}
-	/* An imported model has no origin to confirm its ref with. */
-	if (rc == 1 && !f.snap->from_hub)
-		f.fresh = 1;
-	if (rc == 1 && (f.fresh || !req->wait)) {
-		send_ready(c, req->model, &f, 0);
-		if (!f.fresh) /* refreshed behind the answer */
-			flight_get(d, req->model, &ref, c, err, sizeof(err));
-		goto out;
-	}
-	if (rc ==
-	    1) /* There, but the ref wants confirming: the flight decides. */
-		unfind(c);
-	if ((fl = flight_get(d, req->model, &ref, c, err, sizeof(err))) ==
-	    NULL) {
-		conn_error(c, PROTO_INTERNAL, err);
-		goto out;
-	}
-	if (!req->wait) {
-		conn_send(c,
-		    proto_ok_line(json_pack("{s:s, s:s, s:s, s:I, s:I}",
-			"event", "state", "model", req->model, "state",
-			fl->queued ? "queued" : "pulling", "done_bytes",
-			(json_int_t)fl->done, "total_bytes",
-			(json_int_t)fl->total)));
-		goto out;
-	}
-	log_info("acquire '%s' (connection %llu, pid %d): waiting for the"
-		 " pull%s",
-	    req->model, (unsigned long long)c->id, (int)c->pid,
-	    fl->queued ? " (queued)" : "");
-	c->waiting = fl;
-	c->next_waiter = fl->waiters;
-	fl->waiters = c;
-	if (req->timeout_ms > 0)
-		uv_timer_start(&c->timer, acquire_late,
-		    (uint64_t)req->timeout_ms, 0);
+	acquire_located(c, &ref, &f, rc == 1, req->wait, req->timeout_ms);
 	ref_release(&ref);
-	return; /* answered when the flight lands */
+	return;
 out:
 	ref_release(&ref);
 	conn_resume(c);
@@ -1263,6 +1554,7 @@ models_conn_gone(struct conn *c)
 {
 	size_t i;
 
+	unlook(c);
 	unwait(c);
 	disown(c);
 	if (c->stream != NULL) {
@@ -1474,6 +1766,7 @@ again:
 			goto again;
 		}
 	for (fl = d->flights; fl != NULL; fl = fl->next)
-		pull_ref_stop(fl->op);
+		if (!fl->landing)
+			pull_ref_stop(fl->op);
 	return d->flights != NULL;
 }

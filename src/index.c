@@ -539,6 +539,94 @@ index_open(struct index *index, struct store *store,
 	return rc;
 }
 
+static void queue_next(struct index *index);
+
+static void
+queue_work(uv_work_t *w)
+{
+	struct index_job *job = w->data;
+
+	job->rc = job->run(job, job->index);
+}
+
+static void
+queue_after(uv_work_t *w, int status)
+{
+	struct index_job *job = w->data;
+	struct index *index = job->index;
+
+	index->jobs = job->next;
+	if (index->jobs == NULL)
+		index->last = NULL;
+	index->running = 0;
+	/* Done first: what done() queues comes after what was queued. */
+	job->done(job, status < 0 ? status : job->rc);
+	queue_next(index);
+}
+
+static void
+queue_next(struct index *index)
+{
+	struct index_job *job = index->jobs;
+	int rc;
+
+	if (job == NULL || index->running)
+		return;
+	index->running = 1;
+	job->work.data = job;
+	if ((rc = uv_queue_work(job->loop, &job->work, queue_work,
+		 queue_after)) < 0) {
+		/* Only for a bad call: end it as failed, keep the order. */
+		job->rc = rc;
+		queue_after(&job->work, rc);
+	}
+}
+
+void
+index_queue(struct index *index, uv_loop_t *loop, struct index_job *job,
+    int (*run)(struct index_job *job, struct index *index),
+    void (*done)(struct index_job *job, int rc))
+{
+	job->next = NULL;
+	job->index = index;
+	job->loop = loop;
+	job->run = run;
+	job->done = done;
+	job->rc = 0;
+	if (index->last != NULL)
+		index->last->next = job;
+	else
+		index->jobs = job;
+	index->last = job;
+	queue_next(index);
+}
+
+void
+index_queue_cancel(struct index *index)
+{
+	struct index_job *job, *rest;
+
+	/* The running one (the first) stays; the rest end now. */
+	if (index->jobs == NULL)
+		return;
+	rest = index->running ? index->jobs->next : index->jobs;
+	if (index->running) {
+		index->jobs->next = NULL;
+		index->last = index->jobs;
+	} else
+		index->jobs = index->last = NULL;
+	while ((job = rest) != NULL) {
+		rest = job->next;
+		job->done(job, -ECANCELED);
+	}
+}
+
+int
+index_queue_busy(const struct index *index)
+{
+	return index->jobs != NULL;
+}
+
 void
 index_close(struct index *index)
 {

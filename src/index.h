@@ -28,17 +28,31 @@
  * one has open, and "<path>.gen" is replaced to name that generation.
  * Openers follow "<path>.gen"; index_refresh() reopens when it changed.
  * The schema is in index.c.
+ *
+ * A program on a libuv loop never calls the index from the loop's thread
+ * while it serves: a lock another process holds makes any call wait up to
+ * the busy timeout, and a refresh walks manifests/.  It queues the work
+ * instead (index_queue()): each job runs on libuv's thread pool, one at a
+ * time, in the order queued, on this one handle.  One queue rather than a
+ * connection per job, because the handle is more than a connection (the
+ * generation open, which index_refresh() may switch), SQLite lets one
+ * writer in at a time anyway, and a held lock then ties up one pool
+ * thread, never all of them (hashing and fsyncs share the pool).
  */
 #ifndef MC_INDEX_H
 #define MC_INDEX_H
 
 #include <stdint.h>
 
+#include <uv.h>
+
 #include "manifest.h"
 #include "store.h"
 
 #define INDEX_BUSY_MS 30000 /* the most any busy timeout may be */
 #define INDEX_NODE_MAX 64
+
+struct index_job;
 
 struct index {
 	void *db;	 /* sqlite3 *, owned */
@@ -48,6 +62,9 @@ struct index {
 	int busy_ms;
 	unsigned gen;		   /* the generation open (see above) */
 	char path[STORE_PATH_MAX]; /* the index's name, before generations */
+	/* index_queue(): the first is the running one, when running is set */
+	struct index_job *jobs, *last;
+	int running;
 };
 
 /* Where the index lives and how long it waits; NULL fields are defaults. */
@@ -84,6 +101,43 @@ void index_close(struct index *index);
  * on the open index too: a reload's new stale limit takes effect.
  */
 void index_set_busy(struct index *index, const struct index_conf *ic);
+
+/*
+ * Work on the index off the loop (see above).  The owner embeds it, sets
+ * data, and gets it back in done().
+ */
+struct index_job {
+	uv_work_t work; /* the queue's, as next */
+	struct index_job *next;
+	struct index *index;
+	uv_loop_t *loop;
+	/* on a pool thread, alone on the index: 0 or a negative errno */
+	int (*run)(struct index_job *job, struct index *index);
+	/* then on the loop's thread, with run's result (or -ECANCELED) */
+	void (*done)(struct index_job *job, int rc);
+	void *data; /* the owner's */
+	int rc;
+};
+
+/*
+ * Queues job, whose data the caller has set: run() once every job queued
+ * before it is done, then done().  job must live until done() is called;
+ * the queue does not touch it after.  While a job is queued, the loop's
+ * thread calls no other index function (run() and done() may queue more).
+ */
+void index_queue(struct index *index, uv_loop_t *loop, struct index_job *job,
+    int (*run)(struct index_job *job, struct index *index),
+    void (*done)(struct index_job *job, int rc));
+
+/*
+ * The jobs queued but not started end at once, done() with -ECANCELED (a
+ * program stopping need not wait a busy timeout for each); the running
+ * one ends as it ends.  From the loop's thread.
+ */
+void index_queue_cancel(struct index *index);
+
+/* Whether a job is queued or running. */
+int index_queue_busy(const struct index *index);
 
 /*
  * Whether the store is on a network filesystem (NFS, CIFS/SMB, FUSE, Ceph,

@@ -3,7 +3,10 @@
  *
  * Everything runs on the loop thread except hashing and fsync, which go to
  * the thread pool, one job per file at a time (so a file's digests are only
- * ever touched by one thread at once).  A file moves through:
+ * ever touched by one thread at once), and the index's work (a git file's
+ * etag looked up, the snapshot published), which goes to the index's queue
+ * (index.h): a lock another process holds on the index never stalls the
+ * loop.  A file moves through:
  *
  *	CLAIM  take claims/<sha256>, or wait while another process has it
  *	HEAD   ask the origin where the bytes are (the LFS redirect)
@@ -120,7 +123,8 @@ struct job {
 	/* hashing, in order */
 	uint64_t hashed, hash_until;
 	struct digest d256, d1;
-	int hashing; /* a worker has the job: hashing, or a resume's copy */
+	int hashing; /* a worker has the job: hashing, a resume's copy, or
+			the index's look-up of its etag (etag_run()) */
 	int finalized;
 	/* range state to save once the data it names is on disk */
 	int ranges_dirty;
@@ -129,7 +133,10 @@ struct job {
 	uv_work_t work;
 	int work_rc;
 	char sha256[DIGEST_HEX_MAX], gitsha1[DIGEST_HEX_MAX];
-	uv_timer_t timer; /* waits and backoff */
+	uv_timer_t timer;      /* waits and backoff */
+	struct index_job look; /* its etag, asked of the index */
+	char look_sha[DIGEST_HEX_MAX];
+	uint64_t look_size;
 };
 
 struct pull {
@@ -157,6 +164,8 @@ struct pull {
 	int ended;
 	int stopping;
 	char origin_host[256];
+	struct index_job publish; /* the snapshot, published off the loop */
+	int64_t publish_now;
 };
 
 static void job_step(struct job *j);
@@ -1426,18 +1435,44 @@ job_reused(struct job *j)
  * noted, or (a git file) its file in the index by etag, and reuses the blob.
  */
 /*
- * The blob of an indexed file with this etag.  A node's own index may not
- * know yet what another node published (and noted) before it let the
- * claim we now hold go: the manifests are asked once more.
+ * The index's queue: the blob of an indexed file with this etag.  A node's
+ * own index may not know yet what another node published (and noted)
+ * before it let the claim we now hold go: the manifests are asked once
+ * more.
  */
 static int
-find_etag(struct pull *p, const char *etag, char *sha, uint64_t *size)
+etag_run(struct index_job *look, struct index *index)
 {
-	int rc = index_find_etag(p->index, etag, sha, size);
+	struct job *j = look->data;
+	int rc = index_find_etag(index, j->key, j->look_sha, &j->look_size);
 
-	if (rc == -ENOENT && index_refresh(p->index, p->store) == 0)
-		rc = index_find_etag(p->index, etag, sha, size);
-	return rc == 0;
+	if (rc == -ENOENT && index_refresh(index, j->p->store) == 0)
+		rc = index_find_etag(index, j->key, j->look_sha, &j->look_size);
+	return rc;
+}
+
+/* The claim is ours: a blob the index knows by the etag is reused. */
+static void
+etag_done(struct index_job *look, int rc)
+{
+	struct job *j = look->data;
+	struct pull *p = j->p;
+
+	j->hashing = 0;
+	if (p->stopping) {
+		job_finish(j, S_FAILED);
+		return;
+	}
+	if (rc == 0 && j->look_size == j->file->size &&
+	    store_blob_check(p->store, j->look_sha, j->file->size) == 0) {
+		snprintf(j->file->sha256, sizeof(j->file->sha256), "%s",
+		    j->look_sha);
+		/* Noted, so that nobody waits on us to let the claim go. */
+		claim_note(p->store, &j->claim, j->look_sha);
+		job_reused(j);
+		return;
+	}
+	start_head(j);
 }
 
 /*
@@ -1466,7 +1501,6 @@ key_claim(struct job *j)
 {
 	struct pull *p = j->p;
 	char sha[DIGEST_HEX_MAX];
-	uint64_t size;
 	int rc;
 
 	rc = claim_try(p->store, &j->claim, j->key, store_now_ms(p->store),
@@ -1482,13 +1516,10 @@ key_claim(struct job *j)
 	}
 	if (not_claimed(j, rc))
 		return;
-	if (j->file->gitsha1[0] != '\0' && find_etag(p, j->key, sha, &size) &&
-	    size == j->file->size &&
-	    store_blob_check(p->store, sha, j->file->size) == 0) {
-		snprintf(j->file->sha256, sizeof(j->file->sha256), "%s", sha);
-		/* Noted, so that nobody waits on us to let the claim go. */
-		claim_note(p->store, &j->claim, sha);
-		job_reused(j);
+	if (j->file->gitsha1[0] != '\0') {
+		j->hashing = 1; /* the index's worker has it: etag_done() */
+		j->look.data = j;
+		index_queue(p->index, p->loop, &j->look, etag_run, etag_done);
 		return;
 	}
 	start_head(j);
@@ -1784,38 +1815,62 @@ close_all(struct pull *p)
 	handle_closed((uv_handle_t *)&p->check); /* the hold */
 }
 
+/* The index's queue: the snapshot published (fsyncs and the index row). */
+static int
+publish_run(struct index_job *job, struct index *index)
+{
+	struct pull *p = job->data;
+	int rc;
+
+	if ((rc = add_files(p->m, p->files, p->n)) == 0 &&
+	    p->m->commit[0] == '\0')
+		rc = manifest_derive_commit(p->m);
+	if (rc == 0)
+		rc = snapshot_publish(p->store, index, p->m, p->publish_now);
+	return rc;
+}
+
+/* Published, or not (rc): report, let everything go. */
+static void
+published(struct pull *p, int rc)
+{
+	if (rc == -EBUSY) { /* published all the same */
+		p->r->unindexed = 1;
+		rc = 0;
+	}
+	if (rc < 0) {
+		p->r->error = rc == -ENOSPC ? PULL_NO_SPACE : PULL_INTERNAL;
+		snprintf(p->r->message, sizeof(p->r->message),
+		    "cannot publish the snapshot: %s", strerror(-rc));
+	}
+	cleanup(p);
+	p->done(p->done_arg);
+	close_all(p);
+}
+
+static void
+publish_done(struct index_job *job, int rc)
+{
+	published(job->data, rc);
+}
+
 /* Every file settled: publish the snapshot, report, let everything go. */
 static void
 finish(struct pull *p)
 {
-	int rc = 0;
-
 	/* A failure settles the pull with ranges still in flight: end them. */
 	if (p->stopping)
 		stop_all(p);
 	tick(&p->tick);
 	if (p->r->error == PULL_OK) {
 		/* Every blob is in; the claims are held until the index has it. */
-		if ((rc = add_files(p->m, p->files, p->n)) == 0 &&
-		    p->m->commit[0] == '\0')
-			rc = manifest_derive_commit(p->m);
-		if (rc == 0)
-			rc = snapshot_publish(p->store, p->index, p->m,
-			    (int64_t)time(NULL));
-		if (rc == -EBUSY) { /* published all the same */
-			p->r->unindexed = 1;
-			rc = 0;
-		}
-		if (rc < 0) {
-			p->r->error =
-			    rc == -ENOSPC ? PULL_NO_SPACE : PULL_INTERNAL;
-			snprintf(p->r->message, sizeof(p->r->message),
-			    "cannot publish the snapshot: %s", strerror(-rc));
-		}
+		p->publish_now = (int64_t)time(NULL);
+		p->publish.data = p;
+		index_queue(p->index, p->loop, &p->publish, publish_run,
+		    publish_done);
+		return;
 	}
-	cleanup(p);
-	p->done(p->done_arg);
-	close_all(p);
+	published(p, 0);
 }
 
 /* After each turn of the loop: has everything settled? */

@@ -8,15 +8,16 @@
 # blob of a wrong size or digest, fsck clean.  A stopped process's
 # heartbeats stop with it (its beat thread too): its claim may be taken,
 # which is why a holder checks its claim's line before it publishes.
-# (2) A daemon whose event loop is blocked (its index write waits on
-# another process's exclusive SQLite lock) keeps its leases beating: the
-# lease's mtime moves on while an acquire on that loop is still unanswered.
-# Before the beat thread, heartbeats ran on the loop and stopped with it.
-# Daemon C has stale_after 8 s (beats every 2 s) and index_busy_timeout
-# 6 s, and the lock is held until C answers: its loop waits 6 s for the
-# publish's index row, then 6 s more when the answer tries the row again,
-# so the beat (at most 2 s away) is seen with 10 s to spare, and the end
-# does not depend on when the test lets go.  The index busy past its
+# (2) A daemon whose index write waits on another process's exclusive
+# SQLite lock keeps its leases beating: the lease's mtime moves on while
+# the acquire that waits for that write is still unanswered.  Before the
+# beat thread, heartbeats ran on the loop, and the loop waited on SQLite
+# (since the index's queue, a worker thread waits; t0209).  Daemon C has
+# stale_after 8 s (beats every 2 s) and index_busy_timeout 6 s, and the
+# lock is held until C answers: the publish waits 6 s for its index row
+# before the answer (the row is tried again behind it), so the beat (at
+# most 2 s away) is seen with 4 s to spare, and the end does not depend on
+# when the test lets go.  The index busy past its
 # timeout loses nothing: the files are published and the acquire is
 # answered ready; the row comes at the next use (or from fsck).  A busy
 # timeout at or above stale_after is refused.
@@ -137,7 +138,7 @@ wait_for beaten
 ok $? "the lease's heartbeat moves on"
 # Answers carry "ok"; progress events do not.  Only hello is answered.
 is "$(grep -c '"ok"' "$T/two.out")" 1 \
-    "while the acquire on C's blocked loop is still unanswered"
+    "while the acquire waiting on C's index is still unanswered"
 wait "$TWO"
 ok $? "the acquire is answered while the lock is still held"
 ok "$(kill -0 "$SQL"; echo $?)" "(the lock is held)"

@@ -9,7 +9,8 @@
  * orphan sweep.  Its SQLite file is checked directly where the contract is
  * the file itself: the schema version, the journal mode, and that a missing
  * or corrupt index.db is rebuilt from the manifests with nothing lost.  Two
- * processes opening a new store at once must both succeed.  The gc tests
+ * processes opening a new store at once must both succeed.  Work queued
+ * off a loop (index_queue()) runs in order, one job at a time.  The gc tests
  * publish real snapshots (blobs, manifests, hub view) and check that a plan
  * frees a shared blob only with its last user, never evicts a pinned
  * snapshot, and that running it deletes exactly the blobs it counted.
@@ -20,6 +21,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -492,6 +494,107 @@ test_each_stops(void **state)
 			     stop_five, &calls),
 	    5);
 	assert_int_equal(calls, 1);
+}
+
+/* One job of test_queue: what it saw, and where each callback ran. */
+struct qjob {
+	struct index_job job;
+	int n;	    /* its place in the queue */
+	int *order; /* the done() calls, in turn */
+	size_t *ndone;
+	pthread_t loop; /* the loop's thread */
+	int off_loop;	/* run() ran on another thread */
+	int on_loop;	/* done() ran on the loop's */
+	int rc;
+	char commit[DIGEST_SHA1_HEX + 1];
+	struct qjob *then; /* queued by done(): goes after the rest */
+};
+
+static int
+qjob_run(struct index_job *job, struct index *index)
+{
+	struct qjob *q = job->data;
+
+	q->off_loop = !pthread_equal(pthread_self(), q->loop);
+	return index_resolve(index, REPO_MODEL, "org/name", "main", q->commit);
+}
+
+static void
+qjob_done(struct index_job *job, int rc)
+{
+	struct qjob *q = job->data;
+
+	q->on_loop = pthread_equal(pthread_self(), q->loop);
+	q->rc = rc;
+	q->order[(*q->ndone)++] = q->n;
+	if (q->then != NULL)
+		index_queue(job->index, job->loop, &q->then->job, qjob_run,
+		    qjob_done);
+}
+
+/*
+ * index_queue(): each run() off the loop's thread, one at a time, in the
+ * order queued (what a done() queues comes after what was queued before
+ * it), each done() on the loop's thread; index_queue_cancel() ends the
+ * jobs not started with -ECANCELED, and the running one as it ends.
+ */
+static void
+test_queue(void **state)
+{
+	struct fx *fx = *state;
+	struct qjob q[6];
+	struct manifest a;
+	uv_loop_t loop;
+	int order[6];
+	size_t ndone = 0, i;
+
+	start(&a, REPO_MODEL, "org/name", CA, 100);
+	add_file(fx, &a, "a", "a", NULL);
+	rev(&a, "main");
+	assert_int_equal(index_add(&fx->index, &a), 0);
+	manifest_release(&a);
+	assert_int_equal(uv_loop_init(&loop), 0);
+	memset(q, 0, sizeof(q));
+	for (i = 0; i < 6; i++) {
+		q[i].n = (int)i;
+		q[i].order = order;
+		q[i].ndone = &ndone;
+		q[i].loop = pthread_self();
+		q[i].job.data = &q[i];
+	}
+	/* 0 starts at once; 1 and 2 wait, and are cancelled. */
+	for (i = 0; i < 3; i++)
+		index_queue(&fx->index, &loop, &q[i].job, qjob_run, qjob_done);
+	assert_true(index_queue_busy(&fx->index));
+	index_queue_cancel(&fx->index);
+	assert_int_equal(ndone, 2);
+	assert_int_equal(order[0], 1);
+	assert_int_equal(order[1], 2);
+	assert_int_equal(q[1].rc, -ECANCELED);
+	assert_int_equal(q[2].rc, -ECANCELED);
+	uv_run(&loop, UV_RUN_DEFAULT);
+	assert_int_equal(ndone, 3);
+	assert_int_equal(order[2], 0);
+	assert_int_equal(q[0].rc, 0);
+	assert_string_equal(q[0].commit, CA);
+	assert_false(index_queue_busy(&fx->index));
+	/* 3, 4, then 5, which 3's done() queues. */
+	q[3].then = &q[5];
+	index_queue(&fx->index, &loop, &q[3].job, qjob_run, qjob_done);
+	index_queue(&fx->index, &loop, &q[4].job, qjob_run, qjob_done);
+	uv_run(&loop, UV_RUN_DEFAULT);
+	assert_int_equal(ndone, 6);
+	for (i = 3; i < 6; i++) {
+		assert_int_equal(order[i], (int)i);
+		assert_int_equal(q[i].rc, 0);
+		assert_true(q[i].off_loop);
+		assert_string_equal(q[i].commit, CA);
+	}
+	for (i = 0; i < 6; i++)
+		assert_true(q[i].on_loop);
+	assert_true(q[0].off_loop);
+	assert_false(index_queue_busy(&fx->index));
+	assert_int_equal(uv_loop_close(&loop), 0);
 }
 
 static void
@@ -1794,6 +1897,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_each_stops, setup_index,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_resolve, setup_index,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_queue, setup_index,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_ref_moves, setup_index,
 		    teardown),
