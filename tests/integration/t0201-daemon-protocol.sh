@@ -134,7 +134,7 @@ line() {
 }
 # status_is FILTER: the daemon's status satisfies FILTER (for wait_for).
 status_is() {
-	client '{"op":"status"}' | tail -n 1 | jq -e "$1"
+	client '{"op":"status"}' | tail -n 1 | jqe "$1"
 }
 # events FILE KIND: how many lines of FILE are events of KIND.
 events() {

@@ -137,7 +137,7 @@ api() {
 # --- helpers ----------------------------------------------------------------
 # status_is FILTER: the daemon's status satisfies FILTER.
 status_is() {
-	client '{"op":"status"}' | tail -n 1 | jq -e "$1"
+	client '{"op":"status"}' | tail -n 1 | jqe "$1"
 }
 # source_files DIR: "path size sha256" of each file of DIR, sorted.
 source_files() {

@@ -38,7 +38,7 @@ trap 'for p in $BG; do kill "$p" 2>/dev/null; done; tap_cleanup' EXIT
 
 # status_is FILTER: the daemon's status satisfies FILTER (for wait_for).
 status_is() {
-	client '{"op":"status"}' | tail -n 1 | jq -e "$1"
+	client '{"op":"status"}' | tail -n 1 | jqe "$1"
 }
 # in_err PATTERN: $T/err holds a line matching PATTERN (grep -E).
 in_err() {

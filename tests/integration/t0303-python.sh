@@ -119,7 +119,7 @@ drive() {
 }
 
 status_is() {
-	mc status --json | jq -e "$1"
+	mc status --json | jqe "$1"
 }
 # source_files DIR: "path size sha256" of each file of DIR, sorted.
 source_files() {

@@ -37,7 +37,7 @@ has_snippet() {
 }
 
 status_is() {
-	mc status --json | jq -e "$1"
+	mc status --json | jqe "$1"
 }
 # source_files DIR: "path sha256" of each file of DIR, sorted.
 source_files() {

@@ -22,7 +22,7 @@ BG=
 trap 'for p in $BG; do kill "$p" 2>/dev/null; done; tap_cleanup' EXIT
 
 status_is() {
-	client '{"op":"status"}' | tail -n 1 | jq -e "$1"
+	client '{"op":"status"}' | tail -n 1 | jqe "$1"
 }
 # serve NAME: the command; its pid into $T/NAME.pid, then it waits on the
 # fifo $T/NAME.go and exits 0 (or dies of the signal preload passes on).

@@ -119,7 +119,7 @@ grep -q '^== make-model --size tiny --out ' "$T/demo.out"
 ok $? "it made the tiny GPT-2 with make-model"
 for start in cold warm; do
 	for i in 1 2; do
-		jq -e '(.text | type) == "string" and .tokens == 24' \
+		jqe '(.text | type) == "string" and .tokens == 24' \
 		    "$R/$start-$i.json" >/dev/null 2>&1
 		ok $? "$start start: answer $i has a text and 24 tokens"
 	done
@@ -248,7 +248,7 @@ timeout 600 env DEMO_DIR="$D" DEMO_NO_BUILD=1 DEMO_BUILD="$top_builddir" \
 	rc=$?
 is "$rc" 0 "MODEL=hf://openai-community/gpt2 ./dev demo --no-apt exits 0"
 [ "$rc" -eq 0 ] || diag "$(tail -30 "$T/demo.out")" "$(cat "$T/demo.err")"
-jq -e '.commit | test("^[0-9a-f]{40}$")' "$R/pull.json" >/dev/null 2>&1
+jqe '.commit | test("^[0-9a-f]{40}$")' "$R/pull.json" >/dev/null 2>&1
 ok $? "the cold start began with modelcache pull, which gave the commit"
 is "$(jq -c '[.text, .ids]' "$R/warm-2.json" 2>&1)" \
     "$(jq -c '[.text, .ids]' "$T/local-1.json" 2>&1)" \

@@ -50,7 +50,7 @@ is "$rc" 0 "$cmd --no-apt exits 0 in the clone"
 
 R=$C/demo/run
 for start in cold warm; do
-	jq -e '(.text | type) == "string" and .tokens > 0' \
+	jqe '(.text | type) == "string" and .tokens > 0' \
 	    "$R/$start-1.json" >/dev/null 2>&1
 	ok $? "the $start start answered /generate"
 done

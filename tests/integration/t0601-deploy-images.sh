@@ -382,7 +382,7 @@ pm stop -t 30 inf >/dev/null 2>&1
 is "$(pm wait inf 2>&1)" 0 \
     "SIGTERM: preload (the container's PID 1) passes it on; gpt2-server exits 0, so does it"
 no_leases() {
-	pm exec mcd modelcache status --json | jq -e '.leases | length == 0'
+	pm exec mcd modelcache status --json | jqe '.leases | length == 0'
 }
 wait_for no_leases
 ok $? "its lease ended with it"

@@ -93,7 +93,7 @@ answer() {
 	    curl -sS --noproxy '*' --max-time 60 -G \
 		"http://127.0.0.1:$PORT/generate" --data-urlencode \
 		"prompt=$PROMPT" -d max_tokens=8 -o "$T/$1.json" 2>/dev/null &&
-	    jq -e '.tokens == 8 and (.text | type) == "string"' \
+	    jqe '.tokens == 8 and (.text | type) == "string"' \
 		"$T/$1.json" >/dev/null
 }
 

@@ -56,7 +56,7 @@ ok "$((! $?))" "neither daemon took the other's claim"
 
 # The lease of A, judged by a gc and an fsck 120 s ahead on a third node.
 status_a() {
-	"$MC" status --json --socket "$T/a/mc.sock" | jq -e "$1"
+	"$MC" status --json --socket "$T/a/mc.sock" | jqe "$1"
 }
 wait_for status_a '.leases | length == 1'
 ok $? "A holds the lease"

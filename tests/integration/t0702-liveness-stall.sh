@@ -46,7 +46,7 @@ client_on() {
 	python3 "$top_srcdir/tests/lib/mcclient.py" "$T/$sock/mc.sock" "$@"
 }
 status_on() {
-	"$MC" status --json --socket "$T/$1/mc.sock" | jq -e "$2"
+	"$MC" status --json --socket "$T/$1/mc.sock" | jqe "$2"
 }
 
 # --- (1) A stopped past the stale limit while B pulls ---------------------

@@ -30,7 +30,7 @@ client_on() {
 	python3 "$top_srcdir/tests/lib/mcclient.py" "$T/$sock/mc.sock" "$@"
 }
 status_on() {
-	"$MC" status --json --socket "$T/$1/mc.sock" | jq -e "$2"
+	"$MC" status --json --socket "$T/$1/mc.sock" | jqe "$2"
 }
 ns_of() {
 	stat -L -c %i "/proc/$1/ns/pid"

@@ -20,7 +20,7 @@
 #   stop_daemon [SIGNAL]  stops it; DAEMON_RC is its exit status
 #   client ARGS...        tests/lib/mcclient.py: hello, then requests
 #
-# Checks: is, ok, run_ok, run_fails, jqok (a jq filter over JSON text);
+# Checks: is, ok, run_ok, run_fails, jqok (a jq filter over JSON text), jqe;
 # sha_of FILE; wait_for CMD (bounded polling, never a fixed sleep).
 
 set -u
@@ -243,9 +243,19 @@ wait_for() {
 	done
 }
 
+# jqe FILTER [FILE]: jq -e over one JSON text (stdin or FILE); no text at
+# all fails, where jq 1.6's -e exits 0.
+jqe() {
+	jqe_f=$1
+	shift
+	jq -e -n "input | ($jqe_f)" "$@"
+}
+
 # jqok DESCRIPTION JSON FILTER: the filter holds (jq -e) for the text.
+# Empty text fails: jq 1.6's -e exits 0 when it reads nothing.
 jqok() {
-	if printf '%s\n' "$2" | jq -e "$3" >/dev/null 2>&1; then
+	if [ -n "$(printf '%s' "$2" | tr -d ' \t\n')" ] &&
+		printf '%s\n' "$2" | jq -e "$3" >/dev/null 2>&1; then
 		ok 0 "$1"
 	else
 		ok 1 "$1"
