@@ -16,42 +16,13 @@ nodes_check
 MODELCACHE_STALE_AFTER=2
 export MODELCACHE_STALE_AFTER
 
-mkdir -p "$T/repo"
-printf '{"model_type":"gpt2"}' >"$T/repo/config.json"
-openssl enc -aes-128-ctr -nosalt -pass pass:t0108 </dev/zero 2>/dev/null |
-    head -c 1048576 >"$T/repo/model.safetensors"
-big=$(sha_of "$T/repo/model.safetensors")
-blob="$STORE/blobs/sha256/$(echo "$big" | cut -c1-2)/$big"
-start_origin --repo org/big="$T/repo"
+big_model t0108
 ok $? "the test origin starts"
 
-(export MODELCACHE_CRASH_POINT=pull-range-done MODELCACHE_CRASH_AT=12 \
-    MODELCACHE_CRASH_SIGNAL=STOP
-# Under a shell: the namespace's init (its pid 1) cannot stop itself.
-exec_node +0s sh -c '"$@"; exit $?' sh "$MC" pull --json \
-    --chunk-size 64KiB org/big >"$T/a.out" 2>"$T/a.err") &
-AU=$!
-NODE_UPIDS="$NODE_UPIDS $AU"
-a_pid() {
-	node_pid "$(node_pid "$AU")"
-}
-a_stopped() {
-	A=$(a_pid)
-	[ -n "$A" ] && [ "$(ps -o stat= -p "$A" | cut -c1)" = T ]
-}
-wait_for a_stopped
+stopped_pull pull-range-done 12 org/big
 ok $? "pull A stalls (SIGSTOP) in the middle of the big file"
-A=$(a_pid)
 claim_a=$(cat "$STORE/claims/$big")
-# A's descriptor of its partial file.
-afd=
-for f in /proc/"$A"/fd/*; do
-	case "$(readlink "$f")" in
-	*"tmp/partial.$big"*) afd=$f ;;
-	esac
-done
 ok "$([ -n "$afd" ]; echo $?)" "A has its partial file open ($afd)"
-a_ino=$(stat -L -c %i "$afd")
 saved=$(tail -n +2 "$STORE/tmp/partial.$big.ranges" 2>/dev/null | wc -l)
 diag "ranges A saved before it stalled: $saved of 16"
 

@@ -19,42 +19,13 @@ nodes_check
 MODELCACHE_STALE_AFTER=2
 export MODELCACHE_STALE_AFTER
 
-mkdir -p "$T/repo"
-printf '{"model_type":"gpt2"}' >"$T/repo/config.json"
-openssl enc -aes-128-ctr -nosalt -pass pass:t0109 </dev/zero 2>/dev/null |
-    head -c 1048576 >"$T/repo/model.safetensors"
-big=$(sha_of "$T/repo/model.safetensors")
-blob="$STORE/blobs/sha256/$(echo "$big" | cut -c1-2)/$big"
-start_origin --repo org/big="$T/repo"
+big_model t0109
 ok $? "the test origin starts"
 
 # Only the big file: its "pull-verified" is the process's first.
-(export MODELCACHE_CRASH_POINT=pull-verified MODELCACHE_CRASH_AT=1 \
-    MODELCACHE_CRASH_SIGNAL=STOP
-# Under a shell: the namespace's init (its pid 1) cannot stop itself.
-exec_node +0s sh -c '"$@"; exit $?' sh "$MC" pull --json \
-    --chunk-size 64KiB --include model.safetensors org/big \
-    >"$T/a.out" 2>"$T/a.err") &
-AU=$!
-NODE_UPIDS="$NODE_UPIDS $AU"
-a_pid() {
-	node_pid "$(node_pid "$AU")"
-}
-a_stopped() {
-	A=$(a_pid)
-	[ -n "$A" ] && [ "$(ps -o stat= -p "$A" | cut -c1)" = T ]
-}
-wait_for a_stopped
+stopped_pull pull-verified 1 --include model.safetensors org/big
 ok $? "pull A stalls (SIGSTOP) after verifying its file, before publishing"
-A=$(a_pid)
-afd=
-for f in /proc/"$A"/fd/*; do
-	case "$(readlink "$f")" in
-	*"tmp/partial.$big") afd=$f ;;
-	esac
-done
 ok "$([ -n "$afd" ]; echo $?)" "A has its partial file open ($afd)"
-a_ino=$(stat -L -c %i "$afd")
 
 rm -f "$STORE/tmp/partial.$big.ranges"
 MODELCACHE_CRASH_POINT=pull-range-done MODELCACHE_CRASH_AT=1 \

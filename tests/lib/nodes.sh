@@ -30,6 +30,17 @@
 #                            NODE_PID_<NAME>, the unshare's in
 #                            NODE_UPID_<NAME>; stopped at exit
 #   node_pid UPID            the pid of the process unshare UPID runs
+#   big_model SEED           org/big on the test origin: config.json and a
+#                            1 MiB model.safetensors of SEED's bytes; its
+#                            digest in $big, its blob's path in $blob
+#   stopped_pull POINT N ARGS...
+#                            `modelcache pull --json --chunk-size 64KiB
+#                            ARGS` on a node of its own (+0s), stopped
+#                            (SIGSTOP) at its Nth POINT (MODELCACHE_CRASH_
+#                            POINT); waits for the stop; the unshare's pid
+#                            in AU, the pull's in A, A's descriptor of
+#                            tmp/partial.$big in afd (its inode in a_ino),
+#                            its output in $T/a.out and $T/a.err
 
 NODE_FT=/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1
 NODE_UPIDS=
@@ -104,4 +115,39 @@ node_daemon() {
 		sleep 0.01
 	done
 	eval "NODE_PID_$name=$(node_pid "$upid")"
+}
+
+big_model() {
+	mkdir -p "$T/repo"
+	printf '{"model_type":"gpt2"}' >"$T/repo/config.json"
+	openssl enc -aes-128-ctr -nosalt -pass "pass:$1" </dev/zero \
+	    2>/dev/null | head -c 1048576 >"$T/repo/model.safetensors"
+	big=$(sha_of "$T/repo/model.safetensors")
+	blob="$STORE/blobs/sha256/$(echo "$big" | cut -c1-2)/$big"
+	start_origin --repo org/big="$T/repo"
+}
+
+# Whether the pull that unshare $AU runs is stopped; its pid in A.
+a_stopped() {
+	A=$(node_pid "$(node_pid "$AU")")
+	[ -n "$A" ] && [ "$(ps -o stat= -p "$A" | cut -c1)" = T ]
+}
+
+stopped_pull() {
+	(export MODELCACHE_CRASH_POINT=$1 MODELCACHE_CRASH_AT=$2 \
+	    MODELCACHE_CRASH_SIGNAL=STOP
+	shift 2
+	# Under a shell: the namespace's init (its pid 1) cannot stop itself.
+	exec_node +0s sh -c '"$@"; exit $?' sh "$MC" pull --json \
+	    --chunk-size 64KiB "$@" >"$T/a.out" 2>"$T/a.err") &
+	AU=$!
+	NODE_UPIDS="$NODE_UPIDS $AU"
+	wait_for a_stopped || return 1
+	afd=
+	for f in /proc/"$A"/fd/*; do
+		case "$(readlink "$f")" in
+		*"tmp/partial.$big") afd=$f ;;
+		esac
+	done
+	a_ino=$(stat -L -c %i "$afd" 2>/dev/null)
 }
