@@ -1,0 +1,896 @@
+/*
+ * test_pull: unit tests for src/pull.c (and the listing of src/origin_hf.c
+ * it starts from), driven on a real libuv loop and fetch engine against
+ * the fault-injecting test origin (tests/origin/hf_origin.py) on an
+ * ephemeral loopback port.
+ *
+ * The model is four files, three small git files and one LFS file of nine
+ * and a half ranges (the tests set the range size to 128 KiB), written by
+ * the test, whose digests are computed here from the bytes.  A clean pull
+ * must leave each blob (bytes, mode), the hub snapshot and ref, the
+ * manifest and the index row, and nothing in tmp/ or claims/; a second
+ * pull fetches nothing.  Faults the origin injects a few times are retried
+ * and the pull succeeds; faults it injects every time end the pull with
+ * the error that names them, and nothing is published.  A pull that failed
+ * or was stopped (pull_stop()) keeps the partial file and its saved range
+ * state, and the next pull fetches only the ranges that state does not
+ * name.  A blob claimed by a live process is waited for, never fetched
+ * (its holder publishes it, the pull reuses it); one claimed by a dead
+ * process is taken over at once.  Exits 77 (skipped) without python3.
+ */
+#include "config.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <uv.h>
+
+#include "unit.h"
+#include "unit_origin.h"
+#include "unit_store.h"
+
+#include "claim.h"
+#include "digest.h"
+#include "fetch.h"
+#include "index.h"
+#include "manifest.h"
+#include "origin_hf.h"
+#include "pull.h"
+#include "ranges.h"
+#include "ref.h"
+#include "snapshot.h"
+#include "store.h"
+
+#define PATH UNIT_PATH
+#define CHUNK (128 * 1024)
+#define NFILES 4
+#define BIG 3 /* model.safetensors, the LFS file */
+#define BIG_SIZE (9 * CHUNK + CHUNK / 2)
+#define FOLDER "models--org--tiny"
+#define WATCHDOG_S 120
+
+/* One file of the model, as written for the origin. */
+struct mfile {
+	const char *path;
+	unsigned char *bytes;
+	size_t size;
+	char sha256[DIGEST_HEX_MAX], gitsha1[DIGEST_HEX_MAX];
+};
+
+enum hook { HOOK_NONE, HOOK_RELEASE, HOOK_STOP };
+
+struct fx {
+	char *dir;
+	char root[512]; /* dir/store */
+	char repo[512]; /* dir/repo: what the origin serves */
+	struct store store;
+	struct index index;
+	uv_loop_t loop;
+	struct fetch fetch;
+	struct unit_origin origin;
+	struct mfile files[NFILES];
+	struct ref ref;
+	struct hf_origin hf;
+	struct origin_desc desc;
+	struct pull *pull;
+	/* what the progress hook does, and what it saw */
+	enum hook hook;
+	struct claim held; /* HOOK_RELEASE: published, then let go */
+	int saw_waiting, stopped;
+	uint64_t fetched_before_release;
+};
+
+/* Deterministic bytes that vary with seed. */
+static unsigned char *
+pattern(size_t len, uint32_t seed)
+{
+	unsigned char *p = malloc(len);
+	uint32_t x = seed;
+	size_t i;
+
+	assert_non_null(p);
+	for (i = 0; i < len; i++) {
+		x = x * 1664525u + 1013904223u;
+		p[i] = (unsigned char)(x >> 24);
+	}
+	return p;
+}
+
+static void
+put_file(struct fx *fx, size_t i, const char *path, unsigned char *bytes,
+    size_t size)
+{
+	struct mfile *f = &fx->files[i];
+
+	f->path = path;
+	f->bytes = bytes;
+	f->size = size;
+	unit_write(fx->repo, path, bytes, size);
+	assert_int_equal(digest_buf(DIGEST_SHA256, bytes, size, f->sha256), 0);
+	assert_int_equal(digest_buf(DIGEST_GITSHA1, bytes, size, f->gitsha1),
+	    0);
+}
+
+static unsigned char *
+text(const char *s)
+{
+	unsigned char *p = (unsigned char *)strdup(s);
+
+	assert_non_null(p);
+	return p;
+}
+
+static int
+setup(void **state)
+{
+	struct fx *fx = calloc(1, sizeof(*fx));
+	struct fetch_opts fo;
+	unsigned char *tok;
+
+	assert_non_null(fx);
+	alarm(WATCHDOG_S); /* a pull that never ends fails the test */
+	fx->dir = unit_tmpdir();
+	unit_fmt(fx->root, sizeof(fx->root), "%s/store", fx->dir);
+	unit_fmt(fx->repo, sizeof(fx->repo), "%s/repo", fx->dir);
+	put_file(fx, 0, "config.json", text("{\"model_type\": \"tiny\"}\n"),
+	    24);
+	tok = pattern(3000, 7);
+	memset(tok, 'a', 16);
+	put_file(fx, 1, "tokenizer.json", tok, 3000);
+	put_file(fx, 2, "sub/notes.txt", text("notes, in a folder\n"), 19);
+	put_file(fx, BIG, "model.safetensors", pattern(BIG_SIZE, 42), BIG_SIZE);
+	assert_int_equal(store_open(&fx->store, fx->root, 1), 0);
+	assert_int_equal(index_open(&fx->index, &fx->store, NULL), 0);
+	assert_int_equal(uv_loop_init(&fx->loop), 0);
+	memset(&fo, 0, sizeof(fo));
+	assert_int_equal(fetch_init(&fx->fetch, &fx->loop, &fo), 0);
+	fx->origin.pid = -1;
+	ref_init(&fx->ref);
+	*state = fx;
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	struct fx *fx = *state;
+	size_t i;
+
+	unit_origin_stop(&fx->origin);
+	pull_files_free(fx->desc.files, fx->desc.nfiles);
+	ref_release(&fx->ref);
+	claim_release(&fx->store, &fx->held);
+	fetch_close(&fx->fetch);
+	uv_run(&fx->loop, UV_RUN_DEFAULT);
+	assert_int_equal(uv_loop_close(&fx->loop), 0);
+	index_close(&fx->index);
+	store_release(&fx->store);
+	for (i = 0; i < NFILES; i++)
+		free(fx->files[i].bytes);
+	unit_rmdir(fx->dir);
+	free(fx);
+	alarm(0);
+	return 0;
+}
+
+/* Starts the origin serving org/tiny with the NULL-ended fault specs. */
+static void
+start(struct fx *fx, ...)
+{
+	const char *args[UNIT_ORIGIN_ARGS + 1];
+	char repo[600];
+	const char *spec;
+	size_t n = 0;
+	va_list ap;
+
+	unit_fmt(repo, sizeof(repo), "org/tiny=%s", fx->repo);
+	args[n++] = "--repo";
+	args[n++] = repo;
+	va_start(ap, fx);
+	while ((spec = va_arg(ap, const char *)) != NULL) {
+		assert_true(n + 2 < UNIT_ORIGIN_ARGS);
+		args[n++] = "--fault";
+		args[n++] = spec;
+	}
+	va_end(ap);
+	args[n] = NULL;
+	unit_origin_start(&fx->origin, fx->dir, args);
+}
+
+static void
+flag(void *arg)
+{
+	*(int *)arg = 1;
+}
+
+/* Lists the model at the origin: hf_describe_start(), run to its end. */
+static void
+describe(struct fx *fx)
+{
+	const char *why;
+	int done = 0;
+
+	assert_int_equal(ref_parse(&fx->ref, "hf://org/tiny", &why), 0);
+	fx->hf.endpoint = fx->origin.url;
+	assert_int_equal(hf_describe_start(&fx->hf, &fx->fetch, &fx->ref, 1,
+			     &fx->desc, flag, &done),
+	    0);
+	while (!done)
+		uv_run(&fx->loop, UV_RUN_ONCE);
+	if (fx->desc.error != PULL_OK)
+		fail_msg("describe: %s", fx->desc.message);
+}
+
+/* The described file of path. */
+static struct pull_file *
+described(struct fx *fx, const char *path)
+{
+	size_t i;
+
+	for (i = 0; i < fx->desc.nfiles; i++)
+		if (strcmp(fx->desc.files[i].path, path) == 0)
+			return &fx->desc.files[i];
+	fail_msg("'%s' is not in the listing", path);
+	return NULL;
+}
+
+/* The progress hook (see enum hook). */
+static void
+progress(void *arg, const struct pull_progress *pp)
+{
+	struct fx *fx = arg;
+	const struct pull_file_progress *f = &pp->files[0];
+	char path[PATH];
+	struct ingest in;
+	int fd;
+
+	if (fx->hook == HOOK_RELEASE && f->state == PULL_WAITING &&
+	    !fx->saw_waiting) {
+		/* The holder publishes the blob, then lets its claim go. */
+		fx->saw_waiting = 1;
+		fx->fetched_before_release =
+		    (uint64_t)unit_origin_bytes(&fx->origin,
+			fx->files[BIG].sha256);
+		unit_fmt(path, sizeof(path), "%s/%s", fx->repo,
+		    fx->files[BIG].path);
+		fd = open(path, O_RDONLY | O_CLOEXEC);
+		assert_true(fd >= 0);
+		assert_int_equal(store_ingest(&fx->store, fd, 1, &in), 0);
+		close(fd);
+		assert_string_equal(in.sha256, fx->files[BIG].sha256);
+		assert_int_equal(store_blob_publish(&fx->store, in.tmp,
+				     in.sha256),
+		    0);
+		claim_release(&fx->store, &fx->held);
+	}
+	if (fx->hook == HOOK_STOP && !fx->stopped &&
+	    f->state == PULL_FETCHING && f->bytes > 3 * CHUNK) {
+		fx->stopped = 1;
+		pull_stop(fx->pull, PULL_STOPPED, "stopped by the test");
+	}
+}
+
+/*
+ * Pulls files[0..n) as org/tiny at the described commit, on the loop,
+ * to its end.
+ */
+static void
+pull(struct fx *fx, struct pull_file *files, size_t n, unsigned attempts,
+    unsigned per_file, struct pull_result *r)
+{
+	struct pull_opts o;
+	struct manifest m;
+	int done = 0;
+
+	memset(&o, 0, sizeof(o));
+	o.chunk = CHUNK;
+	o.attempts = attempts;
+	o.per_file = per_file;
+	o.progress = progress;
+	o.arg = fx;
+	manifest_init(&m);
+	assert_int_equal(manifest_set_origin(&m, REPO_MODEL, "org/tiny",
+			     "hf://org/tiny@main"),
+	    0);
+	assert_int_equal(manifest_add_revision(&m, "main"), 0);
+	memcpy(m.commit, fx->desc.commit, sizeof(m.commit));
+	assert_int_equal(pull_start(&fx->loop, &fx->store, &fx->index,
+			     &fx->fetch, files, n, &o, &m, r, flag, &done,
+			     &fx->pull),
+	    0);
+	while (!done)
+		uv_run(&fx->loop, UV_RUN_ONCE);
+	fx->pull = NULL;
+	manifest_release(&m);
+}
+
+static void
+pull_all(struct fx *fx, unsigned attempts, struct pull_result *r)
+{
+	pull(fx, fx->desc.files, fx->desc.nfiles, attempts, 0, r);
+}
+
+static int
+exists(struct fx *fx, const char *rel)
+{
+	struct stat st;
+
+	return fstatat(fx->store.dirfd, rel, &st, AT_SYMLINK_NOFOLLOW) == 0;
+}
+
+/* Entries of a store directory, . and .. aside. */
+static int
+count_dir(struct fx *fx, const char *rel)
+{
+	char path[PATH];
+	struct dirent *e;
+	DIR *d;
+	int n = 0;
+
+	unit_fmt(path, sizeof(path), "%s/%s", fx->root, rel);
+	d = opendir(path);
+	assert_non_null(d);
+	while ((e = readdir(d)) != NULL)
+		if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0)
+			n++;
+	closedir(d);
+	return n;
+}
+
+/* Fails unless path (under the store) holds exactly the file's bytes. */
+static void
+assert_bytes(struct fx *fx, const char *rel, const struct mfile *f)
+{
+	char path[PATH];
+	unsigned char *buf = malloc(f->size + 1);
+	FILE *in;
+
+	assert_non_null(buf);
+	unit_fmt(path, sizeof(path), "%s/%s", fx->root, rel);
+	in = fopen(path, "rb");
+	if (in == NULL)
+		fail_msg("%s: %s", rel, strerror(errno));
+	assert_int_equal(fread(buf, 1, f->size + 1, in), f->size);
+	fclose(in);
+	assert_memory_equal(buf, f->bytes, f->size);
+	free(buf);
+}
+
+/* The blob of f: its bytes, its size, read-only. */
+static void
+assert_blob(struct fx *fx, const struct mfile *f)
+{
+	char rel[STORE_PATH_MAX];
+	uint64_t size;
+	struct stat st;
+
+	assert_int_equal(store_blob_stat(&fx->store, f->sha256, &size), 0);
+	assert_int_equal(size, f->size);
+	assert_int_equal(store_blob_path(f->sha256, rel, sizeof(rel)), 0);
+	assert_int_equal(fstatat(fx->store.dirfd, rel, &st, 0), 0);
+	assert_int_equal(st.st_mode & 07777, 0444);
+	assert_bytes(fx, rel, f);
+}
+
+static int
+no_blob(struct fx *fx, const struct mfile *f)
+{
+	return store_blob_stat(&fx->store, f->sha256, NULL) == -ENOENT;
+}
+
+struct rows {
+	int n;
+	char commit[DIGEST_SHA1_HEX + 1], refs[64], source[128], trust[16];
+	uint64_t size, nfiles;
+};
+
+static int
+on_row(void *arg, const struct index_snapshot *s)
+{
+	struct rows *r = arg;
+
+	r->n++;
+	unit_fmt(r->commit, sizeof(r->commit), "%s", s->commit);
+	unit_fmt(r->refs, sizeof(r->refs), "%s", s->refs);
+	unit_fmt(r->source, sizeof(r->source), "%s", s->source);
+	unit_fmt(r->trust, sizeof(r->trust), "%s", s->trust);
+	r->size = s->size;
+	r->nfiles = s->nfiles;
+	return 0;
+}
+
+static void
+rows(struct fx *fx, struct rows *r)
+{
+	memset(r, 0, sizeof(*r));
+	assert_int_equal(index_each_snapshot(&fx->index, REPO_MODEL, "org/tiny",
+			     NULL, on_row, r),
+	    0);
+}
+
+/*
+ * A failed pull published nothing: no index row, manifest or hub
+ * snapshot, no claim left, and no private partial file (an LFS file's
+ * partial and range state stay, to be resumed).
+ */
+static void
+assert_unpublished(struct fx *fx)
+{
+	char rel[PATH], path[PATH];
+	struct dirent *e;
+	struct rows r;
+	DIR *d;
+
+	rows(fx, &r);
+	assert_int_equal(r.n, 0);
+	assert_false(exists(fx, "manifests/" FOLDER));
+	unit_fmt(rel, sizeof(rel), "hub/" FOLDER "/snapshots/%s",
+	    fx->desc.commit);
+	assert_false(exists(fx, rel));
+	assert_false(exists(fx, "hub/" FOLDER "/refs/main"));
+	assert_int_equal(count_dir(fx, "claims"), 0);
+	unit_fmt(path, sizeof(path), "%s/tmp", fx->root);
+	d = opendir(path);
+	assert_non_null(d);
+	while ((e = readdir(d)) != NULL)
+		if (e->d_name[0] != '.' &&
+		    strncmp(e->d_name, "partial.", 8) != 0)
+			fail_msg("tmp/%s left behind", e->d_name);
+	closedir(d);
+}
+
+/* The bytes of the big file that its saved range state does not name. */
+static uint64_t
+missing_bytes(struct fx *fx, size_t *ndone)
+{
+	char state[STORE_PATH_MAX];
+	struct ranges r;
+	uint64_t missing = BIG_SIZE, len;
+	size_t k;
+
+	assert_int_equal(ranges_paths(fx->files[BIG].sha256, NULL, state,
+			     sizeof(state)),
+	    0);
+	assert_int_equal(ranges_load(&fx->store, state, &r), 0);
+	assert_int_equal(r.size, BIG_SIZE);
+	assert_int_equal(r.chunk, CHUNK);
+	for (k = 0; k < r.ndone; k++) {
+		assert_true(r.done[k] < ranges_count(BIG_SIZE, CHUNK));
+		len = (uint64_t)(r.done[k] + 1) * CHUNK > BIG_SIZE
+		    ? BIG_SIZE - (uint64_t)r.done[k] * CHUNK
+		    : CHUNK;
+		missing -= len;
+	}
+	*ndone = r.ndone;
+	ranges_release(&r);
+	return missing;
+}
+
+/* The partial file of the big file, kept for the next pull, full size. */
+static void
+assert_partial_kept(struct fx *fx)
+{
+	char partial[STORE_PATH_MAX];
+	struct stat st;
+
+	assert_int_equal(ranges_paths(fx->files[BIG].sha256, partial, NULL,
+			     sizeof(partial)),
+	    0);
+	assert_int_equal(fstatat(fx->store.dirfd, partial, &st, 0), 0);
+	assert_true(S_ISREG(st.st_mode));
+	assert_int_equal(st.st_size, BIG_SIZE);
+}
+
+/*
+ * The listing: the commit, every file with its size and the digest the
+ * pull checks (SHA-256 for the LFS file, git SHA-1 for the rest), URLs at
+ * that commit.
+ */
+static void
+test_describe(void **state)
+{
+	struct fx *fx = *state;
+	struct pull_file *p;
+	char at[128];
+	size_t i;
+
+	start(fx, NULL);
+	describe(fx);
+	assert_true(ref_is_hex(fx->desc.commit, DIGEST_SHA1_HEX));
+	assert_int_equal(fx->desc.nfiles, NFILES);
+	unit_fmt(at, sizeof(at), "/resolve/%s/", fx->desc.commit);
+	for (i = 0; i < NFILES; i++) {
+		p = described(fx, fx->files[i].path);
+		assert_int_equal(p->size, fx->files[i].size);
+		assert_non_null(strstr(p->url, at));
+		if (i == BIG) {
+			assert_string_equal(p->sha256, fx->files[i].sha256);
+			assert_string_equal(p->gitsha1, "");
+		} else {
+			assert_string_equal(p->sha256, "");
+			assert_string_equal(p->gitsha1, fx->files[i].gitsha1);
+		}
+	}
+}
+
+/*
+ * A clean pull: every blob, the hub snapshot (links followed) and ref, the
+ * manifest, the index row; tmp/ and claims/ empty.  Pulled again, every
+ * file is reused and nothing is fetched.
+ */
+static void
+test_clean(void **state)
+{
+	struct fx *fx = *state;
+	struct pull_result r;
+	char rel[PATH], ref[64];
+	struct manifest m;
+	const char *why;
+	struct rows row;
+	uint64_t total = 0;
+	size_t i;
+	int fd;
+
+	start(fx, NULL);
+	describe(fx);
+	pull_all(fx, 0, &r);
+	if (r.error != PULL_OK)
+		fail_msg("pull: %s", r.message);
+	for (i = 0; i < NFILES; i++)
+		total += fx->files[i].size;
+	assert_int_equal(r.bytes_total, total);
+	assert_int_equal(r.bytes_origin, total);
+	assert_int_equal(r.bytes_reused, 0);
+	assert_int_equal(r.claims_lost, 0);
+	assert_int_equal(r.unindexed, 0);
+	assert_int_equal(unit_origin_bytes(&fx->origin, fx->files[BIG].sha256),
+	    BIG_SIZE);
+	for (i = 0; i < NFILES; i++) {
+		assert_blob(fx, &fx->files[i]);
+		unit_fmt(rel, sizeof(rel), "hub/" FOLDER "/snapshots/%s/%s",
+		    fx->desc.commit, fx->files[i].path);
+		assert_bytes(fx, rel, &fx->files[i]);
+	}
+	/* The ref names the commit. */
+	fd = openat(fx->store.dirfd, "hub/" FOLDER "/refs/main", O_RDONLY);
+	assert_true(fd >= 0);
+	assert_int_equal(read(fd, ref, sizeof(ref)), DIGEST_SHA1_HEX);
+	close(fd);
+	assert_memory_equal(ref, fx->desc.commit, DIGEST_SHA1_HEX);
+
+	/* The manifest: each file with its SHA-256 and the origin's etag. */
+	manifest_init(&m);
+	assert_int_equal(snapshot_manifest(&fx->store, FOLDER, fx->desc.commit,
+			     &m, &why),
+	    0);
+	assert_string_equal(m.commit, fx->desc.commit);
+	assert_string_equal(m.repo, "org/tiny");
+	assert_true(manifest_has_revision(&m, "main"));
+	assert_int_equal(m.nfiles, NFILES);
+	for (i = 0; i < m.nfiles; i++) {
+		const struct manifest_file *mf = &m.files[i];
+		size_t k;
+
+		for (k = 0; k < NFILES; k++)
+			if (strcmp(fx->files[k].path, mf->path) == 0)
+				break;
+		assert_true(k < NFILES);
+		assert_int_equal(mf->size, fx->files[k].size);
+		assert_string_equal(mf->sha256, fx->files[k].sha256);
+		assert_string_equal(mf->etag,
+		    k == BIG ? fx->files[k].sha256 : fx->files[k].gitsha1);
+	}
+	manifest_release(&m);
+
+	/* The index row. */
+	rows(fx, &row);
+	assert_int_equal(row.n, 1);
+	assert_string_equal(row.commit, fx->desc.commit);
+	assert_string_equal(row.refs, "main");
+	assert_string_equal(row.source, "hf://org/tiny@main");
+	assert_string_equal(row.trust, "verified");
+	assert_int_equal(row.nfiles, NFILES);
+	assert_int_equal(row.size, total);
+	assert_int_equal(count_dir(fx, "tmp"), 0);
+	assert_int_equal(count_dir(fx, "claims"), 0);
+
+	/* Again: every file is in the store. */
+	pull_files_free(fx->desc.files, fx->desc.nfiles);
+	memset(&fx->desc, 0, sizeof(fx->desc));
+	describe(fx);
+	unit_origin_reset(&fx->origin);
+	pull_all(fx, 0, &r);
+	assert_int_equal(r.error, PULL_OK);
+	assert_int_equal(r.bytes_origin, 0);
+	assert_int_equal(r.bytes_reused, total);
+	assert_int_equal(unit_origin_bytes(&fx->origin, fx->files[BIG].sha256),
+	    0);
+	rows(fx, &row);
+	assert_int_equal(row.n, 1);
+}
+
+/* The next case of a table: a new origin, an empty store. */
+static void
+next_case(struct fx *fx)
+{
+	unit_origin_stop(&fx->origin);
+	pull_files_free(fx->desc.files, fx->desc.nfiles);
+	memset(&fx->desc, 0, sizeof(fx->desc));
+	index_close(&fx->index);
+	store_release(&fx->store);
+	unit_rmdir(strdup(fx->root));
+	assert_int_equal(store_open(&fx->store, fx->root, 1), 0);
+	assert_int_equal(index_open(&fx->index, &fx->store, NULL), 0);
+}
+
+/* Faults the origin injects a few times: retried, then the pull is whole. */
+static void
+test_retried(void **state)
+{
+	static const struct {
+		const char *spec;
+		long long fired;
+	} cases[] = {
+		{ "retryafter:0*2", 2 },     /* 503, Retry-After: 0 */
+		{ "status:503@/cdn/*2", 2 }, /* backoff */
+		{ "truncate:1000*2", 2 },    /* the connection cut */
+		{ "short:1000*2", 2 },	     /* a body shorter than asked */
+		{ "extra:64*2", 2 },	     /* a body longer than asked */
+		{ "mutate*1", 1 },	     /* other bytes */
+	};
+	struct fx *fx = *state;
+	struct pull_result r;
+	struct rows row;
+	size_t c, i;
+
+	for (c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
+		start(fx, cases[c].spec, NULL);
+		describe(fx);
+		pull_all(fx, 0, &r);
+		if (r.error != PULL_OK)
+			fail_msg("%s: %s", cases[c].spec, r.message);
+		assert_int_equal(unit_origin_fired(&fx->origin, cases[c].spec),
+		    cases[c].fired);
+		for (i = 0; i < NFILES; i++)
+			assert_blob(fx, &fx->files[i]);
+		rows(fx, &row);
+		assert_int_equal(row.n, 1);
+		assert_int_equal(count_dir(fx, "claims"), 0);
+		assert_int_equal(count_dir(fx, "tmp"), 0);
+
+		next_case(fx);
+	}
+}
+
+/* Whether message names one of the model's files. */
+static int
+names_a_file(struct fx *fx, const char *message)
+{
+	size_t i;
+
+	for (i = 0; i < NFILES; i++)
+		if (strstr(message, fx->files[i].path) != NULL)
+			return 1;
+	return 0;
+}
+
+/*
+ * Faults the origin injects every time: the pull ends with the error that
+ * names them, after the retries it allows (or at once, for an answer that
+ * is final), and publishes nothing.
+ */
+static void
+test_exhausted(void **state)
+{
+	static const struct {
+		const char *spec;
+		enum pull_error error;
+		size_t file;	 /* one it fails, whose blob must be absent */
+		long long fired; /* -1: any number */
+	} cases[] = {
+		{ "retryafter:0", PULL_NETWORK, 0, -1 },
+		{ "truncate:1000", PULL_NETWORK, 1, -1 },
+		{ "extra:64", PULL_INTEGRITY, BIG, -1 },
+		{ "mutate", PULL_INTEGRITY, BIG, -1 },
+		{ "status:404@config.json", PULL_NOT_FOUND, 0, 1 },
+		{ "status:401@config.json", PULL_UNAUTHORIZED, 0, 1 },
+		{ "status:403@config.json", PULL_FORBIDDEN, 0, 1 },
+	};
+	struct fx *fx = *state;
+	struct pull_result r;
+	size_t c;
+
+	for (c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
+		start(fx, cases[c].spec, NULL);
+		describe(fx);
+		pull_all(fx, 2, &r);
+		if (r.error != cases[c].error)
+			fail_msg("%s: %s (%s), want %s", cases[c].spec,
+			    pull_error_name(r.error), r.message,
+			    pull_error_name(cases[c].error));
+		assert_true(names_a_file(fx, r.message));
+		if (cases[c].fired >= 0)
+			assert_int_equal(unit_origin_fired(&fx->origin,
+					     cases[c].spec),
+			    cases[c].fired);
+		if (!no_blob(fx, &fx->files[cases[c].file]))
+			fail_msg("%s: %s was published", cases[c].spec,
+			    fx->files[cases[c].file].path);
+		assert_unpublished(fx);
+		next_case(fx);
+	}
+}
+
+/*
+ * A pull that failed part way through the big file (every answer after
+ * the third range runs long, three times: PULL_INTEGRITY) keeps its
+ * partial file and range state; the next pull fetches only the ranges
+ * that state does not name, and the blob is whole.
+ */
+static void
+test_resume_after_failure(void **state)
+{
+	struct fx *fx = *state;
+	struct pull_result r;
+	uint64_t missing;
+	size_t ndone;
+
+	start(fx, "slow:1000000000@/cdn/*3", "extra:64@/cdn/*3", NULL);
+	describe(fx);
+	pull(fx, described(fx, "model.safetensors"), 1, 0, 1, &r);
+	assert_int_equal(r.error, PULL_INTEGRITY);
+	assert_non_null(strstr(r.message, "model.safetensors"));
+	assert_int_equal(unit_origin_fired(&fx->origin, "extra:64@/cdn/*3"), 3);
+	assert_int_equal(r.bytes_origin, 3 * CHUNK);
+	assert_true(no_blob(fx, &fx->files[BIG]));
+	assert_unpublished(fx);
+	assert_partial_kept(fx);
+	missing = missing_bytes(fx, &ndone);
+	/* The first range's state was saved before the fourth was asked. */
+	assert_true(ndone >= 1 && ndone <= 3);
+
+	unit_origin_reset(&fx->origin);
+	pull(fx, described(fx, "model.safetensors"), 1, 0, 0, &r);
+	if (r.error != PULL_OK)
+		fail_msg("resume: %s", r.message);
+	assert_int_equal(r.bytes_origin, missing);
+	assert_int_equal(unit_origin_bytes(&fx->origin, fx->files[BIG].sha256),
+	    missing);
+	assert_blob(fx, &fx->files[BIG]);
+	assert_int_equal(count_dir(fx, "tmp"), 0);
+	assert_int_equal(count_dir(fx, "claims"), 0);
+}
+
+/*
+ * pull_stop() while a range stalls: done() follows with PULL_STOPPED and
+ * the message given, nothing is published, the claim is let go, and the
+ * partial file and its range state stay; the next pull resumes them.
+ */
+static void
+test_stop(void **state)
+{
+	struct fx *fx = *state;
+	struct pull_result r;
+	uint64_t missing;
+	size_t ndone;
+
+	start(fx, "slow:1000000000@/cdn/*3", "stall:60@/cdn/*1", NULL);
+	describe(fx);
+	fx->hook = HOOK_STOP;
+	pull(fx, described(fx, "model.safetensors"), 1, 0, 1, &r);
+	assert_true(fx->stopped);
+	assert_int_equal(r.error, PULL_STOPPED);
+	assert_string_equal(r.message, "stopped by the test");
+	assert_int_equal(unit_origin_fired(&fx->origin, "stall:60@/cdn/*1"), 1);
+	assert_true(no_blob(fx, &fx->files[BIG]));
+	assert_unpublished(fx);
+	assert_partial_kept(fx);
+	missing = missing_bytes(fx, &ndone);
+	assert_true(ndone >= 1 && ndone <= 3);
+
+	fx->hook = HOOK_NONE;
+	unit_origin_reset(&fx->origin);
+	pull(fx, described(fx, "model.safetensors"), 1, 0, 0, &r);
+	if (r.error != PULL_OK)
+		fail_msg("resume: %s", r.message);
+	assert_int_equal(r.bytes_origin, missing);
+	assert_blob(fx, &fx->files[BIG]);
+	assert_int_equal(count_dir(fx, "tmp"), 0);
+}
+
+/*
+ * A blob claimed by a live process (this one, through another claim) is
+ * waited for and never fetched: once its holder has published it and let
+ * the claim go, the pull reuses it.
+ */
+static void
+test_claim_live_waits(void **state)
+{
+	struct fx *fx = *state;
+	struct pull_result r;
+
+	start(fx, NULL);
+	describe(fx);
+	assert_int_equal(claim_try(&fx->store, &fx->held, fx->files[BIG].sha256,
+			     store_now_ms(&fx->store), fx->store.stale_ms),
+	    0);
+	fx->hook = HOOK_RELEASE;
+	pull(fx, described(fx, "model.safetensors"), 1, 0, 0, &r);
+	if (r.error != PULL_OK)
+		fail_msg("pull: %s", r.message);
+	assert_true(fx->saw_waiting);
+	assert_int_equal(fx->fetched_before_release, 0);
+	assert_int_equal(r.bytes_origin, 0);
+	assert_int_equal(r.bytes_reused, BIG_SIZE);
+	assert_int_equal(unit_origin_bytes(&fx->origin, fx->files[BIG].sha256),
+	    0);
+	assert_blob(fx, &fx->files[BIG]);
+	assert_int_equal(count_dir(fx, "claims"), 0);
+}
+
+/*
+ * A claim left by a dead process (our pid, another start time: an earlier
+ * incarnation) is taken over at once, and the blob fetched.
+ */
+static void
+test_claim_dead_taken_over(void **state)
+{
+	struct fx *fx = *state;
+	const char *o = fx->store.owner, *s = strrchr(o, '.');
+	char line[256], rel[STORE_PATH_MAX];
+	struct pull_result r;
+	int fd;
+
+	assert_non_null(s);
+	assert_true(strtoull(s + 1, NULL, 10) > 0);
+	unit_fmt(line, sizeof(line), "%.*s.%llu %lld\n", (int)(s - o), o,
+	    strtoull(s + 1, NULL, 10) + 1, (long long)claim_now_ms());
+	unit_fmt(rel, sizeof(rel), "claims/%s", fx->files[BIG].sha256);
+	fd = openat(fx->store.dirfd, rel, O_WRONLY | O_CREAT | O_EXCL, 0644);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, line, strlen(line)), (ssize_t)strlen(line));
+	close(fd);
+
+	start(fx, NULL);
+	describe(fx);
+	pull(fx, described(fx, "model.safetensors"), 1, 0, 0, &r);
+	if (r.error != PULL_OK)
+		fail_msg("pull: %s", r.message);
+	assert_int_equal(r.bytes_origin, BIG_SIZE);
+	assert_blob(fx, &fx->files[BIG]);
+	assert_false(exists(fx, rel));
+	assert_int_equal(count_dir(fx, "claims"), 0);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_describe, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_clean, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_retried, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_exhausted, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_resume_after_failure,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_stop, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_claim_live_waits, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_claim_dead_taken_over,
+		    setup, teardown),
+	};
+	const char *why = unit_origin_missing();
+
+	if (why != NULL) {
+		printf("SKIP: %s\n", why);
+		return 77;
+	}
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
