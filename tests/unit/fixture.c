@@ -129,6 +129,16 @@ fixture_snaps(struct fixture *fx, enum repo_type type, const char *repo,
 	    0);
 }
 
+struct fixture_snap
+fixture_one(struct fixture *fx, const char *commit)
+{
+	struct fixture_snaps s;
+
+	fixture_snaps(fx, REPO_MODEL, NULL, commit, &s);
+	assert_int_equal(s.n, 1);
+	return s.v[0];
+}
+
 static int
 collect_file(void *arg, const char *path, uint64_t size, const char *sha256,
     const char *etag)

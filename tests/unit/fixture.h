@@ -74,6 +74,9 @@ int fixture_collect_snap(void *arg, const struct index_snapshot *s);
 void fixture_snaps(struct fixture *fx, enum repo_type type, const char *repo,
     const char *commit, struct fixture_snaps *out);
 
+/* The one row of commit (any repo), which must be the only one. */
+struct fixture_snap fixture_one(struct fixture *fx, const char *commit);
+
 /* A copy of what index_each_file() gives. */
 struct fixture_file {
 	char path[64];

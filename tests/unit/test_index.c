@@ -95,17 +95,6 @@ rev(struct manifest *m, const char *name)
 	assert_int_equal(manifest_add_revision(m, name), 0);
 }
 
-/* The one snapshot of commit (any repo). */
-static struct fixture_snap
-one(struct fixture *fx, const char *commit)
-{
-	struct fixture_snaps s;
-
-	fixture_snaps(fx, REPO_MODEL, NULL, commit, &s);
-	assert_int_equal(s.n, 1);
-	return s.v[0];
-}
-
 /* One integer from a query on the index's own connection. */
 static int64_t
 sql_int(struct fixture *fx, const char *sql)
@@ -446,7 +435,7 @@ test_ref_moves(void **state)
 	add_file(fx, &a, "a", "a", NULL);
 	rev(&a, "main");
 	assert_int_equal(index_add(&fx->index, &a), 0);
-	assert_string_equal(one(fx, CA).refs, "main");
+	assert_string_equal(fixture_one(fx, CA).refs, "main");
 
 	/* A later manifest claiming main takes it. */
 	start(&b, REPO_MODEL, "org/name", CB, 200);
@@ -457,8 +446,8 @@ test_ref_moves(void **state)
 			     "main", commit),
 	    0);
 	assert_string_equal(commit, CB);
-	assert_string_equal(one(fx, CA).refs, "");
-	assert_string_equal(one(fx, CB).refs, "main");
+	assert_string_equal(fixture_one(fx, CA).refs, "");
+	assert_string_equal(fixture_one(fx, CB).refs, "main");
 
 	/* An older one does not, but keeps the names nobody else holds. */
 	start(&c, REPO_MODEL, "org/name", CC, 150);
@@ -470,8 +459,8 @@ test_ref_moves(void **state)
 			     "main", commit),
 	    0);
 	assert_string_equal(commit, CB);
-	assert_string_equal(one(fx, CB).refs, "main");
-	assert_string_equal(one(fx, CC).refs, "v2");
+	assert_string_equal(fixture_one(fx, CB).refs, "main");
+	assert_string_equal(fixture_one(fx, CC).refs, "v2");
 
 	/* Re-adding the oldest changes nothing either. */
 	assert_int_equal(index_add(&fx->index, &a), 0);
@@ -551,9 +540,9 @@ test_remove_and_orphans(void **state)
 	add_file(fx, &o, "w.bin", "w", &w);
 	rev(&o, "main");
 	assert_int_equal(index_add(&fx->index, &o), 0);
-	sa = one(fx, CA);
-	sb = one(fx, CB);
-	so = one(fx, CO);
+	sa = fixture_one(fx, CA);
+	sb = fixture_one(fx, CB);
+	so = fixture_one(fx, CO);
 	assert_int_equal(sql_int(fx, "SELECT count(*) FROM models"), 2);
 	orphans(fx, buf, sizeof(buf));
 	assert_string_equal(buf, "");
@@ -643,9 +632,9 @@ test_pin_touch_lru(void **state)
 	start(&b, REPO_MODEL, "org/b", CB, 200);
 	add_file(fx, &b, "b", "b", NULL);
 	assert_int_equal(index_add(&fx->index, &b), 0);
-	ia = one(fx, CA).id;
-	ib = one(fx, CB).id;
-	ic = one(fx, CC).id;
+	ia = fixture_one(fx, CA).id;
+	ib = fixture_one(fx, CB).id;
+	ic = fixture_one(fx, CC).id;
 
 	fixture_snaps(fx, REPO_MODEL, NULL, NULL, &s);
 	assert_int_equal(s.n, 3);
@@ -674,25 +663,25 @@ test_pin_touch_lru(void **state)
 
 	/* Re-adding a manifest keeps its last use. */
 	assert_int_equal(index_add(&fx->index, &a), 0);
-	assert_int_equal(one(fx, CA).last_used, 1000);
+	assert_int_equal(fixture_one(fx, CA).last_used, 1000);
 
 	/* Pins. */
 	assert_int_equal(index_set_pinned(&fx->index, ib, 1), 0);
-	assert_int_equal(one(fx, CB).pinned, 1);
-	assert_int_equal(one(fx, CA).pinned, 0);
-	assert_int_equal(one(fx, CC).pinned, 0);
+	assert_int_equal(fixture_one(fx, CB).pinned, 1);
+	assert_int_equal(fixture_one(fx, CA).pinned, 0);
+	assert_int_equal(fixture_one(fx, CC).pinned, 0);
 	assert_int_equal(index_set_pinned(&fx->index, ib, 1), 0);
-	assert_int_equal(one(fx, CB).pinned, 1);
+	assert_int_equal(fixture_one(fx, CB).pinned, 1);
 	assert_int_equal(index_set_pinned(&fx->index, ib, 0), 0);
-	assert_int_equal(one(fx, CB).pinned, 0);
+	assert_int_equal(fixture_one(fx, CB).pinned, 0);
 
 	/* A manifest's own pinned flag, set and then cleared. */
 	a.pinned = 1;
 	assert_int_equal(index_add(&fx->index, &a), 0);
-	assert_int_equal(one(fx, CA).pinned, 1);
+	assert_int_equal(fixture_one(fx, CA).pinned, 1);
 	a.pinned = 0;
 	assert_int_equal(index_add(&fx->index, &a), 0);
-	assert_int_equal(one(fx, CA).pinned, 0);
+	assert_int_equal(fixture_one(fx, CA).pinned, 0);
 
 	manifest_release(&a);
 	manifest_release(&b);
@@ -727,7 +716,7 @@ test_totals(void **state)
 	assert_int_equal(fbytes, 70);
 
 	/* y's row lingers as an orphan, but is not counted. */
-	assert_int_equal(index_remove(&fx->index, one(fx, CA).id), 0);
+	assert_int_equal(index_remove(&fx->index, fixture_one(fx, CA).id), 0);
 	assert_int_equal(index_totals(&fx->index, &bytes, &count, &fbytes), 0);
 	assert_int_equal(bytes, 40);
 	assert_int_equal(count, 2);
@@ -1004,7 +993,7 @@ test_private_refresh(void **state)
 	assert_int_equal(index_refresh(&mine.index, &fx->store), 0);
 	fixture_snaps(&mine, REPO_MODEL, NULL, NULL, &s);
 	assert_int_equal(s.n, 4);
-	assert_int_equal(one(&mine, CC).pinned, 1);
+	assert_int_equal(fixture_one(&mine, CC).pinned, 1);
 
 	/* Nothing changed: nothing written. */
 	changes = sqlite3_total_changes(mine.index.db);
@@ -1020,7 +1009,7 @@ test_private_refresh(void **state)
 	assert_int_equal(manifest_save(&fx->store, &m), 0);
 	manifest_release(&m);
 	assert_int_equal(index_refresh(&mine.index, &fx->store), 0);
-	assert_int_equal(one(&mine, CC).pinned, 0);
+	assert_int_equal(fixture_one(&mine, CC).pinned, 0);
 
 	/* One removed elsewhere loses its rows, the others keep theirs. */
 	unit_fmt(rel, sizeof(rel), "%s/manifests/models--org--name/%s.json",
@@ -1403,15 +1392,15 @@ gc_populate(struct fixture *fx, struct gcfx *g)
 	m.pinned = 1;
 	publish(fx, &m, "main", 1003, g->cd);
 
-	g->ia = one(fx, g->ca).id;
-	g->ib = one(fx, g->cb).id;
-	g->ic = one(fx, g->cc).id;
-	g->id = one(fx, g->cd).id;
+	g->ia = fixture_one(fx, g->ca).id;
+	g->ib = fixture_one(fx, g->cb).id;
+	g->ic = fixture_one(fx, g->cc).id;
+	g->id = fixture_one(fx, g->cd).id;
 	assert_int_equal(index_touch(&fx->index, g->id, 5), 0);
 	assert_int_equal(index_touch(&fx->index, g->ia, 10), 0);
 	assert_int_equal(index_touch(&fx->index, g->ib, 20), 0);
 	assert_int_equal(index_touch(&fx->index, g->ic, 30), 0);
-	assert_int_equal(one(fx, g->cd).pinned, 1);
+	assert_int_equal(fixture_one(fx, g->cd).pinned, 1);
 }
 
 static void

@@ -35,6 +35,7 @@
 #include "unit.h"
 #include "unit_origin.h"
 #include "unit_store.h"
+#include "fixture.h"
 #include "unit_pull.h"
 
 #include "claim.h"
@@ -277,8 +278,8 @@ test_clean(void **state)
 	assert_string_equal(row.trust, "verified");
 	assert_int_equal(row.nfiles, NFILES);
 	assert_int_equal(row.size, total);
-	assert_int_equal(count_dir(fx, "tmp"), 0);
-	assert_int_equal(count_dir(fx, "claims"), 0);
+	assert_int_equal(fixture_count(fx->root, "tmp"), 0);
+	assert_int_equal(fixture_count(fx->root, "claims"), 0);
 
 	/* Again: every file is in the store. */
 	pull_files_free(fx->desc.files, fx->desc.nfiles);
@@ -327,8 +328,8 @@ test_retried(void **state)
 			assert_blob(fx, &fx->files[i]);
 		rows(fx, &row);
 		assert_int_equal(row.n, 1);
-		assert_int_equal(count_dir(fx, "claims"), 0);
-		assert_int_equal(count_dir(fx, "tmp"), 0);
+		assert_int_equal(fixture_count(fx->root, "claims"), 0);
+		assert_int_equal(fixture_count(fx->root, "tmp"), 0);
 
 		next_case(fx);
 	}
@@ -382,6 +383,38 @@ test_exhausted(void **state)
 }
 
 /*
+ * After a pull of the big file that ended part way through, with at least
+ * one and at most three of its ranges saved: the next pull fetches only
+ * the ranges that state does not name, and the blob is whole.
+ */
+static void
+resume(struct fx *fx)
+{
+	struct pull_result r;
+	uint64_t missing;
+	size_t ndone;
+
+	assert_true(no_blob(fx, &fx->files[BIG]));
+	assert_unpublished(fx);
+	assert_partial_kept(fx);
+	missing = missing_bytes(fx, &ndone);
+	/* The first range's state was saved before the fourth was asked. */
+	assert_true(ndone >= 1 && ndone <= 3);
+
+	fx->hook = HOOK_NONE;
+	unit_origin_reset(&fx->origin);
+	pull(fx, described(fx, "model.safetensors"), 1, 0, 0, &r);
+	if (r.error != PULL_OK)
+		fail_msg("resume: %s", r.message);
+	assert_int_equal(r.bytes_origin, missing);
+	assert_int_equal(unit_origin_bytes(&fx->origin, fx->files[BIG].sha256),
+	    missing);
+	assert_blob(fx, &fx->files[BIG]);
+	assert_int_equal(fixture_count(fx->root, "tmp"), 0);
+	assert_int_equal(fixture_count(fx->root, "claims"), 0);
+}
+
+/*
  * A pull that failed part way through the big file (every answer after
  * the third range runs long, three times: PULL_INTEGRITY) keeps its
  * partial file and range state; the next pull fetches only the ranges
@@ -392,8 +425,6 @@ test_resume_after_failure(void **state)
 {
 	struct fx *fx = *state;
 	struct pull_result r;
-	uint64_t missing;
-	size_t ndone;
 
 	start(fx, "slow:1000000000@/cdn/*3", "extra:64@/cdn/*3", NULL);
 	describe(fx);
@@ -402,23 +433,7 @@ test_resume_after_failure(void **state)
 	assert_non_null(strstr(r.message, "model.safetensors"));
 	assert_int_equal(unit_origin_fired(&fx->origin, "extra:64@/cdn/*3"), 3);
 	assert_int_equal(r.bytes_origin, 3 * CHUNK);
-	assert_true(no_blob(fx, &fx->files[BIG]));
-	assert_unpublished(fx);
-	assert_partial_kept(fx);
-	missing = missing_bytes(fx, &ndone);
-	/* The first range's state was saved before the fourth was asked. */
-	assert_true(ndone >= 1 && ndone <= 3);
-
-	unit_origin_reset(&fx->origin);
-	pull(fx, described(fx, "model.safetensors"), 1, 0, 0, &r);
-	if (r.error != PULL_OK)
-		fail_msg("resume: %s", r.message);
-	assert_int_equal(r.bytes_origin, missing);
-	assert_int_equal(unit_origin_bytes(&fx->origin, fx->files[BIG].sha256),
-	    missing);
-	assert_blob(fx, &fx->files[BIG]);
-	assert_int_equal(count_dir(fx, "tmp"), 0);
-	assert_int_equal(count_dir(fx, "claims"), 0);
+	resume(fx);
 }
 
 /*
@@ -431,8 +446,6 @@ test_stop(void **state)
 {
 	struct fx *fx = *state;
 	struct pull_result r;
-	uint64_t missing;
-	size_t ndone;
 
 	start(fx, "slow:1000000000@/cdn/*3", "stall:60@/cdn/*1", NULL);
 	describe(fx);
@@ -442,20 +455,7 @@ test_stop(void **state)
 	assert_int_equal(r.error, PULL_STOPPED);
 	assert_string_equal(r.message, "stopped by the test");
 	assert_int_equal(unit_origin_fired(&fx->origin, "stall:60@/cdn/*1"), 1);
-	assert_true(no_blob(fx, &fx->files[BIG]));
-	assert_unpublished(fx);
-	assert_partial_kept(fx);
-	missing = missing_bytes(fx, &ndone);
-	assert_true(ndone >= 1 && ndone <= 3);
-
-	fx->hook = HOOK_NONE;
-	unit_origin_reset(&fx->origin);
-	pull(fx, described(fx, "model.safetensors"), 1, 0, 0, &r);
-	if (r.error != PULL_OK)
-		fail_msg("resume: %s", r.message);
-	assert_int_equal(r.bytes_origin, missing);
-	assert_blob(fx, &fx->files[BIG]);
-	assert_int_equal(count_dir(fx, "tmp"), 0);
+	resume(fx);
 }
 
 /*
@@ -485,7 +485,7 @@ test_claim_live_waits(void **state)
 	assert_int_equal(unit_origin_bytes(&fx->origin, fx->files[BIG].sha256),
 	    0);
 	assert_blob(fx, &fx->files[BIG]);
-	assert_int_equal(count_dir(fx, "claims"), 0);
+	assert_int_equal(fixture_count(fx->root, "claims"), 0);
 }
 
 /*
@@ -519,7 +519,7 @@ test_claim_dead_taken_over(void **state)
 	assert_int_equal(r.bytes_origin, BIG_SIZE);
 	assert_blob(fx, &fx->files[BIG]);
 	assert_false(exists(fx, rel));
-	assert_int_equal(count_dir(fx, "claims"), 0);
+	assert_int_equal(fixture_count(fx->root, "claims"), 0);
 }
 
 int

@@ -26,6 +26,7 @@
 #include "unit.h"
 #include "unit_origin.h"
 #include "unit_store.h"
+#include "fixture.h"
 #include "unit_pull.h"
 
 #include "pull_ref.h"
@@ -137,8 +138,8 @@ test_hf(void **state)
 	rows(fx, &row);
 	assert_int_equal(row.n, 1);
 	assert_string_equal(row.refs, "main");
-	assert_int_equal(count_dir(fx, "tmp"), 0);
-	assert_int_equal(count_dir(fx, "claims"), 0);
+	assert_int_equal(fixture_count(fx->root, "tmp"), 0);
+	assert_int_equal(fixture_count(fx->root, "claims"), 0);
 }
 
 /* The include globs choose the files; the tree one file a page is whole. */
@@ -237,7 +238,9 @@ test_refused(void **state)
 		} else {
 			assert_true(r.pull.message[0] != '\0');
 			assert_unpublished(fx);
-			assert_int_equal(count_dir(fx, "blobs/sha256"), 0);
+			assert_int_equal(fixture_count(fx->root,
+					     "blobs/sha256"),
+			    0);
 		}
 		next_case(fx);
 	}
@@ -283,7 +286,7 @@ test_stop(void **state)
 	assert_int_equal(unit_origin_fired(&fx->origin, "stall:60@/cdn/*1"), 1);
 	assert_true(no_blob(fx, &fx->files[BIG]));
 	assert_unpublished(fx);
-	assert_int_equal(count_dir(fx, "claims"), 0);
+	assert_int_equal(fixture_count(fx->root, "claims"), 0);
 
 	/* Resumed from the ranges saved: whole. */
 	unit_origin_reset(&fx->origin);
@@ -293,7 +296,7 @@ test_stop(void **state)
 	assert_true(unit_origin_bytes(&fx->origin, fx->files[BIG].sha256) <=
 	    BIG_SIZE - CHUNK);
 	assert_blob(fx, &fx->files[BIG]);
-	assert_int_equal(count_dir(fx, "tmp"), 0);
+	assert_int_equal(fixture_count(fx->root, "tmp"), 0);
 }
 
 int

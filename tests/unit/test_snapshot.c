@@ -61,17 +61,6 @@ finish(struct manifest *m, const char *rev1, const char *rev2, char *commit)
 	unit_fmt(commit, DIGEST_SHA1_HEX + 1, "%s", m->commit);
 }
 
-/* The one index row of commit. */
-static struct fixture_snap
-one(struct fixture *fx, const char *commit)
-{
-	struct fixture_snaps s;
-
-	fixture_snaps(fx, REPO_MODEL, NULL, commit, &s);
-	assert_int_equal(s.n, 1);
-	return s.v[0];
-}
-
 /* A ref list "a,b" holds name as a whole item. */
 static int
 refs_have(const char *refs, const char *name)
@@ -201,7 +190,7 @@ test_publish(void **state)
 	manifest_release(&got);
 
 	/* The index rows. */
-	s = one(fx, C);
+	s = fixture_one(fx, C);
 	assert_string_equal(s.repo, "org/a");
 	assert_string_equal(s.folder, F);
 	assert_string_equal(s.refs, "main");
@@ -332,8 +321,8 @@ test_publish_moves_ref(void **state)
 			     commit),
 	    0);
 	assert_string_equal(commit, C1);
-	s1 = one(fx, C1);
-	s2 = one(fx, C2);
+	s1 = fixture_one(fx, C1);
+	s2 = fixture_one(fx, C2);
 	assert_string_equal(s1.refs, "v1");
 	assert_string_equal(s2.refs, "main");
 
@@ -378,8 +367,8 @@ test_remove(void **state)
 	assert_int_equal(snapshot_publish(&fx->store, &fx->index, &m, 2000), 0);
 	manifest_release(&m);
 	assert_int_equal(fixture_blob_count(fx), 3);
-	s1 = one(fx, C1);
-	s2 = one(fx, C2);
+	s1 = fixture_one(fx, C1);
+	s2 = fixture_one(fx, C2);
 
 	/* The first goes: its own blob with it, the shared one stays. */
 	freed = 0;
@@ -475,7 +464,7 @@ test_remove_claimed(void **state)
 	/* The removal waits about 2 s for it; never more than the alarm. */
 	alarm(60);
 	assert_int_equal(snapshot_remove(&fx->store, &fx->index, F, C,
-			     one(fx, C).id, 60000, &freed),
+			     fixture_one(fx, C).id, 60000, &freed),
 	    0);
 	alarm(0);
 
@@ -532,7 +521,7 @@ test_remove_leased(void **state)
 	assert_int_equal(lease_take(&fx->store, F, C, &l), 0);
 
 	assert_int_equal(snapshot_remove(&fx->store, &fx->index, F, C,
-			     one(fx, C).id, 60000, &freed),
+			     fixture_one(fx, C).id, 60000, &freed),
 	    -EBUSY);
 	assert_int_equal(freed, 0);
 	/* Whole: view (snapshot, links, ref), manifest, row, blob. */
@@ -550,7 +539,7 @@ test_remove_leased(void **state)
 	/* The lease dropped, it goes. */
 	lease_drop(&fx->store, &l);
 	assert_int_equal(snapshot_remove(&fx->store, &fx->index, F, C,
-			     one(fx, C).id, 60000, &freed),
+			     fixture_one(fx, C).id, 60000, &freed),
 	    0);
 	assert_int_equal(freed, a.size);
 	unit_fmt(rel, sizeof(rel), "hub/%s", F);
@@ -573,8 +562,8 @@ test_pin(void **state)
 	finish(&m, "main", NULL, C);
 	assert_int_equal(snapshot_publish(&fx->store, &fx->index, &m, 1000), 0);
 	manifest_release(&m);
-	id = one(fx, C).id;
-	assert_int_equal(one(fx, C).pinned, 0);
+	id = fixture_one(fx, C).id;
+	assert_int_equal(fixture_one(fx, C).pinned, 0);
 
 	assert_int_equal(snapshot_pin(&fx->store, &fx->index, F, C, id, 1), 0);
 	load(fx, F, C, &got);
@@ -585,22 +574,22 @@ test_pin(void **state)
 	assert_int_equal(got.created, 1000);
 	assert_int_equal(got.nfiles, 1);
 	manifest_release(&got);
-	assert_int_equal(one(fx, C).pinned, 1);
+	assert_int_equal(fixture_one(fx, C).pinned, 1);
 
 	/* Pinning twice is harmless. */
 	assert_int_equal(snapshot_pin(&fx->store, &fx->index, F, C, id, 1), 0);
-	assert_int_equal(one(fx, C).pinned, 1);
+	assert_int_equal(fixture_one(fx, C).pinned, 1);
 
 	assert_int_equal(snapshot_pin(&fx->store, &fx->index, F, C, id, 0), 0);
 	load(fx, F, C, &got);
 	assert_int_equal(got.pinned, 0);
 	manifest_release(&got);
-	assert_int_equal(one(fx, C).pinned, 0);
+	assert_int_equal(fixture_one(fx, C).pinned, 0);
 
 	/* The pin lives in the files: a rebuilt index has it. */
 	assert_int_equal(snapshot_pin(&fx->store, &fx->index, F, C, id, 1), 0);
 	assert_int_equal(index_rebuild(&fx->index, &fx->store), 0);
-	assert_int_equal(one(fx, C).pinned, 1);
+	assert_int_equal(fixture_one(fx, C).pinned, 1);
 }
 
 int

@@ -95,22 +95,6 @@ exists(const char *dir, const char *rel)
 	return lstat(path_of(dir, rel, path), &st) == 0;
 }
 
-/* Deterministic bytes that vary with seed. */
-static unsigned char *
-pattern(size_t len, uint32_t seed)
-{
-	unsigned char *p = malloc(len > 0 ? len : 1);
-	uint32_t x = seed;
-	size_t i;
-
-	assert_non_null(p);
-	for (i = 0; i < len; i++) {
-		x = x * 1664525u + 1013904223u;
-		p[i] = (unsigned char)(x >> 24);
-	}
-	return p;
-}
-
 /* An fd open on a new file dir/name holding buf. */
 static int
 source_fd(const char *dir, const char *name, const void *buf, size_t len)
@@ -354,7 +338,7 @@ test_ingest_large(void **state)
 {
 	const size_t len = 3 * 1024 * 1024 + 4321;
 	char sha[DIGEST_HEX_MAX], git[DIGEST_HEX_MAX], blob[STORE_PATH_MAX];
-	unsigned char *buf = pattern(len, 7);
+	unsigned char *buf = unit_pattern(len, 7);
 	struct unit_fixture *fx = *state;
 	struct ingest in;
 	int fd;
@@ -393,7 +377,7 @@ static void
 test_ingest_offset_and_pipe(void **state)
 {
 	const size_t len = 100000, skip = 1000;
-	unsigned char *buf = pattern(len, 11);
+	unsigned char *buf = unit_pattern(len, 11);
 	char sha[DIGEST_HEX_MAX];
 	struct unit_fixture *fx = *state;
 	struct ingest in;
@@ -619,7 +603,7 @@ static void
 test_blob_verify(void **state)
 {
 	const size_t len = 2 * 1024 * 1024 + 5;
-	unsigned char *buf = pattern(len, 3), byte;
+	unsigned char *buf = unit_pattern(len, 3), byte;
 	char sha[DIGEST_HEX_MAX], blob[STORE_PATH_MAX], path[4200];
 	char target[4200];
 	struct unit_fixture *fx = *state;
@@ -893,7 +877,7 @@ test_blob_each(void **state)
 	assert_int_equal(c.n, 0);
 
 	for (i = 0; i < 4; i++) {
-		buf = pattern(100 + (size_t)i, (uint32_t)i);
+		buf = unit_pattern(100 + (size_t)i, (uint32_t)i);
 		put_blob(fx, buf, 100 + (size_t)i, sha[i]);
 		free(buf);
 	}

@@ -4,7 +4,7 @@
  * files (three small git files, one LFS file of nine and a half ranges of
  * CHUNK bytes) written for the test origin (unit_origin.h), whose digests
  * are computed here from the bytes; and the checks of what a pull leaves.
- * Include after unit.h, unit_origin.h and unit_store.h.
+ * Include after unit.h, unit_origin.h, unit_store.h and fixture.h.
  */
 #ifndef MC_UNIT_PULL_H
 #define MC_UNIT_PULL_H
@@ -66,22 +66,6 @@ struct fx {
 	uint64_t fetched_before_release;
 };
 
-/* Deterministic bytes that vary with seed. */
-static inline unsigned char *
-pattern(size_t len, uint32_t seed)
-{
-	unsigned char *p = malloc(len);
-	uint32_t x = seed;
-	size_t i;
-
-	assert_non_null(p);
-	for (i = 0; i < len; i++) {
-		x = x * 1664525u + 1013904223u;
-		p[i] = (unsigned char)(x >> 24);
-	}
-	return p;
-}
-
 static inline void
 put_file(struct fx *fx, size_t i, const char *path, unsigned char *bytes,
     size_t size)
@@ -120,11 +104,12 @@ setup(void **state)
 	unit_fmt(fx->repo, sizeof(fx->repo), "%s/repo", fx->dir);
 	put_file(fx, 0, "config.json", text("{\"model_type\": \"tiny\"}\n"),
 	    24);
-	tok = pattern(3000, 7);
+	tok = unit_pattern(3000, 7);
 	memset(tok, 'a', 16);
 	put_file(fx, 1, "tokenizer.json", tok, 3000);
 	put_file(fx, 2, "sub/notes.txt", text("notes, in a folder\n"), 19);
-	put_file(fx, BIG, "model.safetensors", pattern(BIG_SIZE, 42), BIG_SIZE);
+	put_file(fx, BIG, "model.safetensors", unit_pattern(BIG_SIZE, 42),
+	    BIG_SIZE);
 	assert_int_equal(store_open(&fx->store, fx->root, 1), 0);
 	assert_int_equal(index_open(&fx->index, &fx->store, NULL), 0);
 	assert_int_equal(uv_loop_init(&fx->loop), 0);
@@ -236,25 +221,6 @@ exists(struct fx *fx, const char *rel)
 	return fstatat(fx->store.dirfd, rel, &st, AT_SYMLINK_NOFOLLOW) == 0;
 }
 
-/* Entries of a store directory, . and .. aside. */
-static inline int
-count_dir(struct fx *fx, const char *rel)
-{
-	char path[PATH];
-	struct dirent *e;
-	DIR *d;
-	int n = 0;
-
-	unit_fmt(path, sizeof(path), "%s/%s", fx->root, rel);
-	d = opendir(path);
-	assert_non_null(d);
-	while ((e = readdir(d)) != NULL)
-		if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0)
-			n++;
-	closedir(d);
-	return n;
-}
-
 /* Fails unless path (under the store) holds exactly the file's bytes. */
 static inline void
 assert_bytes(struct fx *fx, const char *rel, const struct mfile *f)
@@ -346,7 +312,7 @@ assert_unpublished(struct fx *fx)
 	    fx->desc.commit);
 	assert_false(exists(fx, rel));
 	assert_false(exists(fx, "hub/" FOLDER "/refs/main"));
-	assert_int_equal(count_dir(fx, "claims"), 0);
+	assert_int_equal(fixture_count(fx->root, "claims"), 0);
 	unit_fmt(path, sizeof(path), "%s/tmp", fx->root);
 	d = opendir(path);
 	assert_non_null(d);
