@@ -71,13 +71,13 @@ progress(void *arg, const struct pull_progress *pp)
 		    fx->files[BIG].path);
 		fd = open(path, O_RDONLY | O_CLOEXEC);
 		assert_true(fd >= 0);
-		assert_int_equal(store_ingest(&fx->store, fd, 1, &in), 0);
+		assert_int_equal(store_ingest(&fx->f.store, fd, 1, &in), 0);
 		close(fd);
 		assert_string_equal(in.sha256, fx->files[BIG].sha256);
-		assert_int_equal(store_blob_publish(&fx->store, in.tmp,
+		assert_int_equal(store_blob_publish(&fx->f.store, in.tmp,
 				     in.sha256),
 		    0);
-		claim_release(&fx->store, &fx->held);
+		claim_release(&fx->f.store, &fx->held);
 	}
 	if (fx->hook == HOOK_STOP && !fx->stopped &&
 	    f->state == PULL_FETCHING && f->bytes > 3 * CHUNK) {
@@ -110,7 +110,7 @@ pull(struct fx *fx, struct pull_file *files, size_t n, unsigned attempts,
 	    0);
 	assert_int_equal(manifest_add_revision(&m, "main"), 0);
 	memcpy(m.commit, fx->desc.commit, sizeof(m.commit));
-	assert_int_equal(pull_start(&fx->loop, &fx->store, &fx->index,
+	assert_int_equal(pull_start(&fx->loop, &fx->f.store, &fx->f.index,
 			     &fx->fetch, files, n, &o, &m, r, flag, &done,
 			     &fx->pull),
 	    0);
@@ -138,7 +138,7 @@ missing_bytes(struct fx *fx, size_t *ndone)
 	assert_int_equal(ranges_paths(fx->files[BIG].sha256, NULL, state,
 			     sizeof(state)),
 	    0);
-	assert_int_equal(ranges_load(&fx->store, state, &r), 0);
+	assert_int_equal(ranges_load(&fx->f.store, state, &r), 0);
 	assert_int_equal(r.size, BIG_SIZE);
 	assert_int_equal(r.chunk, CHUNK);
 	for (k = 0; k < r.ndone; k++) {
@@ -163,7 +163,7 @@ assert_partial_kept(struct fx *fx)
 	assert_int_equal(ranges_paths(fx->files[BIG].sha256, partial, NULL,
 			     sizeof(partial)),
 	    0);
-	assert_int_equal(fstatat(fx->store.dirfd, partial, &st, 0), 0);
+	assert_int_equal(fstatat(fx->f.store.dirfd, partial, &st, 0), 0);
 	assert_true(S_ISREG(st.st_mode));
 	assert_int_equal(st.st_size, BIG_SIZE);
 }
@@ -210,13 +210,12 @@ test_clean(void **state)
 {
 	struct fx *fx = *state;
 	struct pull_result r;
-	char rel[PATH], ref[64];
+	char rel[PATH];
 	struct manifest m;
 	const char *why;
-	struct rows row;
+	struct fixture_snaps row;
 	uint64_t total = 0;
 	size_t i;
-	int fd;
 
 	start(fx, NULL);
 	describe(fx);
@@ -239,16 +238,12 @@ test_clean(void **state)
 		assert_bytes(fx, rel, &fx->files[i]);
 	}
 	/* The ref names the commit. */
-	fd = openat(fx->store.dirfd, "hub/" FOLDER "/refs/main", O_RDONLY);
-	assert_true(fd >= 0);
-	assert_int_equal(read(fd, ref, sizeof(ref)), DIGEST_SHA1_HEX);
-	close(fd);
-	assert_memory_equal(ref, fx->desc.commit, DIGEST_SHA1_HEX);
+	fixture_assert_ref(&fx->f, "hub/" FOLDER "/refs/main", fx->desc.commit);
 
 	/* The manifest: each file with its SHA-256 and the origin's etag. */
 	manifest_init(&m);
-	assert_int_equal(snapshot_manifest(&fx->store, FOLDER, fx->desc.commit,
-			     &m, &why),
+	assert_int_equal(snapshot_manifest(&fx->f.store, FOLDER,
+			     fx->desc.commit, &m, &why),
 	    0);
 	assert_string_equal(m.commit, fx->desc.commit);
 	assert_string_equal(m.repo, "org/tiny");
@@ -272,14 +267,14 @@ test_clean(void **state)
 	/* The index row. */
 	rows(fx, &row);
 	assert_int_equal(row.n, 1);
-	assert_string_equal(row.commit, fx->desc.commit);
-	assert_string_equal(row.refs, "main");
-	assert_string_equal(row.source, "hf://org/tiny@main");
-	assert_string_equal(row.trust, "verified");
-	assert_int_equal(row.nfiles, NFILES);
-	assert_int_equal(row.size, total);
-	assert_int_equal(fixture_count(fx->root, "tmp"), 0);
-	assert_int_equal(fixture_count(fx->root, "claims"), 0);
+	assert_string_equal(row.v[0].commit, fx->desc.commit);
+	assert_string_equal(row.v[0].refs, "main");
+	assert_string_equal(row.v[0].source, "hf://org/tiny@main");
+	assert_string_equal(row.v[0].trust, "verified");
+	assert_int_equal(row.v[0].nfiles, NFILES);
+	assert_int_equal(row.v[0].size, total);
+	assert_int_equal(fixture_count(fx->f.root, "tmp"), 0);
+	assert_int_equal(fixture_count(fx->f.root, "claims"), 0);
 
 	/* Again: every file is in the store. */
 	pull_files_free(fx->desc.files, fx->desc.nfiles);
@@ -313,7 +308,7 @@ test_retried(void **state)
 	};
 	struct fx *fx = *state;
 	struct pull_result r;
-	struct rows row;
+	struct fixture_snaps row;
 	size_t c, i;
 
 	for (c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
@@ -328,8 +323,8 @@ test_retried(void **state)
 			assert_blob(fx, &fx->files[i]);
 		rows(fx, &row);
 		assert_int_equal(row.n, 1);
-		assert_int_equal(fixture_count(fx->root, "claims"), 0);
-		assert_int_equal(fixture_count(fx->root, "tmp"), 0);
+		assert_int_equal(fixture_count(fx->f.root, "claims"), 0);
+		assert_int_equal(fixture_count(fx->f.root, "tmp"), 0);
 
 		next_case(fx);
 	}
@@ -410,8 +405,8 @@ resume(struct fx *fx)
 	assert_int_equal(unit_origin_bytes(&fx->origin, fx->files[BIG].sha256),
 	    missing);
 	assert_blob(fx, &fx->files[BIG]);
-	assert_int_equal(fixture_count(fx->root, "tmp"), 0);
-	assert_int_equal(fixture_count(fx->root, "claims"), 0);
+	assert_int_equal(fixture_count(fx->f.root, "tmp"), 0);
+	assert_int_equal(fixture_count(fx->f.root, "claims"), 0);
 }
 
 /*
@@ -471,8 +466,9 @@ test_claim_live_waits(void **state)
 
 	start(fx, NULL);
 	describe(fx);
-	assert_int_equal(claim_try(&fx->store, &fx->held, fx->files[BIG].sha256,
-			     store_now_ms(&fx->store), fx->store.stale_ms),
+	assert_int_equal(claim_try(&fx->f.store, &fx->held,
+			     fx->files[BIG].sha256, store_now_ms(&fx->f.store),
+			     fx->f.store.stale_ms),
 	    0);
 	fx->hook = HOOK_RELEASE;
 	pull(fx, described(fx, "model.safetensors"), 1, 0, 0, &r);
@@ -485,7 +481,7 @@ test_claim_live_waits(void **state)
 	assert_int_equal(unit_origin_bytes(&fx->origin, fx->files[BIG].sha256),
 	    0);
 	assert_blob(fx, &fx->files[BIG]);
-	assert_int_equal(fixture_count(fx->root, "claims"), 0);
+	assert_int_equal(fixture_count(fx->f.root, "claims"), 0);
 }
 
 /*
@@ -496,7 +492,7 @@ static void
 test_claim_dead_taken_over(void **state)
 {
 	struct fx *fx = *state;
-	const char *o = fx->store.owner, *s = strrchr(o, '.');
+	const char *o = fx->f.store.owner, *s = strrchr(o, '.');
 	char line[256], rel[STORE_PATH_MAX];
 	struct pull_result r;
 	int fd;
@@ -506,7 +502,7 @@ test_claim_dead_taken_over(void **state)
 	unit_fmt(line, sizeof(line), "%.*s.%llu %lld\n", (int)(s - o), o,
 	    strtoull(s + 1, NULL, 10) + 1, (long long)claim_now_ms());
 	unit_fmt(rel, sizeof(rel), "claims/%s", fx->files[BIG].sha256);
-	fd = openat(fx->store.dirfd, rel, O_WRONLY | O_CREAT | O_EXCL, 0644);
+	fd = openat(fx->f.store.dirfd, rel, O_WRONLY | O_CREAT | O_EXCL, 0644);
 	assert_true(fd >= 0);
 	assert_int_equal(write(fd, line, strlen(line)), (ssize_t)strlen(line));
 	close(fd);
@@ -518,8 +514,8 @@ test_claim_dead_taken_over(void **state)
 		fail_msg("pull: %s", r.message);
 	assert_int_equal(r.bytes_origin, BIG_SIZE);
 	assert_blob(fx, &fx->files[BIG]);
-	assert_false(exists(fx, rel));
-	assert_int_equal(fixture_count(fx->root, "claims"), 0);
+	assert_false(fixture_exists(&fx->f, rel));
+	assert_int_equal(fixture_count(fx->f.root, "claims"), 0);
 }
 
 int

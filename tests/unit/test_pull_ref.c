@@ -81,7 +81,7 @@ pull_ref(struct fx *fx, const char *text, const char *token,
 	o.pull.progress = stop_when_fetching;
 	o.pull.arg = fx;
 	fx->stopped = !stop; /* the hook stops it only when asked */
-	assert_int_equal(pull_ref_start(&fx->loop, &fx->store, &fx->index,
+	assert_int_equal(pull_ref_start(&fx->loop, &fx->f.store, &fx->f.index,
 			     &fx->fetch, &ref, 1, &o, r, count, &done, &fx->op),
 	    0);
 	while (done == 0)
@@ -102,7 +102,7 @@ test_hf(void **state)
 	struct fx *fx = *state;
 	struct pull_ref_result r;
 	char text[128];
-	struct rows row;
+	struct fixture_snaps row;
 	uint64_t total = 0;
 	size_t i;
 
@@ -123,9 +123,9 @@ test_hf(void **state)
 	assert_int_equal(r.pull.bytes_origin, total);
 	rows(fx, &row);
 	assert_int_equal(row.n, 1);
-	assert_string_equal(row.commit, fx->desc.commit);
-	assert_string_equal(row.refs, "main");
-	assert_string_equal(row.source, "hf://org/tiny@main");
+	assert_string_equal(row.v[0].commit, fx->desc.commit);
+	assert_string_equal(row.v[0].refs, "main");
+	assert_string_equal(row.v[0].source, "hf://org/tiny@main");
 
 	unit_fmt(text, sizeof(text), "hf://org/tiny@%s", fx->desc.commit);
 	pull_ref(fx, text, NULL, NULL, 0, &r);
@@ -137,9 +137,9 @@ test_hf(void **state)
 	assert_int_equal(r.pull.bytes_reused, total);
 	rows(fx, &row);
 	assert_int_equal(row.n, 1);
-	assert_string_equal(row.refs, "main");
-	assert_int_equal(fixture_count(fx->root, "tmp"), 0);
-	assert_int_equal(fixture_count(fx->root, "claims"), 0);
+	assert_string_equal(row.v[0].refs, "main");
+	assert_int_equal(fixture_count(fx->f.root, "tmp"), 0);
+	assert_int_equal(fixture_count(fx->f.root, "claims"), 0);
 }
 
 /* The include globs choose the files; the tree one file a page is whole. */
@@ -149,7 +149,7 @@ test_globs_and_pages(void **state)
 	static const char *const json[] = { "*.json", NULL };
 	struct fx *fx = *state;
 	struct pull_ref_result r;
-	struct rows row;
+	struct fixture_snaps row;
 
 	start(fx, "--page-size", "1", NULL);
 	pull_ref(fx, "hf://org/tiny", NULL, json, 0, &r);
@@ -162,7 +162,7 @@ test_globs_and_pages(void **state)
 	assert_true(no_blob(fx, &fx->files[BIG]));
 	rows(fx, &row);
 	assert_int_equal(row.n, 1);
-	assert_int_equal(row.nfiles, 2);
+	assert_int_equal(row.v[0].nfiles, 2);
 
 	/* Every page followed: all four files. */
 	next_case(fx);
@@ -210,7 +210,7 @@ test_refused(void **state)
 	};
 	struct fx *fx = *state;
 	struct pull_ref_result r;
-	struct rows row;
+	struct fixture_snaps row;
 	size_t c;
 
 	for (c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
@@ -238,7 +238,7 @@ test_refused(void **state)
 		} else {
 			assert_true(r.pull.message[0] != '\0');
 			assert_unpublished(fx);
-			assert_int_equal(fixture_count(fx->root,
+			assert_int_equal(fixture_count(fx->f.root,
 					     "blobs/sha256"),
 			    0);
 		}
@@ -266,7 +266,7 @@ test_stop(void **state)
 	assert_int_equal(ref_parse(&ref, "hf://org/tiny", &why), 0);
 	memset(&o, 0, sizeof(o));
 	o.hf.endpoint = fx->origin.url;
-	assert_int_equal(pull_ref_start(&fx->loop, &fx->store, &fx->index,
+	assert_int_equal(pull_ref_start(&fx->loop, &fx->f.store, &fx->f.index,
 			     &fx->fetch, &ref, 1, &o, &r, count, &done,
 			     &fx->op),
 	    0);
@@ -286,7 +286,7 @@ test_stop(void **state)
 	assert_int_equal(unit_origin_fired(&fx->origin, "stall:60@/cdn/*1"), 1);
 	assert_true(no_blob(fx, &fx->files[BIG]));
 	assert_unpublished(fx);
-	assert_int_equal(fixture_count(fx->root, "claims"), 0);
+	assert_int_equal(fixture_count(fx->f.root, "claims"), 0);
 
 	/* Resumed from the ranges saved: whole. */
 	unit_origin_reset(&fx->origin);
@@ -296,7 +296,7 @@ test_stop(void **state)
 	assert_true(unit_origin_bytes(&fx->origin, fx->files[BIG].sha256) <=
 	    BIG_SIZE - CHUNK);
 	assert_blob(fx, &fx->files[BIG]);
-	assert_int_equal(fixture_count(fx->root, "tmp"), 0);
+	assert_int_equal(fixture_count(fx->f.root, "tmp"), 0);
 }
 
 int

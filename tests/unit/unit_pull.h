@@ -45,11 +45,8 @@ struct mfile {
 enum hook { HOOK_NONE, HOOK_RELEASE, HOOK_STOP };
 
 struct fx {
-	char *dir;
-	char root[512]; /* dir/store */
-	char repo[512]; /* dir/repo: what the origin serves */
-	struct store store;
-	struct index index;
+	struct fixture f; /* the store and its index (fixture.h) */
+	char repo[512];	  /* f.dir/repo: what the origin serves */
 	uv_loop_t loop;
 	struct fetch fetch;
 	struct unit_origin origin;
@@ -99,9 +96,8 @@ setup(void **state)
 
 	assert_non_null(fx);
 	alarm(WATCHDOG_S); /* a pull that never ends fails the test */
-	fx->dir = unit_tmpdir();
-	unit_fmt(fx->root, sizeof(fx->root), "%s/store", fx->dir);
-	unit_fmt(fx->repo, sizeof(fx->repo), "%s/repo", fx->dir);
+	fixture_open(&fx->f, 1);
+	unit_fmt(fx->repo, sizeof(fx->repo), "%s/repo", fx->f.dir);
 	put_file(fx, 0, "config.json", text("{\"model_type\": \"tiny\"}\n"),
 	    24);
 	tok = unit_pattern(3000, 7);
@@ -110,8 +106,6 @@ setup(void **state)
 	put_file(fx, 2, "sub/notes.txt", text("notes, in a folder\n"), 19);
 	put_file(fx, BIG, "model.safetensors", unit_pattern(BIG_SIZE, 42),
 	    BIG_SIZE);
-	assert_int_equal(store_open(&fx->store, fx->root, 1), 0);
-	assert_int_equal(index_open(&fx->index, &fx->store, NULL), 0);
 	assert_int_equal(uv_loop_init(&fx->loop), 0);
 	memset(&fo, 0, sizeof(fo));
 	assert_int_equal(fetch_init(&fx->fetch, &fx->loop, &fo), 0);
@@ -130,15 +124,13 @@ teardown(void **state)
 	unit_origin_stop(&fx->origin);
 	pull_files_free(fx->desc.files, fx->desc.nfiles);
 	ref_release(&fx->ref);
-	claim_release(&fx->store, &fx->held);
+	claim_release(&fx->f.store, &fx->held);
 	fetch_close(&fx->fetch);
 	uv_run(&fx->loop, UV_RUN_DEFAULT);
 	assert_int_equal(uv_loop_close(&fx->loop), 0);
-	index_close(&fx->index);
-	store_release(&fx->store);
+	fixture_close(&fx->f);
 	for (i = 0; i < NFILES; i++)
 		free(fx->files[i].bytes);
-	unit_rmdir(fx->dir);
 	free(fx);
 	alarm(0);
 	return 0;
@@ -173,7 +165,7 @@ start(struct fx *fx, ...)
 	}
 	va_end(ap);
 	args[n] = NULL;
-	unit_origin_start(&fx->origin, fx->dir, args);
+	unit_origin_start(&fx->origin, fx->f.dir, args);
 }
 
 static inline void
@@ -213,14 +205,6 @@ described(struct fx *fx, const char *path)
 	return NULL;
 }
 
-static inline int
-exists(struct fx *fx, const char *rel)
-{
-	struct stat st;
-
-	return fstatat(fx->store.dirfd, rel, &st, AT_SYMLINK_NOFOLLOW) == 0;
-}
-
 /* Fails unless path (under the store) holds exactly the file's bytes. */
 static inline void
 assert_bytes(struct fx *fx, const char *rel, const struct mfile *f)
@@ -230,7 +214,7 @@ assert_bytes(struct fx *fx, const char *rel, const struct mfile *f)
 	FILE *in;
 
 	assert_non_null(buf);
-	unit_fmt(path, sizeof(path), "%s/%s", fx->root, rel);
+	unit_fmt(path, sizeof(path), "%s/%s", fx->f.root, rel);
 	in = fopen(path, "rb");
 	if (in == NULL)
 		fail_msg("%s: %s", rel, strerror(errno));
@@ -248,10 +232,10 @@ assert_blob(struct fx *fx, const struct mfile *f)
 	uint64_t size;
 	struct stat st;
 
-	assert_int_equal(store_blob_stat(&fx->store, f->sha256, &size), 0);
+	assert_int_equal(store_blob_stat(&fx->f.store, f->sha256, &size), 0);
 	assert_int_equal(size, f->size);
 	assert_int_equal(store_blob_path(f->sha256, rel, sizeof(rel)), 0);
-	assert_int_equal(fstatat(fx->store.dirfd, rel, &st, 0), 0);
+	assert_int_equal(fstatat(fx->f.store.dirfd, rel, &st, 0), 0);
 	assert_int_equal(st.st_mode & 07777, 0444);
 	assert_bytes(fx, rel, f);
 }
@@ -259,37 +243,14 @@ assert_blob(struct fx *fx, const struct mfile *f)
 static inline int
 no_blob(struct fx *fx, const struct mfile *f)
 {
-	return store_blob_stat(&fx->store, f->sha256, NULL) == -ENOENT;
+	return store_blob_stat(&fx->f.store, f->sha256, NULL) == -ENOENT;
 }
 
-struct rows {
-	int n;
-	char commit[DIGEST_SHA1_HEX + 1], refs[64], source[128], trust[16];
-	uint64_t size, nfiles;
-};
-
-static inline int
-on_row(void *arg, const struct index_snapshot *s)
-{
-	struct rows *r = arg;
-
-	r->n++;
-	unit_fmt(r->commit, sizeof(r->commit), "%s", s->commit);
-	unit_fmt(r->refs, sizeof(r->refs), "%s", s->refs);
-	unit_fmt(r->source, sizeof(r->source), "%s", s->source);
-	unit_fmt(r->trust, sizeof(r->trust), "%s", s->trust);
-	r->size = s->size;
-	r->nfiles = s->nfiles;
-	return 0;
-}
-
+/* The index rows of org/tiny. */
 static inline void
-rows(struct fx *fx, struct rows *r)
+rows(struct fx *fx, struct fixture_snaps *s)
 {
-	memset(r, 0, sizeof(*r));
-	assert_int_equal(index_each_snapshot(&fx->index, REPO_MODEL, "org/tiny",
-			     NULL, on_row, r),
-	    0);
+	fixture_snaps(&fx->f, REPO_MODEL, "org/tiny", NULL, s);
 }
 
 /*
@@ -302,18 +263,18 @@ assert_unpublished(struct fx *fx)
 {
 	char rel[PATH], path[PATH];
 	struct dirent *e;
-	struct rows r;
+	struct fixture_snaps r;
 	DIR *d;
 
 	rows(fx, &r);
 	assert_int_equal(r.n, 0);
-	assert_false(exists(fx, "manifests/" FOLDER));
+	assert_false(fixture_exists(&fx->f, "manifests/" FOLDER));
 	unit_fmt(rel, sizeof(rel), "hub/" FOLDER "/snapshots/%s",
 	    fx->desc.commit);
-	assert_false(exists(fx, rel));
-	assert_false(exists(fx, "hub/" FOLDER "/refs/main"));
-	assert_int_equal(fixture_count(fx->root, "claims"), 0);
-	unit_fmt(path, sizeof(path), "%s/tmp", fx->root);
+	assert_false(fixture_exists(&fx->f, rel));
+	assert_false(fixture_exists(&fx->f, "hub/" FOLDER "/refs/main"));
+	assert_int_equal(fixture_count(fx->f.root, "claims"), 0);
+	unit_fmt(path, sizeof(path), "%s/tmp", fx->f.root);
 	d = opendir(path);
 	assert_non_null(d);
 	while ((e = readdir(d)) != NULL)
@@ -330,11 +291,11 @@ next_case(struct fx *fx)
 	unit_origin_stop(&fx->origin);
 	pull_files_free(fx->desc.files, fx->desc.nfiles);
 	memset(&fx->desc, 0, sizeof(fx->desc));
-	index_close(&fx->index);
-	store_release(&fx->store);
-	unit_rmdir(strdup(fx->root));
-	assert_int_equal(store_open(&fx->store, fx->root, 1), 0);
-	assert_int_equal(index_open(&fx->index, &fx->store, NULL), 0);
+	index_close(&fx->f.index);
+	store_release(&fx->f.store);
+	unit_rmdir(strdup(fx->f.root));
+	assert_int_equal(store_open(&fx->f.store, fx->f.root, 1), 0);
+	assert_int_equal(index_open(&fx->f.index, &fx->f.store, NULL), 0);
 }
 
 /* Whether message names one of the model's files. */
