@@ -23,18 +23,14 @@ fixture_open(struct fixture *fx, int index)
 	unit_fmt(fx->src, sizeof(fx->src), "%s/src", fx->dir);
 	assert_int_equal(mkdir(fx->src, 0755), 0);
 	assert_int_equal(store_open(&fx->store, fx->root, 1), 0);
-	if (index) {
+	if (index)
 		assert_int_equal(index_open(&fx->index, &fx->store, NULL), 0);
-		fx->index_opened = 1;
-	}
 }
 
 void
 fixture_close(struct fixture *fx)
 {
-	if (fx->index_opened)
-		index_close(&fx->index);
-	fx->index_opened = 0;
+	index_close(&fx->index); /* whoever opened it: a test may have */
 	store_release(&fx->store);
 	unit_rmdir(fx->dir);
 	fx->dir = NULL;

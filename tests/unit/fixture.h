@@ -28,13 +28,12 @@ struct fixture {
 	char src[512];	/* dir/src: files to ingest */
 	unsigned nsrc;
 	struct store store;
-	struct index index; /* open when index_opened */
-	int index_opened;
+	struct index index; /* closed by fixture_close(), if open */
 };
 
 /* Makes one (dir/src created), with the index open when index is set. */
 void fixture_open(struct fixture *fx, int index);
-/* Closes it and removes its folder. */
+/* Closes it (the index too, whoever opened it) and removes its folder. */
 void fixture_close(struct fixture *fx);
 /* cmocka setup (a store; a store and its index) and teardown. */
 int fixture_setup(void **state);
