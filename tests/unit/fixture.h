@@ -56,7 +56,7 @@ struct fixture_snap {
 	int64_t id;
 	enum repo_type type;
 	char repo[128], folder[REF_FOLDER_MAX], commit[DIGEST_SHA1_HEX + 1];
-	char source[128], trust[16], refs[256];
+	char source[1024], trust[16], refs[256];
 	uint64_t size, nfiles;
 	int64_t created, updated, last_used;
 	int pinned;

@@ -27,8 +27,9 @@
 
 struct unit_origin {
 	pid_t pid;
-	char url[64]; /* http://127.0.0.1:PORT */
+	char url[64]; /* http://127.0.0.1:PORT, https with --tls-cert */
 	char log[4200];
+	const char *ca_file; /* the CA of an https origin's certificate */
 };
 
 /* tests/origin/hf_origin.py of the source tree, into buf. */
@@ -82,7 +83,7 @@ unit_origin_start(struct unit_origin *o, const char *dir,
 	const char *argv[UNIT_ORIGIN_ARGS + 10];
 	char *cargv[UNIT_ORIGIN_ARGS + 10];
 	size_t n = 0, i;
-	int fd, status, tries;
+	int fd, status, tries, tls = 0;
 	ssize_t got;
 
 	unit_origin_script(script, sizeof(script));
@@ -100,6 +101,7 @@ unit_origin_start(struct unit_origin *o, const char *dir,
 	for (i = 0; args != NULL && args[i] != NULL; i++) {
 		assert_true(i < UNIT_ORIGIN_ARGS);
 		argv[n++] = args[i];
+		tls |= strcmp(args[i], "--tls-cert") == 0;
 	}
 	argv[n] = NULL;
 	o->pid = fork();
@@ -127,7 +129,8 @@ unit_origin_start(struct unit_origin *o, const char *dir,
 			if (got > 0) {
 				buf[got] = '\0';
 				snprintf(o->url, sizeof(o->url),
-				    "http://127.0.0.1:%d", atoi(buf));
+				    "%s://127.0.0.1:%d", tls ? "https" : "http",
+				    atoi(buf));
 				return;
 			}
 		}
@@ -183,6 +186,8 @@ unit_origin_call(const struct unit_origin *o, const char *path, int post)
 	snprintf(url, sizeof(url), "%s%s", o->url, path);
 	curl_easy_setopt(c, CURLOPT_URL, url);
 	curl_easy_setopt(c, CURLOPT_NOPROXY, "*");
+	if (o->ca_file != NULL)
+		curl_easy_setopt(c, CURLOPT_CAINFO, o->ca_file);
 	if (post)
 		curl_easy_setopt(c, CURLOPT_POSTFIELDS, "");
 	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, unit_origin_body);
