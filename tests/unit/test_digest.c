@@ -50,22 +50,6 @@ static const struct known answers[] = {
 	    "ce013625030ba8dba906f756967f9e9ca394464a" },
 };
 
-/* Deterministic, non-repeating-looking bytes (a 32-bit LCG). */
-static unsigned char *
-pattern(size_t len)
-{
-	unsigned char *p = malloc(len > 0 ? len : 1);
-	uint32_t x = 0x12345678;
-	size_t i;
-
-	assert_non_null(p);
-	for (i = 0; i < len; i++) {
-		x = x * 1664525u + 1013904223u;
-		p[i] = (unsigned char)(x >> 24);
-	}
-	return p;
-}
-
 /* The hex digest of buf under md, straight from OpenSSL. */
 static void
 evp_hex(const EVP_MD *md, const void *buf, size_t len, char *hex)
@@ -208,7 +192,7 @@ test_stream_equals_oneshot(void **state)
 		DIGEST_GITSHA1 };
 	const size_t len = 300000;
 	char one[DIGEST_HEX_MAX], many[DIGEST_HEX_MAX], ref[DIGEST_HEX_MAX];
-	unsigned char *buf = pattern(len);
+	unsigned char *buf = unit_pattern(len, 0x12345678);
 	struct digest d;
 	size_t a, done, n, step;
 
@@ -285,7 +269,7 @@ test_fd_large(void **state)
 	const size_t len = 5 * 1024 * 1024 + 12345;
 	char from_fd[DIGEST_HEX_MAX], from_buf[DIGEST_HEX_MAX];
 	char ref[DIGEST_HEX_MAX];
-	unsigned char *buf = pattern(len);
+	unsigned char *buf = unit_pattern(len, 0x12345678);
 	char *dir;
 	size_t a;
 	int fd;

@@ -26,6 +26,7 @@
 
 #include "unit.h"
 #include "unit_store.h"
+#include "fixture.h"
 
 #include "claim.h"
 #include "fsck.h"
@@ -42,112 +43,20 @@
 #define FB "models--org--b"
 
 /*
- * Per-test state: a temporary folder holding a store and source files, and
- * the two snapshots of the good store: A (org/a: config.json, git etag,
+ * Per-test state: the store + index fixture (fixture.h), and the two
+ * snapshots of the good store: A (org/a: config.json, git etag,
  * and model.safetensors, LFS) and B (org/b: config.json and weights.bin).
  */
 struct fx {
-	char *dir;
-	char root[512]; /* dir/store */
-	char src[512];	/* dir/src: files to ingest */
-	unsigned nsrc;
-	struct store store;
-	struct index index;
+	struct fixture f;
 	char ca[DIGEST_SHA1_HEX + 1], cb[DIGEST_SHA1_HEX + 1];
 	struct blob a_cfg, a_model, b_cfg, b_weights;
 };
-
-/* A growable list of strings, to compare reports as sets. */
-struct list {
-	char **v;
-	size_t n, cap;
-};
-
-static void list_add(struct list *l, const char *f, ...)
-    __attribute__((format(printf, 2, 3)));
-
-static void
-list_add(struct list *l, const char *f, ...)
-{
-	char buf[PATH * 2];
-	va_list ap;
-
-	va_start(ap, f);
-	vsnprintf(buf, sizeof(buf), f, ap);
-	va_end(ap);
-	if (l->n == l->cap) {
-		l->cap = l->cap == 0 ? 16 : l->cap * 2;
-		l->v = realloc(l->v, l->cap * sizeof(*l->v));
-		assert_non_null(l->v);
-	}
-	l->v[l->n] = strdup(buf);
-	assert_non_null(l->v[l->n]);
-	l->n++;
-}
-
-static int
-str_cmp(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-static void
-list_free(struct list *l)
-{
-	size_t i;
-
-	for (i = 0; i < l->n; i++)
-		free(l->v[i]);
-	free(l->v);
-	memset(l, 0, sizeof(*l));
-}
-
-/* Fails, printing both, unless got and want hold the same strings. */
-static void
-assert_same(struct list *got, struct list *want)
-{
-	size_t i;
-	int same;
-
-	if (got->n > 1)
-		qsort(got->v, got->n, sizeof(*got->v), str_cmp);
-	if (want->n > 1)
-		qsort(want->v, want->n, sizeof(*want->v), str_cmp);
-	same = got->n == want->n;
-	for (i = 0; same && i < got->n; i++)
-		same = strcmp(got->v[i], want->v[i]) == 0;
-	if (same)
-		return;
-	print_error("fsck reported %zu issues:\n", got->n);
-	for (i = 0; i < got->n; i++)
-		print_error("  %s\n", got->v[i]);
-	print_error("want %zu:\n", want->n);
-	for (i = 0; i < want->n; i++)
-		print_error("  %s\n", want->v[i]);
-	fail_msg("fsck reports differ from what is expected");
-}
 
 static void
 blob_rel(const struct blob *b, char *buf, size_t len)
 {
 	assert_int_equal(store_blob_path(b->sha256, buf, len), 0);
-}
-
-/* Ingests and publishes content as a store blob. */
-static void
-make_blob(struct fx *fx, const char *content, struct blob *b)
-{
-	unit_blob(&fx->store, fx->src, &fx->nsrc, content, strlen(content), b);
-}
-
-static void
-add_file(struct fx *fx, struct manifest *m, const char *path,
-    const char *content, int lfs, struct blob *out)
-{
-	make_blob(fx, content, out);
-	assert_int_equal(manifest_add_file(m, path, out->size, out->sha256,
-			     lfs ? out->sha256 : out->gitsha1),
-	    0);
 }
 
 static void
@@ -156,7 +65,8 @@ publish(struct fx *fx, struct manifest *m, int64_t now, char *commit)
 	assert_int_equal(manifest_add_revision(m, "main"), 0);
 	assert_int_equal(manifest_derive_commit(m), 0);
 	unit_fmt(commit, DIGEST_SHA1_HEX + 1, "%s", m->commit);
-	assert_int_equal(snapshot_publish(&fx->store, &fx->index, m, now), 0);
+	assert_int_equal(snapshot_publish(&fx->f.store, &fx->f.index, m, now),
+	    0);
 	manifest_release(m);
 }
 
@@ -167,33 +77,32 @@ setup(void **state)
 	struct manifest m;
 
 	assert_non_null(fx);
-	fx->dir = unit_tmpdir();
-	unit_fmt(fx->root, sizeof(fx->root), "%s/store", fx->dir);
-	unit_fmt(fx->src, sizeof(fx->src), "%s/src", fx->dir);
-	assert_int_equal(store_open(&fx->store, fx->root, 1), 0);
-	assert_int_equal(index_open(&fx->index, &fx->store, NULL), 0);
+	fixture_open(&fx->f, 1);
 
 	manifest_init(&m);
 	assert_int_equal(manifest_set_origin(&m, REPO_MODEL, "org/a",
 			     "file:///models/a"),
 	    0);
-	add_file(fx, &m, "config.json", "{\"a\":1}\n", 0, &fx->a_cfg);
-	add_file(fx, &m, "model.safetensors", "weights of a", 1, &fx->a_model);
+	fixture_add_file(&fx->f, &m, "config.json", "{\"a\":1}\n", 0,
+	    &fx->a_cfg);
+	fixture_add_file(&fx->f, &m, "model.safetensors", "weights of a", 1,
+	    &fx->a_model);
 	publish(fx, &m, 1000, fx->ca);
 
 	manifest_init(&m);
 	assert_int_equal(manifest_set_origin(&m, REPO_MODEL, "org/b",
 			     "file:///models/b"),
 	    0);
-	add_file(fx, &m, "config.json", "{\"b\":2}\n", 0, &fx->b_cfg);
-	add_file(fx, &m, "weights.bin", "weights of b, more", 1,
+	fixture_add_file(&fx->f, &m, "config.json", "{\"b\":2}\n", 0,
+	    &fx->b_cfg);
+	fixture_add_file(&fx->f, &m, "weights.bin", "weights of b, more", 1,
 	    &fx->b_weights);
 	publish(fx, &m, 2000, fx->cb);
 
 	/* Opened again, the index was not just built: nothing to say. */
-	index_close(&fx->index);
-	assert_int_equal(index_open(&fx->index, &fx->store, NULL), 0);
-	assert_int_equal(fx->index.rebuilt, 0);
+	index_close(&fx->f.index);
+	assert_int_equal(index_open(&fx->f.index, &fx->f.store, NULL), 0);
+	assert_int_equal(fx->f.index.rebuilt, 0);
 	*state = fx;
 	return 0;
 }
@@ -203,9 +112,7 @@ teardown(void **state)
 {
 	struct fx *fx = *state;
 
-	index_close(&fx->index);
-	store_release(&fx->store);
-	unit_rmdir(fx->dir);
+	fixture_close(&fx->f);
 	free(fx);
 	return 0;
 }
@@ -254,8 +161,8 @@ run(struct fx *fx, int repair, int hash, ...)
 	va_end(ap);
 	o.arg = &got;
 	memset(&r, 0xff, sizeof(r));
-	assert_int_equal(fsck_run(&fx->store, &fx->index, &o, &r), 0);
-	assert_same(&got, &want);
+	assert_int_equal(fsck_run(&fx->f.store, &fx->f.index, &o, &r), 0);
+	list_assert_same("fsck reports", &got, &want, 0);
 	assert_int_equal(r.problems, problems);
 	assert_int_equal(r.residue, residue);
 	assert_int_equal(r.repaired, repaired);
@@ -272,20 +179,10 @@ assert_clean(struct fx *fx)
 	run(fx, 0, 0, NULL);
 }
 
-static int
-exists(struct fx *fx, const char *rel)
-{
-	char path[PATH];
-	struct stat st;
-
-	unit_fmt(path, sizeof(path), "%s/%s", fx->root, rel);
-	return lstat(path, &st) == 0;
-}
-
 static void
 path_of(struct fx *fx, const char *rel, char *buf, size_t len)
 {
-	unit_fmt(buf, len, "%s/%s", fx->root, rel);
+	unit_fmt(buf, len, "%s/%s", fx->f.root, rel);
 }
 
 /* The number of index rows of commit. */
@@ -301,7 +198,7 @@ indexed(struct fx *fx, const char *commit)
 {
 	int n = 0;
 
-	assert_int_equal(index_each_snapshot(&fx->index, REPO_MODEL, NULL,
+	assert_int_equal(index_each_snapshot(&fx->f.index, REPO_MODEL, NULL,
 			     commit, count_one, &n),
 	    0);
 	return n;
@@ -320,61 +217,23 @@ id_of(struct fx *fx, const char *commit)
 	int64_t id = 0;
 
 	assert_int_equal(indexed(fx, commit), 1);
-	assert_int_equal(index_each_snapshot(&fx->index, REPO_MODEL, NULL,
+	assert_int_equal(index_each_snapshot(&fx->f.index, REPO_MODEL, NULL,
 			     commit, grab_id, &id),
 	    0);
 	assert_true(id > 0);
 	return id;
 }
 
-/* How many files in tmp/ are named quarantine.*<suffix>. */
-static int
-quarantined(struct fx *fx, const char *suffix)
-{
-	char path[PATH];
-	struct dirent *e;
-	size_t n, s = strlen(suffix);
-	int count = 0;
-	DIR *d;
-
-	path_of(fx, "tmp", path, sizeof(path));
-	d = opendir(path);
-	assert_non_null(d);
-	while ((e = readdir(d)) != NULL) {
-		n = strlen(e->d_name);
-		if (strncmp(e->d_name, "quarantine.", 11) == 0 && n > s &&
-		    strcmp(e->d_name + n - s, suffix) == 0)
-			count++;
-	}
-	closedir(d);
-	return count;
-}
-
-/* The pid of a process that has just exited (and been reaped). */
-static pid_t
-dead_pid(void)
-{
-	pid_t pid = fork();
-	int status;
-
-	assert_true(pid >= 0);
-	if (pid == 0)
-		_exit(0);
-	assert_int_equal(waitpid(pid, &status, 0), pid);
-	assert_true(WIFEXITED(status));
-	return pid;
-}
-
 /* "<host>.<pidns>.<pid>" of a dead process on this host and namespace. */
 static void
 dead_owner(struct fx *fx, char *buf, size_t len)
 {
-	const char *dot = strrchr(fx->store.owner, '.');
+	const char *dot = strrchr(fx->f.store.owner, '.');
 
 	assert_non_null(dot);
-	unit_fmt(buf, len, "%.*s.%ld", (int)(dot - fx->store.owner),
-	    fx->store.owner, (long)dead_pid());
-	assert_int_equal(store_owner_state(&fx->store, buf), OWNER_DEAD);
+	unit_fmt(buf, len, "%.*s.%ld", (int)(dot - fx->f.store.owner),
+	    fx->f.store.owner, (long)fixture_dead_pid());
+	assert_int_equal(store_owner_state(&fx->f.store, buf), OWNER_DEAD);
 }
 
 static void
@@ -418,18 +277,19 @@ test_blob_corrupt(void **state)
 	run(fx, 1, 1, line, NULL);
 	assert_clean(fx);
 	/* The bad bytes are kept aside; the snapshot using them is gone. */
-	assert_int_equal(quarantined(fx, ".corrupt"), 1);
-	assert_int_equal(store_blob_stat(&fx->store, fx->a_model.sha256, NULL),
+	assert_int_equal(fixture_quarantined(fx->f.root, ".corrupt"), 1);
+	assert_int_equal(store_blob_stat(&fx->f.store, fx->a_model.sha256,
+			     NULL),
 	    -ENOENT);
-	assert_int_equal(store_blob_stat(&fx->store, fx->a_cfg.sha256, NULL),
+	assert_int_equal(store_blob_stat(&fx->f.store, fx->a_cfg.sha256, NULL),
 	    -ENOENT);
 	assert_int_equal(indexed(fx, fx->ca), 0);
 	unit_fmt(rel, sizeof(rel), "manifests/%s/%s.json", FA, fx->ca);
-	assert_false(exists(fx, rel));
-	assert_false(exists(fx, "hub/" FA));
+	assert_false(fixture_exists(&fx->f, rel));
+	assert_false(fixture_exists(&fx->f, "hub/" FA));
 	/* B is untouched. */
 	assert_int_equal(indexed(fx, fx->cb), 1);
-	assert_int_equal(store_blob_verify(&fx->store, fx->b_weights.sha256,
+	assert_int_equal(store_blob_verify(&fx->f.store, fx->b_weights.sha256,
 			     fx->b_weights.size),
 	    0);
 }
@@ -451,11 +311,12 @@ test_blob_missing(void **state)
 	assert_clean(fx);
 	/* A snapshot without its bytes is undone; B stays. */
 	assert_int_equal(indexed(fx, fx->ca), 0);
-	assert_false(exists(fx, "hub/" FA));
-	assert_int_equal(store_blob_stat(&fx->store, fx->a_model.sha256, NULL),
+	assert_false(fixture_exists(&fx->f, "hub/" FA));
+	assert_int_equal(store_blob_stat(&fx->f.store, fx->a_model.sha256,
+			     NULL),
 	    -ENOENT);
 	assert_int_equal(indexed(fx, fx->cb), 1);
-	assert_true(exists(fx, "hub/" FB "/refs/main"));
+	assert_true(fixture_exists(&fx->f, "hub/" FB "/refs/main"));
 }
 
 static void
@@ -489,17 +350,18 @@ test_blob_orphan(void **state)
 	struct blob o;
 
 	/* Published, but its import stopped before the manifest. */
-	make_blob(fx, "an orphan", &o);
+	fixture_blob(&fx->f, "an orphan", strlen("an orphan"), &o);
 	blob_rel(&o, rel, sizeof(rel));
 
 	unit_fmt(line, sizeof(line), "blob_orphan 1 0 %s", rel);
 	run(fx, 0, 0, line, NULL);
-	assert_int_equal(store_blob_stat(&fx->store, o.sha256, NULL), 0);
+	assert_int_equal(store_blob_stat(&fx->f.store, o.sha256, NULL), 0);
 	unit_fmt(line, sizeof(line), "blob_orphan 1 1 %s", rel);
 	run(fx, 1, 0, line, NULL);
-	assert_int_equal(store_blob_stat(&fx->store, o.sha256, NULL), -ENOENT);
+	assert_int_equal(store_blob_stat(&fx->f.store, o.sha256, NULL),
+	    -ENOENT);
 	assert_clean(fx);
-	assert_int_equal(store_blob_stat(&fx->store, fx->a_cfg.sha256, NULL),
+	assert_int_equal(store_blob_stat(&fx->f.store, fx->a_cfg.sha256, NULL),
 	    0);
 }
 
@@ -512,21 +374,22 @@ test_tmp_stale(void **state)
 
 	dead_owner(fx, owner, sizeof(owner));
 	unit_fmt(name, sizeof(name), "tmp/%s.xyz", owner);
-	assert_int_equal(store_write_atomic(&fx->store, name, "x", 1, 0600), 0);
+	assert_int_equal(store_write_atomic(&fx->f.store, name, "x", 1, 0600),
+	    0);
 	/* A tmp file of this live process: work in flight. */
-	fd = store_tmp_create(&fx->store, ".part", live, sizeof(live));
+	fd = store_tmp_create(&fx->f.store, ".part", live, sizeof(live));
 	assert_true(fd >= 0);
 	close(fd);
 
 	unit_fmt(line, sizeof(line), "tmp_stale 1 0 %s", name);
 	run(fx, 0, 0, line, NULL);
-	assert_true(exists(fx, name));
+	assert_true(fixture_exists(&fx->f, name));
 	unit_fmt(line, sizeof(line), "tmp_stale 1 1 %s", name);
 	run(fx, 1, 0, line, NULL);
-	assert_false(exists(fx, name));
-	assert_true(exists(fx, live));
+	assert_false(fixture_exists(&fx->f, name));
+	assert_true(fixture_exists(&fx->f, live));
 	assert_clean(fx);
-	assert_true(exists(fx, live));
+	assert_true(fixture_exists(&fx->f, live));
 }
 
 static void
@@ -539,26 +402,26 @@ test_claim_stale(void **state)
 	dead_owner(fx, owner, sizeof(owner));
 	unit_fmt(rel, sizeof(rel), "claims/%s", fx->a_cfg.sha256);
 	unit_fmt(text, sizeof(text), "%s 123\n", owner);
-	assert_int_equal(store_write_atomic(&fx->store, rel, text, strlen(text),
-			     0644),
+	assert_int_equal(store_write_atomic(&fx->f.store, rel, text,
+			     strlen(text), 0644),
 	    0);
 	/* A claim of this live process is not stale. */
-	assert_int_equal(claim_try(&fx->store, &live, fx->b_cfg.sha256,
+	assert_int_equal(claim_try(&fx->f.store, &live, fx->b_cfg.sha256,
 			     claim_now_ms(), STALE_MS),
 	    0);
 
 	unit_fmt(line, sizeof(line), "claim_stale 1 0 %s", rel);
 	run(fx, 0, 0, line, NULL);
-	assert_true(exists(fx, rel));
+	assert_true(fixture_exists(&fx->f, rel));
 	unit_fmt(line, sizeof(line), "claim_stale 1 1 %s", rel);
 	run(fx, 1, 0, line, NULL);
-	assert_false(exists(fx, rel));
+	assert_false(fixture_exists(&fx->f, rel));
 	unit_fmt(rel, sizeof(rel), "claims/%s", fx->b_cfg.sha256);
-	assert_true(exists(fx, rel));
+	assert_true(fixture_exists(&fx->f, rel));
 	assert_clean(fx);
 	assert_true(live.held);
-	claim_release(&fx->store, &live);
-	assert_false(exists(fx, rel));
+	claim_release(&fx->f.store, &live);
+	assert_false(fixture_exists(&fx->f, rel));
 }
 
 static void
@@ -568,7 +431,7 @@ test_manifest_unindexed(void **state)
 	char line[PATH + 64], commit[DIGEST_SHA1_HEX + 1];
 
 	/* A publish stopped after the manifest and view, before the index. */
-	assert_int_equal(index_remove(&fx->index, id_of(fx, fx->ca)), 0);
+	assert_int_equal(index_remove(&fx->f.index, id_of(fx, fx->ca)), 0);
 	assert_int_equal(indexed(fx, fx->ca), 0);
 
 	unit_fmt(line, sizeof(line),
@@ -581,8 +444,8 @@ test_manifest_unindexed(void **state)
 	assert_clean(fx);
 	/* The row is back, refs with it. */
 	assert_int_equal(indexed(fx, fx->ca), 1);
-	assert_int_equal(index_resolve(&fx->index, REPO_MODEL, "org/a", "main",
-			     commit),
+	assert_int_equal(index_resolve(&fx->f.index, REPO_MODEL, "org/a",
+			     "main", commit),
 	    0);
 	assert_string_equal(commit, fx->ca);
 }
@@ -623,9 +486,9 @@ test_index_stale(void **state)
 	run(fx, 1, 0, l1, l2, l3, l4, NULL);
 	assert_clean(fx);
 	assert_int_equal(indexed(fx, fx->ca), 0);
-	assert_false(exists(fx, "hub/" FA));
-	assert_false(exists(fx, r1));
-	assert_false(exists(fx, r2));
+	assert_false(fixture_exists(&fx->f, "hub/" FA));
+	assert_false(fixture_exists(&fx->f, r1));
+	assert_false(fixture_exists(&fx->f, r2));
 	assert_int_equal(indexed(fx, fx->cb), 1);
 }
 
@@ -638,17 +501,17 @@ test_manifest_bad(void **state)
 
 	unit_fmt(rel, sizeof(rel), "manifests/models--org--c/%s.json",
 	    "cccccccccccccccccccccccccccccccccccccccc");
-	assert_int_equal(store_write_atomic(&fx->store, rel, garbage,
+	assert_int_equal(store_write_atomic(&fx->f.store, rel, garbage,
 			     sizeof(garbage) - 1, 0444),
 	    0);
 
 	unit_fmt(line, sizeof(line), "manifest_bad 0 0 %s", rel);
 	run(fx, 0, 0, line, NULL);
-	assert_true(exists(fx, rel));
+	assert_true(fixture_exists(&fx->f, rel));
 	unit_fmt(line, sizeof(line), "manifest_bad 0 1 %s", rel);
 	run(fx, 1, 0, line, NULL);
-	assert_false(exists(fx, rel));
-	assert_int_equal(quarantined(fx, ".json.manifest"), 1);
+	assert_false(fixture_exists(&fx->f, rel));
+	assert_int_equal(fixture_quarantined(fx->f.root, ".json.manifest"), 1);
 	assert_clean(fx);
 	assert_int_equal(indexed(fx, fx->ca), 1);
 	assert_int_equal(indexed(fx, fx->cb), 1);
@@ -663,8 +526,8 @@ test_hub_ref_bad(void **state)
 
 	unit_fmt(rel, sizeof(rel), "hub/%s/refs/main", FA);
 	unit_fmt(text, sizeof(text), "%s\n", fx->ca);
-	assert_int_equal(store_write_atomic(&fx->store, rel, text, strlen(text),
-			     0644),
+	assert_int_equal(store_write_atomic(&fx->f.store, rel, text,
+			     strlen(text), 0644),
 	    0);
 
 	unit_fmt(line, sizeof(line), "hub_ref_bad 0 0 %s", rel);
@@ -673,7 +536,7 @@ test_hub_ref_bad(void **state)
 	run(fx, 1, 0, line, NULL);
 	assert_clean(fx);
 	/* Written again, exactly 40 hex digits. */
-	assert_int_equal(store_read_file(&fx->store, rel, 64, &buf, &len), 0);
+	assert_int_equal(store_read_file(&fx->f.store, rel, 64, &buf, &len), 0);
 	assert_int_equal(len, DIGEST_SHA1_HEX);
 	assert_string_equal(buf, fx->ca);
 	free(buf);
@@ -693,7 +556,7 @@ test_hub_entry_missing(void **state)
 
 	unit_fmt(line, sizeof(line), "hub_entry_missing 0 0 %s", rel);
 	run(fx, 0, 0, line, NULL);
-	assert_false(exists(fx, rel));
+	assert_false(fixture_exists(&fx->f, rel));
 	unit_fmt(line, sizeof(line), "hub_entry_missing 0 1 %s", rel);
 	run(fx, 1, 0, line, NULL);
 	assert_clean(fx);
@@ -712,16 +575,16 @@ test_hub_folder_empty(void **state)
 	const char *rel = "hub/models--org--gone";
 	char line[PATH + 64];
 
-	assert_int_equal(store_mkdirs(&fx->store,
+	assert_int_equal(store_mkdirs(&fx->f.store,
 			     "hub/models--org--gone/"
 			     "snapshots"),
 	    0);
 	unit_fmt(line, sizeof(line), "hub_folder_empty 1 0 %s", rel);
 	run(fx, 0, 0, line, NULL);
-	assert_true(exists(fx, rel));
+	assert_true(fixture_exists(&fx->f, rel));
 	unit_fmt(line, sizeof(line), "hub_folder_empty 1 1 %s", rel);
 	run(fx, 1, 0, line, NULL);
-	assert_false(exists(fx, rel));
+	assert_false(fixture_exists(&fx->f, rel));
 	assert_clean(fx);
 }
 
@@ -733,20 +596,20 @@ test_hub_snapshot_stray(void **state)
 
 	unit_fmt(rel, sizeof(rel), "hub/%s/snapshots/%s", FA,
 	    "dddddddddddddddddddddddddddddddddddddddd");
-	assert_int_equal(store_mkdirs(&fx->store, rel), 0);
+	assert_int_equal(store_mkdirs(&fx->f.store, rel), 0);
 
 	unit_fmt(line, sizeof(line), "hub_snapshot_stray 1 0 %s", rel);
 	run(fx, 0, 0, line, NULL);
-	assert_true(exists(fx, rel));
+	assert_true(fixture_exists(&fx->f, rel));
 	unit_fmt(line, sizeof(line), "hub_snapshot_stray 1 1 %s", rel);
 	run(fx, 1, 0, line, NULL);
-	assert_false(exists(fx, rel));
+	assert_false(fixture_exists(&fx->f, rel));
 	assert_clean(fx);
 	/* The real snapshot stays. */
 	unit_fmt(rel, sizeof(rel), "hub/%s/snapshots/%s/config.json", FA,
 	    fx->ca);
-	assert_true(exists(fx, rel));
-	assert_true(exists(fx, "hub/" FA "/refs/main"));
+	assert_true(fixture_exists(&fx->f, rel));
+	assert_true(fixture_exists(&fx->f, "hub/" FA "/refs/main"));
 }
 
 static void
@@ -755,19 +618,19 @@ test_hub_snapshot_missing(void **state)
 	struct fx *fx = *state;
 
 	/* A view folder a removal stopped in, with no manifest left. */
-	assert_int_equal(store_mkdirs(&fx->store,
+	assert_int_equal(store_mkdirs(&fx->f.store,
 			     "hub/models--org--ghost/blobs"),
 	    0);
 
 	run(fx, 0, 0,
 	    "hub_snapshot_missing 1 0 hub/models--org--ghost/snapshots", NULL);
-	assert_true(exists(fx, "hub/models--org--ghost"));
+	assert_true(fixture_exists(&fx->f, "hub/models--org--ghost"));
 	run(fx, 1, 0,
 	    "hub_snapshot_missing 1 1 hub/models--org--ghost/snapshots", NULL);
-	assert_false(exists(fx, "hub/models--org--ghost"));
+	assert_false(fixture_exists(&fx->f, "hub/models--org--ghost"));
 	assert_clean(fx);
-	assert_true(exists(fx, "hub/" FA "/refs/main"));
-	assert_true(exists(fx, "hub/" FB "/refs/main"));
+	assert_true(fixture_exists(&fx->f, "hub/" FA "/refs/main"));
+	assert_true(fixture_exists(&fx->f, "hub/" FB "/refs/main"));
 }
 
 static void
@@ -776,14 +639,15 @@ test_blob_stray(void **state)
 	static const char rel[] = "blobs/sha256/00/notahash";
 	struct fx *fx = *state;
 
-	assert_int_equal(store_write_atomic(&fx->store, rel, "stray", 5, 0444),
+	assert_int_equal(store_write_atomic(&fx->f.store, rel, "stray", 5,
+			     0444),
 	    0);
 
 	run(fx, 0, 0, "blob_stray 0 0 blobs/sha256/00/notahash", NULL);
-	assert_true(exists(fx, rel));
+	assert_true(fixture_exists(&fx->f, rel));
 	run(fx, 1, 0, "blob_stray 0 1 blobs/sha256/00/notahash", NULL);
-	assert_false(exists(fx, rel));
-	assert_int_equal(quarantined(fx, ".notahash.stray"), 1);
+	assert_false(fixture_exists(&fx->f, rel));
+	assert_int_equal(fixture_quarantined(fx->f.root, ".notahash.stray"), 1);
 	assert_clean(fx);
 }
 

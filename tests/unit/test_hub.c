@@ -25,158 +25,13 @@
 
 #include "unit.h"
 #include "unit_store.h"
+#include "fixture.h"
 
 #include "hub.h"
 #include "manifest.h"
 #include "store.h"
 
 #define PATH UNIT_PATH
-
-/* Per-test state: a temporary folder holding a store and source files. */
-struct fx {
-	char *dir;
-	char root[512]; /* dir/store */
-	char src[512];	/* dir/src: files to ingest */
-	unsigned nsrc;
-	struct store store;
-};
-
-/* What make_blob() learnt about a published store blob. */
-/* A growable list of strings, to compare trees and reports as sets. */
-struct list {
-	char **v;
-	size_t n, cap;
-};
-
-static void list_add(struct list *l, const char *f, ...)
-    __attribute__((format(printf, 2, 3)));
-
-static void
-list_add(struct list *l, const char *f, ...)
-{
-	char buf[PATH * 2];
-	va_list ap;
-
-	va_start(ap, f);
-	vsnprintf(buf, sizeof(buf), f, ap);
-	va_end(ap);
-	if (l->n == l->cap) {
-		l->cap = l->cap == 0 ? 32 : l->cap * 2;
-		l->v = realloc(l->v, l->cap * sizeof(*l->v));
-		assert_non_null(l->v);
-	}
-	l->v[l->n] = strdup(buf);
-	assert_non_null(l->v[l->n]);
-	l->n++;
-}
-
-static int
-str_cmp(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-/* Sorts and drops duplicates. */
-static void
-list_sort(struct list *l)
-{
-	size_t i, j = 0;
-
-	if (l->n > 1)
-		qsort(l->v, l->n, sizeof(*l->v), str_cmp);
-	for (i = 0; i < l->n; i++) {
-		if (j > 0 && strcmp(l->v[j - 1], l->v[i]) == 0) {
-			free(l->v[i]);
-			continue;
-		}
-		l->v[j++] = l->v[i];
-	}
-	l->n = j;
-}
-
-static void
-list_free(struct list *l)
-{
-	size_t i;
-
-	for (i = 0; i < l->n; i++)
-		free(l->v[i]);
-	free(l->v);
-	memset(l, 0, sizeof(*l));
-}
-
-/* Fails, printing both sets, unless got and want hold the same strings. */
-static void
-assert_same(const char *what, struct list *got, struct list *want)
-{
-	size_t i;
-	int same;
-
-	list_sort(got);
-	list_sort(want);
-	same = got->n == want->n;
-	for (i = 0; same && i < got->n; i++)
-		same = strcmp(got->v[i], want->v[i]) == 0;
-	if (same)
-		return;
-	print_error("%s: got %zu entries:\n", what, got->n);
-	for (i = 0; i < got->n; i++)
-		print_error("  %s\n", got->v[i]);
-	print_error("want %zu entries:\n", want->n);
-	for (i = 0; i < want->n; i++)
-		print_error("  %s\n", want->v[i]);
-	fail_msg("%s differs from what is expected", what);
-}
-
-static int
-setup(void **state)
-{
-	struct fx *fx = calloc(1, sizeof(*fx));
-
-	assert_non_null(fx);
-	fx->dir = unit_tmpdir();
-	unit_fmt(fx->root, sizeof(fx->root), "%s/store", fx->dir);
-	unit_fmt(fx->src, sizeof(fx->src), "%s/src", fx->dir);
-	assert_int_equal(store_open(&fx->store, fx->root, 1), 0);
-	*state = fx;
-	return 0;
-}
-
-static int
-teardown(void **state)
-{
-	struct fx *fx = *state;
-
-	store_release(&fx->store);
-	unit_rmdir(fx->dir);
-	free(fx);
-	return 0;
-}
-
-/* Ingests and publishes content as a store blob. */
-static void
-make_blob(struct fx *fx, const char *content, struct blob *b)
-{
-	unit_blob(&fx->store, fx->src, &fx->nsrc, content, strlen(content), b);
-}
-
-/*
- * Adds a file to m with content published as a blob.  lfs picks the etag:
- * the SHA-256 as for an LFS file, else the git blob SHA-1.
- */
-static void
-add_file(struct fx *fx, struct manifest *m, const char *path,
-    const char *content, int lfs, struct blob *out)
-{
-	struct blob b;
-
-	make_blob(fx, content, &b);
-	assert_int_equal(manifest_add_file(m, path, b.size, b.sha256,
-			     lfs ? b.sha256 : b.gitsha1),
-	    0);
-	if (out != NULL)
-		*out = b;
-}
 
 static void
 start(struct manifest *m, enum repo_type type, const char *repo)
@@ -233,27 +88,27 @@ walk_tree(const char *root, const char *rel, struct list *l)
 
 /* Compares all of hub/ with want (which is sorted and kept). */
 static void
-assert_hub_tree(struct fx *fx, struct list *want)
+assert_hub_tree(struct fixture *fx, struct list *want)
 {
 	struct list got = { 0 };
 	char hub[PATH];
 
 	unit_fmt(hub, sizeof(hub), "%s/hub", fx->root);
 	walk_tree(hub, "", &got);
-	assert_same("hub/ tree", &got, want);
+	list_assert_same("hub/ tree", &got, want, 1);
 	list_free(&got);
 }
 
 /* Nothing may be left behind in tmp/. */
 static void
-assert_tmp_empty(struct fx *fx)
+assert_tmp_empty(struct fixture *fx)
 {
 	struct list got = { 0 }, want = { 0 };
 	char tmp[PATH];
 
 	unit_fmt(tmp, sizeof(tmp), "%s/tmp", fx->root);
 	walk_tree(tmp, "", &got);
-	assert_same("tmp/", &got, &want);
+	list_assert_same("tmp/", &got, &want, 1);
 	list_free(&got);
 }
 
@@ -304,34 +159,13 @@ want_manifest(struct list *want, const struct manifest *m, const char *F)
 	}
 }
 
-/* Checks that rel (store-relative) holds exactly commit, no newline. */
-static void
-assert_ref(struct fx *fx, const char *rel, const char *commit)
-{
-	char path[PATH], buf[128];
-	struct stat st;
-	ssize_t n;
-	int fd;
-
-	unit_fmt(path, sizeof(path), "%s/%s", fx->root, rel);
-	assert_int_equal(lstat(path, &st), 0);
-	assert_true(S_ISREG(st.st_mode));
-	assert_int_equal(st.st_size, DIGEST_SHA1_HEX);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	assert_true(fd >= 0);
-	n = read(fd, buf, sizeof(buf));
-	close(fd);
-	assert_int_equal(n, DIGEST_SHA1_HEX);
-	assert_memory_equal(buf, commit, DIGEST_SHA1_HEX);
-}
-
 /*
  * For each file of m: the hub blob is the store blob's inode; the snapshot
  * entry is a symlink with the expected target that resolves, through the
  * view, to that same inode and the file's bytes.
  */
 static void
-assert_links(struct fx *fx, const struct manifest *m, const char *F,
+assert_links(struct fixture *fx, const struct manifest *m, const char *F,
     const char *const *contents)
 {
 	char path[PATH], blob[PATH], rel[PATH], target[PATH], cur[PATH];
@@ -387,7 +221,7 @@ on_bad(void *arg, const char *path, enum hub_problem problem)
 
 /* Runs hub_check() and compares its reports with want (then emptied). */
 static void
-assert_check(struct fx *fx, const struct manifest *m, struct list *want)
+assert_check(struct fixture *fx, const struct manifest *m, struct list *want)
 {
 	struct list got = { 0 };
 	struct hub_report r = { on_bad, &got, 0 };
@@ -395,9 +229,9 @@ assert_check(struct fx *fx, const struct manifest *m, struct list *want)
 	int rc;
 
 	rc = hub_check(&fx->store, m, &r);
-	list_sort(want);
+	list_sort(want, 1);
 	nwant = want->n;
-	assert_same("hub_check reports", &got, want);
+	list_assert_same("hub_check reports", &got, want, 1);
 	assert_int_equal(rc, (int)nwant);
 	assert_int_equal(r.count, nwant);
 	list_free(&got);
@@ -437,7 +271,7 @@ test_publish_layout(void **state)
 	static const char *const contents[] = { "deep bytes\n", "{\"a\":1}\n",
 		"safetensors weights", "xa" };
 	static const char F[] = "models--org--name";
-	struct fx *fx = *state;
+	struct fixture *fx = *state;
 	struct blob cfg, model, xa, deep;
 	struct list want = { 0 };
 	struct manifest m;
@@ -445,10 +279,10 @@ test_publish_layout(void **state)
 	struct stat st;
 
 	start(&m, REPO_MODEL, "org/name");
-	add_file(fx, &m, "config.json", contents[1], 0, &cfg);
-	add_file(fx, &m, "model.safetensors", contents[2], 1, &model);
-	add_file(fx, &m, "x/a.json", contents[3], 0, &xa);
-	add_file(fx, &m, "a/b/c/d.bin", contents[0], 1, &deep);
+	fixture_add_file(fx, &m, "config.json", contents[1], 0, &cfg);
+	fixture_add_file(fx, &m, "model.safetensors", contents[2], 1, &model);
+	fixture_add_file(fx, &m, "x/a.json", contents[3], 0, &xa);
+	fixture_add_file(fx, &m, "a/b/c/d.bin", contents[0], 1, &deep);
 	finish(&m, "main");
 	memcpy(C, m.commit, sizeof(C));
 
@@ -491,7 +325,7 @@ test_publish_layout(void **state)
 	assert_int_equal(st.st_nlink, 2);
 
 	unit_fmt(rel, sizeof(rel), "hub/%s/refs/main", F);
-	assert_ref(fx, rel, C);
+	fixture_assert_ref(fx, rel, C);
 	assert_tmp_empty(fx);
 
 	list_free(&want);
@@ -501,21 +335,21 @@ test_publish_layout(void **state)
 static void
 test_publish_nested_ref_and_types(void **state)
 {
-	struct fx *fx = *state;
+	struct fixture *fx = *state;
 	struct list want = { 0 };
 	struct manifest d, g;
 	char rel[PATH];
 
 	/* A dataset with a branch and a pull request revision. */
 	start(&d, REPO_DATASET, "org/name");
-	add_file(fx, &d, "data/train.csv", "a,b\n1,2\n", 0, NULL);
+	fixture_add_file(fx, &d, "data/train.csv", "a,b\n1,2\n", 0, NULL);
 	finish(&d, "main");
 	assert_int_equal(manifest_add_revision(&d, "refs/pr/1"), 0);
 	assert_int_equal(hub_publish(&fx->store, &d), 0);
 
 	/* A legacy single-part model id. */
 	start(&g, REPO_MODEL, "gpt2");
-	add_file(fx, &g, "config.json", "{}", 0, NULL);
+	fixture_add_file(fx, &g, "config.json", "{}", 0, NULL);
 	finish(&g, "v1.0");
 	assert_int_equal(hub_publish(&fx->store, &g), 0);
 
@@ -528,9 +362,10 @@ test_publish_nested_ref_and_types(void **state)
 	list_add(&want, "f models--gpt2/refs/v1.0");
 	assert_hub_tree(fx, &want);
 
-	assert_ref(fx, "hub/datasets--org--name/refs/main", d.commit);
-	assert_ref(fx, "hub/datasets--org--name/refs/refs/pr/1", d.commit);
-	assert_ref(fx, "hub/models--gpt2/refs/v1.0", g.commit);
+	fixture_assert_ref(fx, "hub/datasets--org--name/refs/main", d.commit);
+	fixture_assert_ref(fx, "hub/datasets--org--name/refs/refs/pr/1",
+	    d.commit);
+	fixture_assert_ref(fx, "hub/models--gpt2/refs/v1.0", g.commit);
 	assert_links(fx, &d, "datasets--org--name", NULL);
 	assert_links(fx, &g, "models--gpt2", NULL);
 	unit_fmt(rel, sizeof(rel), "%s/hub/models--org--name", fx->root);
@@ -544,7 +379,7 @@ test_publish_nested_ref_and_types(void **state)
 
 /* Inode and mtime of a store-relative path, not following links. */
 static void
-lstat_rel(struct fx *fx, const char *rel, struct stat *st)
+lstat_rel(struct fixture *fx, const char *rel, struct stat *st)
 {
 	char path[PATH];
 
@@ -555,15 +390,15 @@ lstat_rel(struct fx *fx, const char *rel, struct stat *st)
 static void
 test_publish_idempotent(void **state)
 {
-	struct fx *fx = *state;
+	struct fixture *fx = *state;
 	struct list want = { 0 };
 	struct manifest m;
 	struct stat ref1, ref2, link1, link2, snap1, snap2;
 	char ref[PATH], link[PATH], snap[PATH];
 
 	start(&m, REPO_MODEL, "org/name");
-	add_file(fx, &m, "config.json", "{\"x\":2}", 0, NULL);
-	add_file(fx, &m, "sub/w.bin", "weights", 1, NULL);
+	fixture_add_file(fx, &m, "config.json", "{\"x\":2}", 0, NULL);
+	fixture_add_file(fx, &m, "sub/w.bin", "weights", 1, NULL);
 	finish(&m, "main");
 	assert_int_equal(hub_publish(&fx->store, &m), 0);
 
@@ -583,7 +418,7 @@ test_publish_idempotent(void **state)
 	list_add(&want, "f models--org--name/refs/main");
 	assert_hub_tree(fx, &want);
 	assert_links(fx, &m, "models--org--name", NULL);
-	assert_ref(fx, ref, m.commit);
+	fixture_assert_ref(fx, ref, m.commit);
 
 	/* Nothing was rewritten: a read-only view stays untouched. */
 	lstat_rel(fx, ref, &ref2);
@@ -602,7 +437,7 @@ static void
 test_publish_shared_blob(void **state)
 {
 	static const char F[] = "models--org--name";
-	struct fx *fx = *state;
+	struct fixture *fx = *state;
 	struct list want = { 0 };
 	struct manifest a, b;
 	struct blob shared;
@@ -610,15 +445,15 @@ test_publish_shared_blob(void **state)
 	char path[PATH], rel[PATH];
 
 	start(&a, REPO_MODEL, "org/name");
-	add_file(fx, &a, "config.json", "{\"shared\":1}", 0, &shared);
-	add_file(fx, &a, "w.bin", "old weights", 1, NULL);
+	fixture_add_file(fx, &a, "config.json", "{\"shared\":1}", 0, &shared);
+	fixture_add_file(fx, &a, "w.bin", "old weights", 1, NULL);
 	finish(&a, "main");
 	assert_int_equal(hub_publish(&fx->store, &a), 0);
 
 	/* The next revision: same config, new weights. */
 	start(&b, REPO_MODEL, "org/name");
-	add_file(fx, &b, "config.json", "{\"shared\":1}", 0, NULL);
-	add_file(fx, &b, "w.bin", "new weights", 1, NULL);
+	fixture_add_file(fx, &b, "config.json", "{\"shared\":1}", 0, NULL);
+	fixture_add_file(fx, &b, "w.bin", "new weights", 1, NULL);
 	finish(&b, "main");
 	assert_string_not_equal(a.commit, b.commit);
 	assert_int_equal(hub_publish(&fx->store, &b), 0);
@@ -650,7 +485,7 @@ test_publish_shared_blob(void **state)
 
 	/* main moved to the newer revision. */
 	unit_fmt(rel, sizeof(rel), "hub/%s/refs/main", F);
-	assert_ref(fx, rel, b.commit);
+	fixture_assert_ref(fx, rel, b.commit);
 	assert_tmp_empty(fx);
 
 	list_free(&want);
@@ -660,7 +495,7 @@ test_publish_shared_blob(void **state)
 
 /* Replaces the store-relative rel with a symlink to target. */
 static void
-relink(struct fx *fx, const char *rel, const char *target)
+relink(struct fixture *fx, const char *rel, const char *target)
 {
 	char path[PATH];
 
@@ -671,7 +506,7 @@ relink(struct fx *fx, const char *rel, const char *target)
 
 /* Replaces the store-relative rel with a plain copy of its bytes. */
 static void
-recopy(struct fx *fx, const char *rel)
+recopy(struct fixture *fx, const char *rel)
 {
 	char path[PATH], buf[256];
 	ssize_t n;
@@ -692,7 +527,7 @@ recopy(struct fx *fx, const char *rel)
 
 /* After a repair: no problem left, the exact tree, nothing in tmp/. */
 static void
-assert_repaired(struct fx *fx, const struct manifest *m, struct list *tree)
+assert_repaired(struct fixture *fx, const struct manifest *m, struct list *tree)
 {
 	struct list none = { 0 };
 
@@ -700,7 +535,7 @@ assert_repaired(struct fx *fx, const struct manifest *m, struct list *tree)
 	assert_check(fx, m, &none);
 	assert_hub_tree(fx, tree);
 	assert_links(fx, m, "models--org--name", NULL);
-	assert_ref(fx, "hub/models--org--name/refs/main", m->commit);
+	fixture_assert_ref(fx, "hub/models--org--name/refs/main", m->commit);
 	assert_tmp_empty(fx);
 }
 
@@ -708,7 +543,7 @@ static void
 test_check_and_repair(void **state)
 {
 	static const char F[] = "models--org--name";
-	struct fx *fx = *state;
+	struct fixture *fx = *state;
 	struct list tree = { 0 }, want = { 0 };
 	struct manifest m;
 	struct blob cfg, model, xa;
@@ -716,9 +551,9 @@ test_check_and_repair(void **state)
 	char target[PATH];
 
 	start(&m, REPO_MODEL, "org/name");
-	add_file(fx, &m, "config.json", "{\"c\":3}", 0, &cfg);
-	add_file(fx, &m, "model.safetensors", "tensors", 1, &model);
-	add_file(fx, &m, "x/a.json", "xa!", 0, &xa);
+	fixture_add_file(fx, &m, "config.json", "{\"c\":3}", 0, &cfg);
+	fixture_add_file(fx, &m, "model.safetensors", "tensors", 1, &model);
+	fixture_add_file(fx, &m, "x/a.json", "xa!", 0, &xa);
 	finish(&m, "main");
 	assert_int_equal(hub_publish(&fx->store, &m), 0);
 	want_manifest(&tree, &m, F);
@@ -792,7 +627,7 @@ test_check_and_repair(void **state)
 	unit_write(fx->root, "hub/models--org--name/refs/main", path,
 	    strlen(path));
 	assert_int_equal(hub_publish(&fx->store, &m), 0);
-	assert_ref(fx, "hub/models--org--name/refs/main", m.commit);
+	fixture_assert_ref(fx, "hub/models--org--name/refs/main", m.commit);
 	assert_hub_tree(fx, &tree);
 	assert_tmp_empty(fx);
 
@@ -815,7 +650,7 @@ in_list(void *arg, const char *folder, const char *commit)
 }
 
 static void
-check_folder(struct fx *fx, struct list *known, struct list *want)
+check_folder(struct fixture *fx, struct list *known, struct list *want)
 {
 	struct list got = { 0 };
 	struct hub_report r = { on_bad, &got, 0 };
@@ -824,9 +659,9 @@ check_folder(struct fx *fx, struct list *known, struct list *want)
 
 	rc = hub_check_folder(&fx->store, "models--org--name", in_list, known,
 	    &r);
-	list_sort(want);
+	list_sort(want, 1);
 	nwant = want->n;
-	assert_same("hub_check_folder reports", &got, want);
+	list_assert_same("hub_check_folder reports", &got, want, 1);
 	assert_int_equal(rc, (int)nwant);
 	assert_int_equal(r.count, nwant);
 	list_free(&got);
@@ -840,13 +675,13 @@ test_check_folder(void **state)
 	static const char MISSING[] =
 	    "1111111111111111111111111111111111111111";
 	static const char NONE[] = "2222222222222222222222222222222222222222";
-	struct fx *fx = *state;
+	struct fixture *fx = *state;
 	struct list known = { 0 }, want = { 0 };
 	struct manifest m;
 	char buf[128], path[256];
 
 	start(&m, REPO_MODEL, "org/name");
-	add_file(fx, &m, "config.json", "{}", 0, NULL);
+	fixture_add_file(fx, &m, "config.json", "{}", 0, NULL);
 	finish(&m, "main");
 	assert_int_equal(manifest_add_revision(&m, "refs/pr/1"), 0);
 	assert_int_equal(hub_publish(&fx->store, &m), 0);
@@ -921,23 +756,23 @@ static void
 test_unpublish(void **state)
 {
 	static const char F[] = "models--org--name";
-	struct fx *fx = *state;
+	struct fixture *fx = *state;
 	struct list want = { 0 };
 	struct manifest a, b;
 	struct blob shared, only_a, only_b;
 	char path[PATH];
 
 	start(&a, REPO_MODEL, "org/name");
-	add_file(fx, &a, "config.json", "{\"shared\":2}", 0, &shared);
-	add_file(fx, &a, "w/a.bin", "only in a", 1, &only_a);
+	fixture_add_file(fx, &a, "config.json", "{\"shared\":2}", 0, &shared);
+	fixture_add_file(fx, &a, "w/a.bin", "only in a", 1, &only_a);
 	finish(&a, "main");
 	assert_int_equal(manifest_add_revision(&a, "v1"), 0);
 	assert_int_equal(manifest_add_revision(&a, "refs/pr/1"), 0);
 	assert_int_equal(hub_publish(&fx->store, &a), 0);
 
 	start(&b, REPO_MODEL, "org/name");
-	add_file(fx, &b, "config.json", "{\"shared\":2}", 0, NULL);
-	add_file(fx, &b, "w/b.bin", "only in b", 1, &only_b);
+	fixture_add_file(fx, &b, "config.json", "{\"shared\":2}", 0, NULL);
+	fixture_add_file(fx, &b, "w/b.bin", "only in b", 1, &only_b);
 	finish(&b, "dev");
 	assert_int_equal(hub_publish(&fx->store, &b), 0);
 
@@ -946,7 +781,8 @@ test_unpublish(void **state)
 		struct manifest o;
 
 		start(&o, REPO_MODEL, "org/other");
-		add_file(fx, &o, "config.json", "{\"shared\":2}", 0, NULL);
+		fixture_add_file(fx, &o, "config.json", "{\"shared\":2}", 0,
+		    NULL);
 		finish(&o, "main");
 		assert_int_equal(hub_publish(&fx->store, &o), 0);
 		want_manifest(&want, &o, "models--org--other");
@@ -960,7 +796,7 @@ test_unpublish(void **state)
 	list_add(&want, "f %s/refs/dev", F);
 	assert_hub_tree(fx, &want);
 	assert_links(fx, &b, F, NULL);
-	assert_ref(fx, "hub/models--org--name/refs/dev", b.commit);
+	fixture_assert_ref(fx, "hub/models--org--name/refs/dev", b.commit);
 	unit_fmt(path, sizeof(path), "%s/hub/%s/blobs/%s", fx->root, F,
 	    only_a.sha256);
 	assert_int_equal(access(path, F_OK), -1);
@@ -984,7 +820,8 @@ test_unpublish(void **state)
 		struct manifest o;
 
 		start(&o, REPO_MODEL, "org/other");
-		add_file(fx, &o, "config.json", "{\"shared\":2}", 0, NULL);
+		fixture_add_file(fx, &o, "config.json", "{\"shared\":2}", 0,
+		    NULL);
 		finish(&o, "main");
 		want_manifest(&want, &o, "models--org--other");
 		list_add(&want, "f models--org--other/refs/main");
@@ -1017,21 +854,21 @@ stop_at_first(void *arg, const char *folder)
 static void
 test_each_folder(void **state)
 {
-	struct fx *fx = *state;
+	struct fixture *fx = *state;
 	struct list got = { 0 }, want = { 0 };
 	struct manifest m;
 	int calls = 0;
 
 	assert_int_equal(hub_each_folder(&fx->store, collect_folder, &got), 0);
-	assert_same("empty hub", &got, &want);
+	list_assert_same("empty hub", &got, &want, 1);
 
 	start(&m, REPO_MODEL, "org/name");
-	add_file(fx, &m, "config.json", "{}", 0, NULL);
+	fixture_add_file(fx, &m, "config.json", "{}", 0, NULL);
 	finish(&m, "main");
 	assert_int_equal(hub_publish(&fx->store, &m), 0);
 	manifest_release(&m);
 	start(&m, REPO_DATASET, "org/name");
-	add_file(fx, &m, "config.json", "{}", 0, NULL);
+	fixture_add_file(fx, &m, "config.json", "{}", 0, NULL);
 	finish(&m, "main");
 	assert_int_equal(hub_publish(&fx->store, &m), 0);
 	manifest_release(&m);
@@ -1039,7 +876,7 @@ test_each_folder(void **state)
 	assert_int_equal(hub_each_folder(&fx->store, collect_folder, &got), 0);
 	list_add(&want, "models--org--name");
 	list_add(&want, "datasets--org--name");
-	assert_same("hub folders", &got, &want);
+	list_assert_same("hub folders", &got, &want, 1);
 	assert_int_equal(hub_each_folder(&fx->store, stop_at_first, &calls), 7);
 	assert_int_equal(calls, 1);
 	list_free(&got);
@@ -1097,23 +934,24 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_link_target),
-		cmocka_unit_test_setup_teardown(test_publish_layout, setup,
-		    teardown),
+		cmocka_unit_test_setup_teardown(test_publish_layout,
+		    fixture_setup, fixture_teardown),
 		cmocka_unit_test_setup_teardown(
-		    test_publish_nested_ref_and_types, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_publish_idempotent, setup,
-		    teardown),
-		cmocka_unit_test_setup_teardown(test_publish_shared_blob, setup,
-		    teardown),
-		cmocka_unit_test_setup_teardown(test_check_and_repair, setup,
-		    teardown),
-		cmocka_unit_test_setup_teardown(test_check_folder, setup,
-		    teardown),
+		    test_publish_nested_ref_and_types, fixture_setup,
+		    fixture_teardown),
+		cmocka_unit_test_setup_teardown(test_publish_idempotent,
+		    fixture_setup, fixture_teardown),
+		cmocka_unit_test_setup_teardown(test_publish_shared_blob,
+		    fixture_setup, fixture_teardown),
+		cmocka_unit_test_setup_teardown(test_check_and_repair,
+		    fixture_setup, fixture_teardown),
+		cmocka_unit_test_setup_teardown(test_check_folder,
+		    fixture_setup, fixture_teardown),
 		cmocka_unit_test(test_problem_names),
-		cmocka_unit_test_setup_teardown(test_unpublish, setup,
-		    teardown),
-		cmocka_unit_test_setup_teardown(test_each_folder, setup,
-		    teardown),
+		cmocka_unit_test_setup_teardown(test_unpublish, fixture_setup,
+		    fixture_teardown),
+		cmocka_unit_test_setup_teardown(test_each_folder, fixture_setup,
+		    fixture_teardown),
 		cmocka_unit_test(test_folder_parse),
 	};
 

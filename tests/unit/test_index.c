@@ -34,6 +34,7 @@
 
 #include "unit.h"
 #include "unit_store.h"
+#include "fixture.h"
 
 #include "gc.h"
 #include "hub.h"
@@ -43,7 +44,6 @@
 #include "store.h"
 
 #define PATH UNIT_PATH
-#define MAXSNAP 16
 #define MAXFILE 16
 
 /* Hand-made commit ids; CA and CB share their first seven digits. */
@@ -52,106 +52,17 @@
 #define CC "cccccccccccccccccccccccccccccccccccccccc"
 #define CO "0000000000000000000000000000000000000001"
 
-/* Per-test state: a temporary folder holding a store and source files. */
-struct fx {
-	char *dir;
-	char root[512]; /* dir/store */
-	char src[512];	/* dir/src: files to ingest */
-	unsigned nsrc;
-	struct store store;
-	struct index index;
-};
-
-/* A copy of what index_each_snapshot() gives, valid after the call. */
-struct snap {
-	int64_t id;
-	enum repo_type type;
-	char repo[128], folder[REF_FOLDER_MAX], commit[DIGEST_SHA1_HEX + 1];
-	char source[128], trust[16], refs[256];
-	uint64_t size, nfiles;
-	int64_t created, updated, last_used;
-	int pinned;
-};
-
-struct snaps {
-	struct snap v[MAXSNAP];
-	size_t n;
-};
-
-struct file {
-	char path[64];
-	uint64_t size;
-	char sha256[DIGEST_HEX_MAX], etag[DIGEST_HEX_MAX];
-};
-
-struct files {
-	struct file v[MAXFILE];
-	size_t n;
-};
-
-static int
-setup(void **state)
-{
-	struct fx *fx = calloc(1, sizeof(*fx));
-
-	assert_non_null(fx);
-	fx->dir = unit_tmpdir();
-	unit_fmt(fx->root, sizeof(fx->root), "%s/store", fx->dir);
-	unit_fmt(fx->src, sizeof(fx->src), "%s/src", fx->dir);
-	assert_int_equal(store_open(&fx->store, fx->root, 1), 0);
-	*state = fx;
-	return 0;
-}
-
-/* The same, with the index open. */
-static int
-setup_index(void **state)
-{
-	struct fx *fx;
-
-	setup(state);
-	fx = *state;
-	assert_int_equal(index_open(&fx->index, &fx->store, NULL), 0);
-	return 0;
-}
-
-static int
-teardown(void **state)
-{
-	struct fx *fx = *state;
-
-	index_close(&fx->index);
-	store_release(&fx->store);
-	unit_rmdir(fx->dir);
-	free(fx);
-	return 0;
-}
-
-/* Ingests and publishes len bytes of content as a store blob. */
-static void
-make_blob(struct fx *fx, const void *content, size_t len, struct blob *b)
-{
-	unit_blob(&fx->store, fx->src, &fx->nsrc, content, len, b);
-}
-
 /* Adds path with content (a published blob) to m; git etag. */
 static void
-add_file(struct fx *fx, struct manifest *m, const char *path,
+add_file(struct fixture *fx, struct manifest *m, const char *path,
     const char *content, struct blob *out)
 {
-	struct blob b;
-
-	make_blob(fx, content, strlen(content), &b);
-	assert_int_equal(manifest_add_file(m, path, b.size, b.sha256,
-			     b.gitsha1),
-	    0);
-	if (out != NULL)
-		*out = b;
+	fixture_add_file(fx, m, path, content, 0, out);
 }
 
 /* Adds path with size bytes of c; LFS etag. */
 static void
-add_sized(struct fx *fx, struct manifest *m, const char *path, int c,
+add_sized(struct fixture *fx, struct manifest *m, const char *path, int c,
     size_t size, struct blob *out)
 {
 	struct blob b;
@@ -159,7 +70,7 @@ add_sized(struct fx *fx, struct manifest *m, const char *path, int c,
 
 	assert_non_null(buf);
 	memset(buf, c, size);
-	make_blob(fx, buf, size, &b);
+	fixture_blob(fx, buf, size, &b);
 	free(buf);
 	assert_int_equal(manifest_add_file(m, path, b.size, b.sha256, b.sha256),
 	    0);
@@ -186,78 +97,9 @@ rev(struct manifest *m, const char *name)
 	assert_int_equal(manifest_add_revision(m, name), 0);
 }
 
-static int
-collect_snap(void *arg, const struct index_snapshot *s)
-{
-	struct snaps *out = arg;
-	struct snap *v;
-
-	assert_true(out->n < MAXSNAP);
-	v = &out->v[out->n++];
-	v->id = s->id;
-	v->type = s->type;
-	unit_fmt(v->repo, sizeof(v->repo), "%s", s->repo);
-	unit_fmt(v->folder, sizeof(v->folder), "%s", s->folder);
-	unit_fmt(v->commit, sizeof(v->commit), "%s", s->commit);
-	unit_fmt(v->source, sizeof(v->source), "%s", s->source);
-	unit_fmt(v->trust, sizeof(v->trust), "%s", s->trust);
-	unit_fmt(v->refs, sizeof(v->refs), "%s", s->refs);
-	v->size = s->size;
-	v->nfiles = s->nfiles;
-	v->created = s->created;
-	v->updated = s->updated;
-	v->last_used = s->last_used;
-	v->pinned = s->pinned;
-	return 0;
-}
-
-static void
-list(struct fx *fx, enum repo_type type, const char *repo, const char *commit,
-    struct snaps *out)
-{
-	memset(out, 0, sizeof(*out));
-	assert_int_equal(index_each_snapshot(&fx->index, type, repo, commit,
-			     collect_snap, out),
-	    0);
-}
-
-/* The one snapshot of commit (any repo). */
-static struct snap
-one(struct fx *fx, const char *commit)
-{
-	struct snaps s;
-
-	list(fx, REPO_MODEL, NULL, commit, &s);
-	assert_int_equal(s.n, 1);
-	return s.v[0];
-}
-
-static int
-collect_file(void *arg, const char *path, uint64_t size, const char *sha256,
-    const char *etag)
-{
-	struct files *out = arg;
-	struct file *f;
-
-	assert_true(out->n < MAXFILE);
-	f = &out->v[out->n++];
-	unit_fmt(f->path, sizeof(f->path), "%s", path);
-	f->size = size;
-	unit_fmt(f->sha256, sizeof(f->sha256), "%s", sha256);
-	unit_fmt(f->etag, sizeof(f->etag), "%s", etag);
-	return 0;
-}
-
-static void
-files_of(struct fx *fx, int64_t id, struct files *out)
-{
-	memset(out, 0, sizeof(*out));
-	assert_int_equal(index_each_file(&fx->index, id, collect_file, out), 0);
-}
-
 /* One integer from a query on the index's own connection. */
 static int64_t
-sql_int(struct fx *fx, const char *sql)
+sql_int(struct fixture *fx, const char *sql)
 {
 	sqlite3_stmt *st;
 	int64_t v;
@@ -271,7 +113,7 @@ sql_int(struct fx *fx, const char *sql)
 }
 
 static void
-sql_text(struct fx *fx, const char *sql, char *buf, size_t len)
+sql_text(struct fixture *fx, const char *sql, char *buf, size_t len)
 {
 	sqlite3_stmt *st;
 	const unsigned char *t;
@@ -307,7 +149,7 @@ digest_cmp(const void *a, const void *b)
 
 /* The orphans, sorted (no order is promised), comma-separated. */
 static void
-orphans(struct fx *fx, char *out, size_t len)
+orphans(struct fixture *fx, char *out, size_t len)
 {
 	struct digests d;
 	size_t i, n = 0;
@@ -335,7 +177,7 @@ pair(const char *a, const char *b, char *out, size_t len)
 static void
 test_open_schema(void **state)
 {
-	struct fx *fx = *state;
+	struct fixture *fx = *state;
 	struct stat st;
 	char path[PATH], buf[256];
 
@@ -374,7 +216,7 @@ test_open_schema(void **state)
 static void
 test_open_newer_version(void **state)
 {
-	struct fx *fx = *state;
+	struct fixture *fx = *state;
 	char path[PATH];
 
 	assert_int_equal(index_open(&fx->index, &fx->store, NULL), 0);
@@ -392,12 +234,12 @@ test_open_newer_version(void **state)
 static void
 test_add_and_list(void **state)
 {
-	struct fx *fx = *state;
+	struct fixture *fx = *state;
 	struct blob b, a, c;
-	struct snaps s;
-	struct files f;
+	struct fixture_snaps s;
+	struct fixture_files f;
 	struct manifest m;
-	struct snap one_s;
+	struct fixture_snap one_s;
 
 	/* Files added out of path order; the commit set by hand. */
 	start(&m, REPO_MODEL, "org/name", CA, 100);
@@ -409,7 +251,7 @@ test_add_and_list(void **state)
 	rev(&m, "main");
 	assert_int_equal(index_add(&fx->index, &m), 0);
 
-	list(fx, REPO_MODEL, NULL, NULL, &s);
+	fixture_snaps(fx, REPO_MODEL, NULL, NULL, &s);
 	assert_int_equal(s.n, 1);
 	assert_true(s.v[0].id > 0);
 	assert_int_equal(s.v[0].type, REPO_MODEL);
@@ -427,7 +269,7 @@ test_add_and_list(void **state)
 	assert_int_equal(s.v[0].pinned, 0);
 	one_s = s.v[0];
 
-	files_of(fx, one_s.id, &f);
+	fixture_files(fx, one_s.id, &f);
 	assert_int_equal(f.n, 3);
 	assert_string_equal(f.v[0].path, "a/x.json");
 	assert_int_equal(f.v[0].size, 2);
@@ -440,29 +282,29 @@ test_add_and_list(void **state)
 	assert_string_equal(f.v[2].path, "c.txt");
 	assert_int_equal(f.v[2].size, 7);
 	assert_string_equal(f.v[2].sha256, c.sha256);
-	files_of(fx, one_s.id + 100, &f);
+	fixture_files(fx, one_s.id + 100, &f);
 	assert_int_equal(f.n, 0);
 
 	/* The filters. */
-	list(fx, REPO_MODEL, "org/name", NULL, &s);
+	fixture_snaps(fx, REPO_MODEL, "org/name", NULL, &s);
 	assert_int_equal(s.n, 1);
-	list(fx, REPO_DATASET, "org/name", NULL, &s);
+	fixture_snaps(fx, REPO_DATASET, "org/name", NULL, &s);
 	assert_int_equal(s.n, 0);
-	list(fx, REPO_MODEL, "org/other", NULL, &s);
+	fixture_snaps(fx, REPO_MODEL, "org/other", NULL, &s);
 	assert_int_equal(s.n, 0);
-	list(fx, REPO_MODEL, "org/name", CA, &s);
+	fixture_snaps(fx, REPO_MODEL, "org/name", CA, &s);
 	assert_int_equal(s.n, 1);
-	list(fx, REPO_MODEL, "org/name", CB, &s);
+	fixture_snaps(fx, REPO_MODEL, "org/name", CB, &s);
 	assert_int_equal(s.n, 0);
 
 	/* A second revision name, and adding again: one row, same id. */
 	rev(&m, "v1");
 	assert_int_equal(index_add(&fx->index, &m), 0);
-	list(fx, REPO_MODEL, NULL, NULL, &s);
+	fixture_snaps(fx, REPO_MODEL, NULL, NULL, &s);
 	assert_int_equal(s.n, 1);
 	assert_int_equal(s.v[0].id, one_s.id);
 	assert_string_equal(s.v[0].refs, "main,v1");
-	files_of(fx, one_s.id, &f);
+	fixture_files(fx, one_s.id, &f);
 	assert_int_equal(f.n, 3);
 
 	manifest_release(&m);
@@ -478,7 +320,7 @@ stop_five(void *arg, const struct index_snapshot *s)
 static void
 test_each_stops(void **state)
 {
-	struct fx *fx = *state;
+	struct fixture *fx = *state;
 	struct manifest m;
 	int calls = 0;
 
@@ -541,7 +383,7 @@ qjob_done(struct index_job *job, int rc)
 static void
 test_queue(void **state)
 {
-	struct fx *fx = *state;
+	struct fixture *fx = *state;
 	struct qjob q[6];
 	struct manifest a;
 	uv_loop_t loop;
@@ -600,7 +442,7 @@ test_queue(void **state)
 static void
 test_resolve(void **state)
 {
-	struct fx *fx = *state;
+	struct fixture *fx = *state;
 	struct manifest a, b;
 	char commit[DIGEST_SHA1_HEX + 1];
 
@@ -688,7 +530,7 @@ test_resolve(void **state)
 static void
 test_ref_moves(void **state)
 {
-	struct fx *fx = *state;
+	struct fixture *fx = *state;
 	struct manifest a, b, c;
 	char commit[DIGEST_SHA1_HEX + 1];
 
@@ -696,7 +538,7 @@ test_ref_moves(void **state)
 	add_file(fx, &a, "a", "a", NULL);
 	rev(&a, "main");
 	assert_int_equal(index_add(&fx->index, &a), 0);
-	assert_string_equal(one(fx, CA).refs, "main");
+	assert_string_equal(fixture_one(fx, CA).refs, "main");
 
 	/* A later manifest claiming main takes it. */
 	start(&b, REPO_MODEL, "org/name", CB, 200);
@@ -707,8 +549,8 @@ test_ref_moves(void **state)
 			     "main", commit),
 	    0);
 	assert_string_equal(commit, CB);
-	assert_string_equal(one(fx, CA).refs, "");
-	assert_string_equal(one(fx, CB).refs, "main");
+	assert_string_equal(fixture_one(fx, CA).refs, "");
+	assert_string_equal(fixture_one(fx, CB).refs, "main");
 
 	/* An older one does not, but keeps the names nobody else holds. */
 	start(&c, REPO_MODEL, "org/name", CC, 150);
@@ -720,8 +562,8 @@ test_ref_moves(void **state)
 			     "main", commit),
 	    0);
 	assert_string_equal(commit, CB);
-	assert_string_equal(one(fx, CB).refs, "main");
-	assert_string_equal(one(fx, CC).refs, "v2");
+	assert_string_equal(fixture_one(fx, CB).refs, "main");
+	assert_string_equal(fixture_one(fx, CC).refs, "v2");
 
 	/* Re-adding the oldest changes nothing either. */
 	assert_int_equal(index_add(&fx->index, &a), 0);
@@ -738,7 +580,7 @@ test_ref_moves(void **state)
 static void
 test_blob_refs(void **state)
 {
-	struct fx *fx = *state;
+	struct fixture *fx = *state;
 	struct manifest a, b;
 	struct blob x, y, z;
 	int64_t n;
@@ -775,12 +617,12 @@ test_blob_refs(void **state)
 static void
 test_remove_and_orphans(void **state)
 {
-	struct fx *fx = *state;
+	struct fixture *fx = *state;
 	struct manifest a, b, o;
 	struct blob x, y, z, w;
-	struct snap sa, sb, so;
-	struct snaps s;
-	struct files f;
+	struct fixture_snap sa, sb, so;
+	struct fixture_snaps s;
+	struct fixture_files f;
 	char buf[1024], want[1024], commit[DIGEST_SHA1_HEX + 1];
 	uint64_t bytes, count, fbytes;
 	int64_t n;
@@ -801,19 +643,19 @@ test_remove_and_orphans(void **state)
 	add_file(fx, &o, "w.bin", "w", &w);
 	rev(&o, "main");
 	assert_int_equal(index_add(&fx->index, &o), 0);
-	sa = one(fx, CA);
-	sb = one(fx, CB);
-	so = one(fx, CO);
+	sa = fixture_one(fx, CA);
+	sb = fixture_one(fx, CB);
+	so = fixture_one(fx, CO);
 	assert_int_equal(sql_int(fx, "SELECT count(*) FROM models"), 2);
 	orphans(fx, buf, sizeof(buf));
 	assert_string_equal(buf, "");
 
 	assert_int_equal(index_remove(&fx->index, sa.id), 0);
-	list(fx, REPO_MODEL, NULL, NULL, &s);
+	fixture_snaps(fx, REPO_MODEL, NULL, NULL, &s);
 	assert_int_equal(s.n, 2);
 	assert_string_equal(s.v[0].commit, CB);
 	assert_string_equal(s.v[1].commit, CO);
-	files_of(fx, sa.id, &f);
+	fixture_files(fx, sa.id, &f);
 	assert_int_equal(f.n, 0);
 	assert_int_equal(index_resolve(&fx->index, REPO_MODEL, "org/name",
 			     "main", commit),
@@ -852,7 +694,7 @@ test_remove_and_orphans(void **state)
 	/* The last snapshot of a model takes the model with it. */
 	assert_int_equal(index_remove(&fx->index, sb.id), 0);
 	assert_int_equal(sql_int(fx, "SELECT count(*) FROM models"), 1);
-	list(fx, REPO_MODEL, "org/name", NULL, &s);
+	fixture_snaps(fx, REPO_MODEL, "org/name", NULL, &s);
 	assert_int_equal(s.n, 0);
 	orphans(fx, buf, sizeof(buf));
 	pair(x.sha256, z.sha256, want, sizeof(want));
@@ -877,9 +719,9 @@ test_remove_and_orphans(void **state)
 static void
 test_pin_touch_lru(void **state)
 {
-	struct fx *fx = *state;
+	struct fixture *fx = *state;
 	struct manifest a, b, c;
-	struct snaps s;
+	struct fixture_snaps s;
 	int64_t ia, ib, ic;
 	char sql[128];
 
@@ -893,11 +735,11 @@ test_pin_touch_lru(void **state)
 	start(&b, REPO_MODEL, "org/b", CB, 200);
 	add_file(fx, &b, "b", "b", NULL);
 	assert_int_equal(index_add(&fx->index, &b), 0);
-	ia = one(fx, CA).id;
-	ib = one(fx, CB).id;
-	ic = one(fx, CC).id;
+	ia = fixture_one(fx, CA).id;
+	ib = fixture_one(fx, CB).id;
+	ic = fixture_one(fx, CC).id;
 
-	list(fx, REPO_MODEL, NULL, NULL, &s);
+	fixture_snaps(fx, REPO_MODEL, NULL, NULL, &s);
 	assert_int_equal(s.n, 3);
 	assert_int_equal(s.v[0].id, ia);
 	assert_int_equal(s.v[0].last_used, 100);
@@ -907,13 +749,13 @@ test_pin_touch_lru(void **state)
 	assert_int_equal(s.v[2].last_used, 300);
 
 	assert_int_equal(index_touch(&fx->index, ia, 1000), 0);
-	list(fx, REPO_MODEL, NULL, NULL, &s);
+	fixture_snaps(fx, REPO_MODEL, NULL, NULL, &s);
 	assert_int_equal(s.v[0].id, ib);
 	assert_int_equal(s.v[1].id, ic);
 	assert_int_equal(s.v[2].id, ia);
 	assert_int_equal(s.v[2].last_used, 1000);
 	assert_int_equal(index_touch(&fx->index, ic, 50), 0);
-	list(fx, REPO_MODEL, NULL, NULL, &s);
+	fixture_snaps(fx, REPO_MODEL, NULL, NULL, &s);
 	assert_int_equal(s.v[0].id, ic);
 	assert_int_equal(s.v[0].last_used, 50);
 	assert_int_equal(s.v[1].id, ib);
@@ -924,25 +766,25 @@ test_pin_touch_lru(void **state)
 
 	/* Re-adding a manifest keeps its last use. */
 	assert_int_equal(index_add(&fx->index, &a), 0);
-	assert_int_equal(one(fx, CA).last_used, 1000);
+	assert_int_equal(fixture_one(fx, CA).last_used, 1000);
 
 	/* Pins. */
 	assert_int_equal(index_set_pinned(&fx->index, ib, 1), 0);
-	assert_int_equal(one(fx, CB).pinned, 1);
-	assert_int_equal(one(fx, CA).pinned, 0);
-	assert_int_equal(one(fx, CC).pinned, 0);
+	assert_int_equal(fixture_one(fx, CB).pinned, 1);
+	assert_int_equal(fixture_one(fx, CA).pinned, 0);
+	assert_int_equal(fixture_one(fx, CC).pinned, 0);
 	assert_int_equal(index_set_pinned(&fx->index, ib, 1), 0);
-	assert_int_equal(one(fx, CB).pinned, 1);
+	assert_int_equal(fixture_one(fx, CB).pinned, 1);
 	assert_int_equal(index_set_pinned(&fx->index, ib, 0), 0);
-	assert_int_equal(one(fx, CB).pinned, 0);
+	assert_int_equal(fixture_one(fx, CB).pinned, 0);
 
 	/* A manifest's own pinned flag, set and then cleared. */
 	a.pinned = 1;
 	assert_int_equal(index_add(&fx->index, &a), 0);
-	assert_int_equal(one(fx, CA).pinned, 1);
+	assert_int_equal(fixture_one(fx, CA).pinned, 1);
 	a.pinned = 0;
 	assert_int_equal(index_add(&fx->index, &a), 0);
-	assert_int_equal(one(fx, CA).pinned, 0);
+	assert_int_equal(fixture_one(fx, CA).pinned, 0);
 
 	manifest_release(&a);
 	manifest_release(&b);
@@ -952,7 +794,7 @@ test_pin_touch_lru(void **state)
 static void
 test_totals(void **state)
 {
-	struct fx *fx = *state;
+	struct fixture *fx = *state;
 	struct manifest a, b;
 	uint64_t bytes = 1, count = 1, fbytes = 1;
 
@@ -977,7 +819,7 @@ test_totals(void **state)
 	assert_int_equal(fbytes, 70);
 
 	/* y's row lingers as an orphan, but is not counted. */
-	assert_int_equal(index_remove(&fx->index, one(fx, CA).id), 0);
+	assert_int_equal(index_remove(&fx->index, fixture_one(fx, CA).id), 0);
 	assert_int_equal(index_totals(&fx->index, &bytes, &count, &fbytes), 0);
 	assert_int_equal(bytes, 40);
 	assert_int_equal(count, 2);
@@ -992,16 +834,16 @@ test_totals(void **state)
  * string: what a rebuild must reproduce.
  */
 static void
-describe(struct fx *fx, char *out, size_t len)
+describe(struct fixture *fx, char *out, size_t len)
 {
-	struct snaps s;
-	struct files f;
+	struct fixture_snaps s;
+	struct fixture_files f;
 	size_t i, j, n = 0;
 
-	list(fx, REPO_MODEL, NULL, NULL, &s);
+	fixture_snaps(fx, REPO_MODEL, NULL, NULL, &s);
 	out[0] = '\0';
 	for (i = 0; i < s.n; i++) {
-		struct snap *v = &s.v[i];
+		struct fixture_snap *v = &s.v[i];
 
 		unit_fmt(out + n, len - n,
 		    "%d %s %s %s src=%s trust=%s refs=%s size=%llu n=%llu"
@@ -1011,7 +853,7 @@ describe(struct fx *fx, char *out, size_t len)
 		    (unsigned long long)v->nfiles, (long long)v->created,
 		    (long long)v->updated, (long long)v->last_used, v->pinned);
 		n += strlen(out + n);
-		files_of(fx, v->id, &f);
+		fixture_files(fx, v->id, &f);
 		for (j = 0; j < f.n; j++) {
 			unit_fmt(out + n, len - n, "  %s %llu %s %s\n",
 			    f.v[j].path, (unsigned long long)f.v[j].size,
@@ -1027,7 +869,7 @@ describe(struct fx *fx, char *out, size_t len)
  * model whose files repeat one of the others'.
  */
 static void
-populate(struct fx *fx)
+populate(struct fixture *fx)
 {
 	struct manifest m;
 
@@ -1066,7 +908,7 @@ populate(struct fx *fx)
 }
 
 static void
-unlink_index(struct fx *fx)
+unlink_index(struct fixture *fx)
 {
 	static const char *const parts[] = { "", "-wal", "-shm", "-journal" };
 	char path[PATH];
@@ -1082,15 +924,15 @@ unlink_index(struct fx *fx)
 static void
 test_rebuild(void **state)
 {
-	struct fx *fx = *state;
+	struct fixture *fx = *state;
 	char *before = malloc(65536), *after = malloc(65536);
-	struct snaps s;
+	struct fixture_snaps s;
 
 	assert_non_null(before);
 	assert_non_null(after);
 	populate(fx);
 	describe(fx, before, 65536);
-	list(fx, REPO_MODEL, NULL, NULL, &s);
+	fixture_snaps(fx, REPO_MODEL, NULL, NULL, &s);
 	assert_int_equal(s.n, 4);
 	/* A manifest that does not decode is left to fsck, not indexed. */
 	unit_write(fx->root, "manifests/models--org--name/bad.json", "{", 1);
@@ -1101,7 +943,7 @@ test_rebuild(void **state)
 	assert_int_equal(fx->index.rebuilt, 1);
 	describe(fx, after, 65536);
 	assert_string_equal(after, before);
-	list(fx, REPO_MODEL, NULL, NULL, &s);
+	fixture_snaps(fx, REPO_MODEL, NULL, NULL, &s);
 	assert_int_equal(s.n, 4);
 	index_close(&fx->index);
 
@@ -1123,7 +965,7 @@ test_rebuild(void **state)
 static void
 test_corrupt(void **state)
 {
-	struct fx *fx = *state;
+	struct fixture *fx = *state;
 	char *before = malloc(65536), *after = malloc(65536);
 	char garbage[8192], path[PATH], tmp[PATH], found[PATH] = "";
 	struct dirent *e;
@@ -1206,7 +1048,7 @@ test_corrupt(void **state)
 
 /* The hub snapshot folder of a published manifest (what a refresh needs). */
 static void
-hub_snap(struct fx *fx, enum repo_type type, const char *repo,
+hub_snap(struct fixture *fx, enum repo_type type, const char *repo,
     const char *commit)
 {
 	char folder[REF_FOLDER_MAX], rel[PATH];
@@ -1224,10 +1066,10 @@ hub_snap(struct fx *fx, enum repo_type type, const char *repo,
 static void
 test_private_refresh(void **state)
 {
-	struct fx *fx = *state;
+	struct fixture *fx = *state;
 	struct index_conf ic = { 0 };
-	struct fx mine = { 0 };
-	struct snaps s;
+	struct fixture mine = { 0 };
+	struct fixture_snaps s;
 	struct manifest m;
 	const char *why;
 	char path[PATH], rel[PATH];
@@ -1245,16 +1087,16 @@ test_private_refresh(void **state)
 	/* Published by "another node": manifests, but no hub view yet. */
 	populate(fx);
 	assert_int_equal(index_refresh(&mine.index, &fx->store), 0);
-	list(&mine, REPO_MODEL, NULL, NULL, &s);
+	fixture_snaps(&mine, REPO_MODEL, NULL, NULL, &s);
 	assert_int_equal(s.n, 0);
 	hub_snap(fx, REPO_MODEL, "org/name", CA);
 	hub_snap(fx, REPO_MODEL, "org/name", CB);
 	hub_snap(fx, REPO_DATASET, "org/data", CC);
 	hub_snap(fx, REPO_MODEL, "gpt2", CO);
 	assert_int_equal(index_refresh(&mine.index, &fx->store), 0);
-	list(&mine, REPO_MODEL, NULL, NULL, &s);
+	fixture_snaps(&mine, REPO_MODEL, NULL, NULL, &s);
 	assert_int_equal(s.n, 4);
-	assert_int_equal(one(&mine, CC).pinned, 1);
+	assert_int_equal(fixture_one(&mine, CC).pinned, 1);
 
 	/* Nothing changed: nothing written. */
 	changes = sqlite3_total_changes(mine.index.db);
@@ -1270,16 +1112,16 @@ test_private_refresh(void **state)
 	assert_int_equal(manifest_save(&fx->store, &m), 0);
 	manifest_release(&m);
 	assert_int_equal(index_refresh(&mine.index, &fx->store), 0);
-	assert_int_equal(one(&mine, CC).pinned, 0);
+	assert_int_equal(fixture_one(&mine, CC).pinned, 0);
 
 	/* One removed elsewhere loses its rows, the others keep theirs. */
 	unit_fmt(rel, sizeof(rel), "%s/manifests/models--org--name/%s.json",
 	    fx->root, CB);
 	assert_int_equal(unlink(rel), 0);
 	assert_int_equal(index_refresh(&mine.index, &fx->store), 0);
-	list(&mine, REPO_MODEL, NULL, NULL, &s);
+	fixture_snaps(&mine, REPO_MODEL, NULL, NULL, &s);
 	assert_int_equal(s.n, 3);
-	list(&mine, REPO_MODEL, NULL, CB, &s);
+	fixture_snaps(&mine, REPO_MODEL, NULL, CB, &s);
 	assert_int_equal(s.n, 0);
 
 	/* Added here, removed elsewhere: noticed too. */
@@ -1290,11 +1132,11 @@ test_private_refresh(void **state)
 	unit_fmt(rel, sizeof(rel), "%s/manifests/models--org--local/%s.json",
 	    fx->root, CB);
 	manifest_release(&m);
-	list(&mine, REPO_MODEL, "org/local", NULL, &s);
+	fixture_snaps(&mine, REPO_MODEL, "org/local", NULL, &s);
 	assert_int_equal(s.n, 1);
 	assert_int_equal(unlink(rel), 0);
 	assert_int_equal(index_refresh(&mine.index, &fx->store), 0);
-	list(&mine, REPO_MODEL, "org/local", NULL, &s);
+	fixture_snaps(&mine, REPO_MODEL, "org/local", NULL, &s);
 	assert_int_equal(s.n, 0);
 	index_close(&mine.index);
 
@@ -1318,7 +1160,7 @@ child_open(const char *root, int ready, int go, size_t want, int early)
 {
 	struct store store;
 	struct index index;
-	struct snaps s;
+	struct fixture_snaps s;
 	char c = 'r';
 	int rc, built;
 
@@ -1335,8 +1177,8 @@ child_open(const char *root, int ready, int go, size_t want, int early)
 	}
 	built = index.rebuilt;
 	memset(&s, 0, sizeof(s));
-	if (index_each_snapshot(&index, REPO_MODEL, NULL, NULL, collect_snap,
-		&s) != 0 ||
+	if (index_each_snapshot(&index, REPO_MODEL, NULL, NULL,
+		fixture_collect_snap, &s) != 0 ||
 	    s.n != want)
 		_exit(4);
 	index_close(&index);
@@ -1381,10 +1223,10 @@ race_open(const char *root, size_t want, int early, unsigned *builds)
 static void
 test_concurrent_open(void **state)
 {
-	struct fx *fx = *state;
+	struct fixture *fx = *state;
 	char root[PATH], *before = malloc(65536), *after = malloc(65536);
 	unsigned builds, round;
-	struct fx other;
+	struct fixture other;
 
 	assert_non_null(before);
 	assert_non_null(after);
@@ -1461,7 +1303,7 @@ child_hold(const char *root, int ready, int release)
 static void
 test_open_waits_for_lock(void **state)
 {
-	struct fx *fx = *state;
+	struct fixture *fx = *state;
 	struct pollfd pfd;
 	pid_t holder, opener;
 	int ready[2], release[2], done[2], status;
@@ -1541,8 +1383,8 @@ struct gcfx {
 };
 
 static void
-publish(struct fx *fx, struct manifest *m, const char *revname, int64_t now,
-    char *commit)
+publish(struct fixture *fx, struct manifest *m, const char *revname,
+    int64_t now, char *commit)
 {
 	rev(m, revname);
 	assert_int_equal(manifest_derive_commit(m), 0);
@@ -1560,7 +1402,7 @@ publish(struct fx *fx, struct manifest *m, const char *revname, int64_t now,
 static void
 test_publish_index_busy(void **state)
 {
-	struct fx *fx = *state;
+	struct fixture *fx = *state;
 	struct index_conf ic = { 0 };
 	struct manifest m;
 	struct stat st;
@@ -1626,7 +1468,7 @@ test_publish_index_busy(void **state)
 }
 
 static void
-gc_populate(struct fx *fx, struct gcfx *g)
+gc_populate(struct fixture *fx, struct gcfx *g)
 {
 	struct manifest m;
 
@@ -1653,15 +1495,15 @@ gc_populate(struct fx *fx, struct gcfx *g)
 	m.pinned = 1;
 	publish(fx, &m, "main", 1003, g->cd);
 
-	g->ia = one(fx, g->ca).id;
-	g->ib = one(fx, g->cb).id;
-	g->ic = one(fx, g->cc).id;
-	g->id = one(fx, g->cd).id;
+	g->ia = fixture_one(fx, g->ca).id;
+	g->ib = fixture_one(fx, g->cb).id;
+	g->ic = fixture_one(fx, g->cc).id;
+	g->id = fixture_one(fx, g->cd).id;
 	assert_int_equal(index_touch(&fx->index, g->id, 5), 0);
 	assert_int_equal(index_touch(&fx->index, g->ia, 10), 0);
 	assert_int_equal(index_touch(&fx->index, g->ib, 20), 0);
 	assert_int_equal(index_touch(&fx->index, g->ic, 30), 0);
-	assert_int_equal(one(fx, g->cd).pinned, 1);
+	assert_int_equal(fixture_one(fx, g->cd).pinned, 1);
 }
 
 static void
@@ -1691,10 +1533,10 @@ skip_commit(void *arg, const char *folder, const char *commit)
 static void
 test_gc_plan(void **state)
 {
-	struct fx *fx = *state;
+	struct fixture *fx = *state;
 	struct gc_plan plan;
 	struct gcfx g;
-	struct snaps s;
+	struct fixture_snaps s;
 	size_t i;
 
 	gc_populate(fx, &g);
@@ -1757,51 +1599,24 @@ test_gc_plan(void **state)
 	gc_plan_release(&plan);
 
 	/* Planning changes nothing. */
-	list(fx, REPO_MODEL, NULL, NULL, &s);
+	fixture_snaps(fx, REPO_MODEL, NULL, NULL, &s);
 	assert_int_equal(s.n, 4);
 }
 
-/* Counts the blobs under blobs/. */
-static int
-count_blob(const char *sha256, const char *rel, void *arg)
-{
-	(*(int *)arg)++;
-	return 0;
-}
-
 static void
-assert_blobs(struct fx *fx, int want)
+assert_blobs(struct fixture *fx, int want)
 {
-	int n = 0;
-
-	assert_int_equal(store_blob_each(&fx->store, count_blob, &n), 0);
-	assert_int_equal(n, want);
-}
-
-static void
-assert_empty_dir(struct fx *fx, const char *rel)
-{
-	char path[PATH];
-	struct dirent *e;
-	DIR *d;
-
-	unit_fmt(path, sizeof(path), "%s/%s", fx->root, rel);
-	d = opendir(path);
-	assert_non_null(d);
-	while ((e = readdir(d)) != NULL)
-		if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0)
-			fail_msg("%s/ holds %s", rel, e->d_name);
-	closedir(d);
+	assert_int_equal(fixture_blob_count(fx), want);
 }
 
 static void
 test_gc_run(void **state)
 {
-	struct fx *fx = *state;
+	struct fixture *fx = *state;
 	struct hub_report r = { NULL, NULL, 0 };
 	struct gc_plan plan;
 	struct manifest m;
-	struct snaps s;
+	struct fixture_snaps s;
 	struct gcfx g;
 	uint64_t freed = 1;
 	char path[PATH], buf[1024];
@@ -1821,7 +1636,7 @@ test_gc_run(void **state)
 	    -ENOENT);
 	assert_int_equal(store_blob_stat(&fx->store, g.s.sha256, NULL), 0);
 	assert_blobs(fx, 4);
-	list(fx, REPO_MODEL, NULL, NULL, &s);
+	fixture_snaps(fx, REPO_MODEL, NULL, NULL, &s);
 	assert_int_equal(s.n, 3);
 	assert_string_equal(s.v[0].commit, g.cd);
 	assert_string_equal(s.v[1].commit, g.cb);
@@ -1871,7 +1686,7 @@ test_gc_run(void **state)
 	assert_int_equal(freed, 400);
 	assert_blobs(fx, 1);
 	assert_int_equal(store_blob_stat(&fx->store, g.d.sha256, NULL), 0);
-	list(fx, REPO_MODEL, NULL, NULL, &s);
+	fixture_snaps(fx, REPO_MODEL, NULL, NULL, &s);
 	assert_int_equal(s.n, 1);
 	assert_string_equal(s.v[0].commit, g.cd);
 	assert_int_equal(gc_plan(&fx->index, 0, NULL, NULL, &plan), 0);
@@ -1880,52 +1695,52 @@ test_gc_run(void **state)
 	gc_plan_release(&plan);
 
 	/* Every claim was given back, every tmp file cleaned. */
-	assert_empty_dir(fx, "claims");
-	assert_empty_dir(fx, "tmp");
+	fixture_assert_empty(fx, "claims");
+	fixture_assert_empty(fx, "tmp");
 }
 
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_open_schema, setup,
-		    teardown),
-		cmocka_unit_test_setup_teardown(test_open_newer_version, setup,
-		    teardown),
-		cmocka_unit_test_setup_teardown(test_add_and_list, setup_index,
-		    teardown),
-		cmocka_unit_test_setup_teardown(test_each_stops, setup_index,
-		    teardown),
-		cmocka_unit_test_setup_teardown(test_resolve, setup_index,
-		    teardown),
-		cmocka_unit_test_setup_teardown(test_queue, setup_index,
-		    teardown),
-		cmocka_unit_test_setup_teardown(test_ref_moves, setup_index,
-		    teardown),
-		cmocka_unit_test_setup_teardown(test_blob_refs, setup_index,
-		    teardown),
+		cmocka_unit_test_setup_teardown(test_open_schema, fixture_setup,
+		    fixture_teardown),
+		cmocka_unit_test_setup_teardown(test_open_newer_version,
+		    fixture_setup, fixture_teardown),
+		cmocka_unit_test_setup_teardown(test_add_and_list,
+		    fixture_setup_index, fixture_teardown),
+		cmocka_unit_test_setup_teardown(test_each_stops,
+		    fixture_setup_index, fixture_teardown),
+		cmocka_unit_test_setup_teardown(test_resolve,
+		    fixture_setup_index, fixture_teardown),
+		cmocka_unit_test_setup_teardown(test_queue, fixture_setup_index,
+		    fixture_teardown),
+		cmocka_unit_test_setup_teardown(test_ref_moves,
+		    fixture_setup_index, fixture_teardown),
+		cmocka_unit_test_setup_teardown(test_blob_refs,
+		    fixture_setup_index, fixture_teardown),
 		cmocka_unit_test_setup_teardown(test_remove_and_orphans,
-		    setup_index, teardown),
-		cmocka_unit_test_setup_teardown(test_pin_touch_lru, setup_index,
-		    teardown),
-		cmocka_unit_test_setup_teardown(test_totals, setup_index,
-		    teardown),
-		cmocka_unit_test_setup_teardown(test_rebuild, setup_index,
-		    teardown),
-		cmocka_unit_test_setup_teardown(test_corrupt, setup_index,
-		    teardown),
+		    fixture_setup_index, fixture_teardown),
+		cmocka_unit_test_setup_teardown(test_pin_touch_lru,
+		    fixture_setup_index, fixture_teardown),
+		cmocka_unit_test_setup_teardown(test_totals,
+		    fixture_setup_index, fixture_teardown),
+		cmocka_unit_test_setup_teardown(test_rebuild,
+		    fixture_setup_index, fixture_teardown),
+		cmocka_unit_test_setup_teardown(test_corrupt,
+		    fixture_setup_index, fixture_teardown),
 		cmocka_unit_test_setup_teardown(test_private_refresh,
-		    setup_index, teardown),
+		    fixture_setup_index, fixture_teardown),
 		cmocka_unit_test_setup_teardown(test_concurrent_open,
-		    setup_index, teardown),
-		cmocka_unit_test_setup_teardown(test_open_waits_for_lock, setup,
-		    teardown),
+		    fixture_setup_index, fixture_teardown),
+		cmocka_unit_test_setup_teardown(test_open_waits_for_lock,
+		    fixture_setup, fixture_teardown),
 		cmocka_unit_test_setup_teardown(test_publish_index_busy,
-		    setup_index, teardown),
-		cmocka_unit_test_setup_teardown(test_gc_plan, setup_index,
-		    teardown),
-		cmocka_unit_test_setup_teardown(test_gc_run, setup_index,
-		    teardown),
+		    fixture_setup_index, fixture_teardown),
+		cmocka_unit_test_setup_teardown(test_gc_plan,
+		    fixture_setup_index, fixture_teardown),
+		cmocka_unit_test_setup_teardown(test_gc_run,
+		    fixture_setup_index, fixture_teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -19,6 +19,7 @@
 
 #include "unit.h"
 #include "unit_store.h"
+#include "fixture.h"
 
 #include "claim.h"
 #include "lease.h"
@@ -88,39 +89,6 @@ lease_line(char *buf, size_t len, const char *folder, const char *commit)
 	    (long long)claim_now_ms());
 }
 
-static int
-count_dir(const struct unit_fixture *fx, const char *sub)
-{
-	char path[UNIT_PATH];
-	struct dirent *e;
-	DIR *d;
-	int n = 0;
-
-	unit_fmt(path, sizeof(path), "%s/%s", fx->dir, sub);
-	d = opendir(path);
-	assert_non_null(d);
-	while ((e = readdir(d)) != NULL)
-		if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0)
-			n++;
-	closedir(d);
-	return n;
-}
-
-/* A pid that names no process: a child that has exited and been reaped. */
-static pid_t
-dead_pid(void)
-{
-	int status;
-	pid_t pid = fork();
-
-	assert_true(pid >= 0);
-	if (pid == 0)
-		_exit(0);
-	assert_int_equal(waitpid(pid, &status, 0), pid);
-	assert_int_equal(kill(pid, 0), -1);
-	return pid;
-}
-
 /* Our owner id's place, "<host>.<boot>.<pidns>.", in bytes. */
 static size_t
 owner_place(const struct unit_fixture *fx)
@@ -179,7 +147,7 @@ test_take_touch_drop(void **state)
 	assert_true(S_ISREG(st.st_mode));
 	assert_int_equal(st.st_mode & 07777, 0644);
 	assert_int_equal(st.st_nlink, 1);
-	assert_int_equal(count_dir(fx, "tmp"), 0);
+	assert_int_equal(fixture_count(fx->dir, "tmp"), 0);
 	f = fopen(path, "r");
 	assert_non_null(f);
 	assert_non_null(fgets(text, sizeof(text), f));
@@ -214,7 +182,7 @@ test_take_touch_drop(void **state)
 	assert_int_equal(lease_live(&fx->store, FA, CA, STALE_MS), 0);
 	lease_drop(&fx->store, &l);
 	assert_int_equal(lease_touch(&fx->store, &l), -EINVAL);
-	assert_int_equal(count_dir(fx, "leases"), 0);
+	assert_int_equal(fixture_count(fx->dir, "leases"), 0);
 
 	/* The struct is reusable once dropped. */
 	assert_int_equal(lease_take(&fx->store, FB, CB, &l), 0);
@@ -250,7 +218,7 @@ test_two_leases(void **state)
 	assert_int_equal(lease_take(&fx->store, FA, CA, &a), 0);
 	assert_int_equal(lease_take(&fx->store, FA, CA, &b), 0);
 	assert_string_not_equal(a.id, b.id);
-	assert_int_equal(count_dir(fx, "leases"), 2);
+	assert_int_equal(fixture_count(fx->dir, "leases"), 2);
 	lease_drop(&fx->store, &a);
 	assert_int_equal(lease_live(&fx->store, FA, CA, STALE_MS), 1);
 	lease_drop(&fx->store, &b);
@@ -279,8 +247,8 @@ test_take_bad_args(void **state)
 	for (i = 0; i < sizeof(commits) / sizeof(commits[0]); i++)
 		assert_int_equal(lease_take(&fx->store, FA, commits[i], &l),
 		    -EINVAL);
-	assert_int_equal(count_dir(fx, "leases"), 0);
-	assert_int_equal(count_dir(fx, "tmp"), 0);
+	assert_int_equal(fixture_count(fx->dir, "leases"), 0);
+	assert_int_equal(fixture_count(fx->dir, "tmp"), 0);
 }
 
 /*
@@ -294,7 +262,7 @@ test_local_owner(void **state)
 	char id[LEASE_ID_MAX], line[512], path[UNIT_PATH];
 
 	lease_line(line, sizeof(line), FA, CA);
-	local_id(fx, dead_pid(), owner_start(fx), id, sizeof(id));
+	local_id(fx, fixture_dead_pid(), owner_start(fx), id, sizeof(id));
 	put_lease(fx, id, line, 0);
 	assert_int_equal(lease_live(&fx->store, FA, CA, STALE_MS), 0);
 	unit_fmt(path, sizeof(path), "%s/leases/%s", fx->dir, id);
@@ -428,7 +396,7 @@ test_other_pidns(void **state)
 
 	/* "<host>.<boot>.<ns>1.<dead pid>.<start>.<hex>": another namespace. */
 	unit_fmt(id, sizeof(id), "%.*s1.%ld.%llu.%.16s", (int)place - 1, owner,
-	    (long)dead_pid(), owner_start(fx), HEX);
+	    (long)fixture_dead_pid(), owner_start(fx), HEX);
 	lease_line(line, sizeof(line), FB, CB);
 	put_lease(fx, id, line, 0);
 	assert_int_equal(lease_live(&fx->store, FB, CB, STALE_MS), 1);
@@ -584,7 +552,7 @@ test_each(void **state)
 	put_lease(fx, FOREIGN, FB " " CB " 1234\n", 0);
 	put_lease(fx, "node-c.1.1.0123456789abcdef", FA " " CB " 99\n",
 	    STALE_MS + 5000);
-	local_id(fx, dead_pid(), owner_start(fx), dead, sizeof(dead));
+	local_id(fx, fixture_dead_pid(), owner_start(fx), dead, sizeof(dead));
 	lease_line(line, sizeof(line), FA, CA);
 	put_lease(fx, dead, line, 0);
 

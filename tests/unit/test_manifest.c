@@ -20,6 +20,7 @@
 
 #include "unit.h"
 #include "unit_store.h"
+#include "fixture.h"
 
 #include "digest.h"
 #include "manifest.h"
@@ -896,24 +897,6 @@ fx_stat(const struct unit_fixture *fx, const char *rel, struct stat *st)
 	return lstat(path, st);
 }
 
-static int
-count_entries(const struct unit_fixture *fx, const char *rel)
-{
-	char path[4200];
-	struct dirent *e;
-	DIR *d;
-	int n = 0;
-
-	snprintf(path, sizeof(path), "%s/%s", fx->dir, rel);
-	d = opendir(path);
-	assert_non_null(d);
-	while ((e = readdir(d)) != NULL)
-		if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0)
-			n++;
-	closedir(d);
-	return n;
-}
-
 static void
 test_save_load(void **state)
 {
@@ -935,7 +918,7 @@ test_save_load(void **state)
 	assert_int_equal(fx_stat(fx, rel, &st), 0);
 	assert_true(S_ISREG(st.st_mode));
 	assert_int_equal(st.st_mode & 07777, 0444);
-	assert_int_equal(count_entries(fx, "tmp"), 0);
+	assert_int_equal(fixture_count(fx->dir, "tmp"), 0);
 
 	manifest_init(&b);
 	why = "unset";
@@ -949,8 +932,9 @@ test_save_load(void **state)
 	assert_int_equal(manifest_load(&fx->store, rel, &b, &why), 0);
 	assert_int_equal(b.updated, 30);
 	assert_true(manifest_has_revision(&b, "v2"));
-	assert_int_equal(count_entries(fx, "manifests/models--org--name"), 1);
-	assert_int_equal(count_entries(fx, "tmp"), 0);
+	assert_int_equal(fixture_count(fx->dir, "manifests/models--org--name"),
+	    1);
+	assert_int_equal(fixture_count(fx->dir, "tmp"), 0);
 
 	/* Missing, and damaged on disk. */
 	assert_int_equal(manifest_load(&fx->store,
@@ -1064,7 +1048,7 @@ test_unlink(void **state)
 	assert_int_equal(manifest_unlink(&fx->store, &m), 0);
 	assert_int_equal(fx_stat(fx, rel1, &st), -1);
 	assert_int_equal(fx_stat(fx, rel2, &st), 0);
-	assert_int_equal(count_entries(fx, "manifests/models--org--a"), 1);
+	assert_int_equal(fixture_count(fx->dir, "manifests/models--org--a"), 1);
 	/* Already gone is not an error. */
 	assert_int_equal(manifest_unlink(&fx->store, &m), 0);
 
@@ -1073,7 +1057,7 @@ test_unlink(void **state)
 	assert_int_equal(manifest_unlink(&fx->store, &m), 0);
 	assert_int_equal(fx_stat(fx, rel2, &st), -1);
 	assert_int_equal(fx_stat(fx, "manifests/models--org--a", &st), -1);
-	assert_int_equal(count_entries(fx, "manifests"), 0);
+	assert_int_equal(fixture_count(fx->dir, "manifests"), 0);
 	manifest_release(&m);
 }
 

@@ -28,6 +28,7 @@
 
 #include "unit.h"
 #include "unit_store.h"
+#include "fixture.h"
 
 #include "digest.h"
 #include "index.h"
@@ -39,15 +40,6 @@
 #define MIB (1024 * 1024)
 #define MAXCALLS 4096
 
-/* Per-test state: a temporary folder holding a store and a source tree. */
-struct fx {
-	char *dir;
-	char root[512]; /* dir/store */
-	char src[512];	/* dir/src: the tree to list or import */
-	struct store store;
-	struct index index;
-};
-
 /* What the progress callback saw. */
 struct calls {
 	uint64_t done[MAXCALLS], total[MAXCALLS];
@@ -55,37 +47,9 @@ struct calls {
 	size_t n;
 };
 
-static int
-setup(void **state)
-{
-	struct fx *fx = calloc(1, sizeof(*fx));
-
-	assert_non_null(fx);
-	fx->dir = unit_tmpdir();
-	unit_fmt(fx->root, sizeof(fx->root), "%s/store", fx->dir);
-	unit_fmt(fx->src, sizeof(fx->src), "%s/src", fx->dir);
-	assert_int_equal(mkdir(fx->src, 0755), 0);
-	assert_int_equal(store_open(&fx->store, fx->root, 1), 0);
-	assert_int_equal(index_open(&fx->index, &fx->store, NULL), 0);
-	*state = fx;
-	return 0;
-}
-
-static int
-teardown(void **state)
-{
-	struct fx *fx = *state;
-
-	index_close(&fx->index);
-	store_release(&fx->store);
-	unit_rmdir(fx->dir);
-	free(fx);
-	return 0;
-}
-
 /* Writes size bytes of c to src/name. */
 static void
-put(struct fx *fx, const char *name, int c, size_t size)
+put(struct fixture *fx, const char *name, int c, size_t size)
 {
 	char *buf = malloc(size + 1);
 
@@ -96,13 +60,13 @@ put(struct fx *fx, const char *name, int c, size_t size)
 }
 
 static void
-src_path(struct fx *fx, const char *name, char *buf, size_t len)
+src_path(struct fixture *fx, const char *name, char *buf, size_t len)
 {
 	unit_fmt(buf, len, "%s/%s", fx->src, name);
 }
 
 static void
-link_to(struct fx *fx, const char *target, const char *name)
+link_to(struct fixture *fx, const char *target, const char *name)
 {
 	char path[PATH];
 
@@ -126,7 +90,7 @@ find(const struct dir_listing *l, const char *path)
 static void
 test_list_nested(void **state)
 {
-	struct fx *fx = *state;
+	struct fixture *fx = *state;
 	struct dir_listing l;
 	char err[256] = "", real[PATH_MAX], want[PATH];
 	static const struct {
@@ -182,7 +146,7 @@ test_list_nested(void **state)
 
 /* Lists a tree holding one good file and bad; fails unless refused. */
 static void
-assert_refused(struct fx *fx, const char *bad)
+assert_refused(struct fixture *fx, const char *bad)
 {
 	struct dir_listing l;
 	char err[512] = "";
@@ -198,7 +162,7 @@ assert_refused(struct fx *fx, const char *bad)
 
 /* Empties the source tree, leaving a good file in it. */
 static void
-reset_src(struct fx *fx)
+reset_src(struct fixture *fx)
 {
 	char cmd[PATH + 32];
 
@@ -212,7 +176,7 @@ reset_src(struct fx *fx)
 static void
 test_list_rejects(void **state)
 {
-	struct fx *fx = *state;
+	struct fixture *fx = *state;
 	char path[PATH], outside[PATH];
 
 	unit_fmt(outside, sizeof(outside), "%s/outside.bin", fx->dir);
@@ -266,7 +230,7 @@ test_list_rejects(void **state)
 static void
 test_list_symlink_inside(void **state)
 {
-	struct fx *fx = *state;
+	struct fixture *fx = *state;
 	const struct dir_file *f;
 	struct dir_listing l;
 	char err[256] = "", real[PATH_MAX], want[PATH];
@@ -298,7 +262,7 @@ test_list_symlink_inside(void **state)
 static void
 test_list_bad_dir(void **state)
 {
-	struct fx *fx = *state;
+	struct fixture *fx = *state;
 	struct dir_listing l;
 	char err[512], path[PATH];
 
@@ -367,25 +331,9 @@ on_progress(void *arg, uint64_t done, uint64_t total, size_t files_done,
 	c->n++;
 }
 
-static int
-count_blob(const char *sha256, const char *rel, void *arg)
-{
-	(*(int *)arg)++;
-	return 0;
-}
-
-static int
-blob_count(struct fx *fx)
-{
-	int n = 0;
-
-	assert_int_equal(store_blob_each(&fx->store, count_blob, &n), 0);
-	return n;
-}
-
 /* The entries of a store-relative folder, found recursively. */
 static int
-entries(struct fx *fx, const char *rel)
+entries(struct fixture *fx, const char *rel)
 {
 	char path[PATH], sub[PATH];
 	struct dirent *e;
@@ -417,7 +365,7 @@ count_snap(void *arg, const struct index_snapshot *s)
 }
 
 static int
-snapshots(struct fx *fx)
+snapshots(struct fixture *fx)
 {
 	int n = 0;
 
@@ -437,8 +385,8 @@ struct want {
 };
 
 static void
-want_file(struct fx *fx, struct want *w, const char *path, int c, size_t size,
-    int lfs)
+want_file(struct fixture *fx, struct want *w, const char *path, int c,
+    size_t size, int lfs)
 {
 	size_t i;
 
@@ -483,7 +431,7 @@ check_files(const struct manifest *m, const struct want *w, size_t n)
 static void
 test_import(void **state)
 {
-	struct fx *fx = *state;
+	struct fixture *fx = *state;
 	struct import_opts o;
 	struct dir_listing l;
 	struct manifest m, disk;
@@ -541,7 +489,7 @@ test_import(void **state)
 	manifest_release(&disk);
 
 	/* Two files of the same bytes share one blob; all blobs are good. */
-	assert_int_equal(blob_count(fx), 5);
+	assert_int_equal(fixture_blob_count(fx), 5);
 	for (i = 0; i < 6; i++)
 		assert_int_equal(store_blob_verify(&fx->store, w[i].sha256,
 				     w[i].size),
@@ -586,7 +534,7 @@ test_import(void **state)
 	check_files(&m, w, 6);
 	manifest_release(&m);
 	assert_int_equal(snapshots(fx), 1);
-	assert_int_equal(blob_count(fx), 5);
+	assert_int_equal(fixture_blob_count(fx), 5);
 	assert_int_equal(entries(fx, "tmp"), 0);
 	assert_int_equal(entries(fx, "claims"), 0);
 
@@ -603,7 +551,7 @@ test_import(void **state)
 static void
 test_import_progress_small(void **state)
 {
-	struct fx *fx = *state;
+	struct fixture *fx = *state;
 	struct import_opts o;
 	struct dir_listing l;
 	struct manifest m;
@@ -641,7 +589,8 @@ test_import_progress_small(void **state)
 
 /* After a failed import: err names path, and the store holds nothing. */
 static void
-assert_failed_clean(struct fx *fx, int rc, const char *err, const char *path)
+assert_failed_clean(struct fixture *fx, int rc, const char *err,
+    const char *path)
 {
 	assert_true(rc < 0);
 	if (strstr(err, path) == NULL)
@@ -655,7 +604,7 @@ assert_failed_clean(struct fx *fx, int rc, const char *err, const char *path)
 
 /* A tree of several files, so that other workers are busy at the failure. */
 static void
-import_tree(struct fx *fx)
+import_tree(struct fixture *fx)
 {
 	put(fx, "a.bin", 'a', 300000);
 	put(fx, "b.bin", 'b', 200000);
@@ -678,7 +627,7 @@ import_opts(struct import_opts *o)
 static void
 test_import_vanished(void **state)
 {
-	struct fx *fx = *state;
+	struct fixture *fx = *state;
 	struct import_opts o;
 	struct dir_listing l;
 	struct manifest m;
@@ -716,7 +665,7 @@ test_import_vanished(void **state)
 static void
 test_import_changed(void **state)
 {
-	struct fx *fx = *state;
+	struct fixture *fx = *state;
 	struct import_opts o;
 	struct dir_listing l;
 	struct manifest m;
@@ -739,7 +688,7 @@ test_import_changed(void **state)
 static void
 test_import_unreadable(void **state)
 {
-	struct fx *fx = *state;
+	struct fixture *fx = *state;
 	struct import_opts o;
 	struct dir_listing l;
 	struct manifest m;
@@ -767,24 +716,25 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_list_nested, setup,
-		    teardown),
-		cmocka_unit_test_setup_teardown(test_list_rejects, setup,
-		    teardown),
-		cmocka_unit_test_setup_teardown(test_list_symlink_inside, setup,
-		    teardown),
-		cmocka_unit_test_setup_teardown(test_list_bad_dir, setup,
-		    teardown),
+		cmocka_unit_test_setup_teardown(test_list_nested,
+		    fixture_setup_index, fixture_teardown),
+		cmocka_unit_test_setup_teardown(test_list_rejects,
+		    fixture_setup_index, fixture_teardown),
+		cmocka_unit_test_setup_teardown(test_list_symlink_inside,
+		    fixture_setup_index, fixture_teardown),
+		cmocka_unit_test_setup_teardown(test_list_bad_dir,
+		    fixture_setup_index, fixture_teardown),
 		cmocka_unit_test(test_is_lfs),
 		cmocka_unit_test_setup_teardown(test_import_progress_small,
-		    setup, teardown),
-		cmocka_unit_test_setup_teardown(test_import, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_import_vanished, setup,
-		    teardown),
-		cmocka_unit_test_setup_teardown(test_import_changed, setup,
-		    teardown),
-		cmocka_unit_test_setup_teardown(test_import_unreadable, setup,
-		    teardown),
+		    fixture_setup_index, fixture_teardown),
+		cmocka_unit_test_setup_teardown(test_import,
+		    fixture_setup_index, fixture_teardown),
+		cmocka_unit_test_setup_teardown(test_import_vanished,
+		    fixture_setup_index, fixture_teardown),
+		cmocka_unit_test_setup_teardown(test_import_changed,
+		    fixture_setup_index, fixture_teardown),
+		cmocka_unit_test_setup_teardown(test_import_unreadable,
+		    fixture_setup_index, fixture_teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

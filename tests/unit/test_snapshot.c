@@ -28,6 +28,7 @@
 
 #include "unit.h"
 #include "unit_store.h"
+#include "fixture.h"
 
 #include "claim.h"
 #include "hub.h"
@@ -38,96 +39,6 @@
 #include "store.h"
 
 #define PATH UNIT_PATH
-#define MAXSNAP 8
-#define MAXFILE 8
-
-/* Per-test state: a temporary folder holding a store and source files. */
-struct fx {
-	char *dir;
-	char root[512]; /* dir/store */
-	char src[512];	/* dir/src: files to ingest */
-	unsigned nsrc;
-	struct store store;
-	struct index index;
-};
-
-/* A copy of what index_each_snapshot() gives, valid after the call. */
-struct snap {
-	int64_t id;
-	char repo[128], folder[REF_FOLDER_MAX], commit[DIGEST_SHA1_HEX + 1];
-	char refs[256];
-	uint64_t size, nfiles;
-	int64_t created, updated;
-	int pinned;
-};
-
-struct snaps {
-	struct snap v[MAXSNAP];
-	size_t n;
-};
-
-struct file {
-	char path[64];
-	uint64_t size;
-	char sha256[DIGEST_HEX_MAX], etag[DIGEST_HEX_MAX];
-};
-
-struct files {
-	struct file v[MAXFILE];
-	size_t n;
-};
-
-static int
-setup(void **state)
-{
-	struct fx *fx = calloc(1, sizeof(*fx));
-
-	assert_non_null(fx);
-	fx->dir = unit_tmpdir();
-	unit_fmt(fx->root, sizeof(fx->root), "%s/store", fx->dir);
-	unit_fmt(fx->src, sizeof(fx->src), "%s/src", fx->dir);
-	assert_int_equal(store_open(&fx->store, fx->root, 1), 0);
-	assert_int_equal(index_open(&fx->index, &fx->store, NULL), 0);
-	*state = fx;
-	return 0;
-}
-
-static int
-teardown(void **state)
-{
-	struct fx *fx = *state;
-
-	index_close(&fx->index);
-	store_release(&fx->store);
-	unit_rmdir(fx->dir);
-	free(fx);
-	return 0;
-}
-
-/* Ingests and publishes len bytes of content as a store blob. */
-static void
-make_blob(struct fx *fx, const void *content, size_t len, struct blob *b)
-{
-	unit_blob(&fx->store, fx->src, &fx->nsrc, content, len, b);
-}
-
-/*
- * Adds path with content (a published blob) to m.  lfs picks the etag: the
- * SHA-256 as for an LFS file, else the git blob SHA-1.
- */
-static void
-add_file(struct fx *fx, struct manifest *m, const char *path,
-    const char *content, int lfs, struct blob *out)
-{
-	struct blob b;
-
-	make_blob(fx, content, strlen(content), &b);
-	assert_int_equal(manifest_add_file(m, path, b.size, b.sha256,
-			     lfs ? b.sha256 : b.gitsha1),
-	    0);
-	if (out != NULL)
-		*out = b;
-}
 
 static void
 start(struct manifest *m, const char *repo)
@@ -150,63 +61,6 @@ finish(struct manifest *m, const char *rev1, const char *rev2, char *commit)
 	unit_fmt(commit, DIGEST_SHA1_HEX + 1, "%s", m->commit);
 }
 
-static int
-collect_snap(void *arg, const struct index_snapshot *s)
-{
-	struct snaps *out = arg;
-	struct snap *v;
-
-	assert_true(out->n < MAXSNAP);
-	v = &out->v[out->n++];
-	v->id = s->id;
-	unit_fmt(v->repo, sizeof(v->repo), "%s", s->repo);
-	unit_fmt(v->folder, sizeof(v->folder), "%s", s->folder);
-	unit_fmt(v->commit, sizeof(v->commit), "%s", s->commit);
-	unit_fmt(v->refs, sizeof(v->refs), "%s", s->refs);
-	v->size = s->size;
-	v->nfiles = s->nfiles;
-	v->created = s->created;
-	v->updated = s->updated;
-	v->pinned = s->pinned;
-	return 0;
-}
-
-static void
-list(struct fx *fx, const char *commit, struct snaps *out)
-{
-	memset(out, 0, sizeof(*out));
-	assert_int_equal(index_each_snapshot(&fx->index, REPO_MODEL, NULL,
-			     commit, collect_snap, out),
-	    0);
-}
-
-/* The one index row of commit. */
-static struct snap
-one(struct fx *fx, const char *commit)
-{
-	struct snaps s;
-
-	list(fx, commit, &s);
-	assert_int_equal(s.n, 1);
-	return s.v[0];
-}
-
-static int
-collect_file(void *arg, const char *path, uint64_t size, const char *sha256,
-    const char *etag)
-{
-	struct files *out = arg;
-	struct file *f;
-
-	assert_true(out->n < MAXFILE);
-	f = &out->v[out->n++];
-	unit_fmt(f->path, sizeof(f->path), "%s", path);
-	f->size = size;
-	unit_fmt(f->sha256, sizeof(f->sha256), "%s", sha256);
-	unit_fmt(f->etag, sizeof(f->etag), "%s", etag);
-	return 0;
-}
-
 /* A ref list "a,b" holds name as a whole item. */
 static int
 refs_have(const char *refs, const char *name)
@@ -225,7 +79,8 @@ refs_have(const char *refs, const char *name)
 
 /* Loads the manifest of folder/commit from its file. */
 static void
-load(struct fx *fx, const char *folder, const char *commit, struct manifest *m)
+load(struct fixture *fx, const char *folder, const char *commit,
+    struct manifest *m)
 {
 	char rel[PATH];
 	const char *why = NULL;
@@ -236,33 +91,15 @@ load(struct fx *fx, const char *folder, const char *commit, struct manifest *m)
 	assert_string_equal(m->commit, commit);
 }
 
-static int
-exists(struct fx *fx, const char *rel)
-{
-	char path[PATH];
-	struct stat st;
-
-	unit_fmt(path, sizeof(path), "%s/%s", fx->root, rel);
-	return lstat(path, &st) == 0;
-}
-
 /* Checks that the ref file holds exactly commit, no newline. */
 static void
-assert_ref(struct fx *fx, const char *folder, const char *name,
+assert_ref(struct fixture *fx, const char *folder, const char *name,
     const char *commit)
 {
-	char path[PATH], buf[128];
-	ssize_t n;
-	int fd;
+	char rel[PATH];
 
-	unit_fmt(path, sizeof(path), "%s/hub/%s/refs/%s", fx->root, folder,
-	    name);
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-	assert_true(fd >= 0);
-	n = read(fd, buf, sizeof(buf));
-	close(fd);
-	assert_int_equal(n, DIGEST_SHA1_HEX);
-	assert_memory_equal(buf, commit, DIGEST_SHA1_HEX);
+	unit_fmt(rel, sizeof(rel), "hub/%s/refs/%s", folder, name);
+	fixture_assert_ref(fx, rel, commit);
 }
 
 /*
@@ -270,7 +107,7 @@ assert_ref(struct fx *fx, const char *folder, const char *name,
  * blob's inode, and each hub blob a hard link of that inode.
  */
 static void
-assert_view(struct fx *fx, const char *folder, const struct manifest *m)
+assert_view(struct fixture *fx, const char *folder, const struct manifest *m)
 {
 	char path[PATH], rel[PATH];
 	struct stat sb, lb;
@@ -298,55 +135,22 @@ assert_view(struct fx *fx, const char *folder, const struct manifest *m)
 	}
 }
 
-static int
-count_blob(const char *sha256, const char *rel, void *arg)
-{
-	(*(int *)arg)++;
-	return 0;
-}
-
-static int
-blob_count(struct fx *fx)
-{
-	int n = 0;
-
-	assert_int_equal(store_blob_each(&fx->store, count_blob, &n), 0);
-	return n;
-}
-
-/* Fails if the store-relative directory holds anything. */
-static void
-assert_empty_dir(struct fx *fx, const char *rel)
-{
-	char path[PATH];
-	struct dirent *e;
-	DIR *d;
-
-	unit_fmt(path, sizeof(path), "%s/%s", fx->root, rel);
-	d = opendir(path);
-	assert_non_null(d);
-	while ((e = readdir(d)) != NULL)
-		if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0)
-			fail_msg("%s/ holds %s", rel, e->d_name);
-	closedir(d);
-}
-
 static void
 test_publish(void **state)
 {
 	static const char F[] = "models--org--a";
-	struct fx *fx = *state;
+	struct fixture *fx = *state;
 	struct blob cfg, model;
 	struct manifest m, got;
-	struct files files;
-	struct snap s;
+	struct fixture_files files;
+	struct fixture_snap s;
 	char C[DIGEST_SHA1_HEX + 1], commit[DIGEST_SHA1_HEX + 1];
 	const char *why;
 	int64_t refs;
 
 	start(&m, "org/a");
-	add_file(fx, &m, "config.json", "{\"a\":1}\n", 0, &cfg);
-	add_file(fx, &m, "model.safetensors", "weights", 1, &model);
+	fixture_add_file(fx, &m, "config.json", "{\"a\":1}\n", 0, &cfg);
+	fixture_add_file(fx, &m, "model.safetensors", "weights", 1, &model);
 	finish(&m, "main", NULL, C);
 	assert_int_equal(snapshot_publish(&fx->store, &fx->index, &m, 1000), 0);
 	assert_int_equal(m.created, 1000);
@@ -386,7 +190,7 @@ test_publish(void **state)
 	manifest_release(&got);
 
 	/* The index rows. */
-	s = one(fx, C);
+	s = fixture_one(fx, C);
 	assert_string_equal(s.repo, "org/a");
 	assert_string_equal(s.folder, F);
 	assert_string_equal(s.refs, "main");
@@ -395,10 +199,7 @@ test_publish(void **state)
 	assert_int_equal(s.created, 1000);
 	assert_int_equal(s.updated, 1000);
 	assert_int_equal(s.pinned, 0);
-	memset(&files, 0, sizeof(files));
-	assert_int_equal(index_each_file(&fx->index, s.id, collect_file,
-			     &files),
-	    0);
+	fixture_files(fx, s.id, &files);
 	assert_int_equal(files.n, 2);
 	assert_string_equal(files.v[0].path, "config.json");
 	assert_string_equal(files.v[0].sha256, cfg.sha256);
@@ -421,14 +222,14 @@ static void
 test_publish_merges(void **state)
 {
 	static const char F[] = "models--org--a";
-	struct fx *fx = *state;
+	struct fixture *fx = *state;
 	struct manifest m, got;
-	struct snaps all;
-	struct snap s;
+	struct fixture_snaps all;
+	struct fixture_snap s;
 	char C[DIGEST_SHA1_HEX + 1], C2[DIGEST_SHA1_HEX + 1];
 
 	start(&m, "org/a");
-	add_file(fx, &m, "config.json", "{}\n", 0, NULL);
+	fixture_add_file(fx, &m, "config.json", "{}\n", 0, NULL);
 	m.pinned = 1;
 	finish(&m, "main", NULL, C);
 	assert_int_equal(snapshot_publish(&fx->store, &fx->index, &m, 1000), 0);
@@ -436,7 +237,7 @@ test_publish_merges(void **state)
 
 	/* The same files again, later, under another name and unpinned. */
 	start(&m, "org/a");
-	add_file(fx, &m, "config.json", "{}\n", 0, NULL);
+	fixture_add_file(fx, &m, "config.json", "{}\n", 0, NULL);
 	finish(&m, "v1", NULL, C2);
 	assert_string_equal(C2, C);
 	assert_int_equal(m.pinned, 0);
@@ -458,7 +259,7 @@ test_publish_merges(void **state)
 	manifest_release(&got);
 
 	/* Still one snapshot, with both names, pinned. */
-	list(fx, NULL, &all);
+	fixture_snaps(fx, REPO_MODEL, NULL, NULL, &all);
 	assert_int_equal(all.n, 1);
 	s = all.v[0];
 	assert_string_equal(s.commit, C);
@@ -476,14 +277,14 @@ static void
 test_publish_moves_ref(void **state)
 {
 	static const char F[] = "models--org--a";
-	struct fx *fx = *state;
+	struct fixture *fx = *state;
 	struct manifest m, got;
-	struct snap s1, s2;
+	struct fixture_snap s1, s2;
 	char C1[DIGEST_SHA1_HEX + 1], C2[DIGEST_SHA1_HEX + 1];
 	char commit[DIGEST_SHA1_HEX + 1];
 
 	start(&m, "org/a");
-	add_file(fx, &m, "config.json", "one\n", 0, NULL);
+	fixture_add_file(fx, &m, "config.json", "one\n", 0, NULL);
 	finish(&m, "main", "v1", C1);
 	assert_int_equal(snapshot_publish(&fx->store, &fx->index, &m, 1000), 0);
 	manifest_release(&m);
@@ -493,7 +294,7 @@ test_publish_moves_ref(void **state)
 	assert_string_equal(commit, C1);
 
 	start(&m, "org/a");
-	add_file(fx, &m, "config.json", "two\n", 0, NULL);
+	fixture_add_file(fx, &m, "config.json", "two\n", 0, NULL);
 	finish(&m, "main", NULL, C2);
 	assert_string_not_equal(C1, C2);
 	assert_int_equal(snapshot_publish(&fx->store, &fx->index, &m, 2000), 0);
@@ -520,8 +321,8 @@ test_publish_moves_ref(void **state)
 			     commit),
 	    0);
 	assert_string_equal(commit, C1);
-	s1 = one(fx, C1);
-	s2 = one(fx, C2);
+	s1 = fixture_one(fx, C1);
+	s2 = fixture_one(fx, C2);
 	assert_string_equal(s1.refs, "v1");
 	assert_string_equal(s2.refs, "main");
 
@@ -541,32 +342,33 @@ static void
 test_remove(void **state)
 {
 	static const char F[] = "models--org--a";
-	struct fx *fx = *state;
+	struct fixture *fx = *state;
 	struct hub_report r = { NULL, NULL, 0 };
 	struct blob shared, a, b;
 	struct manifest m;
-	struct snap s1, s2;
-	struct snaps all;
+	struct fixture_snap s1, s2;
+	struct fixture_snaps all;
 	uint64_t freed;
 	char C1[DIGEST_SHA1_HEX + 1], C2[DIGEST_SHA1_HEX + 1], rel[PATH];
 	const char *why;
 	int64_t refs;
 
 	start(&m, "org/a");
-	add_file(fx, &m, "shared.bin", "shared bytes, shared", 1, &shared);
-	add_file(fx, &m, "a.json", "only a", 0, &a);
+	fixture_add_file(fx, &m, "shared.bin", "shared bytes, shared", 1,
+	    &shared);
+	fixture_add_file(fx, &m, "a.json", "only a", 0, &a);
 	finish(&m, "v1", NULL, C1);
 	assert_int_equal(snapshot_publish(&fx->store, &fx->index, &m, 1000), 0);
 	manifest_release(&m);
 	start(&m, "org/a");
-	add_file(fx, &m, "shared.bin", "shared bytes, shared", 1, NULL);
-	add_file(fx, &m, "b.json", "only b, longer", 0, &b);
+	fixture_add_file(fx, &m, "shared.bin", "shared bytes, shared", 1, NULL);
+	fixture_add_file(fx, &m, "b.json", "only b, longer", 0, &b);
 	finish(&m, "main", NULL, C2);
 	assert_int_equal(snapshot_publish(&fx->store, &fx->index, &m, 2000), 0);
 	manifest_release(&m);
-	assert_int_equal(blob_count(fx), 3);
-	s1 = one(fx, C1);
-	s2 = one(fx, C2);
+	assert_int_equal(fixture_blob_count(fx), 3);
+	s1 = fixture_one(fx, C1);
+	s2 = fixture_one(fx, C2);
 
 	/* The first goes: its own blob with it, the shared one stays. */
 	freed = 0;
@@ -577,22 +379,22 @@ test_remove(void **state)
 	assert_int_equal(store_blob_stat(&fx->store, a.sha256, NULL), -ENOENT);
 	assert_int_equal(store_blob_stat(&fx->store, shared.sha256, NULL), 0);
 	assert_int_equal(store_blob_stat(&fx->store, b.sha256, NULL), 0);
-	assert_int_equal(blob_count(fx), 2);
+	assert_int_equal(fixture_blob_count(fx), 2);
 	unit_fmt(rel, sizeof(rel), "hub/%s/snapshots/%s", F, C1);
-	assert_false(exists(fx, rel));
+	assert_false(fixture_exists(fx, rel));
 	unit_fmt(rel, sizeof(rel), "hub/%s/refs/v1", F);
-	assert_false(exists(fx, rel));
+	assert_false(fixture_exists(fx, rel));
 	unit_fmt(rel, sizeof(rel), "hub/%s/blobs/%s", F, a.gitsha1);
-	assert_false(exists(fx, rel));
+	assert_false(fixture_exists(fx, rel));
 	unit_fmt(rel, sizeof(rel), "hub/%s/blobs/%s", F, shared.sha256);
-	assert_true(exists(fx, rel));
+	assert_true(fixture_exists(fx, rel));
 	unit_fmt(rel, sizeof(rel), "manifests/%s/%s.json", F, C1);
-	assert_false(exists(fx, rel));
+	assert_false(fixture_exists(fx, rel));
 	manifest_init(&m);
 	assert_int_equal(snapshot_manifest(&fx->store, F, C1, &m, &why),
 	    -ENOENT);
 	manifest_release(&m);
-	list(fx, NULL, &all);
+	fixture_snaps(fx, REPO_MODEL, NULL, NULL, &all);
 	assert_int_equal(all.n, 1);
 	assert_string_equal(all.v[0].commit, C2);
 	assert_int_equal(index_blob_refs(&fx->index, shared.sha256, &refs), 0);
@@ -611,15 +413,15 @@ test_remove(void **state)
 			     60000, &freed),
 	    0);
 	assert_int_equal(freed, shared.size + b.size);
-	assert_int_equal(blob_count(fx), 0);
+	assert_int_equal(fixture_blob_count(fx), 0);
 	unit_fmt(rel, sizeof(rel), "hub/%s", F);
-	assert_false(exists(fx, rel));
+	assert_false(fixture_exists(fx, rel));
 	unit_fmt(rel, sizeof(rel), "manifests/%s/%s.json", F, C2);
-	assert_false(exists(fx, rel));
-	list(fx, NULL, &all);
+	assert_false(fixture_exists(fx, rel));
+	fixture_snaps(fx, REPO_MODEL, NULL, NULL, &all);
 	assert_int_equal(all.n, 0);
-	assert_empty_dir(fx, "claims");
-	assert_empty_dir(fx, "tmp");
+	fixture_assert_empty(fx, "claims");
+	fixture_assert_empty(fx, "tmp");
 }
 
 static int
@@ -636,19 +438,19 @@ static void
 test_remove_claimed(void **state)
 {
 	static const char F[] = "models--org--a";
-	struct fx *fx = *state;
+	struct fixture *fx = *state;
 	struct claim held = { 0 };
 	struct blob a, b;
 	struct manifest m;
-	struct snaps all;
+	struct fixture_snaps all;
 	uint64_t freed = 0;
 	char C[DIGEST_SHA1_HEX + 1], rel[PATH], *line = NULL;
 	char orphan[DIGEST_HEX_MAX] = "";
 	size_t len = 0;
 
 	start(&m, "org/a");
-	add_file(fx, &m, "a.bin", "bytes of a", 1, &a);
-	add_file(fx, &m, "b.bin", "bytes of b!", 1, &b);
+	fixture_add_file(fx, &m, "a.bin", "bytes of a", 1, &a);
+	fixture_add_file(fx, &m, "b.bin", "bytes of b!", 1, &b);
 	finish(&m, "main", NULL, C);
 	assert_int_equal(snapshot_publish(&fx->store, &fx->index, &m, 1000), 0);
 	manifest_release(&m);
@@ -662,7 +464,7 @@ test_remove_claimed(void **state)
 	/* The removal waits about 2 s for it; never more than the alarm. */
 	alarm(60);
 	assert_int_equal(snapshot_remove(&fx->store, &fx->index, F, C,
-			     one(fx, C).id, 60000, &freed),
+			     fixture_one(fx, C).id, 60000, &freed),
 	    0);
 	alarm(0);
 
@@ -672,10 +474,10 @@ test_remove_claimed(void **state)
 	assert_int_equal(freed, b.size);
 	/* Everything else of the snapshot is gone. */
 	unit_fmt(rel, sizeof(rel), "manifests/%s/%s.json", F, C);
-	assert_false(exists(fx, rel));
+	assert_false(fixture_exists(fx, rel));
 	unit_fmt(rel, sizeof(rel), "hub/%s", F);
-	assert_false(exists(fx, rel));
-	list(fx, NULL, &all);
+	assert_false(fixture_exists(fx, rel));
+	fixture_snaps(fx, REPO_MODEL, NULL, NULL, &all);
 	assert_int_equal(all.n, 0);
 	/* The claim is still the holder's, untouched. */
 	unit_fmt(rel, sizeof(rel), "claims/%s", a.sha256);
@@ -689,7 +491,7 @@ test_remove_claimed(void **state)
 	assert_string_equal(orphan, a.sha256);
 
 	claim_release(&fx->store, &held);
-	assert_empty_dir(fx, "claims");
+	fixture_assert_empty(fx, "claims");
 }
 
 /*
@@ -701,17 +503,17 @@ static void
 test_remove_leased(void **state)
 {
 	static const char F[] = "models--org--a";
-	struct fx *fx = *state;
+	struct fixture *fx = *state;
 	struct hub_report r = { NULL, NULL, 0 };
 	struct lease l = { 0 };
 	struct blob a;
 	struct manifest m;
-	struct snaps all;
+	struct fixture_snaps all;
 	uint64_t freed = 0;
 	char C[DIGEST_SHA1_HEX + 1], rel[PATH];
 
 	start(&m, "org/a");
-	add_file(fx, &m, "a.bin", "bytes of a", 1, &a);
+	fixture_add_file(fx, &m, "a.bin", "bytes of a", 1, &a);
 	finish(&m, "main", NULL, C);
 	assert_int_equal(snapshot_publish(&fx->store, &fx->index, &m, 1000), 0);
 	manifest_release(&m);
@@ -719,7 +521,7 @@ test_remove_leased(void **state)
 	assert_int_equal(lease_take(&fx->store, F, C, &l), 0);
 
 	assert_int_equal(snapshot_remove(&fx->store, &fx->index, F, C,
-			     one(fx, C).id, 60000, &freed),
+			     fixture_one(fx, C).id, 60000, &freed),
 	    -EBUSY);
 	assert_int_equal(freed, 0);
 	/* Whole: view (snapshot, links, ref), manifest, row, blob. */
@@ -729,20 +531,20 @@ test_remove_leased(void **state)
 	assert_view(fx, F, &m);
 	manifest_release(&m);
 	assert_ref(fx, F, "main", C);
-	list(fx, NULL, &all);
+	fixture_snaps(fx, REPO_MODEL, NULL, NULL, &all);
 	assert_int_equal(all.n, 1);
 	assert_int_equal(store_blob_stat(&fx->store, a.sha256, NULL), 0);
-	assert_empty_dir(fx, "tmp");
+	fixture_assert_empty(fx, "tmp");
 
 	/* The lease dropped, it goes. */
 	lease_drop(&fx->store, &l);
 	assert_int_equal(snapshot_remove(&fx->store, &fx->index, F, C,
-			     one(fx, C).id, 60000, &freed),
+			     fixture_one(fx, C).id, 60000, &freed),
 	    0);
 	assert_int_equal(freed, a.size);
 	unit_fmt(rel, sizeof(rel), "hub/%s", F);
-	assert_false(exists(fx, rel));
-	list(fx, NULL, &all);
+	assert_false(fixture_exists(fx, rel));
+	fixture_snaps(fx, REPO_MODEL, NULL, NULL, &all);
 	assert_int_equal(all.n, 0);
 }
 
@@ -750,18 +552,18 @@ static void
 test_pin(void **state)
 {
 	static const char F[] = "models--org--a";
-	struct fx *fx = *state;
+	struct fixture *fx = *state;
 	struct manifest m, got;
 	char C[DIGEST_SHA1_HEX + 1];
 	int64_t id;
 
 	start(&m, "org/a");
-	add_file(fx, &m, "config.json", "{}\n", 0, NULL);
+	fixture_add_file(fx, &m, "config.json", "{}\n", 0, NULL);
 	finish(&m, "main", NULL, C);
 	assert_int_equal(snapshot_publish(&fx->store, &fx->index, &m, 1000), 0);
 	manifest_release(&m);
-	id = one(fx, C).id;
-	assert_int_equal(one(fx, C).pinned, 0);
+	id = fixture_one(fx, C).id;
+	assert_int_equal(fixture_one(fx, C).pinned, 0);
 
 	assert_int_equal(snapshot_pin(&fx->store, &fx->index, F, C, id, 1), 0);
 	load(fx, F, C, &got);
@@ -772,39 +574,42 @@ test_pin(void **state)
 	assert_int_equal(got.created, 1000);
 	assert_int_equal(got.nfiles, 1);
 	manifest_release(&got);
-	assert_int_equal(one(fx, C).pinned, 1);
+	assert_int_equal(fixture_one(fx, C).pinned, 1);
 
 	/* Pinning twice is harmless. */
 	assert_int_equal(snapshot_pin(&fx->store, &fx->index, F, C, id, 1), 0);
-	assert_int_equal(one(fx, C).pinned, 1);
+	assert_int_equal(fixture_one(fx, C).pinned, 1);
 
 	assert_int_equal(snapshot_pin(&fx->store, &fx->index, F, C, id, 0), 0);
 	load(fx, F, C, &got);
 	assert_int_equal(got.pinned, 0);
 	manifest_release(&got);
-	assert_int_equal(one(fx, C).pinned, 0);
+	assert_int_equal(fixture_one(fx, C).pinned, 0);
 
 	/* The pin lives in the files: a rebuilt index has it. */
 	assert_int_equal(snapshot_pin(&fx->store, &fx->index, F, C, id, 1), 0);
 	assert_int_equal(index_rebuild(&fx->index, &fx->store), 0);
-	assert_int_equal(one(fx, C).pinned, 1);
+	assert_int_equal(fixture_one(fx, C).pinned, 1);
 }
 
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_publish, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_publish_merges, setup,
-		    teardown),
-		cmocka_unit_test_setup_teardown(test_publish_moves_ref, setup,
-		    teardown),
-		cmocka_unit_test_setup_teardown(test_remove, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_remove_claimed, setup,
-		    teardown),
-		cmocka_unit_test_setup_teardown(test_remove_leased, setup,
-		    teardown),
-		cmocka_unit_test_setup_teardown(test_pin, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_publish,
+		    fixture_setup_index, fixture_teardown),
+		cmocka_unit_test_setup_teardown(test_publish_merges,
+		    fixture_setup_index, fixture_teardown),
+		cmocka_unit_test_setup_teardown(test_publish_moves_ref,
+		    fixture_setup_index, fixture_teardown),
+		cmocka_unit_test_setup_teardown(test_remove,
+		    fixture_setup_index, fixture_teardown),
+		cmocka_unit_test_setup_teardown(test_remove_claimed,
+		    fixture_setup_index, fixture_teardown),
+		cmocka_unit_test_setup_teardown(test_remove_leased,
+		    fixture_setup_index, fixture_teardown),
+		cmocka_unit_test_setup_teardown(test_pin, fixture_setup_index,
+		    fixture_teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -17,6 +17,7 @@
 
 #include "unit.h"
 #include "unit_store.h"
+#include "fixture.h"
 
 #include "digest.h"
 #include "store.h"
@@ -41,24 +42,6 @@ path_of(const char *dir, const char *rel, char *buf)
 
 	assert_true(n > 0 && n < 4200);
 	return buf;
-}
-
-/* The number of entries in a directory, . and .. aside. */
-static int
-count_entries(const char *dir, const char *rel)
-{
-	char path[4200];
-	struct dirent *e;
-	DIR *d;
-	int n = 0;
-
-	d = opendir(path_of(dir, rel, path));
-	assert_non_null(d);
-	while ((e = readdir(d)) != NULL)
-		if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0)
-			n++;
-	closedir(d);
-	return n;
 }
 
 /* Reads a whole file with stdio; the caller frees. */
@@ -110,22 +93,6 @@ exists(const char *dir, const char *rel)
 	struct stat st;
 
 	return lstat(path_of(dir, rel, path), &st) == 0;
-}
-
-/* Deterministic bytes that vary with seed. */
-static unsigned char *
-pattern(size_t len, uint32_t seed)
-{
-	unsigned char *p = malloc(len > 0 ? len : 1);
-	uint32_t x = seed;
-	size_t i;
-
-	assert_non_null(p);
-	for (i = 0; i < len; i++) {
-		x = x * 1664525u + 1013904223u;
-		p[i] = (unsigned char)(x >> 24);
-	}
-	return p;
 }
 
 /* An fd open on a new file dir/name holding buf. */
@@ -306,7 +273,7 @@ test_tmp_create(void **state)
 		for (j = 0; j < i; j++)
 			assert_string_not_equal(rel[i], rel[j]);
 	}
-	assert_int_equal(count_entries(fx->dir, "tmp"), N);
+	assert_int_equal(fixture_count(fx->dir, "tmp"), N);
 
 	/* No suffix. */
 	fd = store_tmp_create(&fx->store, "", rel[0], sizeof(rel[0]));
@@ -322,7 +289,7 @@ test_tmp_create(void **state)
 	store_tmp_remove(&fx->store, rel[0]);
 	assert_false(exists(fx->dir, rel[0]));
 	store_tmp_remove(&fx->store, "");
-	assert_int_equal(count_entries(fx->dir, "tmp"), N);
+	assert_int_equal(fixture_count(fx->dir, "tmp"), N);
 }
 
 /* --- store_ingest and store_blob_publish --- */
@@ -345,13 +312,13 @@ test_ingest_known(void **state)
 
 	/* One fsync'd tmp file holding the bytes, nothing published yet. */
 	assert_int_equal(strncmp(in.tmp, "tmp/", 4), 0);
-	assert_int_equal(count_entries(fx->dir, "tmp"), 1);
+	assert_int_equal(fixture_count(fx->dir, "tmp"), 1);
 	assert_file_is(fx->dir, in.tmp, HELLO, strlen(HELLO));
 	assert_int_equal(store_blob_stat(&fx->store, in.sha256, &size),
 	    -ENOENT);
 
 	assert_int_equal(store_blob_publish(&fx->store, in.tmp, in.sha256), 0);
-	assert_int_equal(count_entries(fx->dir, "tmp"), 0);
+	assert_int_equal(fixture_count(fx->dir, "tmp"), 0);
 	assert_false(exists(fx->dir, in.tmp));
 	assert_int_equal(store_blob_path(in.sha256, blob, sizeof(blob)), 0);
 	assert_string_equal(blob, "blobs/sha256/df/" HELLO_SHA256);
@@ -371,7 +338,7 @@ test_ingest_large(void **state)
 {
 	const size_t len = 3 * 1024 * 1024 + 4321;
 	char sha[DIGEST_HEX_MAX], git[DIGEST_HEX_MAX], blob[STORE_PATH_MAX];
-	unsigned char *buf = pattern(len, 7);
+	unsigned char *buf = unit_pattern(len, 7);
 	struct unit_fixture *fx = *state;
 	struct ingest in;
 	int fd;
@@ -386,7 +353,7 @@ test_ingest_large(void **state)
 	assert_string_equal(in.gitsha1, git);
 	assert_file_is(fx->dir, in.tmp, buf, len);
 	store_tmp_remove(&fx->store, in.tmp);
-	assert_int_equal(count_entries(fx->dir, "tmp"), 0);
+	assert_int_equal(fixture_count(fx->dir, "tmp"), 0);
 
 	/* Without want_sha1 the git digest is left empty. */
 	assert_int_equal(lseek(fd, 0, SEEK_SET), 0);
@@ -395,9 +362,9 @@ test_ingest_large(void **state)
 	assert_int_equal(in.size, len);
 	assert_string_equal(in.sha256, sha);
 	assert_string_equal(in.gitsha1, "");
-	assert_int_equal(count_entries(fx->dir, "tmp"), 1);
+	assert_int_equal(fixture_count(fx->dir, "tmp"), 1);
 	assert_int_equal(store_blob_publish(&fx->store, in.tmp, in.sha256), 0);
-	assert_int_equal(count_entries(fx->dir, "tmp"), 0);
+	assert_int_equal(fixture_count(fx->dir, "tmp"), 0);
 	assert_int_equal(store_blob_path(sha, blob, sizeof(blob)), 0);
 	assert_file_is(fx->dir, blob, buf, len);
 	assert_int_equal(mode_of(fx->dir, blob), 0444);
@@ -410,7 +377,7 @@ static void
 test_ingest_offset_and_pipe(void **state)
 {
 	const size_t len = 100000, skip = 1000;
-	unsigned char *buf = pattern(len, 11);
+	unsigned char *buf = unit_pattern(len, 11);
 	char sha[DIGEST_HEX_MAX];
 	struct unit_fixture *fx = *state;
 	struct ingest in;
@@ -437,7 +404,7 @@ test_ingest_offset_and_pipe(void **state)
 	assert_string_equal(in.sha256, HELLO_SHA256);
 	assert_file_is(fx->dir, in.tmp, HELLO, strlen(HELLO));
 	store_tmp_remove(&fx->store, in.tmp);
-	assert_int_equal(count_entries(fx->dir, "tmp"), 0);
+	assert_int_equal(fixture_count(fx->dir, "tmp"), 0);
 	free(buf);
 }
 
@@ -456,10 +423,10 @@ test_ingest_error_leaves_nothing(void **state)
 	assert_int_equal(store_ingest(&fx->store, fd, 1, &in), -EISDIR);
 	close(fd);
 	assert_string_equal(in.tmp, "");
-	assert_int_equal(count_entries(fx->dir, "tmp"), 0);
+	assert_int_equal(fixture_count(fx->dir, "tmp"), 0);
 
 	assert_int_equal(store_ingest(&fx->store, -1, 0, &in), -EBADF);
-	assert_int_equal(count_entries(fx->dir, "tmp"), 0);
+	assert_int_equal(fixture_count(fx->dir, "tmp"), 0);
 }
 
 /* Publishing a blob that exists keeps the first and drops the tmp file. */
@@ -480,9 +447,9 @@ test_publish_existing(void **state)
 	assert_int_equal(store_ingest(&fx->store, fd, 0, &in), 0);
 	close(fd);
 	assert_string_equal(in.sha256, sha);
-	assert_int_equal(count_entries(fx->dir, "tmp"), 1);
+	assert_int_equal(fixture_count(fx->dir, "tmp"), 1);
 	assert_int_equal(store_blob_publish(&fx->store, in.tmp, in.sha256), 0);
-	assert_int_equal(count_entries(fx->dir, "tmp"), 0);
+	assert_int_equal(fixture_count(fx->dir, "tmp"), 0);
 	assert_int_equal(fstatat(fx->store.dirfd, blob, &after, 0), 0);
 	assert_int_equal(after.st_ino, before.st_ino);
 	assert_int_equal(after.st_mode & 07777, 0444);
@@ -532,7 +499,7 @@ test_publish_fd_two_holders(void **state)
 	    -ESTALE);
 	assert_false(exists(fx->dir, blob));
 	assert_file_is(fx->dir, rel, "Hello, World?", 13);
-	assert_int_equal(count_entries(fx->dir, "tmp"), 1);
+	assert_int_equal(fixture_count(fx->dir, "tmp"), 1);
 
 	/* Nothing at the name at all: not published either. */
 	assert_int_equal(unlinkat(fx->store.dirfd, rel, 0), 0);
@@ -540,7 +507,7 @@ test_publish_fd_two_holders(void **state)
 			     HELLO_SHA256, 13),
 	    -ESTALE);
 	assert_false(exists(fx->dir, blob));
-	assert_int_equal(count_entries(fx->dir, "tmp"), 0);
+	assert_int_equal(fixture_count(fx->dir, "tmp"), 0);
 	close(other);
 	close(fd);
 
@@ -555,7 +522,7 @@ test_publish_fd_two_holders(void **state)
 	assert_int_equal(st.st_mode & 07777, 0444);
 	assert_file_is(fx->dir, blob, HELLO, strlen(HELLO));
 	assert_false(exists(fx->dir, rel));
-	assert_int_equal(count_entries(fx->dir, "tmp"), 0);
+	assert_int_equal(fixture_count(fx->dir, "tmp"), 0);
 	close(fd);
 }
 
@@ -575,28 +542,6 @@ test_publish_fd_size(void **state)
 	    -ENOENT);
 	assert_true(exists(fx->dir, rel));
 	close(fd);
-}
-
-/* How many files in tmp/ are named quarantine.*<suffix>. */
-static int
-quarantined(struct unit_fixture *fx, const char *suffix)
-{
-	char path[4200];
-	struct dirent *e;
-	size_t s = strlen(suffix), n;
-	int count = 0;
-	DIR *d;
-
-	d = opendir(path_of(fx->dir, "tmp", path));
-	assert_non_null(d);
-	while ((e = readdir(d)) != NULL) {
-		n = strlen(e->d_name);
-		if (strncmp(e->d_name, "quarantine.", 11) == 0 && n > s &&
-		    strcmp(e->d_name + n - s, suffix) == 0)
-			count++;
-	}
-	closedir(d);
-	return count;
 }
 
 /*
@@ -626,14 +571,16 @@ test_publish_replaces_wrong_size(void **state)
 	assert_int_equal(store_blob_publish(&fx->store, in.tmp, in.sha256), 0);
 	assert_file_is(fx->dir, blob, HELLO, strlen(HELLO));
 	assert_int_equal(store_blob_check(&fx->store, HELLO_SHA256, 13), 0);
-	assert_int_equal(quarantined(fx, HELLO_SHA256 ".corrupt"), 1);
-	assert_int_equal(count_entries(fx->dir, "tmp"), 1);
+	assert_int_equal(fixture_quarantined(fx->dir, HELLO_SHA256 ".corrupt"),
+	    1);
+	assert_int_equal(fixture_count(fx->dir, "tmp"), 1);
 
 	/* Quarantined twice in one millisecond: both are kept. */
 	assert_int_equal(store_blob_quarantine(&fx->store, HELLO_SHA256), 0);
 	assert_int_equal(store_blob_check(&fx->store, HELLO_SHA256, 13),
 	    -ENOENT);
-	assert_int_equal(quarantined(fx, HELLO_SHA256 ".corrupt"), 2);
+	assert_int_equal(fixture_quarantined(fx->dir, HELLO_SHA256 ".corrupt"),
+	    2);
 }
 
 static void
@@ -656,7 +603,7 @@ static void
 test_blob_verify(void **state)
 {
 	const size_t len = 2 * 1024 * 1024 + 5;
-	unsigned char *buf = pattern(len, 3), byte;
+	unsigned char *buf = unit_pattern(len, 3), byte;
 	char sha[DIGEST_HEX_MAX], blob[STORE_PATH_MAX], path[4200];
 	char target[4200];
 	struct unit_fixture *fx = *state;
@@ -722,8 +669,8 @@ test_write_atomic(void **state)
 	assert_file_is(fx->dir, "manifests/d/e/f.json", one, strlen(one));
 	assert_int_equal(mode_of(fx->dir, "manifests/d/e/f.json"), 0640);
 	assert_int_equal(mode_of(fx->dir, "manifests/d/e") & 0777, 0755);
-	assert_int_equal(count_entries(fx->dir, "manifests/d/e"), 1);
-	assert_int_equal(count_entries(fx->dir, "tmp"), 0);
+	assert_int_equal(fixture_count(fx->dir, "manifests/d/e"), 1);
+	assert_int_equal(fixture_count(fx->dir, "tmp"), 0);
 	assert_int_equal(lstat(path_of(fx->dir, "manifests/d/e/f.json", path),
 			     &st1),
 	    0);
@@ -737,25 +684,25 @@ test_write_atomic(void **state)
 	assert_int_equal(mode_of(fx->dir, "manifests/d/e/f.json"), 0444);
 	assert_int_equal(lstat(path, &st2), 0);
 	assert_int_not_equal(st1.st_ino, st2.st_ino);
-	assert_int_equal(count_entries(fx->dir, "manifests/d/e"), 1);
-	assert_int_equal(count_entries(fx->dir, "tmp"), 0);
+	assert_int_equal(fixture_count(fx->dir, "manifests/d/e"), 1);
+	assert_int_equal(fixture_count(fx->dir, "tmp"), 0);
 
 	/* At the root, and empty. */
 	assert_int_equal(store_write_atomic(&fx->store, "top", "", 0, 0600), 0);
 	assert_file_is(fx->dir, "top", "", 0);
 	assert_int_equal(mode_of(fx->dir, "top"), 0600);
-	assert_int_equal(count_entries(fx->dir, "tmp"), 0);
+	assert_int_equal(fixture_count(fx->dir, "tmp"), 0);
 
 	/* A parent that is a file: an error, and nothing left in tmp/. */
 	assert_int_not_equal(store_write_atomic(&fx->store, "top/x", "a", 1,
 				 0644),
 	    0);
-	assert_int_equal(count_entries(fx->dir, "tmp"), 0);
+	assert_int_equal(fixture_count(fx->dir, "tmp"), 0);
 	/* A target that is a directory: rename fails, tmp is cleaned. */
 	assert_int_not_equal(store_write_atomic(&fx->store, "manifests/d", "a",
 				 1, 0644),
 	    0);
-	assert_int_equal(count_entries(fx->dir, "tmp"), 0);
+	assert_int_equal(fixture_count(fx->dir, "tmp"), 0);
 	assert_file_is(fx->dir, "manifests/d/e/f.json", two, strlen(two));
 }
 
@@ -930,7 +877,7 @@ test_blob_each(void **state)
 	assert_int_equal(c.n, 0);
 
 	for (i = 0; i < 4; i++) {
-		buf = pattern(100 + (size_t)i, (uint32_t)i);
+		buf = unit_pattern(100 + (size_t)i, (uint32_t)i);
 		put_blob(fx, buf, 100 + (size_t)i, sha[i]);
 		free(buf);
 	}

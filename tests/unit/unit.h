@@ -35,6 +35,25 @@ unit_tmpdir(void)
 	return path;
 }
 
+/*
+ * len deterministic bytes that vary with seed (a 32-bit LCG); the caller
+ * frees them.
+ */
+static inline unsigned char *
+unit_pattern(size_t len, uint32_t seed)
+{
+	unsigned char *p = malloc(len > 0 ? len : 1);
+	uint32_t x = seed;
+	size_t i;
+
+	assert_non_null(p);
+	for (i = 0; i < len; i++) {
+		x = x * 1664525u + 1013904223u;
+		p[i] = (unsigned char)(x >> 24);
+	}
+	return p;
+}
+
 /* rm -rf path (read-only blobs included), then frees it. */
 static inline void
 unit_rmdir(char *path)
