@@ -401,8 +401,8 @@ out:
 	return rc;
 }
 
-int
-manifest_save(struct store *store, const struct manifest *m)
+static int
+save(struct store *store, const struct manifest *m, int replace)
 {
 	char rel[STORE_PATH_MAX], *text;
 	int rc;
@@ -411,9 +411,22 @@ manifest_save(struct store *store, const struct manifest *m)
 		return rc;
 	if ((text = manifest_encode(m)) == NULL)
 		return -ENOMEM;
-	rc = store_write_atomic(store, rel, text, strlen(text), 0444);
+	rc = replace ? store_write_atomic(store, rel, text, strlen(text), 0444)
+		     : store_write_new(store, rel, text, strlen(text), 0444);
 	free(text);
 	return rc;
+}
+
+int
+manifest_save(struct store *store, const struct manifest *m)
+{
+	return save(store, m, 1);
+}
+
+int
+manifest_save_new(struct store *store, const struct manifest *m)
+{
+	return save(store, m, 0);
 }
 
 int

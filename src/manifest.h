@@ -91,6 +91,11 @@ int manifest_decode(struct manifest *m, const char *buf, size_t len,
 /* Writes atomically to manifest_rel(). */
 int manifest_save(struct store *store, const struct manifest *m);
 /*
+ * Writes to manifest_rel() unless a manifest is there: 0, or -EEXIST when
+ * one is (kept as it is), or another negative errno.
+ */
+int manifest_save_new(struct store *store, const struct manifest *m);
+/*
  * Reads a store-relative manifest file.  -EINVAL with *why set for anything
  * that is not a valid manifest at its own place (manifest_rel): not a
  * regular file, too large, malformed, or filed under another name.

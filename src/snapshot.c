@@ -267,15 +267,53 @@ out:
 	return rc;
 }
 
-/* Whether a manifest of folder/commit is there now (a publish since). */
+/*
+ * Removal and leasing race, and neither may miss the other: a holder must
+ * never be answered with a snapshot whose removal goes on.  Each side
+ * writes its own file, then reads the other's, as in Dekker's algorithm:
+ *
+ *	holder (lease.h)		remover (below)
+ *	H1 link leases/<id>		R1 unlink the manifest
+ *	H2 look for the manifest	R2 read leases/
+ *
+ * Say the holder found the manifest (H2 before R1) and the remover found
+ * no lease (R2 before H1).  With H1 before H2 and R1 before R2 (each
+ * process waits for its calls to return), that makes H1 < H2 < R1 < R2 <
+ * H1, a cycle: so one of them sees the other.  If the remover sees the
+ * lease, it puts the manifest back and stops before the hub view, the
+ * index row or a blob went, so whatever the holder checked is still
+ * there; if the holder misses the manifest, it answers nothing from this
+ * snapshot (it pulls it again, or says it is absent) and the removal goes
+ * on.  The look at the leases before R1 only spares a leased snapshot
+ * the unlink and the write-back; the one after R1 is the one that counts.
+ *
+ * This takes each call to be atomic and seen by every process once it
+ * has returned, in the order they returned: so on a local filesystem,
+ * and on a network filesystem whose clients do not cache names and
+ * attributes (on GlusterFS the strict setup of modelcache-store(5); with
+ * the default caches a client may read leases/ up to about a second
+ * late, which the order above cannot make up for).
+ *
+ * The write-back never replaces a manifest: a publish of the same commit
+ * in the window (it found none, so saved its own) keeps its file.  Were it
+ * to fail, the leased snapshot would be left without its commit point,
+ * which is reported as the error it is rather than as -EBUSY.
+ */
 static int
-manifest_present(struct store *store, const struct manifest *m)
+remove_manifest(struct store *store, const struct manifest *m,
+    const char *folder, const char *commit, int64_t stale_ms)
 {
-	char rel[STORE_PATH_MAX];
-	struct stat st;
+	int rc, back;
 
-	return manifest_rel(m, rel, sizeof(rel)) == 0 &&
-	    fstatat(store->dirfd, rel, &st, AT_SYMLINK_NOFOLLOW) == 0;
+	if ((rc = manifest_unlink(store, m)) < 0)
+		return rc;
+	fault_point("remove-manifest-done");
+	if ((rc = lease_live(store, folder, commit, stale_ms)) == 0)
+		return 0;
+	back = manifest_save_new(store, m);
+	if (back < 0 && back != -EEXIST)
+		return back;
+	return rc < 0 ? rc : -EBUSY;
 }
 
 int
@@ -294,23 +332,10 @@ snapshot_remove(struct store *store, struct index *index, const char *folder,
 		rc = rc < 0 ? rc : -EBUSY;
 		goto out;
 	}
-	if (loaded) {
-		if ((rc = manifest_unlink(store, &m)) < 0)
-			goto out;
-		fault_point("remove-manifest-done");
-		/*
-		 * A holder leases, then looks for the manifest (lease.h): one
-		 * that leased since the first look found it before it went,
-		 * and its lease is seen now.  The manifest comes back, unless
-		 * a publish of the commit wrote one meanwhile.
-		 */
-		if ((rc = lease_live(store, folder, commit, stale_ms)) != 0) {
-			if (!manifest_present(store, &m))
-				manifest_save(store, &m);
-			rc = rc < 0 ? rc : -EBUSY;
-			goto out;
-		}
-	}
+	fault_point("remove-leases-checked");
+	if (loaded &&
+	    (rc = remove_manifest(store, &m, folder, commit, stale_ms)) < 0)
+		goto out;
 	if ((rc = hub_unpublish(store, folder, commit)) < 0)
 		goto out;
 	fault_point("remove-hub-done");

@@ -39,9 +39,11 @@ int snapshot_publish(struct store *store, struct index *index,
 /*
  * Removes the snapshot folder/commit (index row id), unless a live lease
  * names it (lease.h; stale_ms as there): then it stays, whole, and this
- * returns -EBUSY.  Never waits: blobs whose claim another holds (live, as
- * stale_ms judges) are left to that holder, or for fsck --repair.  *freed, when not NULL, gets the bytes of the
- * blobs deleted.
+ * returns -EBUSY, or the error that kept its manifest from being put back
+ * when the lease appeared only after the manifest was unlinked (see
+ * snapshot.c).  Never waits: blobs whose claim another holds (live, as
+ * stale_ms judges) are left to that holder, or for fsck --repair.
+ * *freed, when not NULL, gets the bytes of the blobs deleted.
  */
 int snapshot_remove(struct store *store, struct index *index,
     const char *folder, const char *commit, int64_t id, int64_t stale_ms,

@@ -191,6 +191,13 @@ int store_write_atomic(struct store *store, const char *rel, const void *buf,
     size_t len, int mode);
 
 /*
+ * As store_write_atomic(), but never replaces: the file is linked to rel,
+ * and -EEXIST says that rel exists already (it is left as it is).
+ */
+int store_write_new(struct store *store, const char *rel, const void *buf,
+    size_t len, int mode);
+
+/*
  * Reads a whole store-relative file of at most max bytes (NUL-terminated).
  * ESTALE and EIO, what a network filesystem answers for a file another node
  * just replaced, are retried a few times with the path resolved afresh.
