@@ -706,11 +706,14 @@ seen_row(struct index *index, const struct manifest *m, int64_t snap)
 	if ((rc = manifest_rel(m, rel, sizeof(rel))) < 0 ||
 	    (rc = prepare(index,
 		 "INSERT OR REPLACE INTO manifests(rel, ino, mtime, size,"
-		 " snapshot) VALUES(?1, 0, 0, -1, ?2)",
+		 " snapshot) VALUES(?1, ?2, ?3, ?4, ?5)",
 		 &st)) < 0)
 		return rc;
 	sqlite3_bind_text(st, 1, rel, -1, SQLITE_TRANSIENT);
-	sqlite3_bind_int64(st, 2, snap);
+	sqlite3_bind_int64(st, 2, m->saved_ino);
+	sqlite3_bind_int64(st, 3, m->saved_ino != 0 ? m->saved_mtime : 0);
+	sqlite3_bind_int64(st, 4, m->saved_ino != 0 ? m->saved_size : -1);
+	sqlite3_bind_int64(st, 5, snap);
 	rc = step_done(st);
 	sqlite3_finalize(st);
 	return rc;
@@ -739,8 +742,12 @@ add_rows(struct index *index, const struct manifest *m, int64_t *snapshot)
 	else if (rc == 0)
 		rc = run1(index, "DELETE FROM pins WHERE snapshot=?1", snap, 0);
 	/*
-	 * Recorded with no stat, so that a refresh notices its removal by
-	 * another node, and reads it once to learn its stat.
+	 * Recorded, so that a refresh notices its removal by another node,
+	 * with the stat of the file this process saved it as: the very
+	 * inode, so a manifest that another process saved over it since
+	 * differs and is read again.  One that was not saved here (read
+	 * from the file) is recorded with no stat, and a refresh reads it
+	 * once to learn it (apply_one records it then).
 	 */
 	if (rc == 0)
 		rc = seen_row(index, m, snap);

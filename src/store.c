@@ -715,14 +715,13 @@ out:
 }
 
 /*
- * store_write_atomic() and store_write_new(): the tmp file is renamed over
- * rel, or, when !replace, linked to it, which never replaces a name.  An
- * EEXIST from link() is ours when rel is our tmp file's inode (NFS may
- * answer a retransmitted link so).
+ * The tmp file is renamed over rel, or, when !replace, linked to it, which
+ * never replaces a name.  An EEXIST from link() is ours when rel is our
+ * tmp file's inode (NFS may answer a retransmitted link so).
  */
-static int
-write_file(struct store *store, const char *rel, const void *buf, size_t len,
-    int mode, int replace)
+int
+store_write_file(struct store *store, const char *rel, const void *buf,
+    size_t len, int mode, int replace, struct stat *st)
 {
 	char tmp[STORE_PATH_MAX], dir[STORE_PATH_MAX];
 	const char *slash = strrchr(rel, '/');
@@ -746,7 +745,8 @@ write_file(struct store *store, const char *rel, const void *buf, size_t len,
 		rc = -errno;
 	if (rc == 0 && fchmod(fd, (mode_t)mode) == -1)
 		rc = -errno;
-	if (rc == 0 && !replace && fstat(fd, &mine) == -1)
+	/* Written and synced: the inode, mtime and size it keeps at rel. */
+	if (rc == 0 && fstat(fd, &mine) == -1)
 		rc = -errno;
 	close(fd);
 	if (rc < 0)
@@ -767,21 +767,23 @@ write_file(struct store *store, const char *rel, const void *buf, size_t len,
 out:
 	if (tmp[0] != '\0')
 		store_tmp_remove(store, tmp);
-	return rc < 0 ? rc : store_fsync_dir(store, dir);
+	if (rc == 0 && (rc = store_fsync_dir(store, dir)) == 0 && st != NULL)
+		*st = mine;
+	return rc;
 }
 
 int
 store_write_atomic(struct store *store, const char *rel, const void *buf,
     size_t len, int mode)
 {
-	return write_file(store, rel, buf, len, mode, 1);
+	return store_write_file(store, rel, buf, len, mode, 1, NULL);
 }
 
 int
 store_write_new(struct store *store, const char *rel, const void *buf,
     size_t len, int mode)
 {
-	return write_file(store, rel, buf, len, mode, 0);
+	return store_write_file(store, rel, buf, len, mode, 0, NULL);
 }
 
 static int
