@@ -766,16 +766,24 @@ index_add(struct index *index, const struct manifest *m)
 	return end(index, add_rows(index, m, &snap));
 }
 
-/* A snapshot's rows, and its model's once it has no snapshot left. */
+/*
+ * A snapshot's rows, and its model's once it has no snapshot left.  Its
+ * manifests row goes too: snapshot ids are reused, and a row left naming
+ * this id would, once its file is found gone, drop the rows of the next
+ * snapshot given the id, one whose manifest a refresh takes as known.
+ */
 static int
 remove_rows(struct index *index, int64_t snapshot_id)
 {
 	int rc;
 
-	rc = run1(index,
-	    "DELETE FROM refs WHERE (model, commit_id) IN (SELECT model,"
-	    " commit_id FROM snapshots WHERE id=?1)",
-	    snapshot_id, 0);
+	rc = run1(index, "DELETE FROM manifests WHERE snapshot=?1", snapshot_id,
+	    0);
+	if (rc == 0)
+		rc = run1(index,
+		    "DELETE FROM refs WHERE (model, commit_id) IN (SELECT"
+		    " model, commit_id FROM snapshots WHERE id=?1)",
+		    snapshot_id, 0);
 	if (rc == 0)
 		rc = run1(index, "DELETE FROM snapshots WHERE id=?1",
 		    snapshot_id, 0);
