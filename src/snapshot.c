@@ -311,6 +311,12 @@ drop_batch(struct store *store, struct index *index,
 		if ((rc = index_blob_refs(index, sha256[i], &refs)) < 0 ||
 		    refs > 0)
 			continue;
+		/*
+		 * Taken over in a stall past the stale limit (or not to be
+		 * read now): not ours to delete, so left for a later pass.
+		 */
+		if (claim_check(store, &claims[i]) != 0)
+			continue;
 		size = 0;
 		store_blob_stat(store, sha256[i], &size);
 		rc = store_blob_unlink(store, sha256[i]);
