@@ -143,15 +143,16 @@ locate(struct daemon *d, const struct ref *ref, struct found *f)
 {
 	struct store_place p;
 	int64_t age;
+	int rc;
 
 	memset(f, 0, sizeof(*f));
 	if (store_locate(ref, NULL, NULL, &p) < 0 ||
-	    hub_resolve(&d->store, &d->index, &p, f->commit, &age) < 0)
+	    (rc = hub_resolve(&d->store, &d->index, &p, f->commit, &age)) < 0)
 		return 0;
 	snprintf(f->folder, sizeof(f->folder), "%s", p.folder);
 	/* A ref confirmed within the interval, or a commit id, is fresh. */
 	f->fresh = ref->kind != REF_HF ||
-	    (age >= 0 ? age < (int64_t)d->conf.refresh_s : p.is_commit);
+	    (rc == 1 ? age < (int64_t)d->conf.refresh_s : p.is_commit);
 	return 1;
 }
 

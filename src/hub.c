@@ -794,12 +794,10 @@ int
 hub_resolve(struct store *store, struct index *index,
     const struct store_place *p, char *commit, int64_t *age)
 {
-	if (age != NULL)
-		*age = -1;
 	/* A named revision is its ref in the view; ids, prefixes ask the index. */
 	if (!p->is_commit &&
 	    hub_ref_read(store, p->folder, p->revision, commit, age) == 0)
-		return 0;
+		return 1;
 	/* A node's own index first learns what other nodes published. */
 	index_refresh(index, store);
 	return index_resolve(index, p->type, p->repo, p->revision, commit);

@@ -153,9 +153,11 @@ int store_locate(const struct ref *ref, const char *name, const char *revision,
 /*
  * The commit p's revision names in the store: a named revision is its ref
  * in the view (*age, when age is not NULL, its age as hub_ref_read gives
- * it); a commit id or prefix, or a name the view has no ref for, goes to
- * the index, refreshed first (*age -1).  0, -ENOENT when nothing matches, -EEXIST for an
- * ambiguous commit prefix, or another negative errno.
+ * it, which clock skew between nodes can make negative); a commit id or
+ * prefix, or a name the view has no ref for, goes to the index, refreshed
+ * first.  1 when the view's ref answered, 0 when the index did, -ENOENT
+ * when nothing matches, -EEXIST for an ambiguous commit prefix, or another
+ * negative errno.
  */
 int hub_resolve(struct store *store, struct index *index,
     const struct store_place *p, char *commit, int64_t *age);
