@@ -236,6 +236,14 @@ manifest_rel(const struct manifest *m, char *buf, size_t len)
 	return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
 }
 
+int
+manifest_rel_of(const char *folder, const char *commit, char *buf, size_t len)
+{
+	int n = snprintf(buf, len, "manifests/%s/%s.json", folder, commit);
+
+	return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
+}
+
 static json_t *
 encode_files(const struct manifest *m)
 {

@@ -88,6 +88,9 @@ int manifest_derive_commit(struct manifest *m);
 /* The store-relative manifest path, and its directory. */
 int manifest_rel(const struct manifest *m, char *buf, size_t len);
 int manifest_folder(const struct manifest *m, char *buf, size_t len);
+/* The manifest path of folder/commit.  0 or -ENAMETOOLONG. */
+int manifest_rel_of(const char *folder, const char *commit, char *buf,
+    size_t len);
 
 /* Encodes as JSON; the caller frees.  NULL when out of memory. */
 char *manifest_encode(const struct manifest *m);
