@@ -300,8 +300,7 @@ make_model(json_t *answer, mc_model **out)
 		mc_model_free(m);
 		return rc;
 	}
-	json_array_foreach(files, i, f)
-	{
+	json_array_foreach(files, i, f) {
 		m->files[i].path =
 		    json_string_value(json_object_get(f, "path"));
 		m->files[i].sha256 =

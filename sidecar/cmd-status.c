@@ -66,8 +66,7 @@ print_status(json_t *st)
 	    json_real_value(json_object_get(st, "uptime_s")),
 	    json_string_value(json_object_get(st, "store")),
 	    json_is_true(json_object_get(st, "ready")) ? "ready" : "not ready");
-	json_array_foreach(json_object_get(st, "models"), i, v)
-	{
+	json_array_foreach(json_object_get(st, "models"), i, v) {
 		const char *err =
 		    json_string_value(json_object_get(v, "error"));
 
@@ -79,26 +78,28 @@ print_status(json_t *st)
 	}
 	/* A daemon older than "state" has pulls in the air only. */
 	json_array_foreach(json_object_get(st, "pulls"), i, v)
-	    printf("  %s %s: %s of %s, %lld client(s)\n",
-		json_is_string(json_object_get(v, "state")) &&
-			strcmp(json_string_value(json_object_get(v, "state")),
-			    "queued") == 0
-		    ? "queued"
-		    : "pulling",
-		json_string_value(json_object_get(v, "model")),
-		cli_size((uint64_t)json_integer_value(
-			     json_object_get(v, "done_bytes")),
-		    a, sizeof(a)),
-		cli_size((uint64_t)json_integer_value(
-			     json_object_get(v, "total_bytes")),
-		    b, sizeof(b)),
-		(long long)json_integer_value(json_object_get(v, "clients")));
+		printf("  %s %s: %s of %s, %lld client(s)\n",
+		    json_is_string(json_object_get(v, "state")) &&
+			    strcmp(json_string_value(
+				       json_object_get(v, "state")),
+				"queued") == 0
+			? "queued"
+			: "pulling",
+		    json_string_value(json_object_get(v, "model")),
+		    cli_size((uint64_t)json_integer_value(
+				 json_object_get(v, "done_bytes")),
+			a, sizeof(a)),
+		    cli_size((uint64_t)json_integer_value(
+				 json_object_get(v, "total_bytes")),
+			b, sizeof(b)),
+		    (long long)json_integer_value(
+			json_object_get(v, "clients")));
 	json_array_foreach(json_object_get(st, "leases"), i, v)
-	    printf("  lease %s: %s@%.12s (pid %lld)\n",
-		json_string_value(json_object_get(v, "lease")),
-		json_string_value(json_object_get(v, "folder")),
-		json_string_value(json_object_get(v, "commit")),
-		(long long)json_integer_value(json_object_get(v, "pid")));
+		printf("  lease %s: %s@%.12s (pid %lld)\n",
+		    json_string_value(json_object_get(v, "lease")),
+		    json_string_value(json_object_get(v, "folder")),
+		    json_string_value(json_object_get(v, "commit")),
+		    (long long)json_integer_value(json_object_get(v, "pid")));
 }
 
 int

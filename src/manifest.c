@@ -300,8 +300,7 @@ decode_files(struct manifest *m, json_t *files, const char **why)
 		*why = "\"files\" is not an array of at most 100000 entries";
 		return -EINVAL;
 	}
-	json_array_foreach(files, i, f)
-	{
+	json_array_foreach(files, i, f) {
 		if (json_unpack(f, "{s:s, s:I, s:s, s:s}", "path", &path,
 			"size", &size, "sha256", &sha, "etag", &etag) < 0 ||
 		    size < 0) {
@@ -337,8 +336,7 @@ decode_revisions(struct manifest *m, json_t *revs, const char **why)
 		*why = "\"revisions\" is not an array";
 		return -EINVAL;
 	}
-	json_array_foreach(revs, i, r)
-	{
+	json_array_foreach(revs, i, r) {
 		if (!json_is_string(r)) {
 			*why = "a revision is not a string";
 			return -EINVAL;

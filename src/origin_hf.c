@@ -269,8 +269,7 @@ page_done(void *arg, struct fetch_xfer *x)
 		e = PULL_NETWORK;
 		goto out;
 	}
-	json_array_foreach(root, i, entry)
-	{
+	json_array_foreach(root, i, entry) {
 		if (add_entry(&op->l, entry, d->message, sizeof(d->message)) <
 		    0) {
 			e = PULL_INTERNAL;

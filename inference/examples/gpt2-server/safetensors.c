@@ -138,13 +138,13 @@ check_metadata(struct safetensors *st, json_t *v)
 		seterr(st, "__metadata__ is not an object");
 		return -EINVAL;
 	}
-	json_object_foreach(v, key, s) if (!json_is_string(s))
-	{
-		seterr(st,
-		    "__metadata__ has a value that is not a "
-		    "string");
-		return -EINVAL;
-	}
+	json_object_foreach(v, key, s)
+		if (!json_is_string(s)) {
+			seterr(st,
+			    "__metadata__ has a value that is not a "
+			    "string");
+			return -EINVAL;
+		}
 	return 0;
 }
 
@@ -330,8 +330,7 @@ safetensors_parse(struct safetensors *st, const void *buf, size_t size)
 		rc = -ENOMEM;
 		goto out;
 	}
-	json_object_foreach(root, key, v)
-	{
+	json_object_foreach(root, key, v) {
 		if (strcmp(key, "__metadata__") == 0) {
 			if ((rc = check_metadata(st, v)) < 0)
 				goto out;

@@ -537,8 +537,7 @@ load_vocab(struct tokenizer *tok, const char *dir, char *err, size_t errsz)
 		rc = -EINVAL;
 		goto out;
 	}
-	json_object_foreach(root, key, v)
-	{
+	json_object_foreach(root, key, v) {
 		id = json_is_integer(v) ? json_integer_value(v) : -1;
 		if (id < 0 || id >= tok->vocab_size ||
 		    strlen(key) > TOKENIZER_TOKEN_MAX) {
@@ -567,8 +566,7 @@ load_vocab(struct tokenizer *tok, const char *dir, char *err, size_t errsz)
 		goto out;
 	}
 	kp = tok->vocab_keys;
-	json_object_foreach(root, key, v)
-	{
+	json_object_foreach(root, key, v) {
 		len = strlen(key);
 		memcpy(kp, key, len + 1);
 		strmap_put(&tok->vocab, kp, len, (int)json_integer_value(v));
