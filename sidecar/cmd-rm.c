@@ -61,8 +61,9 @@ cmd_rm(struct cli *cli, int argc, char **argv)
 		    vs.v[k].commit, vs.v[k].id,
 		    (int64_t)cli->conf.stale_s * 1000, &freed);
 		if (rc == -EBUSY) {
-			cli_err("'%s@%.12s' is in use (leased)", vs.v[k].repo,
-			    vs.v[k].commit);
+			cli_err("'%s@%.12s' is in use (leased, or published "
+				"again meanwhile)",
+			    vs.v[k].repo, vs.v[k].commit);
 			break;
 		}
 		if (rc < 0) {

@@ -1,0 +1,94 @@
+#!/bin/sh
+# A removal that a publish of the same commit overtakes.  The remover
+# (rm, then gc) stops itself (SIGSTOP) just after its commit point, the
+# manifest's unlink, or after the refs went; a publish of the same commit
+# (an import of the same files: the same commit id) then finds the
+# manifest gone, saves it again and completes the view that is still
+# there.  The remover goes on (SIGCONT) and takes that view apart.  The
+# manifest is the truth: the remover looks for it once more after the view
+# and the row, finds it back, and restores both (its blobs stay); rm says
+# the snapshot is in use, gc that it kept it.  Without that look, the
+# store is left with a manifest whose snapshot is missing: on a network
+# filesystem, where the publisher's node keeps its own index row, fsck
+# reports hub_snapshot_missing (what the chaos campaign found on
+# GlusterFS, t0721).  Runs on the local disk: the interleaving is forced.
+. "$top_srcdir/tests/lib/tap.sh"
+
+make_model "$T/a" a
+run_ok "import a" mc import --json "$T/a" org/a
+commit=$(json '.commit' <"$T/out")
+snap="$STORE/hub/models--org--a/snapshots/$commit"
+man="$STORE/manifests/models--org--a/$commit.json"
+
+stopped() {
+	[ "$(ps -o stat= -p "$1" | cut -c1)" = T ]
+}
+
+# whole: the snapshot's directory, each link resolving to its store blob,
+# and a ref naming it.
+whole() {
+	[ -d "$snap" ] && [ -f "$man" ] || return 1
+	for f in config.json merges.txt model.safetensors sub/weights.bin \
+	    sub/dir/notes.txt; do
+		cmp -s "$snap/$f" "$T/a/$f" || return 1
+	done
+	grep -rqx "$commit" "$STORE/hub/models--org--a/refs"
+}
+
+# remove_overtaken POINT WHAT ARGS...: the remover mc ARGS stops at its
+# first POINT; an import of the same commit runs; the remover goes on.
+remove_overtaken() {
+	point=$1 what=$2
+	shift 2
+	(export MODELCACHE_CRASH_POINT="$point" MODELCACHE_CRASH_AT=1 \
+	    MODELCACHE_CRASH_SIGNAL=STOP
+	exec "$MC" "$@" >"$T/rm.out" 2>&1) &
+	R=$!
+	wait_for stopped "$R"
+	ok $? "$what stops at $point"
+	case $point in
+	remove-manifest-done)
+		ok "$([ ! -e "$man" ]; echo $?)" "the manifest is gone" ;;
+	hub-unref)
+		ok "$([ -d "$snap" ] && ! grep -rqx "$commit" \
+		    "$STORE/hub/models--org--a/refs"; echo $?)" \
+		    "the refs are gone, the snapshot is still there" ;;
+	esac
+	run_ok "an import of the same commit meanwhile" \
+	    mc import --json "$T/a" org/a
+	is "$(json '.commit' <"$T/out")" "$commit" "it publishes the same commit"
+	whole
+	ok $? "the import completed the view"
+	kill -CONT "$R"
+	wait "$R"
+	rrc=$?
+	whole
+	ok $? "after $what goes on, the snapshot is still whole"
+	mc fsck --json >"$T/fsck.json"
+	is "$(json '.issues | length' <"$T/fsck.json")" 0 \
+	    "fsck finds nothing, not even residue"
+	[ "$(json '.issues | length' <"$T/fsck.json")" = 0 ] ||
+	    diag "$(cat "$T/fsck.json")"
+	is "$(mc ls --json | json '.[] | select(.repo == "org/a") | .commit')" \
+	    "$commit" "the index lists it"
+}
+
+remove_overtaken remove-manifest-done rm rm org/a
+is "$rrc" 1 "rm fails"
+grep -q "is in use (leased, or published again meanwhile)" "$T/rm.out"
+ok $? "rm says the snapshot is in use: published again"
+diag "$(cat "$T/rm.out")"
+
+remove_overtaken hub-unref "gc to 0" gc --max-size 0
+grep -q "^kept, leased meanwhile, org/a@" "$T/rm.out"
+ok $? "gc says it kept the snapshot"
+diag "gc exit $rrc: $(cat "$T/rm.out")"
+
+# The model still works as any other: it can be removed for good.
+run_ok "rm of it afterwards" mc rm org/a
+ok "$([ ! -e "$snap" ] && [ ! -e "$man" ]; echo $?)" \
+    "and then it is gone"
+mc fsck --json >"$T/fsck.json"
+is "$(json '.problems' <"$T/fsck.json")" 0 "fsck is clean"
+
+done_testing
