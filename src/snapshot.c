@@ -275,17 +275,6 @@ out:
 	return rc;
 }
 
-/* Whether a manifest of folder/commit is there now (a publish since). */
-static int
-manifest_present(struct store *store, const struct manifest *m)
-{
-	char rel[STORE_PATH_MAX];
-	struct stat st;
-
-	return manifest_rel(m, rel, sizeof(rel)) == 0 &&
-	    fstatat(store->dirfd, rel, &st, AT_SYMLINK_NOFOLLOW) == 0;
-}
-
 /*
  * After the view and the row went: a publish of the same commit since our
  * commit point (a holder that found the manifest gone and pulled it again,
@@ -326,7 +315,7 @@ snapshot_remove(struct store *store, struct index *index, const char *folder,
 	struct manifest m;
 	const char *why;
 	size_t i;
-	int rc, loaded;
+	int rc, loaded, overtaken;
 
 	manifest_init(&m);
 	loaded = snapshot_manifest(store, folder, commit, &m, &why) == 0;
@@ -346,19 +335,25 @@ snapshot_remove(struct store *store, struct index *index, const char *folder,
 		 * a publish of the commit wrote one meanwhile.
 		 */
 		if ((rc = lease_live(store, folder, commit, stale_ms)) != 0) {
-			if (!manifest_present(store, &m))
+			if (!manifest_exists(store, folder, commit))
 				manifest_save(store, &m);
 			rc = rc < 0 ? rc : -EBUSY;
 			goto out;
 		}
 	}
-	if ((rc = hub_unpublish(store, folder, commit)) < 0)
+	/* -EBUSY: it saw the manifest back, and stopped (hub.h). */
+	overtaken = (rc = hub_unpublish(store, folder, commit)) == -EBUSY;
+	if (rc < 0 && !overtaken)
 		goto out;
-	fault_point("remove-hub-done");
-	if ((rc = index_remove(index, id)) < 0)
-		goto out;
-	fault_point("remove-index-done");
-	if ((rc = restore_published(store, index, folder, commit)) != 0) {
+	if (!overtaken) {
+		fault_point("remove-hub-done");
+		if ((rc = index_remove(index, id)) < 0)
+			goto out;
+		fault_point("remove-index-done");
+	}
+	if ((rc = restore_published(store, index, folder, commit)) != 0 ||
+	    overtaken) {
+		/* Gone again: the other remover, or fsck, takes the rest. */
 		rc = rc < 0 ? rc : -EBUSY;
 		goto out;
 	}

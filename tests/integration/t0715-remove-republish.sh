@@ -1,12 +1,14 @@
 #!/bin/sh
 # A removal that a publish of the same commit overtakes.  The remover
-# (rm, then gc) stops itself (SIGSTOP) just after its commit point, the
-# manifest's unlink, or after the refs went; a publish of the same commit
+# (rm, gc) stops itself (SIGSTOP) just after its commit point, the
+# manifest's unlink, after the refs went, or after the whole view went
+# (then the publish builds it afresh); a publish of the same commit
 # (an import of the same files: the same commit id) then finds the
 # manifest gone, saves it again and completes the view that is still
 # there.  The remover goes on (SIGCONT) and takes that view apart.  The
-# manifest is the truth: the remover looks for it once more after the view
-# and the row, finds it back, and restores both (its blobs stay); rm says
+# manifest is the truth: the remover looks for it before each step of the
+# view and once more after the view and the row, finds it back, and
+# restores both (its blobs stay); rm says
 # the snapshot is in use, gc that it kept it.  Without that look, the
 # store is left with a manifest whose snapshot is missing: on a network
 # filesystem, where the publisher's node keeps its own index row, fsck
@@ -53,6 +55,9 @@ remove_overtaken() {
 		ok "$([ -d "$snap" ] && ! grep -rqx "$commit" \
 		    "$STORE/hub/models--org--a/refs"; echo $?)" \
 		    "the refs are gone, the snapshot is still there" ;;
+	remove-hub-done)
+		ok "$([ ! -e "$man" ] && [ ! -e "$snap" ]; echo $?)" \
+		    "the manifest and the snapshot are gone" ;;
 	esac
 	run_ok "an import of the same commit meanwhile" \
 	    mc import --json "$T/a" org/a
@@ -83,6 +88,13 @@ remove_overtaken hub-unref "gc to 0" gc --max-size 0
 grep -q "^kept, leased meanwhile, org/a@" "$T/rm.out"
 ok $? "gc says it kept the snapshot"
 diag "gc exit $rrc: $(cat "$T/rm.out")"
+
+# After the whole view went, before the index row: the import builds the
+# view afresh and writes its row, which the removal then deletes.
+remove_overtaken remove-hub-done rm rm org/a
+is "$rrc" 1 "rm fails"
+grep -q "is in use (leased, or published again meanwhile)" "$T/rm.out"
+ok $? "rm says the snapshot is in use: published again"
 
 # The model still works as any other: it can be removed for good.
 run_ok "rm of it afterwards" mc rm org/a
