@@ -103,4 +103,34 @@ ok "$([ ! -e "$snap" ] && [ ! -e "$man" ]; echo $?)" \
 mc fsck --json >"$T/fsck.json"
 is "$(json '.problems' <"$T/fsck.json")" 0 "fsck is clean"
 
+# Two nodes with their own index (MODELCACHE_INDEX), as on a network
+# filesystem: node a indexed org/c; node b removes it and publishes it
+# again, killed between the manifest and the view (residue: the view is
+# the next publish's to build).  Node a's index, which never saw the gap,
+# finds the manifest changed and its view missing: the older copy's row
+# goes, and fsck on a counts residue, not a snapshot missing.
+A="env MODELCACHE_INDEX=$T/node-a.db"
+B="env MODELCACHE_INDEX=$T/node-b.db"
+make_model "$T/c" c
+run_ok "node a imports org/c" $A "$MC" import --json "$T/c" org/c
+cc=$(json '.commit' <"$T/out")
+$A "$MC" ls >/dev/null
+run_ok "node b removes it" $B "$MC" rm org/c
+MODELCACHE_CRASH_POINT=manifest-saved MODELCACHE_CRASH_AT=1 \
+    $B "$MC" import "$T/c" org/c >/dev/null 2>&1
+is "$?" 137 "node b's import of it again is killed after its manifest"
+ok "$([ -f "$STORE/manifests/models--org--c/$cc.json" ] &&
+    [ ! -e "$STORE/hub/models--org--c/snapshots/$cc" ]; echo $?)" \
+    "a manifest without its view"
+$A "$MC" fsck --json >"$T/fsck.json"
+is "$(json '.problems' <"$T/fsck.json")" 0 \
+    "fsck on node a: residue, no problem"
+[ "$(json '.problems' <"$T/fsck.json")" = 0 ] || diag "$(cat "$T/fsck.json")"
+is "$($A "$MC" ls --json | json 'map(.repo) | sort | join(",")')" "" \
+    "node a's index no longer lists org/c"
+run_ok "node a imports it again" $A "$MC" import "$T/c" org/c
+is "$($A "$MC" ls --json | json 'map(.repo) | sort | join(",")')" "org/c" \
+    "and lists it"
+run_ok "fsck on node a is clean" $A "$MC" fsck
+
 done_testing
