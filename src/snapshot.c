@@ -5,10 +5,11 @@
  * The manifest is the commit point of both.  Publishing saves it after the
  * blobs and before the view and the index row; removal unlinks it first,
  * once no lease holds the snapshot, then the refs, the snapshot, the index
- * row and the blobs nothing references any more; before the blobs it looks
- * for the manifest once more, and a publish of the commit since the unlink
- * (which found the old view and completed it, or rebuilt it) gets its view
- * and row back from the new manifest.  So a crash leaves either the old
+ * row and the blobs nothing references any more; before each step of the
+ * view (hub_unpublish) and once more before the blobs it looks for the
+ * manifest, and a publish of the commit since the unlink (which found the
+ * old view and completed it, or rebuilt it) gets its view and row back from
+ * the new manifest.  So a crash leaves either the old
  * state, or the new one with residue that fsck counts as such and
  * completes: a view without a manifest (removed by fsck --repair), an index
  * row without one (dropped by index_refresh, which index_open runs: on a
@@ -276,12 +277,13 @@ out:
 }
 
 /*
- * After the view and the row went: a publish of the same commit since our
- * commit point (a holder that found the manifest gone and pulled it again,
- * a publisher that was stopped and resumed, another node) saved a manifest
- * and completed the view that we then took apart.  The manifest is the
- * truth: its view and row come back whole, and the blobs it names stay.
- * 1 when it did, 0 when no manifest is there, or a negative errno.
+ * After the view and the row went, or once hub_unpublish() stopped half
+ * way: a publish of the same commit since our commit point (a holder that
+ * found the manifest gone and pulled it again, a publisher that was
+ * stopped and resumed, another node) saved a manifest and completed the
+ * view that we then took apart.  The manifest is the truth: its view and
+ * row come back whole, and the blobs it names stay.  1 when it did, 0 when
+ * no manifest is there, or a negative errno.
  */
 static int
 restore_published(struct store *store, struct index *index, const char *folder,
