@@ -652,7 +652,12 @@ out:
 	return rc;
 }
 
-/* Refs move to this manifest unless a newer manifest already holds them. */
+/*
+ * Refs move to this manifest unless a newer manifest already holds them.
+ * Those that its commit held and the manifest no longer lists go: a copy
+ * published again (by another node, after it removed the older one) with
+ * other revisions, so that the index says what a rebuild would.
+ */
 static int
 ref_rows(struct index *index, const struct manifest *m, int64_t model)
 {
@@ -660,6 +665,16 @@ ref_rows(struct index *index, const struct manifest *m, int64_t model)
 	size_t i;
 	int rc;
 
+	rc = prepare(index, "DELETE FROM refs WHERE model=?1 AND commit_id=?2",
+	    &st);
+	if (rc < 0)
+		return rc;
+	sqlite3_bind_int64(st, 1, model);
+	sqlite3_bind_text(st, 2, m->commit, -1, SQLITE_STATIC);
+	rc = step_done(st);
+	sqlite3_finalize(st);
+	if (rc < 0)
+		return rc;
 	rc = prepare(index,
 	    "INSERT INTO refs(model, name, commit_id, updated)"
 	    " VALUES(?1, ?2, ?3, ?4) ON CONFLICT(model, name) DO UPDATE"

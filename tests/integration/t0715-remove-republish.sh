@@ -13,7 +13,10 @@
 # store is left with a manifest whose snapshot is missing: on a network
 # filesystem, where the publisher's node keeps its own index row, fsck
 # reports hub_snapshot_missing (what the chaos campaign found on
-# GlusterFS, t0721).  Runs on the local disk: the interleaving is forced.
+# GlusterFS, t0721).  Then two nodes with their own index: a node's
+# index follows a snapshot that the other node removed and published
+# again (killed before its view, or with other revisions), as a rebuild
+# would.  Runs on the local disk: each interleaving is forced.
 . "$top_srcdir/tests/lib/tap.sh"
 
 make_model "$T/a" a
@@ -132,5 +135,24 @@ run_ok "node a imports it again" $A "$MC" import "$T/c" org/c
 is "$($A "$MC" ls --json | json 'map(.repo) | sort | join(",")')" "org/c" \
     "and lists it"
 run_ok "fsck on node a is clean" $A "$MC" fsck
+
+# The same gap, with other revisions: node a pulled org/x as main; node b
+# removes it and pulls it again by its commit (no revision name).  Node
+# a's index follows the changed manifest: no ref of the older copy stays,
+# and it lists what an index rebuilt from the files lists.
+make_model "$T/x" x
+start_origin --repo org/x="$T/x"
+ok $? "the test origin starts"
+run_ok "node a pulls org/x" $A "$MC" pull --json org/x
+cx=$(json '.commit' <"$T/out")
+is "$($A "$MC" ls --json | json '.[] | select(.repo == "org/x") |
+    .revisions | join(",")')" main "node a lists it as main"
+run_ok "node b removes it" $B "$MC" rm org/x
+run_ok "node b pulls it again by its commit" $B "$MC" pull "org/x@$cx"
+is "$($A "$MC" ls --json | json '.[] | select(.repo == "org/x") |
+    .revisions | join(",")')" "" "node a no longer names it main"
+is "$(env MODELCACHE_INDEX="$T/node-c.db" "$MC" ls --json |
+    json '.[] | select(.repo == "org/x") | .revisions | join(",")')" "" \
+    "as an index rebuilt from the files says"
 
 done_testing
