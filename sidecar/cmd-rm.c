@@ -60,8 +60,9 @@ cmd_rm(struct cli *cli, int argc, char **argv)
 		rc = snapshot_remove(&cli->store, &cli->index, vs.v[k].folder,
 		    vs.v[k].commit, vs.v[k].id, cli->store.stale_ms, &freed);
 		if (rc == -EBUSY) {
-			cli_err("'%s@%.12s' is in use (leased)", vs.v[k].repo,
-			    vs.v[k].commit);
+			cli_err("'%s@%.12s' is in use (leased, or published "
+				"again meanwhile)",
+			    vs.v[k].repo, vs.v[k].commit);
 			break;
 		}
 		if (rc < 0) {

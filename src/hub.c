@@ -443,6 +443,15 @@ hub_unpublish(struct store *store, const char *folder, const char *commit)
 	int fd, rc;
 
 	/*
+	 * A publish of the commit may save its manifest again while we go
+	 * (snapshot.h): before each step that removes what it would use, we
+	 * look, and leave the rest to the caller's restore.  That narrows the
+	 * window in which a crash of ours leaves a manifest without its view
+	 * to the time between a look and the step.
+	 */
+	if (manifest_exists(store, folder, commit))
+		return -EBUSY;
+	/*
 	 * The refs first: a crash after them leaves a snapshot that no ref
 	 * names, never a ref naming a missing snapshot.
 	 */
@@ -457,6 +466,8 @@ hub_unpublish(struct store *store, const char *folder, const char *commit)
 		return fd;
 	close(fd);
 	unlinkat(store->dirfd, trash, 0);
+	if (manifest_exists(store, folder, commit))
+		return -EBUSY;
 	/* Renamed out, so that it vanishes at once, then removed. */
 	if (renameat(store->dirfd, rel, store->dirfd, trash) == 0) {
 		fault_point("hub-snapshot-removed");
@@ -464,6 +475,8 @@ hub_unpublish(struct store *store, const char *folder, const char *commit)
 			return rc;
 	} else if (errno != ENOENT)
 		return -errno;
+	if (manifest_exists(store, folder, commit))
+		return -EBUSY;
 	return prune_blobs(store, folder);
 }
 

@@ -66,7 +66,10 @@ int hub_publish(struct store *store, const struct manifest *m);
  * the hub blobs no remaining snapshot links to, and the folder when empty.
  * A crash in between leaves a snapshot without refs, or refs naming a
  * snapshot that is still whole.  The caller decides first whether it may
- * go (snapshot_remove: no live lease, its manifest gone).
+ * go (snapshot_remove: no live lease, its manifest gone).  Before each of
+ * the three steps it looks for the manifest of folder/commit, and stops
+ * with -EBUSY when a publish saved it again: the caller then restores the
+ * view from it (snapshot.h).
  */
 int hub_unpublish(struct store *store, const char *folder, const char *commit);
 

@@ -740,7 +740,12 @@ out:
 	return rc;
 }
 
-/* Refs move to this manifest unless a newer manifest already holds them. */
+/*
+ * Refs move to this manifest unless a newer manifest already holds them.
+ * Those that its commit held and the manifest no longer lists go: a copy
+ * published again (by another node, after it removed the older one) with
+ * other revisions, so that the index says what a rebuild would.
+ */
 static int
 ref_rows(struct index *index, const struct manifest *m, int64_t model)
 {
@@ -748,6 +753,16 @@ ref_rows(struct index *index, const struct manifest *m, int64_t model)
 	size_t i;
 	int rc;
 
+	rc = prepare(index, "DELETE FROM refs WHERE model=?1 AND commit_id=?2",
+	    &st);
+	if (rc < 0)
+		return rc;
+	sqlite3_bind_int64(st, 1, model);
+	sqlite3_bind_text(st, 2, m->commit, -1, SQLITE_STATIC);
+	rc = step_done(st);
+	sqlite3_finalize(st);
+	if (rc < 0)
+		return rc;
 	rc = prepare(index,
 	    "INSERT INTO refs(model, name, commit_id, updated)"
 	    " VALUES(?1, ?2, ?3, ?4) ON CONFLICT(model, name) DO UPDATE"
@@ -991,6 +1006,7 @@ scan_one(const char *rel, void *arg)
 	memset(n, 0, sizeof(*n));
 	if ((n->rel = strdup(rel)) == NULL)
 		return -ENOMEM;
+	n->snap = old != NULL ? old->snap : 0; /* an older copy's rows */
 	n->ino = (int64_t)st.st_ino;
 	n->size = (int64_t)st.st_size;
 	n->mtime = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
@@ -998,12 +1014,35 @@ scan_one(const char *rel, void *arg)
 	return 0;
 }
 
+/* Drops the rows of a manifest that is gone, and its record. */
+static int
+drop_one(struct index *index, const struct seen *o)
+{
+	sqlite3_stmt *st;
+	int rc = 0;
+
+	if (o->snap > 0)
+		rc = remove_rows(index, o->snap);
+	if (rc < 0 ||
+	    (rc = prepare(index, "DELETE FROM manifests WHERE rel=?1", &st)) <
+		0)
+		return rc;
+	sqlite3_bind_text(st, 1, o->rel, -1, SQLITE_STATIC);
+	rc = step_done(st);
+	sqlite3_finalize(st);
+	return rc;
+}
+
 /*
  * Indexes one new or changed manifest and records it.  A refresh (and the
  * rebuild of a private index) waits for the snapshot's hub view, the step
  * before the index row in the publish order: until then the manifest is
- * not recorded, so the next scan looks again.  A bad manifest is left to
- * fsck, recorded as not indexable.
+ * not recorded, so the next scan looks again.  A changed manifest whose
+ * view is missing is a new copy (another node removed the snapshot and
+ * published it again, and that publish has not reached its view, or was
+ * killed before): the rows of the older copy go with their record, so
+ * that this index never lists a snapshot without its view.  A bad
+ * manifest is left to fsck, recorded as not indexable.
  */
 static int
 apply_one(struct index *index, struct store *store, const struct seen *n,
@@ -1020,7 +1059,7 @@ apply_one(struct index *index, struct store *store, const struct seen *n,
 	if (rc == -ENOENT || rc == -ESTALE ||
 	    (rc == 0 && wait_view && !hub_snapshot_exists(store, &m))) {
 		manifest_release(&m);
-		return 0;
+		return rc == 0 && n->snap > 0 ? drop_one(index, n) : 0;
 	}
 	if (rc == 0)
 		rc = add_rows(index, &m, &snap);
@@ -1040,25 +1079,6 @@ apply_one(struct index *index, struct store *store, const struct seen *n,
 	sqlite3_bind_int64(st, 3, n->mtime);
 	sqlite3_bind_int64(st, 4, n->size);
 	sqlite3_bind_int64(st, 5, snap);
-	rc = step_done(st);
-	sqlite3_finalize(st);
-	return rc;
-}
-
-/* Drops the rows of a manifest that is gone. */
-static int
-drop_one(struct index *index, const struct seen *o)
-{
-	sqlite3_stmt *st;
-	int rc = 0;
-
-	if (o->snap > 0)
-		rc = remove_rows(index, o->snap);
-	if (rc < 0 ||
-	    (rc = prepare(index, "DELETE FROM manifests WHERE rel=?1", &st)) <
-		0)
-		return rc;
-	sqlite3_bind_text(st, 1, o->rel, -1, SQLITE_STATIC);
 	rc = step_done(st);
 	sqlite3_finalize(st);
 	return rc;

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <jansson.h>
@@ -491,6 +492,18 @@ manifest_unlink(struct store *store, const struct manifest *m)
 		return -errno;
 	unlinkat(store->dirfd, dir, AT_REMOVEDIR); /* only when empty */
 	return store_fsync_dir(store, "manifests");
+}
+
+int
+manifest_exists(struct store *store, const char *folder, const char *commit)
+{
+	char rel[STORE_PATH_MAX];
+	struct stat st;
+	int n;
+
+	n = snprintf(rel, sizeof(rel), "manifests/%s/%s.json", folder, commit);
+	return n > 0 && (size_t)n < sizeof(rel) &&
+	    fstatat(store->dirfd, rel, &st, AT_SYMLINK_NOFOLLOW) == 0;
 }
 
 static int

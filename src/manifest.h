@@ -114,6 +114,13 @@ int manifest_load(struct store *store, const char *rel, struct manifest *m,
     const char **why);
 /* Removes the manifest file (and its folder when empty). */
 int manifest_unlink(struct store *store, const struct manifest *m);
+/*
+ * Whether manifests/<folder>/<commit>.json is there now (folder as
+ * ref_folder_of() names it): 1 or 0.  A look by name, for a removal that
+ * must stop when a publish saved the manifest again.
+ */
+int manifest_exists(struct store *store, const char *folder,
+    const char *commit);
 
 /*
  * Calls fn for each manifest file under manifests/, with its store-relative

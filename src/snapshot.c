@@ -5,8 +5,12 @@
  * The manifest is the commit point of both.  Publishing saves it after the
  * blobs and before the view and the index row; removal unlinks it first,
  * once no lease holds the snapshot, then the refs, the snapshot, the index
- * row and the blobs nothing references any more.  So a crash leaves either
- * the old state, or the new one with residue that fsck counts as such and
+ * row and the blobs nothing references any more; before each step of the
+ * view (hub_unpublish) and once more before the blobs it looks for the
+ * manifest, and a publish of the commit since the unlink (which found the
+ * old view and completed it, or rebuilt it) gets its view and row back from
+ * the new manifest.  So a crash leaves either the old
+ * state, or the new one with residue that fsck counts as such and
  * completes: a view without a manifest (removed by fsck --repair), an index
  * row without one (dropped by index_refresh, which index_open runs: on a
  * network filesystem each node's index follows the manifests, so they are
@@ -39,8 +43,9 @@
 #include "lease.h"
 #include "snapshot.h"
 
-#define REMOVE_CLAIM_TRIES 4 /* stale claims removed before giving up */
-#define DROP_BATCH 1024	     /* claims held at once, one index refresh */
+#define REMOVE_CLAIM_TRIES 4   /* stale claims removed before giving up */
+#define DROP_BATCH 1024	       /* claims held at once, one index refresh */
+#define PUBLISH_ENOENT_TRIES 3 /* publishes again after a pruned directory */
 
 int
 snapshot_manifest(struct store *store, const char *folder, const char *commit,
@@ -209,6 +214,9 @@ publish_once(struct store *store, struct index *index, struct manifest *m,
  * rename, so it may run again.  It does when a network filesystem answers
  * ESTALE: a manifest, ref or folder that another node replaced or removed
  * while this node held its cached handle; the paths are resolved afresh.
+ * And, a few times, on ENOENT: a removal of the same commit or of the
+ * folder's last snapshot (another process, another node) pruned a
+ * directory between our mkdir and our rename into it.
  */
 int
 snapshot_publish(struct store *store, struct index *index, struct manifest *m,
@@ -219,7 +227,8 @@ snapshot_publish(struct store *store, struct index *index, struct manifest *m,
 
 	for (tries = 0;; tries++) {
 		rc = publish_once(store, index, m, now);
-		if (rc != -ESTALE || tries >= STORE_STALE_TRIES)
+		if ((rc != -ESTALE || tries >= STORE_STALE_TRIES) &&
+		    (rc != -ENOENT || tries >= PUBLISH_ENOENT_TRIES))
 			return rc;
 		nanosleep(&ts, NULL);
 		ts.tv_nsec *= 2;
@@ -405,6 +414,40 @@ remove_manifest(struct store *store, struct manifest *m, const char *folder,
 	return rc < 0 ? rc : -EBUSY;
 }
 
+/*
+ * After the view and the row went, or once hub_unpublish() stopped half
+ * way: a publish of the same commit since our commit point (a holder that
+ * found the manifest gone and pulled it again, a publisher that was
+ * stopped and resumed, another node) saved a manifest and completed the
+ * view that we then took apart.  The manifest is the truth: its view and
+ * row come back whole, and the blobs it names stay.  1 when it did, 0 when
+ * no manifest is there, or a negative errno.
+ */
+static int
+restore_published(struct store *store, struct index *index, const char *folder,
+    const char *commit)
+{
+	struct manifest m;
+	const char *why;
+	int rc;
+
+	manifest_init(&m);
+	rc = snapshot_manifest(store, folder, commit, &m, &why);
+	if (rc == -ENOENT || rc == -EINVAL) {
+		/* None, or a bad one: fsck sets that aside, not us. */
+		rc = 0;
+		goto out;
+	}
+	if (rc < 0 || (rc = hub_publish(store, &m)) < 0)
+		goto out;
+	fault_point("remove-restored");
+	rc = index_add(index, &m);
+	rc = rc < 0 && rc != -EBUSY ? rc : 1;
+out:
+	manifest_release(&m);
+	return rc;
+}
+
 int
 snapshot_unpublish(struct store *store, struct index *index, const char *folder,
     const char *commit, int64_t id, int64_t stale_ms,
@@ -413,7 +456,7 @@ snapshot_unpublish(struct store *store, struct index *index, const char *folder,
 	struct manifest m;
 	const char *why;
 	size_t i;
-	int rc, loaded;
+	int rc, loaded, overtaken;
 
 	manifest_init(&m);
 	loaded = snapshot_manifest(store, folder, commit, &m, &why) == 0;
@@ -426,12 +469,22 @@ snapshot_unpublish(struct store *store, struct index *index, const char *folder,
 	if (loaded &&
 	    (rc = remove_manifest(store, &m, folder, commit, stale_ms)) < 0)
 		goto out;
-	if ((rc = hub_unpublish(store, folder, commit)) < 0)
+	/* -EBUSY: it saw the manifest back, and stopped (hub.h). */
+	overtaken = (rc = hub_unpublish(store, folder, commit)) == -EBUSY;
+	if (rc < 0 && !overtaken)
 		goto out;
-	fault_point("remove-hub-done");
-	if ((rc = index_remove(index, id)) < 0)
+	if (!overtaken) {
+		fault_point("remove-hub-done");
+		if ((rc = index_remove(index, id)) < 0)
+			goto out;
+		fault_point("remove-index-done");
+	}
+	if ((rc = restore_published(store, index, folder, commit)) != 0 ||
+	    overtaken) {
+		/* Gone again: the other remover, or fsck, takes the rest. */
+		rc = rc < 0 ? rc : -EBUSY;
 		goto out;
-	fault_point("remove-index-done");
+	}
 	for (i = 0; loaded && i < m.nfiles && rc == 0; i++)
 		rc = blobs_add(left, m.files[i].sha256);
 out:

@@ -11,9 +11,12 @@
  * import that reuses a blob keeps it.  A leased snapshot is never removed:
  * the leases are looked at before the first step, and again once the
  * manifest has gone (a holder leases, then looks for it), which closes the
- * window between a remover's look and its first step.  A crash between any
- * two steps leaves the old state, or the new one with residue that fsck
- * recognises and completes (snapshot.c).
+ * window between a remover's look and its first step.  A publish of the
+ * commit after the manifest went may complete the view that the removal is
+ * taking apart: once the view and the row are gone, the removal looks for a
+ * manifest again and, when one is back, restores what it removed from it.
+ * A crash between any two steps leaves the old state, or the new one with
+ * residue that fsck recognises and completes (snapshot.c).
  */
 #ifndef MC_SNAPSHOT_H
 #define MC_SNAPSHOT_H
@@ -42,9 +45,14 @@ int snapshot_publish(struct store *store, struct index *index,
  * names it (lease.h; stale_ms as there): then it stays, whole, and this
  * returns -EBUSY, or the error that kept its manifest from being put back
  * when the lease appeared only after the manifest was unlinked (see
- * snapshot.c).  Never waits: blobs whose claim another holds (live, as
- * stale_ms judges) are left to that holder, or for fsck --repair.
- * *freed, when not NULL, gets the bytes of the blobs deleted.
+ * snapshot.c).  So it does (-EBUSY) when a publish of the same commit
+ * saved a manifest after this removal unlinked it (a holder that found it
+ * gone and pulled it again, a stalled publisher resuming, another node):
+ * the view and the row that the removal took apart meanwhile are restored
+ * from that manifest, and its blobs stay.  Never waits: blobs whose claim
+ * another holds (live, as stale_ms judges) are left to that holder, or for
+ * fsck --repair.  *freed, when not NULL, gets the bytes of the blobs
+ * deleted.
  */
 int snapshot_remove(struct store *store, struct index *index,
     const char *folder, const char *commit, int64_t id, int64_t stale_ms,

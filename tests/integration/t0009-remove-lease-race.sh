@@ -95,7 +95,7 @@ ok $? "a server leases org/a through the daemon meanwhile"
 kill -CONT "$RM_PID"
 wait "$RM_PID"
 is "$?" 1 "rm, continued, fails"
-grep -q "in use (leased)" "$T/rm.err"
+grep -q "is in use (leased" "$T/rm.err"
 ok $? "saying the model is in use (leased)"
 intact rm-hold
 release
@@ -130,7 +130,7 @@ is "$(stats '.bytes')" "$before" "that pull fetched no byte: the blobs are there
 kill -CONT "$RM_PID"
 wait "$RM_PID"
 is "$?" 1 "rm, continued, fails"
-grep -q "in use (leased)" "$T/rm2.err"
+grep -q "is in use (leased" "$T/rm2.err"
 ok $? "saying the model is in use (leased)"
 intact rm2-hold
 release
