@@ -113,9 +113,6 @@ struct keep {
 struct daemon {
 	uv_loop_t *loop;
 	struct conf conf;
-	const char *config_path; /* NULL: none */
-	struct conf flags;	 /* what the command line set */
-	unsigned flag_set;	 /* which keys of flags (bit per key) */
 	struct store store;
 	struct index index;
 	struct fetch fetch;

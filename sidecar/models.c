@@ -103,7 +103,6 @@ struct snap {
 	ino_t ino;
 	struct timespec mtime;
 	int64_t touched; /* the last use recorded in the index */
-	int from_hub;	 /* its source is hf://: a ref to confirm there */
 };
 
 #define SNAP_CACHE_MAX 64
@@ -408,7 +407,6 @@ snap_load(struct daemon *d, const char *folder, const char *commit,
 		    : strncmp(m.source, "hf://", 5) == 0    ? SOURCE_HUB
 		    : strncmp(m.source, "https://", 8) == 0 ? SOURCE_HTTPS
 							    : SOURCE_OTHER;
-		sn->from_hub = sn->kind == SOURCE_HUB;
 		sn->dev = st->st_dev;
 		sn->ino = st->st_ino;
 		sn->mtime = st->st_mtim;
@@ -1360,7 +1358,7 @@ acquire_located(struct conn *c, const struct ref *ref, struct found *f,
 		goto out;
 	}
 	/* An imported model has no origin to confirm its ref with. */
-	if (rc == 1 && !f->snap->from_hub)
+	if (rc == 1 && f->snap->kind != SOURCE_HUB)
 		f->fresh = 1;
 	if (rc == 1 && (f->fresh || !wait)) {
 		send_ready(c, c->model, f, 0);
