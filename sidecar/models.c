@@ -99,6 +99,8 @@ struct snap {
 	size_t *cut; /* where each of its nfiles objects starts */
 	size_t nfiles;
 	enum source_kind kind;
+	/* SOURCE_HTTPS: its nfiles digests, one of which a URL's must be */
+	char (*sha256)[DIGEST_SHA256_HEX + 1];
 	dev_t dev;
 	ino_t ino;
 	struct timespec mtime;
@@ -325,6 +327,7 @@ snap_put(struct snap *sn)
 	free(sn->repo);
 	free(sn->files);
 	free(sn->cut);
+	free(sn->sha256);
 	free(sn);
 }
 
@@ -383,6 +386,20 @@ snap_render(struct snap *sn, const struct manifest *m)
 	return snap_append(sn, &cap, "]", 1);
 }
 
+/* The digests of an https:// snapshot's files, kept as they are. */
+static int
+snap_digests(struct snap *sn, const struct manifest *m)
+{
+	size_t i;
+
+	if ((sn->sha256 = calloc(m->nfiles, sizeof(*sn->sha256))) == NULL)
+		return -ENOMEM;
+	for (i = 0; i < m->nfiles; i++)
+		snprintf(sn->sha256[i], sizeof(sn->sha256[i]), "%s",
+		    m->files[i].sha256);
+	return 0;
+}
+
 /* A manifest read and checked whole, made a cache entry. */
 static struct snap *
 snap_load(struct daemon *d, const char *folder, const char *commit,
@@ -410,7 +427,8 @@ snap_load(struct daemon *d, const char *folder, const char *commit,
 		sn->dev = st->st_dev;
 		sn->ino = st->st_ino;
 		sn->mtime = st->st_mtim;
-		ok = (sn->repo = strdup(m.repo)) != NULL;
+		ok = (sn->repo = strdup(m.repo)) != NULL &&
+		    (sn->kind != SOURCE_HTTPS || snap_digests(sn, &m) == 0);
 	}
 	manifest_release(&m);
 	if (!ok && sn != NULL) {
@@ -492,7 +510,7 @@ models_cache_free(struct daemon *d)
 static int
 whole(struct daemon *d, const struct ref *ref, struct found *f)
 {
-	char want[80];
+	size_t i;
 
 	if ((f->snap = snap_get(d, f->folder, f->commit)) == NULL)
 		return 0;
@@ -501,8 +519,10 @@ whole(struct daemon *d, const struct ref *ref, struct found *f)
 		return f->snap->kind != SOURCE_HTTPS;
 	if (f->snap->kind != SOURCE_HTTPS)
 		return 0;
-	snprintf(want, sizeof(want), "\"sha256\":\"%s\"", ref->sha256);
-	return strstr(f->snap->files, want) != NULL;
+	for (i = 0; i < f->snap->nfiles; i++)
+		if (strcmp(f->snap->sha256[i], ref->sha256) == 0)
+			return 1;
+	return 0;
 }
 
 /*
