@@ -85,7 +85,7 @@ int mc_fd(const mc_client *c);
 void mc_close(mc_client *c);
 
 /* What a ready model is; the strings live as long as m. */
-const char *mc_model_dir(const mc_model *m); /* "hub/models--…/snapshots/…" */
+const char *mc_model_dir(const mc_model *m); /* in the store: the hub view's */
 const char *mc_model_repo(const mc_model *m);
 const char *mc_model_commit(const mc_model *m);
 const char *mc_model_lease(const mc_model *m);

@@ -39,6 +39,7 @@
 #include <unistd.h>
 
 #include "errors.h"
+#include "hub.h"
 #include "keeper.h"
 #include "log.h"
 #include "modelcache.h"
@@ -471,7 +472,7 @@ export_env(const struct opts *o, const mc_client *c, const mc_model *m)
 	snprintf(buf, sizeof(buf), "%s/%s", o->store, mc_model_dir(m));
 	if (setenv("MODELCACHE_MODEL_DIR", buf, 1) < 0)
 		return -1;
-	snprintf(buf, sizeof(buf), "%s/hub", o->store);
+	snprintf(buf, sizeof(buf), "%s/" HUB_DIR, o->store);
 	if (setenv("HF_HUB_CACHE", buf, 1) < 0 ||
 	    setenv("HF_HUB_OFFLINE", "1", 1) < 0 ||
 	    setenv("TRANSFORMERS_OFFLINE", "1", 1) < 0)

@@ -184,6 +184,9 @@ claim_try(struct store *store, struct claim *claim, const char *sha256,
 	    store->owner, (long long)now_ms);
 	if (write(fd, claim->line, (size_t)n) != n)
 		rc = -EIO;
+	/* Stamped as its heartbeats will be (see lease_take()). */
+	if (rc == 0 && futimens(fd, NULL) == -1)
+		rc = -errno;
 	close(fd);
 	if (rc == 0 && store->beat != NULL)
 		rc = beat_add(store->beat, store->dirfd, rel);

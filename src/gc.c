@@ -192,19 +192,22 @@ int
 gc_run(struct store *store, struct index *index, struct gc_plan *plan,
     int64_t stale_ms, uint64_t *freed)
 {
+	struct snapshot_blobs left = { NULL, 0, 0 };
 	struct gc_victim *v;
 	size_t i;
-	int rc = 0;
+	int rc = 0, drop;
 
 	*freed = 0;
 	for (i = 0; rc == 0 && i < plan->n; i++) {
 		v = &plan->victims[i];
-		rc = snapshot_remove(store, index, v->folder, v->commit, v->id,
-		    stale_ms, freed);
+		rc = snapshot_unpublish(store, index, v->folder, v->commit,
+		    v->id, stale_ms, &left);
 		if (rc == -EBUSY) {
 			v->kept = 1;
 			rc = 0;
 		}
 	}
-	return rc;
+	drop = snapshot_drop_blobs(store, index, &left, stale_ms, freed);
+	snapshot_blobs_release(&left);
+	return rc < 0 ? rc : drop;
 }

@@ -49,9 +49,13 @@ int gc_plan(struct index *index, uint64_t max_size,
 void gc_plan_release(struct gc_plan *plan);
 
 /*
- * Runs a plan: removes each victim (snapshot_remove).  A victim leased
- * since the plan stays and is marked kept.  *freed gets the bytes actually
- * deleted.  Stops at the first other error.
+ * Runs a plan: unpublishes each victim (snapshot_unpublish), then deletes
+ * the blobs that none of the remaining manifests names, all in one
+ * snapshot_drop_blobs(), which brings the index up to date with the
+ * manifests once for the pass, not once per blob.  A victim leased since
+ * the plan stays and is marked kept.  *freed gets the bytes actually
+ * deleted.  Stops unpublishing at the first other error, and still drops
+ * the blobs of what it removed.
  */
 int gc_run(struct store *store, struct index *index, struct gc_plan *plan,
     int64_t stale_ms, uint64_t *freed);

@@ -21,6 +21,8 @@
 
 #include "fault.h"
 #include "hub.h"
+#include "index.h"
+#include "origin_https.h"
 
 #define HUB_REF_DEPTH 8 /* refs/pr/1 nests; bound the walk */
 
@@ -682,4 +684,121 @@ hub_folder_parse(const char *folder, enum repo_type *type, char *repo,
 	    strcmp(back, folder) != 0)
 		return -EINVAL;
 	return 0;
+}
+
+int
+hub_snapshot_dir(const char *folder, const char *commit, char *buf, size_t len)
+{
+	return fmt(buf, len, HUB_DIR "/%s/snapshots/%s", folder, commit);
+}
+
+/* hub/<folder>/refs/<rev>, for a revision name (never a commit id). */
+static int
+ref_rel(const char *folder, const char *rev, char *buf, size_t len)
+{
+	const char *why;
+
+	if (ref_check_revision(rev, &why) < 0 || strchr(folder, '/') != NULL)
+		return -EINVAL;
+	return fmt(buf, len, HUB_DIR "/%s/refs/%s", folder, rev);
+}
+
+int
+hub_ref_read(struct store *store, const char *folder, const char *rev,
+    char *commit, int64_t *age)
+{
+	char rel[STORE_PATH_MAX], buf[DIGEST_SHA1_HEX + 1];
+	struct stat st;
+	ssize_t n;
+	int fd, rc;
+
+	if ((rc = ref_rel(folder, rev, rel, sizeof(rel))) < 0)
+		return rc;
+	/* O_NONBLOCK and a regular file only: a FIFO must not hang us. */
+	if ((fd = openat(store->dirfd, rel,
+		 O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK)) < 0)
+		return errno == ELOOP ? -EINVAL : -errno;
+	if (fstat(fd, &st) == -1)
+		rc = -errno;
+	else if (!S_ISREG(st.st_mode))
+		rc = -EINVAL;
+	else if ((n = read(fd, buf, sizeof(buf))) < 0)
+		rc = -errno;
+	else if (n != DIGEST_SHA1_HEX)
+		rc = -EINVAL;
+	else {
+		buf[n] = '\0';
+		if (!ref_is_hex(buf, DIGEST_SHA1_HEX))
+			rc = -EINVAL;
+	}
+	close(fd);
+	if (rc < 0)
+		return rc;
+	memcpy(commit, buf, DIGEST_SHA1_HEX);
+	commit[DIGEST_SHA1_HEX] = '\0';
+	/* Confirmed by any node: its age on the store's clock. */
+	if (age != NULL)
+		*age = store_now_ms(store) / 1000 - (int64_t)st.st_mtim.tv_sec;
+	return 0;
+}
+
+int
+hub_ref_touch(struct store *store, const char *folder, const char *rev)
+{
+	char rel[STORE_PATH_MAX];
+	int rc;
+
+	if ((rc = ref_rel(folder, rev, rel, sizeof(rel))) < 0)
+		return rc;
+	if (utimensat(store->dirfd, rel, NULL, AT_SYMLINK_NOFOLLOW) == -1)
+		return -errno;
+	return 0;
+}
+
+int
+store_locate(const struct ref *ref, const char *name, const char *revision,
+    struct store_place *p)
+{
+	const char *why;
+	int rc;
+
+	memset(p, 0, sizeof(*p));
+	p->type = REPO_MODEL;
+	if (ref->kind == REF_HF) {
+		if (name != NULL)
+			return -EINVAL; /* it names itself */
+		p->type = ref->type;
+		snprintf(p->repo, sizeof(p->repo), "%s", ref->repo);
+		if (revision == NULL)
+			revision = ref_revision(ref);
+	} else if (ref->kind == REF_HTTPS && name == NULL) {
+		if ((rc = https_default_name(ref, p->repo, sizeof(p->repo))) <
+		    0)
+			return rc;
+	} else if (ref->kind == REF_HTTPS || ref->kind == REF_FILE) {
+		if (name == NULL || ref_check_repo(name, &why) < 0 ||
+		    fmt(p->repo, sizeof(p->repo), "%s", name) < 0)
+			return -EINVAL;
+	} else
+		return -EINVAL;
+	if (revision == NULL)
+		revision = "main";
+	if (ref_check_revision(revision, &why) < 0 ||
+	    fmt(p->revision, sizeof(p->revision), "%s", revision) < 0)
+		return -EINVAL;
+	p->is_commit = ref_is_hex(p->revision, DIGEST_SHA1_HEX);
+	return ref_folder_of(p->type, p->repo, p->folder, sizeof(p->folder));
+}
+
+int
+hub_resolve(struct store *store, struct index *index,
+    const struct store_place *p, char *commit, int64_t *age)
+{
+	/* A named revision is its ref in the view; ids, prefixes ask the index. */
+	if (!p->is_commit &&
+	    hub_ref_read(store, p->folder, p->revision, commit, age) == 0)
+		return 1;
+	/* A node's own index first learns what other nodes published. */
+	index_refresh(index, store);
+	return index_resolve(index, p->type, p->repo, p->revision, commit);
 }

@@ -19,8 +19,15 @@
 #ifndef MC_HUB_H
 #define MC_HUB_H
 
+#include <stdint.h>
+
 #include "manifest.h"
 #include "store.h"
+
+struct index;
+
+/* The view's directory under the store's root: HF_HUB_CACHE=<root>/hub. */
+#define HUB_DIR "hub"
 
 /* What a check can find wrong in the view. */
 enum hub_problem {
@@ -95,5 +102,64 @@ int hub_each_folder(struct store *store,
 
 /* Writes the relative link target for a repo path (exposed for tests). */
 int hub_link_target(const char *path, const char *etag, char *buf, size_t len);
+
+/*
+ * Writes the store-relative directory of folder/commit's snapshot,
+ * "hub/<folder>/snapshots/<commit>", into buf.  0 or -ENAMETOOLONG.
+ */
+int hub_snapshot_dir(const char *folder, const char *commit, char *buf,
+    size_t len);
+
+/*
+ * Reads the ref of folder/rev (hub/<folder>/refs/<rev>: the truth of what a
+ * revision names) into commit (DIGEST_SHA1_HEX + 1 bytes), and into *age,
+ * when not NULL, how many seconds ago on the store's clock it was written
+ * or last confirmed (hub_ref_touch).  0; -ENOENT when there is none;
+ * -EINVAL when rev is no revision name or the ref is not a regular file of
+ * exactly 40 lowercase hex digits (a symlink, a FIFO, a newline); another
+ * negative errno when it cannot be read.  Never blocks on a FIFO.
+ */
+int hub_ref_read(struct store *store, const char *folder, const char *rev,
+    char *commit, int64_t *age);
+
+/*
+ * Records that the origin confirmed folder/rev just now: the ref's mtime
+ * (publishing leaves a ref that already reads right untouched).  0,
+ * -ENOENT when there is no such ref, -EINVAL for a bad rev, or -errno.
+ */
+int hub_ref_touch(struct store *store, const char *folder, const char *rev);
+
+/* Where a reference's model is stored: the one answer (store_locate). */
+struct store_place {
+	enum repo_type type;
+	char repo[2 * REF_REPO_MAX + 2];
+	char folder[REF_FOLDER_MAX];	     /* hub/ and manifests/ folder */
+	char revision[REF_REVISION_MAX + 1]; /* as stored in the manifest */
+	int is_commit;			     /* revision is a full commit id */
+};
+
+/*
+ * Where ref is stored, for every program that stores or looks (pull_ref,
+ * the daemon, the CLI, import).  An hf:// reference names its repo and
+ * revision itself (name must be NULL); an https:// model is named name, or
+ * "<host>/<file name>" (https_default_name); a file:// directory is named
+ * name, which it needs.  revision, when not NULL, replaces the reference's
+ * own; without either it is "main".  0, or -EINVAL for another kind or a
+ * missing or bad name or revision, or -ENAMETOOLONG (*p then unusable).
+ */
+int store_locate(const struct ref *ref, const char *name, const char *revision,
+    struct store_place *p);
+
+/*
+ * The commit p's revision names in the store: a named revision is its ref
+ * in the view (*age, when age is not NULL, its age as hub_ref_read gives
+ * it, which clock skew between nodes can make negative); a commit id or
+ * prefix, or a name the view has no ref for, goes to the index, refreshed
+ * first.  1 when the view's ref answered, 0 when the index did, -ENOENT
+ * when nothing matches, -EEXIST for an ambiguous commit prefix, or another
+ * negative errno.
+ */
+int hub_resolve(struct store *store, struct index *index,
+    const struct store_place *p, char *commit, int64_t *age);
 
 #endif

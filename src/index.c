@@ -794,11 +794,14 @@ seen_row(struct index *index, const struct manifest *m, int64_t snap)
 	if ((rc = manifest_rel(m, rel, sizeof(rel))) < 0 ||
 	    (rc = prepare(index,
 		 "INSERT OR REPLACE INTO manifests(rel, ino, mtime, size,"
-		 " snapshot) VALUES(?1, 0, 0, -1, ?2)",
+		 " snapshot) VALUES(?1, ?2, ?3, ?4, ?5)",
 		 &st)) < 0)
 		return rc;
 	sqlite3_bind_text(st, 1, rel, -1, SQLITE_TRANSIENT);
-	sqlite3_bind_int64(st, 2, snap);
+	sqlite3_bind_int64(st, 2, m->saved_ino);
+	sqlite3_bind_int64(st, 3, m->saved_ino != 0 ? m->saved_mtime : 0);
+	sqlite3_bind_int64(st, 4, m->saved_ino != 0 ? m->saved_size : -1);
+	sqlite3_bind_int64(st, 5, snap);
 	rc = step_done(st);
 	sqlite3_finalize(st);
 	return rc;
@@ -827,8 +830,12 @@ add_rows(struct index *index, const struct manifest *m, int64_t *snapshot)
 	else if (rc == 0)
 		rc = run1(index, "DELETE FROM pins WHERE snapshot=?1", snap, 0);
 	/*
-	 * Recorded with no stat, so that a refresh notices its removal by
-	 * another node, and reads it once to learn its stat.
+	 * Recorded, so that a refresh notices its removal by another node,
+	 * with the stat of the file this process saved it as: the very
+	 * inode, so a manifest that another process saved over it since
+	 * differs and is read again.  One that was not saved here (read
+	 * from the file) is recorded with no stat, and a refresh reads it
+	 * once to learn it (apply_one records it then).
 	 */
 	if (rc == 0)
 		rc = seen_row(index, m, snap);
@@ -847,16 +854,24 @@ index_add(struct index *index, const struct manifest *m)
 	return end(index, add_rows(index, m, &snap));
 }
 
-/* A snapshot's rows, and its model's once it has no snapshot left. */
+/*
+ * A snapshot's rows, and its model's once it has no snapshot left.  Its
+ * manifests row goes too: snapshot ids are reused, and a row left naming
+ * this id would, once its file is found gone, drop the rows of the next
+ * snapshot given the id, one whose manifest a refresh takes as known.
+ */
 static int
 remove_rows(struct index *index, int64_t snapshot_id)
 {
 	int rc;
 
-	rc = run1(index,
-	    "DELETE FROM refs WHERE (model, commit_id) IN (SELECT model,"
-	    " commit_id FROM snapshots WHERE id=?1)",
-	    snapshot_id, 0);
+	rc = run1(index, "DELETE FROM manifests WHERE snapshot=?1", snapshot_id,
+	    0);
+	if (rc == 0)
+		rc = run1(index,
+		    "DELETE FROM refs WHERE (model, commit_id) IN (SELECT"
+		    " model, commit_id FROM snapshots WHERE id=?1)",
+		    snapshot_id, 0);
 	if (rc == 0)
 		rc = run1(index, "DELETE FROM snapshots WHERE id=?1",
 		    snapshot_id, 0);

@@ -161,7 +161,11 @@ int index_refresh(struct index *index, struct store *store);
 /* Replaces the index's rows with what the manifests say. */
 int index_rebuild(struct index *index, struct store *store);
 
-/* Records a published manifest (and moves its revisions to it). */
+/*
+ * Records a published manifest (and moves its revisions to it), with the
+ * file manifest_save() wrote it as (m->saved_ino etc.), so that the next
+ * refresh finds that file known and reads nothing.
+ */
 int index_add(struct index *index, const struct manifest *m);
 
 /*

@@ -167,6 +167,14 @@ lease_take(struct store *store, const char *folder, const char *commit,
 	/* tmp files are 0600; a lease is for every participant to read. */
 	if (rc == 0 && fchmod(fd, 0644) == -1)
 		rc = -errno;
+	/*
+	 * Stamped as its heartbeats will be: on GlusterFS a write takes the
+	 * writer's clock, a touch does not (modelcache-store(5)), so a lease
+	 * of a node whose clock is behind would look old, dead even, until
+	 * its first heartbeat.
+	 */
+	if (rc == 0 && futimens(fd, NULL) == -1)
+		rc = -errno;
 	close(fd);
 	if (rc == 0)
 		rc = lease_link(store, tmp, l);

@@ -236,6 +236,14 @@ manifest_rel(const struct manifest *m, char *buf, size_t len)
 	return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
 }
 
+int
+manifest_rel_of(const char *folder, const char *commit, char *buf, size_t len)
+{
+	int n = snprintf(buf, len, "manifests/%s/%s.json", folder, commit);
+
+	return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
+}
+
 static json_t *
 encode_files(const struct manifest *m)
 {
@@ -401,19 +409,39 @@ out:
 	return rc;
 }
 
-int
-manifest_save(struct store *store, const struct manifest *m)
+static int
+save(struct store *store, struct manifest *m, int replace)
 {
 	char rel[STORE_PATH_MAX], *text;
+	struct stat st;
 	int rc;
 
 	if ((rc = manifest_rel(m, rel, sizeof(rel))) < 0)
 		return rc;
 	if ((text = manifest_encode(m)) == NULL)
 		return -ENOMEM;
-	rc = store_write_atomic(store, rel, text, strlen(text), 0444);
+	rc = store_write_file(store, rel, text, strlen(text), 0444, replace,
+	    &st);
 	free(text);
+	if (rc == 0) {
+		m->saved_ino = (int64_t)st.st_ino;
+		m->saved_mtime = (int64_t)st.st_mtim.tv_sec * 1000000000 +
+		    st.st_mtim.tv_nsec;
+		m->saved_size = (int64_t)st.st_size;
+	}
 	return rc;
+}
+
+int
+manifest_save(struct store *store, struct manifest *m)
+{
+	return save(store, m, 1);
+}
+
+int
+manifest_save_new(struct store *store, struct manifest *m)
+{
+	return save(store, m, 0);
 }
 
 int

@@ -51,6 +51,13 @@ struct manifest {
 	char trust[16]; /* "verified" or "tofu" */
 	struct manifest_file *files;
 	size_t nfiles, cap;
+	/*
+	 * The file manifest_save() last wrote it as: inode, mtime in
+	 * nanoseconds and size (ino 0: not saved since manifest_init), for
+	 * the index to record (index_add), so that its next refresh knows
+	 * the file without reading it again.
+	 */
+	int64_t saved_ino, saved_mtime, saved_size;
 };
 
 void manifest_init(struct manifest *m);
@@ -81,6 +88,9 @@ int manifest_derive_commit(struct manifest *m);
 /* The store-relative manifest path, and its directory. */
 int manifest_rel(const struct manifest *m, char *buf, size_t len);
 int manifest_folder(const struct manifest *m, char *buf, size_t len);
+/* The manifest path of folder/commit.  0 or -ENAMETOOLONG. */
+int manifest_rel_of(const char *folder, const char *commit, char *buf,
+    size_t len);
 
 /* Encodes as JSON; the caller frees.  NULL when out of memory. */
 char *manifest_encode(const struct manifest *m);
@@ -88,8 +98,13 @@ char *manifest_encode(const struct manifest *m);
 int manifest_decode(struct manifest *m, const char *buf, size_t len,
     const char **why);
 
-/* Writes atomically to manifest_rel(). */
-int manifest_save(struct store *store, const struct manifest *m);
+/* Writes atomically to manifest_rel(), and records the file in m. */
+int manifest_save(struct store *store, struct manifest *m);
+/*
+ * Writes to manifest_rel() unless a manifest is there: 0, or -EEXIST when
+ * one is (kept as it is), or another negative errno.
+ */
+int manifest_save_new(struct store *store, struct manifest *m);
 /*
  * Reads a store-relative manifest file.  -EINVAL with *why set for anything
  * that is not a valid manifest at its own place (manifest_rel): not a

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "hub.h"
 #include "origin_https.h"
 #include "pull_ref.h"
 #include "snapshot.h"
@@ -69,30 +70,20 @@ make_manifest(struct pull_ref *op)
 	const struct ref *ref = &op->refs[0];
 	struct pull_ref_result *r = op->r;
 	char *source = ref_canonical(ref);
+	struct store_place p;
 	int rc = -ENOMEM;
 	size_t i;
 
 	if (source == NULL)
 		return -ENOMEM;
-	if (ref->kind == REF_HF) {
-		snprintf(r->repo, sizeof(r->repo), "%s", ref->repo);
-		snprintf(r->revision, sizeof(r->revision), "%s",
-		    ref_revision(ref));
-	} else {
-		if (op->o->name != NULL)
-			snprintf(r->repo, sizeof(r->repo), "%s", op->o->name);
-		else if (https_default_name(ref, r->repo, sizeof(r->repo)) < 0)
-			goto out;
-		snprintf(r->revision, sizeof(r->revision), "%s",
-		    op->o->revision != NULL ? op->o->revision : "main");
-		for (i = 0; i < op->n; i++)
-			if (op->refs[i].sha256[0] == '\0')
-				snprintf(op->m.trust, sizeof(op->m.trust),
-				    "tofu");
-	}
-	if ((rc = manifest_set_origin(&op->m,
-		 ref->kind == REF_HF ? ref->type : REPO_MODEL, r->repo,
-		 source)) < 0)
+	if ((rc = store_locate(ref, op->o->name, op->o->revision, &p)) < 0)
+		goto out;
+	snprintf(r->repo, sizeof(r->repo), "%s", p.repo);
+	snprintf(r->revision, sizeof(r->revision), "%s", p.revision);
+	for (i = 0; ref->kind != REF_HF && i < op->n; i++)
+		if (op->refs[i].sha256[0] == '\0')
+			snprintf(op->m.trust, sizeof(op->m.trust), "tofu");
+	if ((rc = manifest_set_origin(&op->m, p.type, r->repo, source)) < 0)
 		goto out;
 	/* (A commit id is no revision name: it is not added.) */
 	rc = manifest_add_revision(&op->m, r->revision);

@@ -16,7 +16,10 @@
  * A blob goes only under its claim, and only when no manifest names it:
  * the index is refreshed from the manifests first, which reads only those
  * that changed, so a publisher killed between its view and its index row
- * keeps its blobs.
+ * keeps its blobs.  The refresh comes after the claims, and one serves
+ * every blob whose claim was taken before it: the blobs of a removal, or
+ * of a whole gc pass, are claimed in batches, each followed by one refresh
+ * (a readdir and a stat per manifest), not one refresh per blob.
  */
 #include "config.h"
 
@@ -37,6 +40,7 @@
 #include "snapshot.h"
 
 #define REMOVE_CLAIM_TRIES 4 /* stale claims removed before giving up */
+#define DROP_BATCH 1024	     /* claims held at once, one index refresh */
 
 int
 snapshot_manifest(struct store *store, const char *folder, const char *commit,
@@ -222,65 +226,189 @@ snapshot_publish(struct store *store, struct index *index, struct manifest *m,
 	}
 }
 
-/* Deletes a blob that no manifest names, under its claim. */
-static int
-drop_blob(struct store *store, struct index *index, const char *sha256,
-    int64_t stale_ms, uint64_t *freed)
+void
+snapshot_blobs_release(struct snapshot_blobs *b)
 {
-	struct claim claim = { 0 };
-	uint64_t size = 0;
-	int64_t refs;
+	free(b->sha256);
+	memset(b, 0, sizeof(*b));
+}
+
+static int
+blobs_add(struct snapshot_blobs *b, const char *sha256)
+{
+	char(*p)[DIGEST_HEX_MAX];
+	size_t cap;
+
+	if (b->n == b->cap) {
+		cap = b->cap == 0 ? 64 : b->cap * 2;
+		if ((p = reallocarray(b->sha256, cap, sizeof(*p))) == NULL)
+			return -ENOMEM;
+		b->sha256 = p;
+		b->cap = cap;
+	}
+	snprintf(b->sha256[b->n++], DIGEST_HEX_MAX, "%s", sha256);
+	return 0;
+}
+
+static int
+hex_cmp(const void *a, const void *b)
+{
+	return strcmp(a, b);
+}
+
+/*
+ * Takes the claim on sha256 into *claim, never waiting: a live claim is
+ * someone fetching or importing these bytes, who will reference them, so
+ * they are not ours to delete (and a daemon must not sleep on its loop).
+ * A blob left behind because its holder then gave up is an orphan that
+ * fsck collects.  1 when taken, 0 when someone holds it, or an error.
+ */
+static int
+claim_blob(struct store *store, struct claim *claim, const char *sha256,
+    int64_t now_ms, int64_t stale_ms)
+{
 	int rc, tries = 0;
 
-	/*
-	 * Never waits: a live claim is someone fetching or importing these
-	 * bytes, who will reference them, so they are not ours to delete
-	 * (and a daemon must not sleep on its loop).  A blob left behind
-	 * because its holder then gave up is an orphan that fsck collects.
-	 */
 	do
-		rc = claim_try(store, &claim, sha256, store_now_ms(store),
-		    stale_ms);
+		rc = claim_try(store, claim, sha256, now_ms, stale_ms);
 	while (rc == -EAGAIN && ++tries < REMOVE_CLAIM_TRIES);
 	if (rc == -EBUSY || rc == -EAGAIN)
 		return 0;
-	if (rc < 0)
-		return rc;
-	/*
-	 * The index may not know yet of a model published with this blob:
-	 * by another node, or by a publisher killed before its index row
-	 * (it held the claim we now hold until its manifest was saved).
-	 * The manifests are the truth: the index follows them first.
-	 */
-	if ((rc = index_refresh(index, store)) < 0 ||
-	    (rc = index_blob_refs(index, sha256, &refs)) < 0 || refs > 0)
-		goto out;
-	store_blob_stat(store, sha256, &size);
-	rc = store_blob_unlink(store, sha256);
-	if (rc == 0 && freed != NULL)
-		*freed += size;
-	if (rc == 0 || rc == -ENOENT)
-		rc = index_forget_blob(index, sha256);
-	fault_point("blob-removed");
-out:
-	claim_release(store, &claim);
+	return rc < 0 ? rc : 1;
+}
+
+/*
+ * Deletes, of the blobs sha256[0..n), those that no manifest names, each
+ * under its claim.  The index may not know yet of a model published with
+ * one of them: by another node, or by a publisher killed before its index
+ * row (it held the claim we now hold until its manifest was saved).  The
+ * manifests are the truth, so the index follows them once every claim of
+ * the batch is held, and is then asked about each blob: one refresh, a
+ * readdir and a stat per manifest, for the whole batch.
+ */
+static int
+drop_batch(struct store *store, struct index *index,
+    const char (*sha256)[DIGEST_HEX_MAX], size_t n, int64_t stale_ms,
+    uint64_t *freed)
+{
+	struct claim *claims;
+	int64_t now = store_now_ms(store), refs;
+	uint64_t size;
+	size_t i;
+	int rc = 0, any = 0;
+
+	if ((claims = calloc(n, sizeof(*claims))) == NULL)
+		return -ENOMEM;
+	for (i = 0; i < n && rc >= 0; i++)
+		if ((rc = claim_blob(store, &claims[i], sha256[i], now,
+			 stale_ms)) > 0)
+			any = 1;
+	if (rc >= 0)
+		rc = any ? index_refresh(index, store) : 0;
+	for (i = 0; i < n && rc == 0; i++) {
+		if (!claims[i].held)
+			continue;
+		if ((rc = index_blob_refs(index, sha256[i], &refs)) < 0 ||
+		    refs > 0)
+			continue;
+		/*
+		 * Taken over in a stall past the stale limit (or not to be
+		 * read now): not ours to delete, so left for a later pass.
+		 */
+		if (claim_check(store, &claims[i]) != 0)
+			continue;
+		size = 0;
+		store_blob_stat(store, sha256[i], &size);
+		rc = store_blob_unlink(store, sha256[i]);
+		if (rc == 0 && freed != NULL)
+			*freed += size;
+		if (rc == 0 || rc == -ENOENT)
+			rc = index_forget_blob(index, sha256[i]);
+		fault_point("blob-removed");
+		claim_release(store, &claims[i]);
+	}
+	for (i = 0; i < n; i++)
+		claim_release(store, &claims[i]);
+	free(claims);
 	return rc;
 }
 
-/* Whether a manifest of folder/commit is there now (a publish since). */
-static int
-manifest_present(struct store *store, const struct manifest *m)
+int
+snapshot_drop_blobs(struct store *store, struct index *index,
+    struct snapshot_blobs *b, int64_t stale_ms, uint64_t *freed)
 {
-	char rel[STORE_PATH_MAX];
-	struct stat st;
+	size_t i, j, n = 0;
+	int rc = 0;
 
-	return manifest_rel(m, rel, sizeof(rel)) == 0 &&
-	    fstatat(store->dirfd, rel, &st, AT_SYMLINK_NOFOLLOW) == 0;
+	/* A blob that several of the removed snapshots used, once. */
+	if (b->n > 1)
+		qsort(b->sha256, b->n, sizeof(*b->sha256), hex_cmp);
+	for (i = 0; i < b->n; i++)
+		if (n == 0 || strcmp(b->sha256[i], b->sha256[n - 1]) != 0)
+			memmove(b->sha256[n++], b->sha256[i], DIGEST_HEX_MAX);
+	for (i = 0; i < n && rc == 0; i = j) {
+		j = n - i > DROP_BATCH ? i + DROP_BATCH : n;
+		rc = drop_batch(store, index,
+		    (const char(*)[DIGEST_HEX_MAX])b->sha256 + i, j - i,
+		    stale_ms, freed);
+	}
+	b->n = 0;
+	return rc;
+}
+
+/*
+ * Removal and leasing race, and neither may miss the other: a holder must
+ * never be answered with a snapshot whose removal goes on.  Each side
+ * writes its own file, then reads the other's, as in Dekker's algorithm:
+ *
+ *	holder (lease.h)		remover (below)
+ *	H1 link leases/<id>		R1 unlink the manifest
+ *	H2 look for the manifest	R2 read leases/
+ *
+ * Say the holder found the manifest (H2 before R1) and the remover found
+ * no lease (R2 before H1).  With H1 before H2 and R1 before R2 (each
+ * process waits for its calls to return), that makes H1 < H2 < R1 < R2 <
+ * H1, a cycle: so one of them sees the other.  If the remover sees the
+ * lease, it puts the manifest back and stops before the hub view, the
+ * index row or a blob went, so whatever the holder checked is still
+ * there; if the holder misses the manifest, it answers nothing from this
+ * snapshot (it pulls it again, or says it is absent) and the removal goes
+ * on.  The look at the leases before R1 only spares a leased snapshot
+ * the unlink and the write-back; the one after R1 is the one that counts.
+ *
+ * This takes each call to be atomic and seen by every process once it
+ * has returned, in the order they returned: so on a local filesystem,
+ * and on a network filesystem whose clients do not cache names and
+ * attributes (on GlusterFS the strict setup of modelcache-store(5); with
+ * the default caches a client may read leases/ up to about a second
+ * late, which the order above cannot make up for).
+ *
+ * The write-back never replaces a manifest: a publish of the same commit
+ * in the window (it found none, so saved its own) keeps its file.  Were it
+ * to fail, the leased snapshot would be left without its commit point,
+ * which is reported as the error it is rather than as -EBUSY.
+ */
+static int
+remove_manifest(struct store *store, struct manifest *m, const char *folder,
+    const char *commit, int64_t stale_ms)
+{
+	int rc, back;
+
+	if ((rc = manifest_unlink(store, m)) < 0)
+		return rc;
+	fault_point("remove-manifest-done");
+	if ((rc = lease_live(store, folder, commit, stale_ms)) == 0)
+		return 0;
+	back = manifest_save_new(store, m);
+	if (back < 0 && back != -EEXIST)
+		return back;
+	return rc < 0 ? rc : -EBUSY;
 }
 
 int
-snapshot_remove(struct store *store, struct index *index, const char *folder,
-    const char *commit, int64_t id, int64_t stale_ms, uint64_t *freed)
+snapshot_unpublish(struct store *store, struct index *index, const char *folder,
+    const char *commit, int64_t id, int64_t stale_ms,
+    struct snapshot_blobs *left)
 {
 	struct manifest m;
 	const char *why;
@@ -294,35 +422,35 @@ snapshot_remove(struct store *store, struct index *index, const char *folder,
 		rc = rc < 0 ? rc : -EBUSY;
 		goto out;
 	}
-	if (loaded) {
-		if ((rc = manifest_unlink(store, &m)) < 0)
-			goto out;
-		fault_point("remove-manifest-done");
-		/*
-		 * A holder leases, then looks for the manifest (lease.h): one
-		 * that leased since the first look found it before it went,
-		 * and its lease is seen now.  The manifest comes back, unless
-		 * a publish of the commit wrote one meanwhile.
-		 */
-		if ((rc = lease_live(store, folder, commit, stale_ms)) != 0) {
-			if (!manifest_present(store, &m))
-				manifest_save(store, &m);
-			rc = rc < 0 ? rc : -EBUSY;
-			goto out;
-		}
-	}
+	fault_point("remove-leases-checked");
+	if (loaded &&
+	    (rc = remove_manifest(store, &m, folder, commit, stale_ms)) < 0)
+		goto out;
 	if ((rc = hub_unpublish(store, folder, commit)) < 0)
 		goto out;
 	fault_point("remove-hub-done");
 	if ((rc = index_remove(index, id)) < 0)
 		goto out;
 	fault_point("remove-index-done");
-	for (i = 0; loaded && i < m.nfiles; i++)
-		if ((rc = drop_blob(store, index, m.files[i].sha256, stale_ms,
-			 freed)) < 0)
-			goto out;
+	for (i = 0; loaded && i < m.nfiles && rc == 0; i++)
+		rc = blobs_add(left, m.files[i].sha256);
 out:
 	manifest_release(&m);
+	return rc;
+}
+
+int
+snapshot_remove(struct store *store, struct index *index, const char *folder,
+    const char *commit, int64_t id, int64_t stale_ms, uint64_t *freed)
+{
+	struct snapshot_blobs left = { NULL, 0, 0 };
+	int rc;
+
+	rc = snapshot_unpublish(store, index, folder, commit, id, stale_ms,
+	    &left);
+	if (rc == 0)
+		rc = snapshot_drop_blobs(store, index, &left, stale_ms, freed);
+	snapshot_blobs_release(&left);
 	return rc;
 }
 

@@ -20,6 +20,7 @@
 
 #include <stdint.h>
 
+#include "digest.h"
 #include "index.h"
 #include "manifest.h"
 #include "store.h"
@@ -39,13 +40,38 @@ int snapshot_publish(struct store *store, struct index *index,
 /*
  * Removes the snapshot folder/commit (index row id), unless a live lease
  * names it (lease.h; stale_ms as there): then it stays, whole, and this
- * returns -EBUSY.  Never waits: blobs whose claim another holds (live, as
- * stale_ms judges) are left to that holder, or for fsck --repair.  *freed, when not NULL, gets the bytes of the
- * blobs deleted.
+ * returns -EBUSY, or the error that kept its manifest from being put back
+ * when the lease appeared only after the manifest was unlinked (see
+ * snapshot.c).  Never waits: blobs whose claim another holds (live, as
+ * stale_ms judges) are left to that holder, or for fsck --repair.
+ * *freed, when not NULL, gets the bytes of the blobs deleted.
  */
 int snapshot_remove(struct store *store, struct index *index,
     const char *folder, const char *commit, int64_t id, int64_t stale_ms,
     uint64_t *freed);
+
+/*
+ * Removal in two halves, so that many snapshots cost one look at the
+ * manifests for all their blobs rather than one per blob: what
+ * snapshot_remove() does is snapshot_unpublish(), every step but the
+ * blobs, which it adds to *left, then snapshot_drop_blobs(), which deletes
+ * those of *left that no manifest names (any more), each under its claim,
+ * and empties *left.  A caller may unpublish several snapshots before it
+ * drops their blobs; until it does, those blobs are orphans (fsck's
+ * blob_orphan, residue).  *left is the caller's, zeroed to start, and
+ * freed with snapshot_blobs_release(); its strings are owned by it.
+ */
+struct snapshot_blobs {
+	char (*sha256)[DIGEST_HEX_MAX];
+	size_t n, cap;
+};
+
+int snapshot_unpublish(struct store *store, struct index *index,
+    const char *folder, const char *commit, int64_t id, int64_t stale_ms,
+    struct snapshot_blobs *left);
+int snapshot_drop_blobs(struct store *store, struct index *index,
+    struct snapshot_blobs *left, int64_t stale_ms, uint64_t *freed);
+void snapshot_blobs_release(struct snapshot_blobs *left);
 
 /* Sets or clears the pin of a snapshot, in its manifest and the index. */
 int snapshot_pin(struct store *store, struct index *index, const char *folder,

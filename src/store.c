@@ -715,12 +715,18 @@ out:
 	return rc;
 }
 
+/*
+ * The tmp file is renamed over rel, or, when !replace, linked to it, which
+ * never replaces a name.  An EEXIST from link() is ours when rel is our
+ * tmp file's inode (NFS may answer a retransmitted link so).
+ */
 int
-store_write_atomic(struct store *store, const char *rel, const void *buf,
-    size_t len, int mode)
+store_write_file(struct store *store, const char *rel, const void *buf,
+    size_t len, int mode, int replace, struct stat *st)
 {
 	char tmp[STORE_PATH_MAX], dir[STORE_PATH_MAX];
 	const char *slash = strrchr(rel, '/');
+	struct stat mine, there;
 	int fd, rc;
 
 	if (slash != NULL) {
@@ -740,14 +746,45 @@ store_write_atomic(struct store *store, const char *rel, const void *buf,
 		rc = -errno;
 	if (rc == 0 && fchmod(fd, (mode_t)mode) == -1)
 		rc = -errno;
-	close(fd);
-	if (rc == 0 && renameat(store->dirfd, tmp, store->dirfd, rel) == -1)
+	/* Written and synced: the inode, mtime and size it keeps at rel. */
+	if (rc == 0 && fstat(fd, &mine) == -1)
 		rc = -errno;
-	if (rc < 0) {
-		store_tmp_remove(store, tmp);
-		return rc;
+	close(fd);
+	if (rc < 0)
+		goto out;
+	if (replace) {
+		if (renameat(store->dirfd, tmp, store->dirfd, rel) == -1)
+			rc = -errno;
+		else
+			tmp[0] = '\0';
+	} else if (linkat(store->dirfd, tmp, store->dirfd, rel, 0) == -1) {
+		rc = -errno;
+		if (rc == -EEXIST &&
+		    fstatat(store->dirfd, rel, &there, AT_SYMLINK_NOFOLLOW) ==
+			0 &&
+		    there.st_ino == mine.st_ino && there.st_dev == mine.st_dev)
+			rc = 0;
 	}
-	return store_fsync_dir(store, dir);
+out:
+	if (tmp[0] != '\0')
+		store_tmp_remove(store, tmp);
+	if (rc == 0 && (rc = store_fsync_dir(store, dir)) == 0 && st != NULL)
+		*st = mine;
+	return rc;
+}
+
+int
+store_write_atomic(struct store *store, const char *rel, const void *buf,
+    size_t len, int mode)
+{
+	return store_write_file(store, rel, buf, len, mode, 1, NULL);
+}
+
+int
+store_write_new(struct store *store, const char *rel, const void *buf,
+    size_t len, int mode)
+{
+	return store_write_file(store, rel, buf, len, mode, 0, NULL);
 }
 
 static int

@@ -24,6 +24,7 @@
 #include <dirent.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/stat.h>
 
 #include "digest.h"
 
@@ -199,6 +200,22 @@ void store_tmp_remove(struct store *store, const char *rel);
  */
 int store_write_atomic(struct store *store, const char *rel, const void *buf,
     size_t len, int mode);
+
+/*
+ * As store_write_atomic(), but never replaces: the file is linked to rel,
+ * and -EEXIST says that rel exists already (it is left as it is).
+ */
+int store_write_new(struct store *store, const char *rel, const void *buf,
+    size_t len, int mode);
+
+/*
+ * store_write_atomic() when replace is set, else store_write_new(); and
+ * *st, when not NULL and the write succeeded, gets the written file's
+ * fstat() (taken once it was synced), which is what rel shows until
+ * someone replaces it.
+ */
+int store_write_file(struct store *store, const char *rel, const void *buf,
+    size_t len, int mode, int replace, struct stat *st);
 
 /*
  * Reads a whole store-relative file of at most max bytes (NUL-terminated).

@@ -14,6 +14,7 @@
 #include <jansson.h>
 
 #include "cli.h"
+#include "hub.h"
 
 void
 cli_err(const char *fmt, ...)
@@ -196,6 +197,7 @@ cli_select(struct cli *cli, const char *model,
 {
 	struct selection sel = { fn, arg, 0 };
 	char commit[DIGEST_SHA1_HEX + 1];
+	struct store_place place;
 	const char *why;
 	struct ref ref;
 	int rc;
@@ -213,8 +215,10 @@ cli_select(struct cli *cli, const char *model,
 		goto out;
 	}
 	if (ref.revision != NULL) {
-		rc = index_resolve(&cli->index, ref.type, ref.repo,
-		    ref.revision, commit);
+		rc = store_locate(&ref, NULL, NULL, &place);
+		if (rc == 0)
+			rc = hub_resolve(&cli->store, &cli->index, &place,
+			    commit, NULL);
 		if (rc == -ENOENT || rc == -EEXIST) {
 			cli_err("'%s' is not in the store%s", model,
 			    rc == -EEXIST ? " (ambiguous commit prefix)" : "");

@@ -1,6 +1,6 @@
 /*
  * modelcache fsck: reconcile the index, blobs, manifests, hub view and
- * tmp/, report every inconsistency, and with --repair fix them from the
+ * temporary files, report every inconsistency, and with --repair fix them from the
  * files.  Exit 0 when no problem remains (residue of interrupted work is
  * reported but is not a problem), 1 otherwise.
  */

@@ -26,7 +26,7 @@ struct gc_args {
 struct gc_leases {
 	struct store *store;
 	int64_t stale_ms;
-	int err; /* the first error reading leases/ */
+	int err; /* the first error reading the lease files */
 };
 
 static int

@@ -16,6 +16,7 @@
 #include <jansson.h>
 
 #include "cli.h"
+#include "hub.h"
 #include "origin_dir.h"
 
 struct import_args {
@@ -82,7 +83,7 @@ report(struct cli *cli, const struct manifest *m, double secs)
 	uint64_t total = manifest_size(m);
 
 	ref_folder_of(m->type, m->repo, folder, sizeof(folder));
-	snprintf(dir, sizeof(dir), "hub/%s/snapshots/%s", folder, m->commit);
+	hub_snapshot_dir(folder, m->commit, dir, sizeof(dir));
 	if (cli->json)
 		return cli_print_json(json_pack("{s:s, s:s, s:s, s:s, s:I, s:I,"
 						" s:f}",
@@ -105,6 +106,7 @@ cmd_import(struct cli *cli, int argc, char **argv)
 	};
 	struct import_args a = { NULL };
 	struct import_opts o;
+	struct store_place place;
 	struct dir_listing list;
 	struct manifest m;
 	struct timespec t0, t1;
@@ -134,9 +136,14 @@ cmd_import(struct cli *cli, int argc, char **argv)
 	if ((rc = cli_open(cli, 1)) < 0)
 		goto out;
 	memset(&o, 0, sizeof(o));
-	o.type = ref.type;
-	o.repo = ref.repo;
-	o.revision = a.revision != NULL ? a.revision : ref_revision(&ref);
+	if ((rc = store_locate(&ref, NULL, a.revision, &place)) < 0) {
+		cli_err("cannot name the model '%s': %s", argv[i + 1],
+		    strerror(-rc));
+		goto out;
+	}
+	o.type = place.type;
+	o.repo = place.repo;
+	o.revision = place.revision;
 	o.stale_ms = cli->store.stale_ms;
 	if (cli->tty && !cli->json)
 		o.progress.fn = progress;

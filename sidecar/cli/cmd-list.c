@@ -12,6 +12,7 @@
 #include <jansson.h>
 
 #include "cli.h"
+#include "hub.h"
 
 static json_t *
 revisions_json(const char *refs)
@@ -34,7 +35,7 @@ snapshot_json(const struct index_snapshot *s)
 {
 	char dir[STORE_PATH_MAX];
 
-	snprintf(dir, sizeof(dir), "hub/%s/snapshots/%s", s->folder, s->commit);
+	hub_snapshot_dir(s->folder, s->commit, dir, sizeof(dir));
 	return json_pack("{s:s, s:s, s:s, s:o, s:s, s:I, s:I, s:b, s:I, s:I,"
 			 " s:s, s:s}",
 	    "type", ref_type_name(s->type), "repo", s->repo, "commit",
@@ -135,6 +136,7 @@ show_one(void *arg, const struct index_snapshot *s)
 {
 	struct show *sh = arg;
 	char size[32], t1[32], t2[32], name[REF_FOLDER_MAX];
+	char dir[STORE_PATH_MAX];
 	json_t *obj, *files;
 
 	if (sh->out != NULL) {
@@ -150,7 +152,8 @@ show_one(void *arg, const struct index_snapshot *s)
 	printf("%s@%.12s\n", display_name(s, name, sizeof(name)), s->commit);
 	printf("  commit:     %s\n  revisions:  %s\n  source:     %s (%s)\n",
 	    s->commit, s->refs[0] != '\0' ? s->refs : "-", s->source, s->trust);
-	printf("  dir:        hub/%s/snapshots/%s\n", s->folder, s->commit);
+	hub_snapshot_dir(s->folder, s->commit, dir, sizeof(dir));
+	printf("  dir:        %s\n", dir);
 	printf("  size:       %s in %llu files\n  pinned:     %s\n",
 	    cli_size(s->size, size, sizeof(size)),
 	    (unsigned long long)s->nfiles, s->pinned ? "yes" : "no");

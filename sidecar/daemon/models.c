@@ -53,6 +53,7 @@
 #include "claim.h"
 #include "daemon.h"
 #include "gc.h"
+#include "hub.h"
 #include "log.h"
 #include "origin_https.h"
 #include "snapshot.h"
@@ -118,56 +119,6 @@ struct found {
 	int fresh;
 };
 
-/* The repo and revision a reference is stored under. */
-static int
-stored_as(const struct ref *ref, enum repo_type *type, char *repo,
-    size_t repolen, const char **rev)
-{
-	if (ref->kind == REF_HF) {
-		*type = ref->type;
-		snprintf(repo, repolen, "%s", ref->repo);
-		*rev = ref_revision(ref);
-		return 0;
-	}
-	*type = REPO_MODEL;
-	*rev = "main";
-	return https_default_name(ref, repo, repolen);
-}
-
-/*
- * Reads the hub's ref of folder/rev (40 hex, no newline: the truth of what
- * a revision names) into commit, and how many seconds ago it was written
- * or confirmed (its mtime).  0, or -1 when there is none.
- */
-static int
-read_ref(struct daemon *d, const char *folder, const char *rev, char *commit,
-    int64_t *age)
-{
-	char rel[STORE_PATH_MAX];
-	struct stat st;
-	ssize_t n;
-	int fd;
-
-	snprintf(rel, sizeof(rel), "hub/%s/refs/%s", folder, rev);
-	/* O_NONBLOCK and a regular file only: a FIFO must not hang us. */
-	if ((fd = openat(d->store.dirfd, rel,
-		 O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK)) < 0)
-		return -1;
-	if (fstat(fd, &st) == -1 || !S_ISREG(st.st_mode))
-		n = -1;
-	else
-		n = read(fd, commit, DIGEST_SHA1_HEX + 1);
-	close(fd);
-	if (n != DIGEST_SHA1_HEX)
-		return -1;
-	commit[DIGEST_SHA1_HEX] = '\0';
-	if (!ref_is_hex(commit, DIGEST_SHA1_HEX))
-		return -1;
-	/* Confirmed by any node: its age on the store's clock. */
-	*age = store_now_ms(&d->store) / 1000 - (int64_t)st.st_mtim.tv_sec;
-	return 0;
-}
-
 /*
  * After the origin confirmed a revision: the ref file's mtime says when
  * (publishing leaves a ref that already reads right untouched).
@@ -175,18 +126,12 @@ read_ref(struct daemon *d, const char *folder, const char *rev, char *commit,
 static void
 confirm_ref(struct daemon *d, const struct ref *ref)
 {
-	char repo[2 * REF_REPO_MAX + 2], folder[REF_FOLDER_MAX];
-	char rel[STORE_PATH_MAX];
-	enum repo_type type;
-	const char *rev;
+	struct store_place p;
 
-	if (ref->kind != REF_HF ||
-	    stored_as(ref, &type, repo, sizeof(repo), &rev) < 0 ||
-	    ref_is_hex(rev, DIGEST_SHA1_HEX) ||
-	    ref_folder_of(type, repo, folder, sizeof(folder)) < 0)
+	if (ref->kind != REF_HF || store_locate(ref, NULL, NULL, &p) < 0 ||
+	    p.is_commit)
 		return;
-	snprintf(rel, sizeof(rel), "hub/%s/refs/%s", folder, rev);
-	utimensat(d->store.dirfd, rel, NULL, AT_SYMLINK_NOFOLLOW);
+	hub_ref_touch(&d->store, p.folder, p.revision);
 }
 
 /*
@@ -215,21 +160,20 @@ complete(struct daemon *d, const struct manifest *m)
 static int
 locate(struct daemon *d, const struct ref *ref, struct found *f)
 {
-	char repo[2 * REF_REPO_MAX + 2];
-	enum repo_type type;
-	const char *rev;
+	struct store_place p;
 	int64_t age;
 
 	memset(f, 0, sizeof(*f));
-	if (stored_as(ref, &type, repo, sizeof(repo), &rev) < 0 ||
-	    ref_folder_of(type, repo, f->folder, sizeof(f->folder)) < 0)
+	if (store_locate(ref, NULL, NULL, &p) < 0)
 		return -1;
-	if (ref_is_hex(rev, DIGEST_SHA1_HEX)) {
-		snprintf(f->commit, sizeof(f->commit), "%s", rev);
+	snprintf(f->folder, sizeof(f->folder), "%s", p.folder);
+	if (p.is_commit) {
+		snprintf(f->commit, sizeof(f->commit), "%.40s", p.revision);
 		f->fresh = 1;
 		return 1;
 	}
-	if (read_ref(d, f->folder, rev, f->commit, &age) == 0) {
+	if (hub_ref_read(&d->store, f->folder, p.revision, f->commit, &age) ==
+	    0) {
 		f->fresh =
 		    ref->kind != REF_HF || age < (int64_t)d->conf.refresh_s;
 		return 1;
@@ -245,9 +189,7 @@ locate(struct daemon *d, const struct ref *ref, struct found *f)
 struct lookup {
 	struct index_job job;
 	struct daemon *d;
-	enum repo_type type;
-	char repo[2 * REF_REPO_MAX + 2];
-	char rev[REF_REVISION_MAX + 1];
+	struct store_place p;
 	struct found f;
 	void (*then)(struct lookup *lk, int found);
 	struct conn *c;
@@ -261,9 +203,7 @@ lookup_run(struct index_job *job, struct index *index)
 {
 	struct lookup *lk = job->data;
 
-	/* A node's own index first learns what other nodes published. */
-	index_refresh(index, &lk->d->store);
-	return index_resolve(index, lk->type, lk->repo, lk->rev, lk->f.commit);
+	return hub_resolve(&lk->d->store, index, &lk->p, lk->f.commit, NULL);
 }
 
 static void
@@ -271,7 +211,7 @@ lookup_done(struct index_job *job, int rc)
 {
 	struct lookup *lk = job->data;
 
-	lk->then(lk, rc == 0);
+	lk->then(lk, rc >= 0);
 	free(lk);
 }
 
@@ -284,17 +224,14 @@ static struct lookup *
 lookup_new(struct daemon *d, const struct ref *ref)
 {
 	struct lookup *lk = calloc(1, sizeof(*lk));
-	const char *rev;
 
 	if (lk == NULL)
 		return NULL;
-	if (stored_as(ref, &lk->type, lk->repo, sizeof(lk->repo), &rev) < 0 ||
-	    ref_folder_of(lk->type, lk->repo, lk->f.folder,
-		sizeof(lk->f.folder)) < 0) {
+	if (store_locate(ref, NULL, NULL, &lk->p) < 0) {
 		free(lk);
 		return NULL;
 	}
-	snprintf(lk->rev, sizeof(lk->rev), "%s", rev);
+	snprintf(lk->f.folder, sizeof(lk->f.folder), "%s", lk->p.folder);
 	lk->d = d;
 	/* (A full commit id never comes here: locate() answers it.) */
 	lk->f.fresh = ref->kind != REF_HF;
@@ -452,11 +389,11 @@ snap_get(struct daemon *d, const char *folder, const char *commit)
 	 * vanish before it looks again at the leases (lease.h), so a holder
 	 * must find it after leasing.
 	 */
-	snprintf(rel, sizeof(rel), "hub/%s/snapshots/%s", folder, commit);
-	if (fstatat(d->store.dirfd, rel, &st, AT_SYMLINK_NOFOLLOW) == -1)
+	if (hub_snapshot_dir(folder, commit, rel, sizeof(rel)) < 0 ||
+	    fstatat(d->store.dirfd, rel, &st, AT_SYMLINK_NOFOLLOW) == -1)
 		return NULL;
-	snprintf(rel, sizeof(rel), "manifests/%s/%s.json", folder, commit);
-	if (fstatat(d->store.dirfd, rel, &st, 0) == -1)
+	if (manifest_rel_of(folder, commit, rel, sizeof(rel)) < 0 ||
+	    fstatat(d->store.dirfd, rel, &st, 0) == -1)
 		return NULL;
 	for (pp = &d->snaps; (sn = *pp) != NULL; pp = &sn->next, n++)
 		if (strcmp(sn->folder, folder) == 0 &&
@@ -723,17 +660,18 @@ send_ready(struct conn *c, const char *model, struct found *f, int stale)
 	char *quoted = name != NULL
 	    ? json_dumps(name, JSON_ENCODE_ANY | JSON_ENSURE_ASCII)
 	    : NULL;
-	char *line = NULL;
+	char *line = NULL, dir[STORE_PATH_MAX];
 	int whole, n;
 
+	hub_snapshot_dir(f->folder, f->commit, dir, sizeof(dir));
 	/* Built as text around the cached file list: no JSON tree per call. */
 	n = snprintf(NULL, 0,
 	    "{\"ok\":true,\"event\":\"ready\",\"model\":%s,\"repo\":\"%s\","
 	    "\"commit\":\"%s\",\"lease\":\"%s\","
-	    "\"dir\":\"hub/%s/snapshots/%s\",\"nfiles\":%zu,\"files\":"
+	    "\"dir\":\"%s\",\"nfiles\":%zu,\"files\":"
 	    "[],\"stale\":%s}",
-	    quoted != NULL ? quoted : "", sn->repo, f->commit, l->id, f->folder,
-	    f->commit, sn->nfiles, stale ? "true" : "false");
+	    quoted != NULL ? quoted : "", sn->repo, f->commit, l->id, dir,
+	    sn->nfiles, stale ? "true" : "false");
 	/* The line, its files and its newline within PROTO_LINE_MAX. */
 	whole = n >= 0 && (size_t)n + sn->len - 2 + 1 <= PROTO_LINE_MAX;
 	if (!whole && !c->chunked) {
@@ -753,11 +691,10 @@ send_ready(struct conn *c, const char *model, struct found *f, int stale)
 	    asprintf(&line,
 		"{\"ok\":true,\"event\":\"ready\",\"model\":%s,\"repo\":\"%s\","
 		"\"commit\":\"%s\",\"lease\":\"%s\","
-		"\"dir\":\"hub/%s/snapshots/%s\",\"nfiles\":%zu,\"files\":%s,"
+		"\"dir\":\"%s\",\"nfiles\":%zu,\"files\":%s,"
 		"\"stale\":%s}",
-		quoted, sn->repo, f->commit, l->id, f->folder, f->commit,
-		sn->nfiles, whole ? sn->files : "[]",
-		stale ? "true" : "false") < 0)
+		quoted, sn->repo, f->commit, l->id, dir, sn->nfiles,
+		whole ? sn->files : "[]", stale ? "true" : "false") < 0)
 		line = NULL;
 	free(quoted);
 	json_decref(name);
@@ -1093,7 +1030,7 @@ quota_done(struct index_job *job, int rc)
 static int
 enforce_quota(struct daemon *d, struct flight *fl)
 {
-	const char *rev;
+	struct store_place p;
 	struct quota *q;
 
 	if (d->conf.max_size == 0)
@@ -1107,10 +1044,11 @@ enforce_quota(struct daemon *d, struct flight *fl)
 	q->max_size = d->conf.max_size;
 	q->stale_ms = d->store.stale_ms;
 	/* The snapshot the pull published, when it is there, whole. */
-	if (stored_as(&fl->ref, &q->type, q->repo, sizeof(q->repo), &rev) ==
-		0 &&
-	    ref_folder_of(q->type, q->repo, q->self.folder,
-		sizeof(q->self.folder)) == 0) {
+	if (store_locate(&fl->ref, NULL, NULL, &p) == 0) {
+		q->type = p.type;
+		snprintf(q->repo, sizeof(q->repo), "%s", p.repo);
+		snprintf(q->self.folder, sizeof(q->self.folder), "%s",
+		    p.folder);
 		snprintf(q->self.commit, sizeof(q->self.commit), "%s",
 		    fl->r.commit);
 		if (!whole(d, &fl->ref, &q->self))

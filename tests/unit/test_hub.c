@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "unit.h"
@@ -28,7 +29,9 @@
 #include "fixture.h"
 
 #include "hub.h"
+#include "index.h"
 #include "manifest.h"
+#include "snapshot.h"
 #include "store.h"
 
 #define PATH UNIT_PATH
@@ -929,6 +932,334 @@ test_folder_parse(void **state)
 	    -EINVAL);
 }
 
+/* Writes len bytes as the store-relative file rel, replacing it. */
+static void
+put(struct fixture *fx, const char *rel, const char *content, size_t len)
+{
+	char path[PATH];
+	FILE *f;
+
+	unit_fmt(path, sizeof(path), "%s/%s", fx->root, rel);
+	unlink(path);
+	assert_non_null(f = fopen(path, "wb"));
+	assert_int_equal(fwrite(content, 1, len, f), len);
+	assert_int_equal(fclose(f), 0);
+}
+
+/* Publishes a one-file model org/name at rev; its commit in m. */
+static void
+publish_one(struct fixture *fx, struct manifest *m, const char *content,
+    const char *rev)
+{
+	start(m, REPO_MODEL, "org/name");
+	fixture_add_file(fx, m, "config.json", content, 0, NULL);
+	finish(m, rev);
+	assert_int_equal(hub_publish(&fx->store, m), 0);
+}
+
+/*
+ * hub_ref_read() gives what hub_publish() wrote and the ref's age on the
+ * store's clock; hub_ref_touch() makes it young again, and nothing else.
+ */
+static void
+test_ref_read_touch(void **state)
+{
+	struct fixture *fx = *state;
+	char commit[DIGEST_SHA1_HEX + 1], path[PATH];
+	struct timespec old[2];
+	struct manifest m, d;
+	int64_t age = -1;
+
+	publish_one(fx, &m, "{}", "main");
+	assert_int_equal(hub_ref_read(&fx->store, "models--org--name", "main",
+			     commit, &age),
+	    0);
+	assert_string_equal(commit, m.commit);
+	assert_true(age >= 0 && age < 3600);
+
+	/* Confirmed a day ago: its age says so; a touch confirms it now. */
+	unit_fmt(path, sizeof(path), "%s/hub/models--org--name/refs/main",
+	    fx->root);
+	old[0].tv_sec = old[1].tv_sec = time(NULL) - 86400;
+	old[0].tv_nsec = old[1].tv_nsec = 0;
+	assert_int_equal(utimensat(AT_FDCWD, path, old, 0), 0);
+	assert_int_equal(hub_ref_read(&fx->store, "models--org--name", "main",
+			     commit, &age),
+	    0);
+	assert_true(age >= 86400 - 3600);
+	assert_int_equal(hub_ref_touch(&fx->store, "models--org--name", "main"),
+	    0);
+	assert_int_equal(hub_ref_read(&fx->store, "models--org--name", "main",
+			     commit, NULL),
+	    0);
+	assert_string_equal(commit, m.commit);
+	assert_int_equal(hub_ref_read(&fx->store, "models--org--name", "main",
+			     commit, &age),
+	    0);
+	assert_true(age < 86400 - 3600);
+
+	/* A nested revision name reads the same way. */
+	start(&d, REPO_DATASET, "org/data");
+	fixture_add_file(fx, &d, "a.csv", "a\n", 0, NULL);
+	finish(&d, "refs/pr/1");
+	assert_int_equal(hub_publish(&fx->store, &d), 0);
+	assert_int_equal(hub_ref_read(&fx->store, "datasets--org--data",
+			     "refs/pr/1", commit, NULL),
+	    0);
+	assert_string_equal(commit, d.commit);
+
+	/* Touching a ref that is not there creates nothing. */
+	assert_int_equal(hub_ref_touch(&fx->store, "models--org--name", "v9"),
+	    -ENOENT);
+	unit_fmt(path, sizeof(path), "%s/hub/models--org--name/refs/v9",
+	    fx->root);
+	assert_int_equal(access(path, F_OK), -1);
+	assert_int_equal(hub_ref_touch(&fx->store, "models--org--name",
+			     "../main"),
+	    -EINVAL);
+	manifest_release(&m);
+	manifest_release(&d);
+}
+
+/*
+ * A missing ref is -ENOENT; one that is not exactly 40 hex digits in a
+ * regular file is -EINVAL, a FIFO included (without blocking); commit is
+ * left as it was, and the ref file as it is.
+ */
+static void
+test_ref_read_bad(void **state)
+{
+	struct fixture *fx = *state;
+	static const char *const bad[] = {
+		"0123456789abcdef0123456789abcdef01234567\n", /* newline */
+		"0123456789ABCDEF0123456789ABCDEF01234567",   /* uppercase */
+		"0123456789abcdef0123456789abcdef0123456",    /* 39 */
+		"0123456789abcdef0123456789abcdef0123456x",   /* not hex */
+		"",
+	};
+	const char *folder = "models--org--name";
+	char commit[DIGEST_SHA1_HEX + 1], path[PATH], rel[PATH];
+	struct manifest m;
+	size_t i;
+
+	publish_one(fx, &m, "{}", "main");
+	memset(commit, 'z', sizeof(commit));
+	assert_int_equal(hub_ref_read(&fx->store, folder, "v1", commit, NULL),
+	    -ENOENT);
+	assert_int_equal(hub_ref_read(&fx->store, "models--no--such", "main",
+			     commit, NULL),
+	    -ENOENT);
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		put(fx, "hub/models--org--name/refs/main", bad[i],
+		    strlen(bad[i]));
+		if (hub_ref_read(&fx->store, folder, "main", commit, NULL) !=
+		    -EINVAL)
+			fail_msg("ref '%s' was not refused", bad[i]);
+	}
+	/* Bad names never reach a path. */
+	assert_int_equal(hub_ref_read(&fx->store, folder, "../../../x", commit,
+			     NULL),
+	    -EINVAL);
+	assert_int_equal(hub_ref_read(&fx->store, "a/b", "main", commit, NULL),
+	    -EINVAL);
+	/* A FIFO, a symlink, a directory: refused, never waited on. */
+	unit_fmt(rel, sizeof(rel), "hub/%s/refs/fifo", folder);
+	unit_fmt(path, sizeof(path), "%s/%s", fx->root, rel);
+	assert_int_equal(mkfifo(path, 0644), 0);
+	assert_int_equal(hub_ref_read(&fx->store, folder, "fifo", commit, NULL),
+	    -EINVAL);
+	unit_fmt(path, sizeof(path), "%s/hub/%s/refs/link", fx->root, folder);
+	assert_int_equal(symlink("main", path), 0);
+	assert_int_equal(hub_ref_read(&fx->store, folder, "link", commit, NULL),
+	    -EINVAL);
+	unit_fmt(path, sizeof(path), "%s/hub/%s/refs/dir", fx->root, folder);
+	assert_int_equal(mkdir(path, 0755), 0);
+	assert_int_equal(hub_ref_read(&fx->store, folder, "dir", commit, NULL),
+	    -EINVAL);
+	for (i = 0; i < DIGEST_SHA1_HEX; i++)
+		assert_int_equal(commit[i], 'z');
+	/* The bad ref is still there for fsck to see and repair. */
+	unit_fmt(path, sizeof(path), "%s/hub/%s/refs/main", fx->root, folder);
+	assert_int_equal(access(path, F_OK), 0);
+	manifest_release(&m);
+}
+
+static void
+test_snapshot_dir(void **state)
+{
+	char buf[128];
+
+	(void)state;
+	assert_int_equal(hub_snapshot_dir("models--org--name",
+			     "0123456789abcdef0123456789abcdef01234567", buf,
+			     sizeof(buf)),
+	    0);
+	assert_string_equal(buf,
+	    "hub/models--org--name/snapshots/"
+	    "0123456789abcdef0123456789abcdef01234567");
+	assert_int_equal(hub_snapshot_dir("models--org--name",
+			     "0123456789abcdef0123456789abcdef01234567", buf,
+			     20),
+	    -ENAMETOOLONG);
+}
+
+/* Parses text and locates it with name and revision: store_locate's rc. */
+static int
+locate(const char *text, const char *name, const char *revision,
+    struct store_place *p)
+{
+	const char *why;
+	struct ref ref;
+	int rc;
+
+	ref_init(&ref);
+	if (ref_parse(&ref, text, &why) < 0)
+		fail_msg("'%s': %s", text, why);
+	rc = store_locate(&ref, name, revision, p);
+	ref_release(&ref);
+	return rc;
+}
+
+static void
+assert_place(const struct store_place *p, enum repo_type type, const char *repo,
+    const char *folder, const char *revision, int is_commit)
+{
+	assert_int_equal(p->type, type);
+	assert_string_equal(p->repo, repo);
+	assert_string_equal(p->folder, folder);
+	assert_string_equal(p->revision, revision);
+	assert_int_equal(p->is_commit, is_commit);
+}
+
+#define C40 "0123456789abcdef0123456789abcdef01234567"
+#define S64 "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+
+static void
+test_store_locate(void **state)
+{
+	struct store_place p;
+
+	(void)state;
+	/* hf://: a branch by default, a tag, a commit id, a dataset. */
+	assert_int_equal(locate("org/name", NULL, NULL, &p), 0);
+	assert_place(&p, REPO_MODEL, "org/name", "models--org--name", "main",
+	    0);
+	assert_int_equal(locate("hf://org/name@v1.0", NULL, NULL, &p), 0);
+	assert_place(&p, REPO_MODEL, "org/name", "models--org--name", "v1.0",
+	    0);
+	assert_int_equal(locate("org/name@" C40, NULL, NULL, &p), 0);
+	assert_place(&p, REPO_MODEL, "org/name", "models--org--name", C40, 1);
+	assert_int_equal(locate("org/name@0123456", NULL, NULL, &p), 0);
+	assert_place(&p, REPO_MODEL, "org/name", "models--org--name", "0123456",
+	    0);
+	assert_int_equal(locate("hf://datasets/org/d@refs/pr/1", NULL, NULL,
+			     &p),
+	    0);
+	assert_place(&p, REPO_DATASET, "org/d", "datasets--org--d", "refs/pr/1",
+	    0);
+	/* An import's --revision; an hf:// reference takes no other name. */
+	assert_int_equal(locate("org/name", NULL, "v2", &p), 0);
+	assert_place(&p, REPO_MODEL, "org/name", "models--org--name", "v2", 0);
+	assert_int_equal(locate("org/name", "other/name", NULL, &p), -EINVAL);
+
+	/* https://: named after host and file, or as the caller says. */
+	assert_int_equal(locate("https://example.com:8443/a/model.gguf"
+				"#sha256=" S64,
+			     NULL, NULL, &p),
+	    0);
+	assert_place(&p, REPO_MODEL, "example.com/model.gguf",
+	    "models--example.com--model.gguf", "main", 0);
+	assert_int_equal(locate("https://example.com/a/model.gguf", "me/m",
+			     "v3", &p),
+	    0);
+	assert_place(&p, REPO_MODEL, "me/m", "models--me--m", "v3", 0);
+	assert_int_equal(locate("https://example.com/a/model.gguf", "a..b",
+			     NULL, &p),
+	    -EINVAL);
+
+	/* file://: a local directory needs a name. */
+	assert_int_equal(locate("file:///models/x", NULL, NULL, &p), -EINVAL);
+	assert_int_equal(locate("file:///models/x", "org/local", NULL, &p), 0);
+	assert_place(&p, REPO_MODEL, "org/local", "models--org--local", "main",
+	    0);
+	assert_int_equal(locate("file:///models/x", "org/local", C40, &p), 0);
+	assert_place(&p, REPO_MODEL, "org/local", "models--org--local", C40, 1);
+
+	/* Other kinds are not stored (yet); bad revisions are refused. */
+	assert_int_equal(locate("s3://bucket/prefix", "org/s3", NULL, &p),
+	    -EINVAL);
+	assert_int_equal(locate("org/name", NULL, "a..b", &p), -EINVAL);
+}
+
+/*
+ * hub_resolve(): a branch is its ref in the view (which wins over the
+ * index, with its age: 1); a commit id, a prefix, or a branch the view
+ * has no ref for, asks the index (0).
+ */
+static void
+test_resolve(void **state)
+{
+	struct fixture *fx = *state;
+	char commit[DIGEST_SHA1_HEX + 1], prefix[8];
+	struct store_place p;
+	struct manifest a, b;
+	struct index index;
+	int64_t age;
+
+	assert_int_equal(index_open(&index, &fx->store, NULL), 0);
+	start(&a, REPO_MODEL, "org/name");
+	fixture_add_file(fx, &a, "config.json", "{\"a\":1}", 0, NULL);
+	finish(&a, "main");
+	assert_int_equal(snapshot_publish(&fx->store, &index, &a, 1000), 0);
+	start(&b, REPO_MODEL, "org/name");
+	fixture_add_file(fx, &b, "config.json", "{\"b\":2}", 0, NULL);
+	finish(&b, "v2");
+	assert_int_equal(snapshot_publish(&fx->store, &index, &b, 1000), 0);
+
+	/* A branch: its ref, young. */
+	assert_int_equal(locate("org/name@main", NULL, NULL, &p), 0);
+	assert_int_equal(hub_resolve(&fx->store, &index, &p, commit, &age), 1);
+	assert_string_equal(commit, a.commit);
+	assert_true(age >= 0 && age < 3600);
+
+	/* The commit ids, whole and as a prefix: the index, no age. */
+	assert_int_equal(locate("org/name", NULL, b.commit, &p), 0);
+	assert_int_equal(hub_resolve(&fx->store, &index, &p, commit, &age), 0);
+	assert_string_equal(commit, b.commit);
+	memcpy(prefix, a.commit, 7);
+	prefix[7] = '\0';
+	assert_int_equal(locate("org/name", NULL, prefix, &p), 0);
+	assert_int_equal(hub_resolve(&fx->store, &index, &p, commit, NULL), 0);
+	assert_string_equal(commit, a.commit);
+
+	/* The view's ref is the truth: moved, it answers before the index. */
+	put(fx, "hub/models--org--name/refs/main", b.commit, DIGEST_SHA1_HEX);
+	assert_int_equal(locate("org/name", NULL, NULL, &p), 0);
+	assert_int_equal(hub_resolve(&fx->store, &index, &p, commit, &age), 1);
+	assert_string_equal(commit, b.commit);
+	assert_true(age >= 0);
+
+	/* Without its ref, a branch the index knows still resolves. */
+	assert_int_equal(unlinkat(fx->store.dirfd,
+			     "hub/models--org--name/refs/v2", 0),
+	    0);
+	assert_int_equal(locate("org/name@v2", NULL, NULL, &p), 0);
+	assert_int_equal(hub_resolve(&fx->store, &index, &p, commit, &age), 0);
+	assert_string_equal(commit, b.commit);
+
+	/* Nothing by that name. */
+	assert_int_equal(locate("org/name@nope", NULL, NULL, &p), 0);
+	assert_int_equal(hub_resolve(&fx->store, &index, &p, commit, &age),
+	    -ENOENT);
+	assert_int_equal(locate("org/other", NULL, NULL, &p), 0);
+	assert_int_equal(hub_resolve(&fx->store, &index, &p, commit, &age),
+	    -ENOENT);
+
+	manifest_release(&a);
+	manifest_release(&b);
+	index_close(&index);
+}
+
 int
 main(void)
 {
@@ -953,6 +1284,14 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_each_folder, fixture_setup,
 		    fixture_teardown),
 		cmocka_unit_test(test_folder_parse),
+		cmocka_unit_test_setup_teardown(test_ref_read_touch,
+		    fixture_setup, fixture_teardown),
+		cmocka_unit_test_setup_teardown(test_ref_read_bad,
+		    fixture_setup, fixture_teardown),
+		cmocka_unit_test(test_snapshot_dir),
+		cmocka_unit_test(test_store_locate),
+		cmocka_unit_test_setup_teardown(test_resolve, fixture_setup,
+		    fixture_teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1146,6 +1146,54 @@ test_private_refresh(void **state)
 	assert_int_equal(index_open(&mine.index, &fx->store, &ic), -EINVAL);
 }
 
+/*
+ * A publish records the stat of the manifest file it saved, so the next
+ * refresh writes nothing; and a removed snapshot's record goes with it, so
+ * that the next snapshot given its id (ids are reused) is not dropped when
+ * a refresh finds the old manifest gone.
+ */
+static void
+test_publish_stat(void **state)
+{
+	struct fixture *fx = *state;
+	struct manifest m;
+	struct fixture_snaps s;
+	char rel[PATH];
+	int64_t id;
+	int changes;
+
+	start(&m, REPO_MODEL, "org/y4", CA, 100);
+	add_file(fx, &m, "config.json", "{\"y\":1}", NULL);
+	assert_int_equal(manifest_save(&fx->store, &m), 0);
+	assert_true(m.saved_ino != 0);
+	hub_snap(fx, REPO_MODEL, "org/y4", CA);
+	assert_int_equal(index_add(&fx->index, &m), 0);
+	changes = sqlite3_total_changes(fx->index.db);
+	assert_int_equal(index_refresh(&fx->index, &fx->store), 0);
+	assert_int_equal(sqlite3_total_changes(fx->index.db), changes);
+
+	/* Removed (manifest, then rows); the same files as org/y5. */
+	id = fixture_one(fx, CA).id;
+	unit_fmt(rel, sizeof(rel), "%s/manifests/models--org--y4/%s.json",
+	    fx->root, CA);
+	assert_int_equal(unlink(rel), 0);
+	assert_int_equal(index_remove(&fx->index, id), 0);
+	manifest_release(&m);
+	start(&m, REPO_MODEL, "org/y5", CA, 200);
+	add_file(fx, &m, "config.json", "{\"y\":1}", NULL);
+	assert_int_equal(manifest_save(&fx->store, &m), 0);
+	hub_snap(fx, REPO_MODEL, "org/y5", CA);
+	assert_int_equal(index_add(&fx->index, &m), 0);
+	manifest_release(&m);
+	assert_int_equal(fixture_one(fx, CA).id, id); /* the id, reused */
+	assert_int_equal(index_refresh(&fx->index, &fx->store), 0);
+	fixture_snaps(fx, REPO_MODEL, "org/y5", NULL, &s);
+	assert_int_equal(s.n, 1);
+	assert_int_equal(
+	    sql_int(fx, "SELECT count(*) FROM manifests WHERE snapshot > 0"),
+	    1);
+}
+
 #define RACE_ROUNDS 32
 
 /*
@@ -1728,6 +1776,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_rebuild,
 		    fixture_setup_index, fixture_teardown),
 		cmocka_unit_test_setup_teardown(test_corrupt,
+		    fixture_setup_index, fixture_teardown),
+		cmocka_unit_test_setup_teardown(test_publish_stat,
 		    fixture_setup_index, fixture_teardown),
 		cmocka_unit_test_setup_teardown(test_private_refresh,
 		    fixture_setup_index, fixture_teardown),

@@ -706,6 +706,28 @@ test_write_atomic(void **state)
 	assert_file_is(fx->dir, "manifests/d/e/f.json", two, strlen(two));
 }
 
+/* store_write_new: the same, but an existing name is kept, never replaced. */
+static void
+test_write_new(void **state)
+{
+	static const char one[] = "{\"v\":1}\n";
+	static const char two[] = "{\"v\":2}\n";
+	struct unit_fixture *fx = *state;
+
+	assert_int_equal(store_write_new(&fx->store, "manifests/d/f.json", one,
+			     strlen(one), 0444),
+	    0);
+	assert_file_is(fx->dir, "manifests/d/f.json", one, strlen(one));
+	assert_int_equal(mode_of(fx->dir, "manifests/d/f.json"), 0444);
+	assert_int_equal(fixture_count(fx->dir, "tmp"), 0);
+	assert_int_equal(store_write_new(&fx->store, "manifests/d/f.json", two,
+			     strlen(two), 0444),
+	    -EEXIST);
+	assert_file_is(fx->dir, "manifests/d/f.json", one, strlen(one));
+	assert_int_equal(fixture_count(fx->dir, "manifests/d"), 1);
+	assert_int_equal(fixture_count(fx->dir, "tmp"), 0);
+}
+
 static void
 test_read_file(void **state)
 {
@@ -927,6 +949,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_blob_verify,
 		    unit_fixture_setup, unit_fixture_teardown),
 		cmocka_unit_test_setup_teardown(test_write_atomic,
+		    unit_fixture_setup, unit_fixture_teardown),
+		cmocka_unit_test_setup_teardown(test_write_new,
 		    unit_fixture_setup, unit_fixture_teardown),
 		cmocka_unit_test_setup_teardown(test_read_file,
 		    unit_fixture_setup, unit_fixture_teardown),
