@@ -6,6 +6,7 @@
  * that file.  Planning walks snapshots least recently used first, skipping
  * pinned ones and those the caller's skip() says are in use (leased), and
  * counts what each eviction really frees, until the total fits.
+ * gc_quota() is both steps for the daemon's quota after a pull.
  */
 #ifndef MC_GC_H
 #define MC_GC_H
