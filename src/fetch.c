@@ -1054,33 +1054,6 @@ fetch_wait_ms(const struct fetch_xfer *x)
 	return (s < FETCH_WAIT_MAX_S ? s : FETCH_WAIT_MAX_S) * 1000;
 }
 
-struct sync_call {
-	struct fetch_xfer *x;
-	int done;
-};
-
-static void
-sync_done(void *arg, struct fetch_xfer *x)
-{
-	struct sync_call *s = arg;
-
-	s->x = x;
-	s->done = 1;
-}
-
-struct fetch_xfer *
-fetch_call(struct fetch *f, const char *url, const char *const *headers,
-    int head, unsigned tries)
-{
-	struct sync_call s = { NULL, 0 };
-
-	if (fetch_call_start(f, url, headers, head, tries, sync_done, &s) < 0)
-		return NULL;
-	while (!s.done)
-		uv_run(f->loop, UV_RUN_ONCE);
-	return s.x;
-}
-
 int
 fetch_escape(const char *s, int keep_slash, char *buf, size_t len)
 {

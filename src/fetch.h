@@ -202,9 +202,6 @@ struct fetch_call;
 int fetch_call_start(struct fetch *f, const char *url,
     const char *const *headers, int head, unsigned tries,
     void (*done)(void *arg, struct fetch_xfer *x), void *arg);
-/* The same, blocking: runs the loop until the answer.  NULL: no memory. */
-struct fetch_xfer *fetch_call(struct fetch *f, const char *url,
-    const char *const *headers, int head, unsigned tries);
 
 /* Percent-encodes s into buf; keep_slash keeps '/' as is. */
 int fetch_escape(const char *s, int keep_slash, char *buf, size_t len);

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "gc.h"
+#include "lease.h"
 #include "snapshot.h"
 
 struct use {
@@ -210,4 +211,72 @@ gc_run(struct store *store, struct index *index, struct gc_plan *plan,
 	drop = snapshot_drop_blobs(store, index, &left, stale_ms, freed);
 	snapshot_blobs_release(&left);
 	return rc < 0 ? rc : drop;
+}
+
+/* gc_quota()'s store and quota, for gc_plan()'s skip. */
+struct quota_run {
+	struct store *store;
+	struct gc_quota *q;
+};
+
+/* Kept: what a live lease holds, and the snapshot just pulled. */
+static int
+skip_kept(void *arg, const char *folder, const char *commit)
+{
+	struct quota_run *r = arg;
+	struct gc_quota *q = r->q;
+
+	if (strcmp(folder, q->folder) == 0 && strcmp(commit, q->commit) == 0)
+		return 1;
+	return lease_live(r->store, folder, commit, q->stale_ms) != 0;
+}
+
+static int
+snapshot_id(void *arg, const struct index_snapshot *s)
+{
+	*(int64_t *)arg = s->id;
+	return 1;
+}
+
+/* Removes a snapshot just pulled that the quota has no room for. */
+static void
+drop_new(struct store *store, struct index *index, struct gc_quota *q)
+{
+	int64_t id = -1;
+
+	if (q->commit[0] == '\0' ||
+	    lease_live(store, q->folder, q->commit, q->stale_ms) != 0 ||
+	    index_each_snapshot(index, q->type, q->repo, q->commit, snapshot_id,
+		&id) < 0 ||
+	    id < 0)
+		return;
+	q->dropped = snapshot_remove(store, index, q->folder, q->commit, id,
+			 q->stale_ms, NULL) == 0;
+}
+
+int
+gc_quota(struct store *store, struct index *index, struct gc_quota *q)
+{
+	struct quota_run r = { store, q };
+	struct gc_plan plan;
+	size_t i;
+	int rc;
+
+	if ((rc = index_refresh(index, store)) < 0)
+		return rc;
+	rc = gc_plan(index, q->max_size, skip_kept, &r, &plan);
+	if (rc < 0)
+		return rc;
+	q->after = plan.after;
+	if (plan.after > q->max_size) {
+		gc_plan_release(&plan);
+		drop_new(store, index, q);
+		return -ENOSPC;
+	}
+	rc = gc_run(store, index, &plan, q->stale_ms, &q->freed);
+	for (i = 0; i < plan.n; i++)
+		q->evicted += !plan.victims[i].kept;
+	q->kept = plan.n - q->evicted;
+	gc_plan_release(&plan);
+	return rc;
 }

@@ -6,6 +6,7 @@
  * that file.  Planning walks snapshots least recently used first, skipping
  * pinned ones and those the caller's skip() says are in use (leased), and
  * counts what each eviction really frees, until the total fits.
+ * gc_quota() is both steps for the daemon's quota after a pull.
  */
 #ifndef MC_GC_H
 #define MC_GC_H
@@ -59,5 +60,31 @@ void gc_plan_release(struct gc_plan *plan);
  */
 int gc_run(struct store *store, struct index *index, struct gc_plan *plan,
     int64_t stale_ms, uint64_t *freed);
+
+/*
+ * A quota kept after a pull (modelcached's max_size): what it keeps is
+ * filled in by the caller, what it did by gc_quota().
+ */
+struct gc_quota {
+	uint64_t max_size;
+	int64_t stale_ms;
+	/* the snapshot just pulled, kept ("" commit: none) */
+	enum repo_type type;
+	char repo[2 * REF_REPO_MAX + 2];
+	char folder[REF_FOLDER_MAX];
+	char commit[DIGEST_SHA1_HEX + 1];
+	uint64_t after, freed; /* the store's size planned, bytes freed */
+	size_t evicted, kept;  /* snapshots removed, leased meanwhile */
+	int dropped;	       /* the one just pulled, removed again */
+};
+
+/*
+ * Brings the store to q->max_size: refreshes the index, then plans and
+ * runs the eviction of least recently used snapshots, neither pinned nor
+ * leased, nor the one just pulled.  When the store cannot fit with that
+ * one in, nothing is evicted and it is removed again (unless a lease holds
+ * it): -ENOSPC.  0 or a negative errno.
+ */
+int gc_quota(struct store *store, struct index *index, struct gc_quota *q);
 
 #endif

@@ -2001,26 +2001,3 @@ pull_start(uv_loop_t *loop, struct store *store, struct index *index,
 		*out = p;
 	return 0;
 }
-
-static void
-flag(void *arg)
-{
-	*(int *)arg = 1;
-}
-
-int
-pull_run(uv_loop_t *loop, struct store *store, struct index *index,
-    struct fetch *fetch, struct pull_file *files, size_t n,
-    const struct pull_opts *opts, struct manifest *m,
-    struct pull_result *result)
-{
-	int done = 0, rc;
-
-	rc = pull_start(loop, store, index, fetch, files, n, opts, m, result,
-	    flag, &done, NULL);
-	if (rc < 0)
-		return rc;
-	while (!done)
-		uv_run(loop, UV_RUN_ONCE);
-	return result->error == PULL_OK ? 0 : -EIO;
-}

@@ -139,10 +139,4 @@ int pull_start(uv_loop_t *loop, struct store *store, struct index *index,
  */
 void pull_stop(struct pull *p, enum pull_error why, const char *message);
 
-/* pull_start(), then runs loop until done.  0, or -EIO (see result). */
-int pull_run(uv_loop_t *loop, struct store *store, struct index *index,
-    struct fetch *fetch, struct pull_file *files, size_t n,
-    const struct pull_opts *opts, struct manifest *m,
-    struct pull_result *result);
-
 #endif

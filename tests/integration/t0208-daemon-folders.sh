@@ -8,7 +8,8 @@
 # naming the other source); with the hf:// repository in the store, an
 # https:// pull of the same name is refused and leaves its refs as they
 # were, and the daemon never answers the https:// reference with the
-# Hub's snapshot even when it holds a file of that digest.
+# Hub's snapshot even when it holds a file of that digest, nor the URL
+# with another digest with the stored file.
 . "$top_srcdir/tests/lib/tap.sh"
 
 unset MODELCACHE_MODELS MODELCACHE_MAX_SIZE MODELCACHE_INCLUDE \
@@ -45,6 +46,12 @@ jqok "an acquire of the hf:// repository is not answered with it" \
 client "{\"op\":\"acquire\",\"model\":\"$URL\"}" >"$T/https.out"
 jqok "the https:// reference is still served its own model" \
     "$(tail -n 1 "$T/https.out")" '.ok and (.files | length) == 1'
+# The stored file's digest is what answers a URL: another is not it.
+wrong=$(printf 'something else' | sha256sum | cut -c1-64)
+client "{\"op\":\"acquire\",\"model\":\"$NGINX_HTTPS/w.bin#sha256=$wrong\"}" \
+    >"$T/wrong.out"
+jqok "the same URL with another digest is not answered with the stored file" \
+    "$(tail -n 1 "$T/wrong.out")" '.ok == false'
 stop_daemon
 
 # --- the Hub repository first ----------------------------------------------

@@ -393,12 +393,13 @@ ok $? "and removes its socket"
 pm rm inf mcd >/dev/null 2>&1
 
 # --- a one-line change, and the sidecar image again ---------------------------
-cp "$SRC/sidecar/modelcache.c" "$T/modelcache.c.orig"
+MC_C=$SRC/sidecar/cli/modelcache.c
+cp "$MC_C" "$T/modelcache.c.orig"
 sed -i \
     's/ options; see modelcache(1)\./ options; see modelcache(1) (rebuilt)./' \
-    "$SRC/sidecar/modelcache.c"
-is "$(diff "$T/modelcache.c.orig" "$SRC/sidecar/modelcache.c" | grep -c '^>')" \
-    1 "one line of sidecar/modelcache.c changed, in the copy"
+    "$MC_C"
+is "$(diff "$T/modelcache.c.orig" "$MC_C" | grep -c '^>')" \
+    1 "one line of sidecar/cli/modelcache.c changed, in the copy"
 podman_build "$T/rebuild-mc.log" -f "$SRC/deploy/Dockerfile" -t "$MC_IMAGE" \
     "$SRC"
 rc=$?

@@ -7,7 +7,7 @@ if [ -z "${CLANG_FORMAT:-}" ] || ! command -v "$CLANG_FORMAT" >/dev/null; then
 	exit 0
 fi
 cd "$top_srcdir" || exit 1
-for f in src/*.[ch] sidecar/*.[ch] inference/*.[ch] bench/*.c \
+for f in src/*.[ch] sidecar/*/*.[ch] inference/*.[ch] bench/*.c \
     inference/examples/gpt2-server/*.[ch] tests/unit/*.[ch] \
     tests/inference/*.c tests/fuzz/*.c; do
 	"$CLANG_FORMAT" --style=file --dry-run --Werror "$f" >/dev/null 2>"$T/err"

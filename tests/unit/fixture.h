@@ -1,6 +1,6 @@
 /*
  * fixture: what the unit tests of the store modules share (test_fsck,
- * test_hub, test_index, test_origin_dir, test_snapshot; test_lease,
+ * test_gc, test_hub, test_index, test_origin_dir, test_snapshot; test_lease,
  * test_manifest and test_store for the small helpers): a temporary folder
  * holding a store and its index, blobs and manifest files made from bytes,
  * the index rows copied out, lists of strings compared as sets, and a few

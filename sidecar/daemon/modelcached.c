@@ -299,7 +299,7 @@ on_signal(uv_signal_t *s, int signum)
 	d->stopping = 1;
 	d->stop_deadline = uv_now(d->loop) + STOP_TIMEOUT_MS;
 	server_stop(d);
-	models_stop(d);
+	flights_stop(d);
 	uv_timer_stop(&d->heartbeat);
 	uv_timer_start(&d->stop_timer, stopping, 0, 50);
 }
@@ -483,7 +483,7 @@ main(int argc, char **argv)
 	uv_run(&loop, UV_RUN_DEFAULT); /* the close callbacks */
 	uv_loop_close(&loop);
 	models_release_all(&d);
-	models_cache_free(&d);
+	snap_cache_free(&d);
 	index_close(&d.index);
 	d.store.beat = NULL;
 	beat_stop(&d.beat);

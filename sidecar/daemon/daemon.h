@@ -3,8 +3,9 @@
  *
  *	modelcached.c	start-up, configuration, signals, shutdown
  *	server.c	the Unix socket: connections, lines, the handshake
- *	models.c	acquire and release, pulls in flight, declared models,
- *			leases and the quota
+ *	models.c	acquire and release, leases, declared models, status
+ *	flights.c	pulls in flight, and the quota after each (gc.h)
+ *	snaps.c		the cache of whole snapshots, uses recorded
  *
  * Everything runs on one libuv loop, the pull engine included: requests,
  * transfers, timers and signals.  Hashing and fsync go to the thread pool
@@ -33,12 +34,14 @@
 
 #include <stdint.h>
 #include <sys/types.h>
+#include <time.h>
 
 #include <uv.h>
 
 #include "beat.h"
 #include "conf.h"
 #include "fetch.h"
+#include "hub.h"
 #include "index.h"
 #include "lease.h"
 #include "proto.h"
@@ -113,9 +116,6 @@ struct keep {
 struct daemon {
 	uv_loop_t *loop;
 	struct conf conf;
-	const char *config_path; /* NULL: none */
-	struct conf flags;	 /* what the command line set */
-	unsigned flag_set;	 /* which keys of flags (bit per key) */
 	struct store store;
 	struct index index;
 	struct fetch fetch;
@@ -143,6 +143,83 @@ struct daemon {
 	uint64_t stop_deadline; /* loop time: exit, pulls or not */
 };
 
+/* One pull_ref in the air for everyone who wants its reference (flights.c). */
+struct flight {
+	struct daemon *d;
+	struct flight *next;
+	char key[PROTO_MODEL_MAX]; /* the reference, canonical */
+	struct ref ref;
+	struct pull_ref_opts o;
+	struct pull_ref_result r;
+	struct pull_ref *op;
+	struct conn *waiters;
+	struct conn *owner;	 /* charged for it (NULL: nobody) */
+	int queued;		 /* waits for room in its owner's pulls */
+	struct keep *keep;	 /* when a declared model's */
+	char *endpoint, *token;	 /* copies: a reload may change the daemon's */
+	char *include, *exclude; /* copies, split into o.hf's globs */
+	uint64_t done, total, reused;
+	int64_t started_ms;
+	int landing; /* pulled: the quota, then the answers (land()) */
+	int quota_rc;
+};
+
+/*
+ * A snapshot known whole (snaps.c), with its file list rendered once: the
+ * acquire of a present model then costs a lease and two stats, not a
+ * manifest parse, a hundred blob stats and a hundred JSON objects.  An
+ * entry holds while its manifest file is the same file (a later filtered
+ * pull of the commit replaces it by rename) and the view's snapshot
+ * directory exists (removal takes the manifest first, then looks again at
+ * the leases).
+ */
+enum source_kind { SOURCE_OTHER, SOURCE_HUB, SOURCE_HTTPS };
+
+struct snap {
+	struct snap *next;
+	unsigned refs; /* the cache's, and each chunked answer's */
+	char folder[REF_FOLDER_MAX];
+	char commit[DIGEST_SHA1_HEX + 1];
+	enum repo_type type;
+	char *repo;
+	char *files; /* the ready answer's "files", as JSON text */
+	size_t len;  /* of files */
+	size_t *cut; /* where each of its nfiles objects starts */
+	size_t nfiles;
+	enum source_kind kind;
+	/* SOURCE_HTTPS: its nfiles digests, one of which a URL's must be */
+	char (*sha256)[DIGEST_SHA256_HEX + 1];
+	dev_t dev;
+	ino_t ino;
+	struct timespec mtime;
+	int64_t touched; /* the last use recorded in the index */
+};
+
+/* A model found in the store, leased. */
+struct found {
+	char folder[REF_FOLDER_MAX];
+	char commit[DIGEST_SHA1_HEX + 1];
+	struct snap *snap;
+	int fresh;
+};
+
+/*
+ * A reference the files do not locate, resolved by the index's queue; then
+ * then() goes on, on the loop, for the acquire of c (NULL once c is gone)
+ * or the landing of fl.
+ */
+struct lookup {
+	struct index_job job;
+	struct daemon *d;
+	struct store_place p;
+	struct found f;
+	void (*then)(struct lookup *lk, int found);
+	struct conn *c;
+	int wait;
+	uint64_t deadline; /* loop time when c's acquire times out, or 0 */
+	struct flight *fl;
+};
+
 /* server.c */
 int server_start(struct daemon *d);
 /* socket_group, a name or a number, into *gid ((gid_t)-1 for "").  0 or
@@ -168,12 +245,52 @@ void models_stream(struct conn *c);
 void models_keep(struct daemon *d);
 /* Takes again every lease whose file the beat thread found gone. */
 void models_heartbeat(struct daemon *d);
-/* Stops every flight (SIGTERM); 1 while some are still ending. */
-int models_stop(struct daemon *d);
 /* Sets d->keeps from d->conf.models; 0 or -EINVAL with why. */
 int models_declare(struct daemon *d, const char *list, char *err,
     size_t errlen);
 void models_release_all(struct daemon *d);
-void models_cache_free(struct daemon *d);
+/*
+ * Where ref is in the store, from the files (f filled in): 1; 0 when only
+ * the index can say (lookup_new()); -1 when ref has no place in the store.
+ */
+int models_locate(struct daemon *d, const struct ref *ref, struct found *f);
+/*
+ * A lookup of ref by the index's queue, not yet queued: the caller sets
+ * then and its fields, and queues it (lookup_queue()), which frees it
+ * after then().  NULL when out of memory.
+ */
+struct lookup *lookup_new(struct daemon *d, const struct ref *ref);
+void lookup_queue(struct lookup *lk);
+/* Answers c, a waiter of the landed flight fl, with the model at where. */
+void models_answer(struct conn *c, struct flight *fl, const struct found *where,
+    int located);
+
+/* flights.c */
+/*
+ * The flight for ref: the one in the air, or a new one, charged to owner
+ * (NULL for a declared model), or queued when owner has no room.  NULL,
+ * with why in err, when it cannot start.
+ */
+struct flight *flight_get(struct daemon *d, const char *text,
+    const struct ref *parsed, struct conn *owner, char *err, size_t errlen);
+/*
+ * c's flights when c goes: started ones go on uncharged; a queued one
+ * passes to its first waiter, or starts for a declared model, or goes.
+ */
+void flight_disown(struct conn *c);
+/* Stops every flight (SIGTERM); 1 while some are still ending. */
+int flights_stop(struct daemon *d);
+
+/* snaps.c */
+/*
+ * Whether the located snapshot is whole (f->snap set from the cache) and,
+ * for an https:// reference, holds the digest asked for.  1 or 0.
+ */
+int snap_whole(struct daemon *d, const struct ref *ref, struct found *f);
+/* Records a use of f's snapshot for eviction, behind the answer. */
+void snap_touch(struct daemon *d, struct found *f);
+/* Drops a reference to sn: the last frees it. */
+void snap_put(struct snap *sn);
+void snap_cache_free(struct daemon *d);
 
 #endif
