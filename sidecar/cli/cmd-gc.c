@@ -120,6 +120,7 @@ cmd_gc(struct cli *cli, int argc, char **argv)
 	struct gc_plan plan;
 	uint64_t max, freed = 0;
 	char s1[32], s2[32];
+	size_t v;
 	int i, code, rc;
 
 	i = cli_getopt(cli, cli_find("gc"), argc, argv, extra,
@@ -164,6 +165,12 @@ cmd_gc(struct cli *cli, int argc, char **argv)
 	if (!a.dry_run)
 		rc = gc_run(&cli->store, &cli->index, &plan,
 		    cli->store.stale_ms, &freed);
+	/* A victim leased meanwhile stays: so do its bytes. */
+	for (v = 0; v < plan.n; v++)
+		if (plan.victims[v].kept) {
+			plan.after += plan.victims[v].frees;
+			plan.kept_leased += plan.victims[v].frees;
+		}
 	if (rc < 0)
 		cli_err("eviction stopped: %s", strerror(-rc));
 	else

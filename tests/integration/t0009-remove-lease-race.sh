@@ -108,7 +108,9 @@ hold gc-hold
 ok $? "a server leases org/a meanwhile"
 kill -CONT "$RM_PID"
 wait "$RM_PID"
-ok $? "gc, continued, completes"
+is "$?" 7 "gc, continued, ends with no space (exit 7): the store stays above 0"
+grep -q "above 0 B: the rest is in use (leased)" "$T/gc.err"
+ok $? "saying the rest is in use (leased)"
 is "$(json '.leased_meanwhile | map(.repo) | join(",")' <"$T/gc.out")" \
     "org/a" "gc reports org/a as leased meanwhile"
 is "$(json '.evicted | length' <"$T/gc.out")" 0 "and evicted nothing"
