@@ -233,9 +233,12 @@ blob_good(struct fsck *f, const struct manifest_file *file)
 	return 1;
 }
 
-/* Checks a manifest's blobs; returns 0 when one is missing or bad. */
+/*
+ * Checks a manifest's blobs; returns 0 when one is missing or bad (reported
+ * as repaired when repair is set: the snapshot is then dropped).
+ */
 static int
-blobs_present(struct fsck *f, const struct manifest *m, int indexed)
+blobs_present(struct fsck *f, const struct manifest *m, int indexed, int repair)
 {
 	char rel[STORE_PATH_MAX];
 	uint64_t size;
@@ -251,7 +254,7 @@ blobs_present(struct fsck *f, const struct manifest *m, int indexed)
 			/* Residue when a publish never reached the index. */
 			issue(f, "blob_missing", rel,
 			    "a manifest names a missing or wrong-sized blob",
-			    !indexed, f->o->repair);
+			    !indexed, repair);
 			ok = 0;
 		} else if (f->o->hash && !blob_good(f, file))
 			ok = 0;
@@ -317,13 +320,22 @@ check_manifest(struct fsck *f, const char *rel, struct manifest *m)
 	struct hub_report hr = { hub_bad, &hc, 0 };
 	int64_t id = indexed_id(f, m);
 	size_t i;
-	int rc;
+	int rc, drop;
 
 	hc.indexed = id != 0;
 	if ((rc = ref_folder_of(m->type, m->repo, folder, sizeof(folder))) < 0)
 		return rc;
-	if (!blobs_present(f, m, hc.indexed) && f->o->repair)
-		return drop_snapshot(f, m, id);
+	/*
+	 * A snapshot without its bytes is undone, unless a server holds it:
+	 * then it stays, reported unrepaired, and fsck goes on.
+	 */
+	drop = f->o->repair &&
+	    lease_live(f->store, folder, m->commit, f->o->stale_ms) == 0;
+	if (!blobs_present(f, m, hc.indexed, drop) && drop) {
+		/* -EBUSY: leased, or published again, since that look. */
+		rc = drop_snapshot(f, m, id);
+		return rc == -EBUSY ? 0 : rc;
+	}
 	/*
 	 * Seen, even when broken: its row, view and blobs are accounted for
 	 * by the problem already reported, not reported again as strays.

@@ -32,6 +32,7 @@
 #include "fsck.h"
 #include "hub.h"
 #include "index.h"
+#include "lease.h"
 #include "manifest.h"
 #include "snapshot.h"
 #include "store.h"
@@ -317,6 +318,39 @@ test_blob_missing(void **state)
 	    -ENOENT);
 	assert_int_equal(indexed(fx, fx->cb), 1);
 	assert_true(fixture_exists(&fx->f, "hub/" FB "/refs/main"));
+}
+
+/*
+ * A leased snapshot whose blob is missing stays: fsck --repair reports the
+ * blob unrepaired and goes on to the rest of the store.
+ */
+static void
+test_blob_missing_leased(void **state)
+{
+	struct fx *fx = *state;
+	char rel[PATH], path[PATH], line[PATH + 64];
+	struct lease l = { 0 };
+
+	blob_rel(&fx->a_cfg, rel, sizeof(rel));
+	path_of(fx, rel, path, sizeof(path));
+	assert_int_equal(unlink(path), 0);
+	assert_int_equal(lease_take(&fx->f.store, FA, fx->ca, &l), 0);
+
+	unit_fmt(line, sizeof(line), "blob_missing 0 0 %s", rel);
+	run(fx, 1, 0, line, NULL);
+	/* Kept whole but for the missing blob; B untouched. */
+	assert_int_equal(indexed(fx, fx->ca), 1);
+	assert_true(fixture_exists(&fx->f, "hub/" FA "/refs/main"));
+	assert_int_equal(store_blob_stat(&fx->f.store, fx->a_model.sha256,
+			     NULL),
+	    0);
+	assert_int_equal(indexed(fx, fx->cb), 1);
+	lease_drop(&fx->f.store, &l);
+	/* Once the lease is gone, the repair undoes it. */
+	unit_fmt(line, sizeof(line), "blob_missing 0 1 %s", rel);
+	run(fx, 1, 0, line, NULL);
+	assert_int_equal(indexed(fx, fx->ca), 0);
+	assert_false(fixture_exists(&fx->f, "hub/" FA));
 }
 
 static void
@@ -659,6 +693,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_blob_corrupt, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_blob_missing, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_blob_missing_leased, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_blob_mode, setup,
 		    teardown),
