@@ -171,7 +171,11 @@ end(struct index *index, int rc)
 	return rc;
 }
 
-int
+/*
+ * Whether the store is on a network filesystem (NFS, CIFS/SMB, FUSE, Ceph,
+ * Lustre, GPFS), by statfs.  1 or 0.
+ */
+static int
 index_network_fs(int fd)
 {
 	struct statfs sf;

@@ -140,12 +140,6 @@ void index_queue_cancel(struct index *index);
 int index_queue_busy(const struct index *index);
 
 /*
- * Whether the store is on a network filesystem (NFS, CIFS/SMB, FUSE, Ceph,
- * Lustre, GPFS), by statfs.  1 or 0.
- */
-int index_network_fs(int fd);
-
-/*
  * Brings an index up to date with the manifests: a readdir of manifests/
  * and a stat of each, compared with what the index recorded; a new or
  * changed manifest whose snapshot is in the hub view is added (as
