@@ -20,6 +20,8 @@ static long fault_at; /* 0: disabled */
 static int fault_trace;
 static const char *fault_name; /* NULL: every point counts */
 static int fault_sig = SIGKILL;
+static const char *fault_then; /* NULL: no kill after the stop */
+static atomic_int fault_stopped;
 
 static void
 fault_read_env(void)
@@ -41,6 +43,8 @@ fault_read_env(void)
 	s = getenv("MODELCACHE_CRASH_SIGNAL");
 	if (s != NULL && strcmp(s, "STOP") == 0)
 		fault_sig = SIGSTOP;
+	s = getenv("MODELCACHE_CRASH_THEN");
+	fault_then = s != NULL && *s != '\0' ? s : NULL;
 }
 
 void
@@ -51,11 +55,17 @@ fault_point(const char *name)
 	pthread_once(&fault_once, fault_read_env);
 	if (fault_at == 0 && !fault_trace)
 		return;
+	if (fault_then != NULL && atomic_load(&fault_stopped) &&
+	    strcmp(name, fault_then) == 0)
+		kill(getpid(), SIGKILL);
 	if (fault_name != NULL && strcmp(name, fault_name) != 0)
 		return;
 	n = atomic_fetch_add(&fault_calls, 1) + 1;
 	if (fault_trace)
 		fprintf(stderr, "fault point %ld: %s\n", n, name);
-	if (n == fault_at)
+	if (n == fault_at) {
 		kill(getpid(), fault_sig);
+		/* Continued: MODELCACHE_CRASH_THEN's point kills it now. */
+		atomic_store(&fault_stopped, fault_sig == SIGSTOP);
+	}
 }

@@ -10,6 +10,9 @@
  * MODELCACHE_CRASH_POINT=NAME counts only the points of that name, and
  * MODELCACHE_CRASH_SIGNAL=STOP raises SIGSTOP instead: the process stalls
  * there (as a frozen VM would) until a SIGCONT, for the takeover tests.
+ * MODELCACHE_CRASH_THEN=NAME, with STOP: once continued, the process is
+ * killed (SIGKILL) at its next point of that name, so that a test can act
+ * while it stalls at one step and kill it at a later one.
  */
 #ifndef MC_FAULT_H
 #define MC_FAULT_H

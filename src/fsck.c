@@ -1,6 +1,8 @@
 /*
  * fsck: see fsck.h.  The passes, in order:
  *
+ *  0. manifests a removal set aside and did not finish with (its
+ *     remover gone): put back when leased, else dropped.
  *  1. manifests: each must decode; each file's blob must exist with its
  *     size (and, with hash set, its digest); its hub view must match; it
  *     must be indexed.
@@ -378,6 +380,31 @@ pass_manifest(const char *rel, void *arg)
 	return rc;
 }
 
+/*
+ * A manifest a removal renamed aside (its commit point) and did not finish
+ * with: residue once its remover is gone.  Repaired as that remover would
+ * have: put back when a lease holds the snapshot, else dropped.  Before
+ * the manifests pass, so that one put back is checked like the others.
+ */
+static int
+pass_aside(const char *rel, const char *folder, const char *commit,
+    const char *owner, void *arg)
+{
+	struct fsck *f = arg;
+	int rc = 0;
+
+	if (snapshot_aside_owned(f->store, rel, owner, f->o->stale_ms))
+		return 0;
+	if (f->o->repair)
+		rc = snapshot_aside_recover(f->store, f->index, rel, folder,
+		    commit, f->o->stale_ms);
+	issue(f, "manifest_removing", rel,
+	    "a manifest set aside by a removal that was stopped (put back"
+	    " when leased, else dropped)",
+	    1, rc > 0);
+	return 0;
+}
+
 struct stale_rows {
 	struct fsck *f;
 	int64_t *ids;
@@ -700,7 +727,8 @@ fsck_run(struct store *store, struct index *index, const struct fsck_opts *opts,
 	if (index->rebuilt)
 		issue(&f, "index_rebuilt", "index.db",
 		    "the index was missing or corrupt and was rebuilt", 1, 1);
-	if ((rc = manifest_each(store, pass_manifest, &f)) < 0 ||
+	if ((rc = manifest_each_aside(store, pass_aside, &f)) < 0 ||
+	    (rc = manifest_each(store, pass_manifest, &f)) < 0 ||
 	    (rc = pass_index(&f)) < 0 ||
 	    (rc = hub_each_folder(store, pass_folder, &f)) < 0)
 		goto out;

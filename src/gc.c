@@ -199,6 +199,8 @@ gc_run(struct store *store, struct index *index, struct gc_plan *plan,
 	int rc = 0, drop;
 
 	*freed = 0;
+	/* What a killed removal left aside: put back when leased, or dropped. */
+	rc = snapshot_recover_asides(store, index, stale_ms);
 	for (i = 0; rc == 0 && i < plan->n; i++) {
 		v = &plan->victims[i];
 		rc = snapshot_unpublish(store, index, v->folder, v->commit,

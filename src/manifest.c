@@ -494,6 +494,135 @@ manifest_unlink(struct store *store, const struct manifest *m)
 	return store_fsync_dir(store, "manifests");
 }
 
+#define ASIDE_SUFFIX ".removing."
+
+/* The directory of a store-relative file path, in dir. */
+static int
+parent_of(const char *rel, char *dir, size_t len)
+{
+	const char *slash = strrchr(rel, '/');
+	int n;
+
+	if (slash == NULL)
+		return -EINVAL;
+	n = snprintf(dir, len, "%.*s", (int)(slash - rel), rel);
+	return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
+}
+
+int
+manifest_aside(struct store *store, const struct manifest *m, char *aside,
+    size_t len)
+{
+	char rel[STORE_PATH_MAX], dir[STORE_PATH_MAX];
+	int rc, n;
+
+	if ((rc = manifest_rel(m, rel, sizeof(rel))) < 0 ||
+	    (rc = manifest_folder(m, dir, sizeof(dir))) < 0)
+		return rc;
+	n = snprintf(aside, len, "%s" ASIDE_SUFFIX "%s", rel, store->owner);
+	if (n < 0 || (size_t)n >= len)
+		return -ENAMETOOLONG;
+	if (renameat(store->dirfd, rel, store->dirfd, aside) == -1)
+		return -errno;
+	/* Its age, for a remover whose liveness only its heartbeat tells. */
+	utimensat(store->dirfd, aside, NULL, AT_SYMLINK_NOFOLLOW);
+	return store_fsync_dir(store, dir);
+}
+
+int
+manifest_put_back(struct store *store, const char *aside)
+{
+	char rel[STORE_PATH_MAX], dir[STORE_PATH_MAX];
+	const char *end = strstr(aside, ".json" ASIDE_SUFFIX);
+	int rc = 0, n;
+
+	if (end == NULL)
+		return -EINVAL;
+	n = snprintf(rel, sizeof(rel), "%.*s.json", (int)(end - aside), aside);
+	if (n < 0 || (size_t)n >= sizeof(rel))
+		return -ENAMETOOLONG;
+	if ((rc = parent_of(aside, dir, sizeof(dir))) < 0)
+		return rc;
+	/* A link, as manifest_save_new(): a publish's manifest stays. */
+	if (linkat(store->dirfd, aside, store->dirfd, rel, 0) == -1)
+		rc = -errno;
+	if (rc < 0 && rc != -EEXIST)
+		return rc;
+	if (unlinkat(store->dirfd, aside, 0) == -1 && errno != ENOENT)
+		return -errno;
+	n = store_fsync_dir(store, dir);
+	return rc < 0 ? rc : n;
+}
+
+int
+manifest_drop_aside(struct store *store, const char *aside)
+{
+	char dir[STORE_PATH_MAX];
+	int rc;
+
+	if ((rc = parent_of(aside, dir, sizeof(dir))) < 0)
+		return rc;
+	if (unlinkat(store->dirfd, aside, 0) == -1 && errno != ENOENT)
+		return -errno;
+	unlinkat(store->dirfd, dir, AT_REMOVEDIR); /* only when empty */
+	return store_fsync_dir(store, "manifests");
+}
+
+struct aside_each {
+	int (*fn)(const char *, const char *, const char *, const char *,
+	    void *);
+	void *arg;
+};
+
+static int
+aside_in(struct store *store, const char *folder, struct aside_each *ae)
+{
+	char rel[STORE_PATH_MAX], commit[DIGEST_SHA1_HEX + 1];
+	const size_t pre = DIGEST_SHA1_HEX + strlen(".json" ASIDE_SUFFIX);
+	struct dirent *e;
+	DIR *d;
+	int rc = 0;
+
+	snprintf(rel, sizeof(rel), "manifests/%s", folder);
+	if ((d = store_opendirat(store->dirfd, rel)) == NULL)
+		return 0;
+	while (rc == 0 && (e = readdir(d)) != NULL) {
+		if (strlen(e->d_name) <= pre ||
+		    strncmp(e->d_name + DIGEST_SHA1_HEX, ".json" ASIDE_SUFFIX,
+			pre - DIGEST_SHA1_HEX) != 0)
+			continue;
+		snprintf(commit, sizeof(commit), "%.*s", DIGEST_SHA1_HEX,
+		    e->d_name);
+		if (!ref_is_hex(commit, DIGEST_SHA1_HEX))
+			continue;
+		snprintf(rel, sizeof(rel), "manifests/%s/%s", folder,
+		    e->d_name);
+		rc = ae->fn(rel, folder, commit, e->d_name + pre, ae->arg);
+	}
+	closedir(d);
+	return rc;
+}
+
+int
+manifest_each_aside(struct store *store,
+    int (*fn)(const char *rel, const char *folder, const char *commit,
+	const char *owner, void *arg),
+    void *arg)
+{
+	struct aside_each ae = { fn, arg };
+	struct dirent *e;
+	DIR *d;
+	int rc = 0;
+
+	if ((d = store_opendirat(store->dirfd, "manifests")) == NULL)
+		return -errno;
+	while (rc == 0 && (e = readdir(d)) != NULL)
+		if (e->d_name[0] != '.')
+			rc = aside_in(store, e->d_name, &ae);
+	closedir(d);
+	return rc;
+}
+
 int
 manifest_exists(struct store *store, const char *folder, const char *commit)
 {

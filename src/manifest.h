@@ -123,6 +123,36 @@ int manifest_exists(struct store *store, const char *folder,
     const char *commit);
 
 /*
+ * Removal's commit point, made undoable (snapshot.c): the manifest is
+ * renamed aside to manifests/<folder>/<commit>.json.removing.<owner>, the
+ * remover's store owner, a name that no reader takes for a manifest (the
+ * index refresh, manifest_each() and manifest_exists() see only
+ * <commit>.json), so that while aside the snapshot is not published.
+ * manifest_aside() renames it (and stamps the aside file's mtime with the
+ * store's clock, for a remover of another node to be judged by age), and
+ * writes the aside path into aside: 0, -ENOENT when no manifest is there,
+ * or another negative errno.  manifest_put_back() links the aside file back
+ * to its manifest path, never over a manifest a publish saved meanwhile,
+ * then removes the aside file: 0, -EEXIST when a manifest was there (kept
+ * as it is), or another negative errno (the aside file stays).
+ * manifest_drop_aside() removes the aside file (gone already is 0), and
+ * the folder when empty.
+ */
+int manifest_aside(struct store *store, const struct manifest *m, char *aside,
+    size_t len);
+int manifest_put_back(struct store *store, const char *aside);
+int manifest_drop_aside(struct store *store, const char *aside);
+/*
+ * Calls fn for each aside file under manifests/ with its store-relative
+ * path, folder, commit and the owner of the removal that set it aside.
+ * Stops at the first non-zero return, which it returns.
+ */
+int manifest_each_aside(struct store *store,
+    int (*fn)(const char *rel, const char *folder, const char *commit,
+	const char *owner, void *arg),
+    void *arg);
+
+/*
  * Calls fn for each manifest file under manifests/, with its store-relative
  * path.  Stops at the first non-zero return, which it returns.
  */

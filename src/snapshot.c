@@ -371,7 +371,7 @@ snapshot_drop_blobs(struct store *store, struct index *index,
  * writes its own file, then reads the other's, as in Dekker's algorithm:
  *
  *	holder (lease.h)		remover (below)
- *	H1 link leases/<id>		R1 unlink the manifest
+ *	H1 link leases/<id>		R1 rename the manifest aside
  *	H2 look for the manifest	R2 read leases/
  *
  * Say the holder found the manifest (H2 before R1) and the remover found
@@ -383,7 +383,15 @@ snapshot_drop_blobs(struct store *store, struct index *index,
  * there; if the holder misses the manifest, it answers nothing from this
  * snapshot (it pulls it again, or says it is absent) and the removal goes
  * on.  The look at the leases before R1 only spares a leased snapshot
- * the unlink and the write-back; the one after R1 is the one that counts.
+ * the rename and the write-back; the one after R1 is the one that counts.
+ *
+ * R1 is a rename aside (manifest_aside()), not an unlink, so that a remover
+ * killed between R1 and the write-back (SIGKILL, OOM, a lost node) leaves
+ * what the next one needs to undo it: the aside file.  While aside the
+ * snapshot is not published (no reader takes that name for a manifest);
+ * it is removed once the view and the row went, before any blob, and a
+ * later gc or fsck --repair that finds one of a dead remover decides as
+ * the remover would have (snapshot_aside_recover()).
  *
  * This takes each call to be atomic and seen by every process once it
  * has returned, in the order they returned: so on a local filesystem,
@@ -394,21 +402,27 @@ snapshot_drop_blobs(struct store *store, struct index *index,
  *
  * The write-back never replaces a manifest: a publish of the same commit
  * in the window (it found none, so saved its own) keeps its file.  Were it
- * to fail, the leased snapshot would be left without its commit point,
- * which is reported as the error it is rather than as -EBUSY.
+ * to fail, the aside file stays for a later gc or fsck to put back, and
+ * the error is reported as the error it is rather than as -EBUSY.
+ *
+ * aside: where the manifest went, emptied when it is not aside any more
+ * (put back, or there was none to rename).
  */
 static int
 remove_manifest(struct store *store, struct manifest *m, const char *folder,
-    const char *commit, int64_t stale_ms)
+    const char *commit, int64_t stale_ms, char *aside, size_t len)
 {
 	int rc, back;
 
-	if ((rc = manifest_unlink(store, m)) < 0)
-		return rc;
+	if ((rc = manifest_aside(store, m, aside, len)) < 0) {
+		aside[0] = '\0';
+		return rc == -ENOENT ? 0 : rc;
+	}
 	fault_point("remove-manifest-done");
 	if ((rc = lease_live(store, folder, commit, stale_ms)) == 0)
 		return 0;
-	back = manifest_save_new(store, m);
+	back = manifest_put_back(store, aside);
+	aside[0] = '\0';
 	if (back < 0 && back != -EEXIST)
 		return back;
 	return rc < 0 ? rc : -EBUSY;
@@ -453,6 +467,7 @@ snapshot_unpublish(struct store *store, struct index *index, const char *folder,
     const char *commit, int64_t id, int64_t stale_ms,
     struct snapshot_blobs *left)
 {
+	char aside[STORE_PATH_MAX] = "";
 	struct manifest m;
 	const char *why;
 	size_t i;
@@ -467,7 +482,8 @@ snapshot_unpublish(struct store *store, struct index *index, const char *folder,
 	}
 	fault_point("remove-leases-checked");
 	if (loaded &&
-	    (rc = remove_manifest(store, &m, folder, commit, stale_ms)) < 0)
+	    (rc = remove_manifest(store, &m, folder, commit, stale_ms, aside,
+		 sizeof(aside))) < 0)
 		goto out;
 	/* -EBUSY: it saw the manifest back, and stopped (hub.h). */
 	overtaken = (rc = hub_unpublish(store, folder, commit)) == -EBUSY;
@@ -485,11 +501,98 @@ snapshot_unpublish(struct store *store, struct index *index, const char *folder,
 		rc = rc < 0 ? rc : -EBUSY;
 		goto out;
 	}
+	/* Done with the view and the row: no blob goes while it is aside. */
+	if (aside[0] != '\0') {
+		rc = manifest_drop_aside(store, aside);
+		aside[0] = '\0';
+		if (rc < 0)
+			goto out;
+		fault_point("remove-aside-dropped");
+	}
 	for (i = 0; loaded && i < m.nfiles && rc == 0; i++)
 		rc = blobs_add(left, m.files[i].sha256);
 out:
+	/*
+	 * Stopped on the way (an error, or a publish or holder overtook
+	 * it): what is published now does not need the aside copy.
+	 */
+	if (aside[0] != '\0')
+		manifest_drop_aside(store, aside);
 	manifest_release(&m);
 	return rc;
+}
+
+int
+snapshot_aside_owned(struct store *store, const char *rel, const char *owner,
+    int64_t stale_ms)
+{
+	struct stat st;
+	int64_t mtime;
+
+	switch (store_owner_state(store, owner)) {
+	case OWNER_ALIVE:
+		return 1;
+	case OWNER_DEAD:
+		return 0;
+	default:
+		/* Another node's remover: alive while younger than the limit. */
+		if (fstatat(store->dirfd, rel, &st, AT_SYMLINK_NOFOLLOW) == -1)
+			return 0;
+		mtime = (int64_t)st.st_mtim.tv_sec * 1000 +
+		    st.st_mtim.tv_nsec / 1000000;
+		return store_now_ms(store) - mtime <= stale_ms;
+	}
+}
+
+int
+snapshot_aside_recover(struct store *store, struct index *index,
+    const char *rel, const char *folder, const char *commit, int64_t stale_ms)
+{
+	int rc;
+
+	if ((rc = lease_live(store, folder, commit, stale_ms)) < 0)
+		return rc;
+	if (rc == 0) {
+		rc = manifest_drop_aside(store, rel);
+		return rc < 0 ? rc : SNAPSHOT_ASIDE_DROPPED;
+	}
+	/* Never over a manifest a publish saved since: that one is whole. */
+	if ((rc = manifest_put_back(store, rel)) == -EEXIST)
+		return SNAPSHOT_ASIDE_DROPPED;
+	if (rc < 0)
+		return rc;
+	/* The view and row, as far as the remover took them apart. */
+	rc = restore_published(store, index, folder, commit);
+	return rc < 0 ? rc : SNAPSHOT_ASIDE_RESTORED;
+}
+
+struct recover_all {
+	struct store *store;
+	struct index *index;
+	int64_t stale_ms;
+};
+
+static int
+recover_one(const char *rel, const char *folder, const char *commit,
+    const char *owner, void *arg)
+{
+	struct recover_all *r = arg;
+	int rc;
+
+	if (snapshot_aside_owned(r->store, rel, owner, r->stale_ms))
+		return 0;
+	rc = snapshot_aside_recover(r->store, r->index, rel, folder, commit,
+	    r->stale_ms);
+	return rc < 0 ? rc : 0;
+}
+
+int
+snapshot_recover_asides(struct store *store, struct index *index,
+    int64_t stale_ms)
+{
+	struct recover_all r = { store, index, stale_ms };
+
+	return manifest_each_aside(store, recover_one, &r);
 }
 
 int

@@ -81,6 +81,30 @@ int snapshot_drop_blobs(struct store *store, struct index *index,
     struct snapshot_blobs *left, int64_t stale_ms, uint64_t *freed);
 void snapshot_blobs_release(struct snapshot_blobs *left);
 
+/*
+ * A manifest a removal set aside (manifest_aside()) at rel, of
+ * folder/commit, whose removal owner set it aside.
+ * snapshot_aside_owned(): 1 while that removal may still be running (its
+ * owner is alive, or, for another node's, the file is younger than
+ * stale_ms), else 0.  snapshot_aside_recover() decides for a dead remover
+ * as it would have: a live lease names folder/commit and no manifest is
+ * there, so a server may use it: the manifest is put back and the view and
+ * the row made whole (SNAPSHOT_ASIDE_RESTORED); otherwise the aside file
+ * is dropped (SNAPSHOT_ASIDE_DROPPED), which leaves the rest as a removal
+ * killed after its commit point always did: a stray view, a row without a
+ * manifest and orphan blobs, residue that fsck --repair and gc clear.  Or
+ * a negative errno.  snapshot_recover_asides() does it for every aside
+ * file of a dead remover (gc_run() calls it first).
+ */
+enum { SNAPSHOT_ASIDE_DROPPED = 1, SNAPSHOT_ASIDE_RESTORED = 2 };
+
+int snapshot_aside_owned(struct store *store, const char *rel,
+    const char *owner, int64_t stale_ms);
+int snapshot_aside_recover(struct store *store, struct index *index,
+    const char *rel, const char *folder, const char *commit, int64_t stale_ms);
+int snapshot_recover_asides(struct store *store, struct index *index,
+    int64_t stale_ms);
+
 /* Sets or clears the pin of a snapshot, in its manifest and the index. */
 int snapshot_pin(struct store *store, struct index *index, const char *folder,
     const char *commit, int64_t id, int pinned);

@@ -10,7 +10,10 @@
 # pulls the model again (no byte fetched: the blobs are there), and the
 # remover, continued, keeps what that publish wrote.  Once the lease ends,
 # rm removes the model.  Without the second look (or without the
-# write-back) the first two cases lose the leased model.
+# write-back) the first two cases lose the leased model.  Last, rm is
+# killed (SIGKILL) just after its commit point while a server it had not
+# seen holds the model: the manifest is aside, not gone, and fsck --repair
+# and gc put it back rather than clear the leased model as residue.
 . "$top_srcdir/tests/lib/tap.sh"
 
 MODELCACHE_STALE_AFTER=30
@@ -145,4 +148,35 @@ ok "$([ ! -e "$MF" ] && [ ! -e "$SNAP" ]; echo $?)" \
     "its manifest and snapshot are gone"
 is "$(find "$STORE/blobs" -type f | wc -l)" 0 "and its blobs"
 run_ok "fsck is clean" mc fsck
+
+# --- rm killed after its commit point, a server leased meanwhile ------------
+# Stalled after its first look (no lease then), a server leases org/a and
+# is answered from the manifest; continued, rm renames the manifest aside
+# and is killed before its second look would have put it back.
+run_ok "org/a is pulled again" mc pull org/a
+MODELCACHE_CRASH_THEN=remove-manifest-done
+export MODELCACHE_CRASH_THEN
+remover remove-leases-checked rm3 rm org/a
+ok $? "rm stalls after its first look at the leases"
+unset MODELCACHE_CRASH_THEN
+hold rm3-hold
+ok $? "a server leases org/a meanwhile, answered from the manifest"
+kill -CONT "$RM_PID"
+wait "$RM_PID"
+is "$?" 137 "rm, continued, is killed (SIGKILL) after its commit point"
+ok "$([ ! -e "$MF" ]; echo $?)" "the manifest is not in its place"
+run_ok "fsck --repair" mc fsck --repair --json
+is "$(json '[.issues[] | select(.kind == "manifest_removing" and .repaired)]
+    | length' <"$T/out")" 1 "it finds the manifest set aside and puts it back"
+run_fails 7 "in use (leased)" "gc --max-size 0 keeps the leased model" \
+    mc gc --max-size 0
+intact rm3-hold
+release
+ok $? "the server ends"
+run_ok "gc --max-size 0, the lease gone" mc gc --max-size 0
+is "$(mc ls --json | json 'length')" 0 "gc removed org/a"
+is "$(find "$STORE/blobs" "$STORE/manifests" -type f | wc -l)" 0 \
+    "with its blobs and manifest"
+run_ok "fsck is clean" mc fsck --json
+is "$(json '.issues | length' <"$T/out")" 0 "no issue"
 done_testing
