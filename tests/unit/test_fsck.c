@@ -526,6 +526,75 @@ test_index_stale(void **state)
 	assert_int_equal(indexed(fx, fx->cb), 1);
 }
 
+/* Renames ca's manifest aside as a removal of a dead owner would have. */
+static void
+set_aside(struct fx *fx, char *rel, size_t len)
+{
+	char owner[STORE_OWNER_MAX], from[PATH], to[PATH];
+
+	dead_owner(fx, owner, sizeof(owner));
+	unit_fmt(rel, len, "manifests/%s/%s.json.removing.%s", FA, fx->ca,
+	    owner);
+	unit_fmt(from, sizeof(from), "%s/manifests/%s/%s.json", fx->f.root, FA,
+	    fx->ca);
+	path_of(fx, rel, to, sizeof(to));
+	assert_int_equal(rename(from, to), 0);
+}
+
+/*
+ * A removal killed just after its commit point (the manifest renamed
+ * aside): while a lease names the snapshot, repair puts the manifest back
+ * and the snapshot is whole; without one, the aside file goes and the rest
+ * is the residue of any removal stopped past its commit point.
+ */
+static void
+test_manifest_removing(void **state)
+{
+	struct fx *fx = *state;
+	struct lease l = { 0 };
+	char rel[PATH], l0[PATH], l1[PATH], l2[PATH], l3[PATH], l4[PATH];
+	char r1[PATH], r2[PATH], mf[PATH];
+
+	unit_fmt(mf, sizeof(mf), "manifests/%s/%s.json", FA, fx->ca);
+	blob_rel(&fx->a_cfg, r1, sizeof(r1));
+	blob_rel(&fx->a_model, r2, sizeof(r2));
+	unit_fmt(l1, sizeof(l1), "index_stale 1 0 %s", mf);
+	unit_fmt(l2, sizeof(l2), "hub_snapshot_stray 1 0 hub/%s/snapshots/%s",
+	    FA, fx->ca);
+	unit_fmt(l3, sizeof(l3), "blob_orphan 1 0 %s", r1);
+	unit_fmt(l4, sizeof(l4), "blob_orphan 1 0 %s", r2);
+
+	/* Leased: reported, then put back whole. */
+	set_aside(fx, rel, sizeof(rel));
+	assert_int_equal(lease_take(&fx->f.store, FA, fx->ca, &l), 0);
+	unit_fmt(l0, sizeof(l0), "manifest_removing 1 0 %s", rel);
+	run(fx, 0, 0, l0, l1, l2, l3, l4, NULL);
+	assert_true(fixture_exists(&fx->f, rel));
+	unit_fmt(l0, sizeof(l0), "manifest_removing 1 1 %s", rel);
+	run(fx, 1, 1, l0, NULL);
+	assert_clean(fx);
+	assert_true(fixture_exists(&fx->f, mf));
+	assert_false(fixture_exists(&fx->f, rel));
+	assert_int_equal(indexed(fx, fx->ca), 1);
+	assert_true(fixture_exists(&fx->f, r1));
+	lease_drop(&fx->f.store, &l);
+
+	/* No lease: the aside file goes, and the removal's residue. */
+	set_aside(fx, rel, sizeof(rel));
+	unit_fmt(l0, sizeof(l0), "manifest_removing 1 1 %s", rel);
+	unit_fmt(l1, sizeof(l1), "index_stale 1 1 %s", mf);
+	unit_fmt(l2, sizeof(l2), "hub_snapshot_stray 1 1 hub/%s/snapshots/%s",
+	    FA, fx->ca);
+	unit_fmt(l3, sizeof(l3), "blob_orphan 1 1 %s", r1);
+	unit_fmt(l4, sizeof(l4), "blob_orphan 1 1 %s", r2);
+	run(fx, 1, 0, l0, l1, l2, l3, l4, NULL);
+	assert_clean(fx);
+	assert_false(fixture_exists(&fx->f, rel));
+	assert_false(fixture_exists(&fx->f, mf));
+	assert_int_equal(indexed(fx, fx->ca), 0);
+	assert_int_equal(indexed(fx, fx->cb), 1);
+}
+
 static void
 test_manifest_bad(void **state)
 {
@@ -707,6 +776,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_manifest_unindexed, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_index_stale, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_manifest_removing, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_manifest_bad, setup,
 		    teardown),

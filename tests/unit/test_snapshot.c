@@ -548,6 +548,104 @@ test_remove_leased(void **state)
 	assert_int_equal(all.n, 0);
 }
 
+/*
+ * A manifest set aside by a removal whose remover died (renamed to a dead
+ * owner's aside name): left alone while its remover is alive, put back
+ * with its view and row when a live lease names it, kept as a publish saved
+ * it when one did, and dropped otherwise.
+ */
+static void
+aside_as_dead(struct fixture *fx, const char *folder, const char *commit,
+    char *rel, size_t len)
+{
+	struct manifest m;
+	char mine[PATH], owner[STORE_OWNER_MAX], from[PATH], to[PATH];
+	const char *dot = strrchr(fx->store.owner, '.');
+
+	assert_non_null(dot);
+	unit_fmt(owner, sizeof(owner), "%.*s.%ld", (int)(dot - fx->store.owner),
+	    fx->store.owner, (long)fixture_dead_pid());
+	assert_int_equal(store_owner_state(&fx->store, owner), OWNER_DEAD);
+	load(fx, folder, commit, &m);
+	assert_int_equal(manifest_aside(&fx->store, &m, mine, sizeof(mine)), 0);
+	manifest_release(&m);
+	/* Ours while we live: no recovery takes it. */
+	assert_int_equal(snapshot_aside_owned(&fx->store, mine, fx->store.owner,
+			     60000),
+	    1);
+	assert_int_equal(snapshot_recover_asides(&fx->store, &fx->index, 60000),
+	    0);
+	assert_true(fixture_exists(fx, mine));
+	unit_fmt(rel, len, "manifests/%s/%s.json.removing.%s", folder, commit,
+	    owner);
+	unit_fmt(from, sizeof(from), "%s/%s", fx->root, mine);
+	unit_fmt(to, sizeof(to), "%s/%s", fx->root, rel);
+	assert_int_equal(rename(from, to), 0);
+	assert_int_equal(snapshot_aside_owned(&fx->store, rel, owner, 60000),
+	    0);
+}
+
+static void
+test_aside_recover(void **state)
+{
+	static const char F[] = "models--org--a";
+	struct fixture *fx = *state;
+	struct hub_report r = { NULL, NULL, 0 };
+	struct lease l = { 0 };
+	struct fixture_snaps all;
+	struct manifest m;
+	struct blob a;
+	char C[DIGEST_SHA1_HEX + 1], rel[PATH], mf[PATH];
+
+	start(&m, "org/a");
+	fixture_add_file(fx, &m, "a.bin", "bytes of a", 1, &a);
+	finish(&m, "main", NULL, C);
+	assert_int_equal(snapshot_publish(&fx->store, &fx->index, &m, 1000), 0);
+	manifest_release(&m);
+	unit_fmt(mf, sizeof(mf), "manifests/%s/%s.json", F, C);
+
+	/* Leased: put back, and the view and row made whole again. */
+	aside_as_dead(fx, F, C, rel, sizeof(rel));
+	assert_false(fixture_exists(fx, mf));
+	assert_int_equal(hub_unpublish(&fx->store, F, C), 0);
+	assert_int_equal(index_refresh(&fx->index, &fx->store), 0);
+	fixture_snaps(fx, REPO_MODEL, NULL, NULL, &all);
+	assert_int_equal(all.n, 0);
+	assert_int_equal(lease_take(&fx->store, F, C, &l), 0);
+	assert_int_equal(snapshot_recover_asides(&fx->store, &fx->index, 60000),
+	    0);
+	assert_true(fixture_exists(fx, mf));
+	assert_false(fixture_exists(fx, rel));
+	load(fx, F, C, &m);
+	assert_int_equal(hub_check(&fx->store, &m, &r), 0);
+	assert_int_equal(r.count, 0);
+	assert_view(fx, F, &m);
+	manifest_release(&m);
+	fixture_snaps(fx, REPO_MODEL, NULL, NULL, &all);
+	assert_int_equal(all.n, 1);
+
+	/* Leased, but a publish saved the manifest since: that one stays. */
+	load(fx, F, C, &m);
+	aside_as_dead(fx, F, C, rel, sizeof(rel));
+	assert_int_equal(manifest_save_new(&fx->store, &m), 0);
+	manifest_release(&m);
+	assert_int_equal(snapshot_aside_recover(&fx->store, &fx->index, rel, F,
+			     C, 60000),
+	    SNAPSHOT_ASIDE_DROPPED);
+	assert_true(fixture_exists(fx, mf));
+	assert_false(fixture_exists(fx, rel));
+
+	/* No lease: the aside file is dropped, the snapshot stays removed. */
+	lease_drop(&fx->store, &l);
+	aside_as_dead(fx, F, C, rel, sizeof(rel));
+	assert_int_equal(snapshot_aside_recover(&fx->store, &fx->index, rel, F,
+			     C, 60000),
+	    SNAPSHOT_ASIDE_DROPPED);
+	assert_false(fixture_exists(fx, mf));
+	assert_false(fixture_exists(fx, rel));
+	assert_int_equal(store_blob_stat(&fx->store, a.sha256, NULL), 0);
+}
+
 static void
 test_pin(void **state)
 {
@@ -607,6 +705,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_remove_claimed,
 		    fixture_setup_index, fixture_teardown),
 		cmocka_unit_test_setup_teardown(test_remove_leased,
+		    fixture_setup_index, fixture_teardown),
+		cmocka_unit_test_setup_teardown(test_aside_recover,
 		    fixture_setup_index, fixture_teardown),
 		cmocka_unit_test_setup_teardown(test_pin, fixture_setup_index,
 		    fixture_teardown),
