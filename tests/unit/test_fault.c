@@ -277,6 +277,56 @@ test_point_stop(void **state)
 	close(passed[0]);
 }
 
+/*
+ * MODELCACHE_CRASH_THEN: an "x" point before the stop passes; once the
+ * child is continued from its stop at the first "p", the next "p" passes
+ * and the next "x" kills it.
+ */
+static void
+test_stop_then(void **state)
+{
+	int passed[2], status;
+	char buf[16];
+	pid_t pid;
+
+	assert_int_equal(pipe(passed), 0);
+	fflush(stdout);
+	fflush(stderr);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		static const char *names[] = { "x", "p", "p", "x", "x" };
+		unsigned i;
+
+		close(passed[0]);
+		if (setenv("MODELCACHE_CRASH_AT", "1", 1) != 0 ||
+		    setenv("MODELCACHE_CRASH_POINT", "p", 1) != 0 ||
+		    setenv("MODELCACHE_CRASH_SIGNAL", "STOP", 1) != 0 ||
+		    setenv("MODELCACHE_CRASH_THEN", "x", 1) != 0 ||
+		    unsetenv("MODELCACHE_CRASH_TRACE") != 0)
+			_exit(2);
+		for (i = 0; i < 5; i++) {
+			fault_point(names[i]);
+			if (write(passed[1], names[i], 1) != 1)
+				_exit(3);
+		}
+		_exit(0);
+	}
+	close(passed[1]);
+	assert_int_equal(waitpid(pid, &status, WUNTRACED), pid);
+	if (!WIFSTOPPED(status) || WSTOPSIG(status) != SIGSTOP)
+		fail_msg("child did not stop (status %#x)", status);
+	assert_int_equal(read(passed[0], buf, sizeof(buf)), 1);
+	assert_int_equal(kill(pid, SIGCONT), 0);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	if (!WIFSIGNALED(status) || WTERMSIG(status) != SIGKILL)
+		fail_msg("child was not killed by SIGKILL (status %#x)",
+		    status);
+	/* The stopped "p" and the next one; the "x" after never returned. */
+	assert_int_equal(read(passed[0], buf, sizeof(buf)), 2);
+	close(passed[0]);
+}
+
 int
 main(void)
 {
@@ -286,6 +336,7 @@ main(void)
 		cmocka_unit_test(test_trace),
 		cmocka_unit_test(test_threads),
 		cmocka_unit_test(test_point_stop),
+		cmocka_unit_test(test_stop_then),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
