@@ -518,15 +518,22 @@ manifest_aside(struct store *store, const struct manifest *m, char *aside,
 
 	if ((rc = manifest_rel(m, rel, sizeof(rel))) < 0 ||
 	    (rc = manifest_folder(m, dir, sizeof(dir))) < 0)
-		return rc;
+		goto fail;
 	n = snprintf(aside, len, "%s" ASIDE_SUFFIX "%s", rel, store->owner);
+	rc = -ENAMETOOLONG;
 	if (n < 0 || (size_t)n >= len)
-		return -ENAMETOOLONG;
-	if (renameat(store->dirfd, rel, store->dirfd, aside) == -1)
-		return -errno;
+		goto fail;
+	if (renameat(store->dirfd, rel, store->dirfd, aside) == -1) {
+		rc = -errno;
+		goto fail;
+	}
 	/* Its age, for a remover whose liveness only its heartbeat tells. */
 	utimensat(store->dirfd, aside, NULL, AT_SYMLINK_NOFOLLOW);
 	return store_fsync_dir(store, dir);
+fail:
+	if (len > 0)
+		aside[0] = '\0';
+	return rc;
 }
 
 int

@@ -131,7 +131,7 @@ int manifest_exists(struct store *store, const char *folder,
  * manifest_aside() renames it (and stamps the aside file's mtime with the
  * store's clock, for a remover of another node to be judged by age), and
  * writes the aside path into aside: 0, -ENOENT when no manifest is there,
- * or another negative errno.  manifest_put_back() links the aside file back
+ * or another negative errno (aside emptied unless the rename was done).  manifest_put_back() links the aside file back
  * to its manifest path, never over a manifest a publish saved meanwhile,
  * then removes the aside file: 0, -EEXIST when a manifest was there (kept
  * as it is), or another negative errno (the aside file stays).
