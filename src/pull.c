@@ -156,6 +156,7 @@ struct pull {
 	unsigned per_file, files_cap, attempts;
 	uv_timer_t tick;  /* heartbeats and progress */
 	uv_check_t check; /* after each turn of the loop: settled? */
+	int reclaiming;	  /* reclaim() ran: its fault point passed */
 	struct pull_file_progress *shown; /* what tick() reports */
 	struct manifest *m;
 	struct pull_file *files;
@@ -946,9 +947,12 @@ publish(struct job *j)
 	j->tmp[0] = '\0';
 	if (j->ranges[0] != '\0')
 		unlinkat(p->store->dirfd, j->ranges, 0);
-	/* Waiters on a key learn where its bytes went. */
-	if (j->key[0] != '\0')
-		claim_note(p->store, &j->claim, j->sha256);
+	/*
+	 * Waiters on a key learn where its bytes went; the blob's claim says
+	 * it is in, and that we will name it (reclaim()).
+	 */
+	claim_note(p->store, &j->claim, j->sha256);
+	claim_note(p->store, &j->blob_claim, j->sha256);
 	job_finish(j, S_DONE);
 }
 
@@ -1575,6 +1579,8 @@ job_step(struct job *j)
 			return;
 		rc = store_blob_check(p->store, j->file->sha256, j->file->size);
 		if (rc == 0) {
+			/* Held, and noted: it is in, and we will name it. */
+			claim_note(p->store, &j->claim, j->file->sha256);
 			job_reused(j);
 			return;
 		}
@@ -1873,6 +1879,102 @@ finish(struct pull *p)
 	published(p, 0);
 }
 
+/* Whether the job holds the claim named by its blob's SHA-256. */
+static int
+holds_blob(const struct job *j)
+{
+	const char *sha = j->file->sha256;
+
+	return (j->claim.held && strcmp(j->claim.sha256, sha) == 0) ||
+	    (j->blob_claim.held && strcmp(j->blob_claim.sha256, sha) == 0);
+}
+
+/*
+ * A file that reused a blob while another process held its claim (a
+ * publisher that had not saved its manifest yet, or a key's holder that
+ * noted the digest) holds nothing that keeps the blob until our manifest
+ * names it.  A remover (snapshot.c, drop_batch()) claims the blob, reads
+ * the manifests, and deletes a blob none names: were the other holder's
+ * model removed once it let the claim go, or were the holder the remover,
+ * the blob would go before our manifest is saved, and the manifest would
+ * name a missing blob.  So, before the manifest, every such blob's claim
+ * is taken once more:
+ *
+ *  - free: we take it, note it, and hold it until the snapshot is
+ *    published (cleanup()), as a fetcher does; under it the blob is looked
+ *    at, and a blob gone (or of the wrong size: set aside) is fetched again.
+ *    A remover that took it before us is done with it; one after us waits
+ *    for us, and then reads our manifest.
+ *  - held and noted, with the blob there: a pull that published or reused
+ *    it under its claim (publish(), job_step()) and names it in its own
+ *    manifest before it lets go.  Accepted without waiting: such a holder
+ *    may itself be waiting here on a claim we hold, and waiting would be a
+ *    circle.  (What this leaves: that holder's model removed in full
+ *    between its release and our manifest; see modelcache-store(5).)
+ *  - held otherwise (not noted: a remover, an importer, a holder that has
+ *    just made the file, or noted with the blob gone): we look again in
+ *    WAIT_MS.  Removers never wait on a pull, so this is no circle.
+ *
+ * Returns 1 while a file waits or is fetched again, 0 when the manifest
+ * may be saved (or the pull failed: p->r->error).
+ */
+static int
+reclaim(struct pull *p)
+{
+	char note[DIGEST_HEX_MAX];
+	size_t i;
+	int rc, again = 0;
+
+	for (i = 0; i < p->n && p->r->error == PULL_OK; i++) {
+		struct job *j = &p->jobs[i];
+		const char *sha = j->file->sha256;
+
+		if (j->state != S_DONE || holds_blob(j))
+			continue;
+		rc = claim_try(p->store, &j->blob_claim, sha,
+		    store_now_ms(p->store), p->store->stale_ms);
+		if (rc == -EBUSY &&
+		    claim_note_read(p->store, sha, note, sizeof(note)) == 0 &&
+		    store_blob_check(p->store, sha, j->file->size) == 0)
+			continue; /* a publisher's: it names the blob */
+		if (rc == -EBUSY || rc == -EAGAIN) {
+			uv_timer_start(&j->timer, job_timer, WAIT_MS, 0);
+			again = 1;
+			continue;
+		}
+		if (rc < 0) {
+			fail(p, PULL_INTERNAL, "cannot claim '%s': %s",
+			    j->file->path, strerror(-rc));
+			return 0;
+		}
+		rc = store_blob_check(p->store, sha, j->file->size);
+		if (rc == -EBADMSG)
+			rc = store_blob_quarantine(p->store, sha) < 0 ? -EIO
+								      : -ENOENT;
+		if (rc == 0) {
+			claim_note(p->store, &j->blob_claim, sha);
+			continue;
+		}
+		if (rc != -ENOENT) {
+			fail(p, PULL_INTERNAL,
+			    "cannot look at the blob of '%s'", j->file->path);
+			return 0;
+		}
+		/* Removed meanwhile: fetched again, under the claim we hold. */
+		if (j->key[0] == '\0' && !j->claim.held) {
+			j->claim = j->blob_claim;
+			memset(&j->blob_claim, 0, sizeof(j->blob_claim));
+		}
+		if (j->reused)
+			p->r->bytes_reused -= j->file->size;
+		j->reused = 0;
+		p->finished--;
+		start_head(j);
+		again = 1;
+	}
+	return again;
+}
+
 /* After each turn of the loop: has everything settled? */
 static void
 check(uv_check_t *h)
@@ -1880,6 +1982,12 @@ check(uv_check_t *h)
 	struct pull *p = h->data;
 
 	if (!p->ended && settled(p)) {
+		if (!p->reclaiming) {
+			p->reclaiming = 1;
+			fault_point("pull-settled");
+		}
+		if (!p->stopping && p->r->error == PULL_OK && reclaim(p))
+			return;
 		p->ended = 1;
 		uv_check_stop(h);
 		uv_timer_stop(&p->tick);
