@@ -157,6 +157,7 @@ struct pull {
 	uv_timer_t tick;  /* heartbeats and progress */
 	uv_check_t check; /* after each turn of the loop: settled? */
 	int reclaiming;	  /* reclaim() ran: its fault point passed */
+	int noted;	  /* reclaim() noted the blob claims held */
 	struct pull_file_progress *shown; /* what tick() reports */
 	struct manifest *m;
 	struct pull_file *files;
@@ -176,6 +177,7 @@ static void job_finish(struct job *j, enum state st);
 static void start_head(struct job *j);
 static void restart_file(struct job *j, const char *why);
 static int fresh_partial(struct job *j);
+static void note_held(struct job *j);
 
 static void
 job_timer(uv_timer_t *t)
@@ -947,12 +949,11 @@ publish(struct job *j)
 	j->tmp[0] = '\0';
 	if (j->ranges[0] != '\0')
 		unlinkat(p->store->dirfd, j->ranges, 0);
-	/*
-	 * Waiters on a key learn where its bytes went; the blob's claim says
-	 * it is in, and that we will name it (reclaim()).
-	 */
-	claim_note(p->store, &j->claim, j->sha256);
-	claim_note(p->store, &j->blob_claim, j->sha256);
+	/* Waiters on a key learn where its bytes went. */
+	if (j->key[0] != '\0')
+		claim_note(p->store, &j->claim, j->sha256);
+	if (p->noted) /* fetched again by reclaim(), which may wait */
+		note_held(j);
 	job_finish(j, S_DONE);
 }
 
@@ -1579,8 +1580,6 @@ job_step(struct job *j)
 			return;
 		rc = store_blob_check(p->store, j->file->sha256, j->file->size);
 		if (rc == 0) {
-			/* Held, and noted: it is in, and we will name it. */
-			claim_note(p->store, &j->claim, j->file->sha256);
 			job_reused(j);
 			return;
 		}
@@ -1889,6 +1888,18 @@ holds_blob(const struct job *j)
 	    (j->blob_claim.held && strcmp(j->blob_claim.sha256, sha) == 0);
 }
 
+/* Notes the digest in the blob claim the job holds (reclaim()). */
+static void
+note_held(struct job *j)
+{
+	struct claim *c =
+	    j->claim.held && strcmp(j->claim.sha256, j->file->sha256) == 0
+	    ? &j->claim
+	    : &j->blob_claim;
+
+	claim_note(j->p->store, c, j->file->sha256);
+}
+
 /*
  * A file that reused a blob while another process held its claim (a
  * publisher that had not saved its manifest yet, or a key's holder that
@@ -1905,15 +1916,18 @@ holds_blob(const struct job *j)
  *    at, and a blob gone (or of the wrong size: set aside) is fetched again.
  *    A remover that took it before us is done with it; one after us waits
  *    for us, and then reads our manifest.
- *  - held and noted, with the blob there: a pull that published or reused
- *    it under its claim (publish(), job_step()) and names it in its own
- *    manifest before it lets go.  Accepted without waiting: such a holder
- *    may itself be waiting here on a claim we hold, and waiting would be a
- *    circle.  (What this leaves: that holder's model removed in full
- *    between its release and our manifest; see modelcache-store(5).)
- *  - held otherwise (not noted: a remover, an importer, a holder that has
- *    just made the file, or noted with the blob gone): we look again in
- *    WAIT_MS.  Removers never wait on a pull, so this is no circle.
+ *  - held and noted, with the blob there: a pull (here) or an importer
+ *    (origin_dir.c) that holds it with the blob in, and names it in its
+ *    own manifest before it lets go.  Accepted without waiting: such a
+ *    holder may itself be waiting here on a claim we hold, and waiting
+ *    would be a circle.  (What this leaves: that holder's model removed in
+ *    full between its release and our manifest; see modelcache-store(5).)
+ *  - held otherwise (not noted: a remover, a pull that has nothing to
+ *    claim again, a holder that has just made the file, or noted with the
+ *    blob gone): we look again in WAIT_MS.  No circle: removers never
+ *    wait on a pull, and a pull notes every blob claim it holds before it
+ *    first waits here (so notes cost nothing in the usual pull, which has
+ *    nothing to claim again); a waiter that sees the note stops waiting.
  *
  * Returns 1 while a file waits or is fetched again, 0 when the manifest
  * may be saved (or the pull failed: p->r->error).
@@ -1925,6 +1939,19 @@ reclaim(struct pull *p)
 	size_t i;
 	int rc, again = 0;
 
+	if (!p->noted) {
+		for (i = 0; i < p->n && !again; i++)
+			again = p->jobs[i].state == S_DONE &&
+			    !holds_blob(&p->jobs[i]);
+		if (!again)
+			return 0; /* nothing to claim again: the usual case */
+		again = 0;
+		p->noted = 1;
+		/* Before we may wait on anyone: see above. */
+		for (i = 0; i < p->n; i++)
+			if (holds_blob(&p->jobs[i]))
+				note_held(&p->jobs[i]);
+	}
 	for (i = 0; i < p->n && p->r->error == PULL_OK; i++) {
 		struct job *j = &p->jobs[i];
 		const char *sha = j->file->sha256;
