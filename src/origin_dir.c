@@ -415,10 +415,13 @@ publish_blobs(struct import *im)
 		if (rc == 0)
 			rc = store_blob_publish(im->store, j->got.tmp,
 			    j->got.sha256);
-		if (rc < 0)
+		if (rc < 0) {
 			fail(im, rc, j->file->path);
-		else
-			j->got.tmp[0] = '\0';
+			continue;
+		}
+		j->got.tmp[0] = '\0';
+		/* In, and ours to name: a pull need not wait on it (pull.c). */
+		claim_note(im->store, &j->claim, j->got.sha256);
 	}
 	free(order);
 	return rc;

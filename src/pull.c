@@ -156,6 +156,8 @@ struct pull {
 	unsigned per_file, files_cap, attempts;
 	uv_timer_t tick;  /* heartbeats and progress */
 	uv_check_t check; /* after each turn of the loop: settled? */
+	int reclaiming;	  /* reclaim() ran: its fault point passed */
+	int noted;	  /* reclaim() noted the blob claims held */
 	struct pull_file_progress *shown; /* what tick() reports */
 	struct manifest *m;
 	struct pull_file *files;
@@ -175,6 +177,7 @@ static void job_finish(struct job *j, enum state st);
 static void start_head(struct job *j);
 static void restart_file(struct job *j, const char *why);
 static int fresh_partial(struct job *j);
+static void note_held(struct job *j);
 
 static void
 job_timer(uv_timer_t *t)
@@ -949,6 +952,8 @@ publish(struct job *j)
 	/* Waiters on a key learn where its bytes went. */
 	if (j->key[0] != '\0')
 		claim_note(p->store, &j->claim, j->sha256);
+	if (p->noted) /* fetched again by reclaim(), which may wait */
+		note_held(j);
 	job_finish(j, S_DONE);
 }
 
@@ -1873,6 +1878,130 @@ finish(struct pull *p)
 	published(p, 0);
 }
 
+/* Whether the job holds the claim named by its blob's SHA-256. */
+static int
+holds_blob(const struct job *j)
+{
+	const char *sha = j->file->sha256;
+
+	return (j->claim.held && strcmp(j->claim.sha256, sha) == 0) ||
+	    (j->blob_claim.held && strcmp(j->blob_claim.sha256, sha) == 0);
+}
+
+/* Notes the digest in the blob claim the job holds (reclaim()). */
+static void
+note_held(struct job *j)
+{
+	struct claim *c =
+	    j->claim.held && strcmp(j->claim.sha256, j->file->sha256) == 0
+	    ? &j->claim
+	    : &j->blob_claim;
+
+	claim_note(j->p->store, c, j->file->sha256);
+}
+
+/*
+ * A file that reused a blob while another process held its claim (a
+ * publisher that had not saved its manifest yet, or a key's holder that
+ * noted the digest) holds nothing that keeps the blob until our manifest
+ * names it.  A remover (snapshot.c, drop_batch()) claims the blob, reads
+ * the manifests, and deletes a blob none names: were the other holder's
+ * model removed once it let the claim go, or were the holder the remover,
+ * the blob would go before our manifest is saved, and the manifest would
+ * name a missing blob.  So, before the manifest, every such blob's claim
+ * is taken once more:
+ *
+ *  - free: we take it, note it, and hold it until the snapshot is
+ *    published (cleanup()), as a fetcher does; under it the blob is looked
+ *    at, and a blob gone (or of the wrong size: set aside) is fetched again.
+ *    A remover that took it before us is done with it; one after us waits
+ *    for us, and then reads our manifest.
+ *  - held and noted, with the blob there: a pull (here) or an importer
+ *    (origin_dir.c) that holds it with the blob in, and names it in its
+ *    own manifest before it lets go.  Accepted without waiting: such a
+ *    holder may itself be waiting here on a claim we hold, and waiting
+ *    would be a circle.  (What this leaves: that holder's model removed in
+ *    full between its release and our manifest; see modelcache-store(5).)
+ *  - held otherwise (not noted: a remover, a pull that has nothing to
+ *    claim again, a holder that has just made the file, or noted with the
+ *    blob gone): we look again in WAIT_MS.  No circle: removers never
+ *    wait on a pull, and a pull notes every blob claim it holds before it
+ *    first waits here (so notes cost nothing in the usual pull, which has
+ *    nothing to claim again); a waiter that sees the note stops waiting.
+ *
+ * Returns 1 while a file waits or is fetched again, 0 when the manifest
+ * may be saved (or the pull failed: p->r->error).
+ */
+static int
+reclaim(struct pull *p)
+{
+	char note[DIGEST_HEX_MAX];
+	size_t i;
+	int rc, again = 0;
+
+	if (!p->noted) {
+		for (i = 0; i < p->n && !again; i++)
+			again = p->jobs[i].state == S_DONE &&
+			    !holds_blob(&p->jobs[i]);
+		if (!again)
+			return 0; /* nothing to claim again: the usual case */
+		again = 0;
+		p->noted = 1;
+		/* Before we may wait on anyone: see above. */
+		for (i = 0; i < p->n; i++)
+			if (holds_blob(&p->jobs[i]))
+				note_held(&p->jobs[i]);
+	}
+	for (i = 0; i < p->n && p->r->error == PULL_OK; i++) {
+		struct job *j = &p->jobs[i];
+		const char *sha = j->file->sha256;
+
+		if (j->state != S_DONE || holds_blob(j))
+			continue;
+		rc = claim_try(p->store, &j->blob_claim, sha,
+		    store_now_ms(p->store), p->store->stale_ms);
+		if (rc == -EBUSY &&
+		    claim_note_read(p->store, sha, note, sizeof(note)) == 0 &&
+		    store_blob_check(p->store, sha, j->file->size) == 0)
+			continue; /* a publisher's: it names the blob */
+		if (rc == -EBUSY || rc == -EAGAIN) {
+			uv_timer_start(&j->timer, job_timer, WAIT_MS, 0);
+			again = 1;
+			continue;
+		}
+		if (rc < 0) {
+			fail(p, PULL_INTERNAL, "cannot claim '%s': %s",
+			    j->file->path, strerror(-rc));
+			return 0;
+		}
+		rc = store_blob_check(p->store, sha, j->file->size);
+		if (rc == -EBADMSG)
+			rc = store_blob_quarantine(p->store, sha) < 0 ? -EIO
+								      : -ENOENT;
+		if (rc == 0) {
+			claim_note(p->store, &j->blob_claim, sha);
+			continue;
+		}
+		if (rc != -ENOENT) {
+			fail(p, PULL_INTERNAL,
+			    "cannot look at the blob of '%s'", j->file->path);
+			return 0;
+		}
+		/* Removed meanwhile: fetched again, under the claim we hold. */
+		if (j->key[0] == '\0' && !j->claim.held) {
+			j->claim = j->blob_claim;
+			memset(&j->blob_claim, 0, sizeof(j->blob_claim));
+		}
+		if (j->reused)
+			p->r->bytes_reused -= j->file->size;
+		j->reused = 0;
+		p->finished--;
+		start_head(j);
+		again = 1;
+	}
+	return again;
+}
+
 /* After each turn of the loop: has everything settled? */
 static void
 check(uv_check_t *h)
@@ -1880,6 +2009,12 @@ check(uv_check_t *h)
 	struct pull *p = h->data;
 
 	if (!p->ended && settled(p)) {
+		if (!p->reclaiming) {
+			p->reclaiming = 1;
+			fault_point("pull-settled");
+		}
+		if (!p->stopping && p->r->error == PULL_OK && reclaim(p))
+			return;
 		p->ended = 1;
 		uv_check_stop(h);
 		uv_timer_stop(&p->tick);

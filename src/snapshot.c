@@ -312,6 +312,8 @@ drop_batch(struct store *store, struct index *index,
 		if ((rc = claim_blob(store, &claims[i], sha256[i], now,
 			 stale_ms)) > 0)
 			any = 1;
+	if (any)
+		fault_point("remove-blobs-claimed");
 	if (rc >= 0)
 		rc = any ? index_refresh(index, store) : 0;
 	for (i = 0; i < n && rc == 0; i++) {
