@@ -32,21 +32,6 @@ HOLDER=
 trap 'exec 3>&-; [ -n "$HOLDER" ] && kill $HOLDER 2>/dev/null; tap_cleanup' \
     EXIT
 
-# remover POINT NAME CMD...: runs "mc CMD..." in the background, stopped
-# (SIGSTOP) at its first fault point POINT; sets RM_PID once it stalls.
-remover() {
-	point=$1 name=$2
-	shift 2
-	(export MODELCACHE_CRASH_POINT=$point MODELCACHE_CRASH_AT=1 \
-	    MODELCACHE_CRASH_SIGNAL=STOP
-	exec "$MC" "$@" >"$T/$name.out" 2>"$T/$name.err") &
-	RM_PID=$!
-	wait_for stopped "$RM_PID"
-}
-stopped() {
-	[ "$(ps -o stat= -p "$1" | cut -c1)" = T ]
-}
-
 # hold NAME: a server's acquire of org/a, its connection (and so its lease)
 # kept open on fd 3 until release.
 hold() {
@@ -90,13 +75,13 @@ intact() {
 }
 
 # --- rm, stopped after its first look at the leases ---------------------
-remover remove-leases-checked rm rm org/a
+mc_stopped rm remove-leases-checked rm org/a
 ok $? "rm stalls after its first look at the leases (no lease then)"
 ok "$([ -f "$MF" ]; echo $?)" "the manifest is still there"
 hold rm-hold
 ok $? "a server leases org/a through the daemon meanwhile"
-kill -CONT "$RM_PID"
-wait "$RM_PID"
+kill -CONT "$STOPPED_PID"
+wait "$STOPPED_PID"
 is "$?" 1 "rm, continued, fails"
 grep -q "is in use (leased" "$T/rm.err"
 ok $? "saying the model is in use (leased)"
@@ -105,12 +90,12 @@ release
 ok $? "the server ends: its lease is gone"
 
 # --- gc, likewise ---------------------------------------------------------
-remover remove-leases-checked gc gc --json --max-size 0
+mc_stopped gc remove-leases-checked gc --json --max-size 0
 ok $? "gc --max-size 0 stalls after its first look at the leases"
 hold gc-hold
 ok $? "a server leases org/a meanwhile"
-kill -CONT "$RM_PID"
-wait "$RM_PID"
+kill -CONT "$STOPPED_PID"
+wait "$STOPPED_PID"
 is "$?" 7 "gc, continued, ends with no space (exit 7): the store stays above 0"
 grep -q "above 0 B: the rest is in use (leased)" "$T/gc.err"
 ok $? "saying the rest is in use (leased)"
@@ -124,7 +109,7 @@ ok $? "the server ends"
 # --- rm, stopped after it unlinked the manifest -----------------------------
 before=$(stats '.bytes')
 asked=$(stats '[.requests[]] | add')
-remover remove-manifest-done rm2 rm org/a
+mc_stopped rm2 remove-manifest-done rm org/a
 ok $? "rm stalls after unlinking the manifest"
 ok "$([ ! -f "$MF" ]; echo $?)" "the manifest is gone"
 hold rm2-hold
@@ -132,8 +117,8 @@ ok $? "a server's acquire is answered meanwhile"
 [ "$(stats '[.requests[]] | add')" -gt "$asked" ]
 ok $? "after a pull: the daemon did not answer from the half-removed model"
 is "$(stats '.bytes')" "$before" "that pull fetched no byte: the blobs are there"
-kill -CONT "$RM_PID"
-wait "$RM_PID"
+kill -CONT "$STOPPED_PID"
+wait "$STOPPED_PID"
 is "$?" 1 "rm, continued, fails"
 grep -q "is in use (leased" "$T/rm2.err"
 ok $? "saying the model is in use (leased)"
@@ -156,13 +141,13 @@ run_ok "fsck is clean" mc fsck
 run_ok "org/a is pulled again" mc pull org/a
 MODELCACHE_CRASH_THEN=remove-manifest-done
 export MODELCACHE_CRASH_THEN
-remover remove-leases-checked rm3 rm org/a
+mc_stopped rm3 remove-leases-checked rm org/a
 ok $? "rm stalls after its first look at the leases"
 unset MODELCACHE_CRASH_THEN
 hold rm3-hold
 ok $? "a server leases org/a meanwhile, answered from the manifest"
-kill -CONT "$RM_PID"
-wait "$RM_PID"
+kill -CONT "$STOPPED_PID"
+wait "$STOPPED_PID"
 is "$?" 137 "rm, continued, is killed (SIGKILL) after its commit point"
 ok "$([ ! -e "$MF" ]; echo $?)" "the manifest is not in its place"
 run_ok "fsck --repair" mc fsck --repair --json

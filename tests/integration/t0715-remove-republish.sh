@@ -25,10 +25,6 @@ commit=$(json '.commit' <"$T/out")
 snap="$STORE/hub/models--org--a/snapshots/$commit"
 man="$STORE/manifests/models--org--a/$commit.json"
 
-stopped() {
-	[ "$(ps -o stat= -p "$1" | cut -c1)" = T ]
-}
-
 # whole: the snapshot's directory, each link resolving to its store blob,
 # and a ref naming it.
 whole() {
@@ -45,12 +41,9 @@ whole() {
 remove_overtaken() {
 	point=$1 what=$2
 	shift 2
-	(export MODELCACHE_CRASH_POINT="$point" MODELCACHE_CRASH_AT=1 \
-	    MODELCACHE_CRASH_SIGNAL=STOP
-	exec "$MC" "$@" >"$T/rm.out" 2>&1) &
-	R=$!
-	wait_for stopped "$R"
+	mc_stopped rm "$point" "$@"
 	ok $? "$what stops at $point"
+	R=$STOPPED_PID
 	case $point in
 	remove-manifest-done)
 		ok "$([ ! -e "$man" ]; echo $?)" "the manifest is gone" ;;
@@ -83,20 +76,20 @@ remove_overtaken() {
 
 remove_overtaken remove-manifest-done rm rm org/a
 is "$rrc" 1 "rm fails"
-grep -q "is in use (leased, or published again meanwhile)" "$T/rm.out"
+grep -q "is in use (leased, or published again meanwhile)" "$T/rm.err"
 ok $? "rm says the snapshot is in use: published again"
-diag "$(cat "$T/rm.out")"
+diag "$(cat "$T/rm.out" "$T/rm.err")"
 
 remove_overtaken hub-unref "gc to 0" gc --max-size 0
 grep -q "^kept, leased meanwhile, org/a@" "$T/rm.out"
 ok $? "gc says it kept the snapshot"
-diag "gc exit $rrc: $(cat "$T/rm.out")"
+diag "gc exit $rrc: $(cat "$T/rm.out" "$T/rm.err")"
 
 # After the whole view went, before the index row: the import builds the
 # view afresh and writes its row, which the removal then deletes.
 remove_overtaken remove-hub-done rm rm org/a
 is "$rrc" 1 "rm fails"
-grep -q "is in use (leased, or published again meanwhile)" "$T/rm.out"
+grep -q "is in use (leased, or published again meanwhile)" "$T/rm.err"
 ok $? "rm says the snapshot is in use: published again"
 
 # The model still works as any other: it can be removed for good.

@@ -26,22 +26,6 @@ xsize=$(stat -c %s "$T/a/model.safetensors")
 start_origin --repo org/a="$T/a" --repo org/b="$T/b"
 ok $? "the test origin starts"
 
-stopped() {
-	[ "$(ps -o stat= -p "$1" | cut -c1)" = T ]
-}
-
-# bg_stopped NAME POINT ARGS...: mc ARGS in the background, stopping
-# itself at its first POINT; its pid in $BG.
-bg_stopped() {
-	name=$1 point=$2
-	shift 2
-	(export MODELCACHE_CRASH_POINT="$point" MODELCACHE_CRASH_AT=1 \
-	    MODELCACHE_CRASH_SIGNAL=STOP
-	exec "$MC" "$@" >"$T/$name.out" 2>&1) &
-	BG=$!
-	wait_for stopped "$BG"
-}
-
 # served: the bytes of X the origin sent so far.
 served() {
 	stats ".bytes_by_sha256[\"$x\"] // 0"
@@ -73,12 +57,12 @@ check() {
 # 1. The remover holds X's claim while b reuses X.
 run_ok "pull a" mc pull org/a
 before=$(served)
-bg_stopped rm remove-blobs-claimed rm org/a
+mc_stopped rm remove-blobs-claimed rm org/a
 ok $? "rm a stops with X's claim held"
-R=$BG
-bg_stopped b pull-settled pull --json org/b
+R=$STOPPED_PID
+mc_stopped b pull-settled pull --json org/b
 ok $? "pull b reuses X and stops before its manifest"
-B=$BG
+B=$STOPPED_PID
 kill -CONT "$R"
 wait "$R"
 ok $? "rm a goes on and completes"
@@ -93,12 +77,12 @@ check "remover"
 run_ok "rm b" mc rm org/b
 mc gc >/dev/null 2>&1
 before=$(served)
-bg_stopped a pull-settled pull org/a
+mc_stopped a pull-settled pull org/a
 ok $? "pull a publishes X and stops before its manifest"
-A=$BG
-bg_stopped b pull-settled pull --json org/b
+A=$STOPPED_PID
+mc_stopped b pull-settled pull --json org/b
 ok $? "pull b reuses X and stops before its manifest"
-B=$BG
+B=$STOPPED_PID
 kill -CONT "$A"
 wait "$A"
 ok $? "pull a goes on and completes"

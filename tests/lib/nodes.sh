@@ -130,7 +130,7 @@ big_model() {
 # Whether the pull that unshare $AU runs is stopped; its pid in A.
 a_stopped() {
 	A=$(node_pid "$(node_pid "$AU")")
-	[ -n "$A" ] && [ "$(ps -o stat= -p "$A" | cut -c1)" = T ]
+	[ -n "$A" ] && stopped "$A"
 }
 
 stopped_pull() {

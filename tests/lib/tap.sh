@@ -21,7 +21,8 @@
 #   client ARGS...        tests/lib/mcclient.py: hello, then requests
 #
 # Checks: is, ok, run_ok, run_fails, jqok (a jq filter over JSON text), jqe;
-# sha_of FILE; wait_for CMD (bounded polling, never a fixed sleep).
+# sha_of FILE; wait_for CMD (bounded polling, never a fixed sleep);
+# stopped PID, mc_stopped (a command stopped at a fault point).
 
 set -u
 
@@ -231,6 +232,24 @@ client() {
 # sha_of FILE: its SHA-256, 64 hex digits.
 sha_of() {
 	sha256sum <"$1" | cut -c1-64
+}
+
+# stopped PID: whether process PID is stopped (SIGSTOP).
+stopped() {
+	[ "$(ps -o stat= -p "$1" | cut -c1)" = T ]
+}
+
+# mc_stopped NAME POINT ARGS...: mc ARGS in the background, stopping itself
+# (SIGSTOP) at its first fault point POINT, its output in $T/NAME.out and
+# $T/NAME.err; returns once it stopped, its pid in STOPPED_PID.
+mc_stopped() {
+	ms_name=$1 ms_point=$2
+	shift 2
+	(export MODELCACHE_CRASH_POINT="$ms_point" MODELCACHE_CRASH_AT=1 \
+	    MODELCACHE_CRASH_SIGNAL=STOP
+	exec "$MC" "$@" >"$T/$ms_name.out" 2>"$T/$ms_name.err") &
+	STOPPED_PID=$!
+	wait_for stopped "$STOPPED_PID"
 }
 
 # wait_for CMD...: until CMD succeeds, polled for at most 60 s.
